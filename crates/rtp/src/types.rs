@@ -48,6 +48,8 @@ impl RtpTime {
     }
 
     /// This timestamp advanced by `ticks` (wrapping).
+    // Not `std::ops::Add`: that would promise ordinary overflow semantics; this always wraps.
+    #[allow(clippy::should_implement_trait)]
     pub fn add(self, ticks: u32) -> RtpTime {
         RtpTime(self.0.wrapping_add(ticks))
     }

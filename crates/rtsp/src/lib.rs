@@ -13,5 +13,5 @@ pub mod header;
 mod message;
 pub mod session;
 
-pub use error::StatusCode;
+pub use error::{ParseError, StatusCode};
 pub use message::{ChannelId, Headers, Method, Request, Response, SessionId, Version};
