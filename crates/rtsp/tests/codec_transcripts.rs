@@ -232,6 +232,12 @@ fn value() -> impl Strategy<Value = String> {
     "[^\r\n]{0,24}".prop_map(|v| v.trim_matches([' ', '\t']).to_owned())
 }
 
+/// A reason phrase: like a header value, but free of control characters (the decoder rejects
+/// them in a start line).
+fn reason() -> impl Strategy<Value = String> {
+    "[^\x00-\x1f\x7f]{0,24}".prop_map(|v| v.trim_matches([' ', '\t']).to_owned())
+}
+
 /// Headers other than CSeq and Content-Length, which the generators place themselves.
 fn headers() -> impl Strategy<Value = Vec<(String, String)>> {
     prop::collection::vec((token(), value()), 0..12).prop_map(|hs| {
@@ -269,7 +275,8 @@ fn assemble(
 fn request() -> impl Strategy<Value = Request> {
     (
         prop::sample::select(Method::ALL.to_vec()),
-        "[^ \t\r\n]{1,40}",
+        // No spaces, tabs or other control characters: the decoder rejects those in a URI.
+        "[^\x00-\x20\x7f]{1,40}",
         headers(),
         any::<(usize, u32)>(),
         body(),
@@ -281,7 +288,7 @@ fn request() -> impl Strategy<Value = Request> {
 }
 
 fn response() -> impl Strategy<Value = Response> {
-    (100u16..=999, value(), headers(), any::<Option<(usize, u32)>>(), body()).prop_map(
+    (100u16..=999, reason(), headers(), any::<Option<(usize, u32)>>(), body()).prop_map(
         |(code, reason, list, cseq, body)| {
             let cseq = cseq.map(|(at, n)| (at, n.to_string()));
             let headers = assemble(list, cseq, &body);

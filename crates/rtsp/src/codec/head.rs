@@ -48,6 +48,11 @@ fn request_line(line: &[u8], rejected: Rejected) -> Result<(Method, String, Vers
     let text = std::str::from_utf8(line)
         .map_err(|_| ParseError::NonUtf8 { field: "request line", rejected })?;
     let malformed = || ParseError::MalformedRequestLine { line: text.to_owned(), rejected };
+    // A control character (a stray CR, say) is never part of a URI; taking it in would make a
+    // message the writer cannot reproduce.
+    if has_control(text) {
+        return Err(malformed());
+    }
     let mut parts = text.split([' ', '\t']).filter(|part| !part.is_empty());
     let (Some(method), Some(uri), Some(version), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -62,6 +67,11 @@ fn request_line(line: &[u8], rejected: Rejected) -> Result<(Method, String, Vers
     Ok((method, uri.to_owned(), version))
 }
 
+/// Whether `text` holds an ASCII control character other than the tab separator.
+fn has_control(text: &str) -> bool {
+    text.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f)
+}
+
 /// `RTSP-Version SP 3DIGIT [SP Reason-Phrase]`; the reason is trimmed and may be empty.
 fn status_line(
     line: &[u8],
@@ -70,6 +80,9 @@ fn status_line(
     let text = std::str::from_utf8(line)
         .map_err(|_| ParseError::NonUtf8 { field: "status line", rejected })?;
     let malformed = || ParseError::MalformedStatusLine { line: text.to_owned(), rejected };
+    if has_control(text) {
+        return Err(malformed());
+    }
     let (version, rest) = text.split_once([' ', '\t']).ok_or_else(malformed)?;
     let version = version_of(version, rejected).ok_or_else(malformed)??;
     let rest = rest.trim_start_matches([' ', '\t']);

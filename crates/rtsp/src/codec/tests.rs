@@ -523,3 +523,16 @@ fn headers_type_is_reexported_for_writers() {
     // Keeps `Headers` in scope for readers of these tests; a trivial check.
     assert!(Headers::new().is_empty());
 }
+
+/// Found by the `rtsp_codec` fuzz target: a bare CR inside the Request-URI was taken in, and
+/// the writer (which never emits a CR inside a line) produced a different message.
+#[test]
+fn control_characters_in_start_lines_are_rejected() {
+    let e = error_of(b"PLAY rtsp://1\r\r27.0.0.1/live RTSP/1.0\r\nCSeq: 4\r\n\r\n");
+    assert!(matches!(e, ParseError::MalformedRequestLine { .. }), "{e:?}");
+    assert!(e.recoverable());
+    let e = error_of(b"RTSP/1.0 200 O\x01K\r\nCSeq: 4\r\n\r\n");
+    assert!(matches!(e, ParseError::MalformedStatusLine { .. }), "{e:?}");
+    // Tabs stay accepted as separators.
+    assert_eq!(request(b"PLAY\trtsp://h/x\tRTSP/1.0\r\nCSeq: 1\r\n\r\n").uri, "rtsp://h/x");
+}

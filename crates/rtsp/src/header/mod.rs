@@ -243,6 +243,17 @@ fn unquote(s: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// Whether an unknown parameter (`name` or `name=value`) can be kept and written back as it
+/// came: the name a token, the value free of controls and, unless quoted, of commas (which
+/// would split it into another list element on the way back).
+fn is_extension_param(name: &str, value: Option<&str>) -> bool {
+    is_token(name)
+        && value.is_none_or(|v| {
+            !v.bytes().any(|b| b.is_ascii_control())
+                && (!v.contains(',') || (v.len() >= 2 && v.starts_with('"') && v.ends_with('"')))
+        })
+}
+
 /// Whether `s` is an RFC 2616 token (non-empty, no separators, no controls, ASCII).
 fn is_token(s: &str) -> bool {
     !s.is_empty()

@@ -2,7 +2,9 @@
 
 use std::fmt;
 
-use super::{parse_decimal, split_unquoted, typed_header, unquote, HeaderError};
+use super::{
+    is_extension_param, parse_decimal, split_unquoted, typed_header, unquote, HeaderError,
+};
 use crate::ChannelId;
 
 const NAME: &str = "Transport";
@@ -497,8 +499,8 @@ impl TransportSpec {
                 set_once(&mut self.mode, mode, name)
             }
             _ => {
-                if name.is_empty() {
-                    return Err(HeaderError::invalid(NAME, "parameter", value.unwrap_or("")));
+                if !is_extension_param(name, value) {
+                    return Err(HeaderError::invalid(NAME, "parameter", name));
                 }
                 self.other.push((name.to_owned(), value.map(str::to_owned)));
                 Ok(())
