@@ -2,7 +2,8 @@
 //!
 //! * `OUT_DIR/rtsp_codec/`: every transcript segment and every reassembled TCP stream;
 //! * `OUT_DIR/sdp/`: every SDP body found in them;
-//! * `OUT_DIR/rtp/` and `OUT_DIR/rtcp/`: every UDP payload, split by RTCP packet type.
+//! * `OUT_DIR/rtp/` and `OUT_DIR/rtcp/`: every UDP payload, split by RTCP packet type;
+//! * `OUT_DIR/rtsp_headers/`: every header value in the transcripts.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a developer tool over our own fixtures
 
 use std::path::Path;
@@ -24,6 +25,13 @@ fn main() {
         let mut both = Vec::new();
         for (i, seg) in manifold_testdata::transcript(name).iter().enumerate() {
             streams.push((format!("{stem}-{i}"), seg.bytes.clone()));
+            let text = String::from_utf8_lossy(&seg.bytes);
+            let head = text.split("\r\n\r\n").next().unwrap_or_default();
+            for (j, line) in head.lines().skip(1).enumerate() {
+                if let Some((_, value)) = line.split_once(':') {
+                    put("rtsp_headers", format!("{stem}-{i}-{j}"), value.trim().as_bytes());
+                }
+            }
             both.extend_from_slice(&seg.bytes);
         }
         streams.push((format!("{stem}-all"), both));
