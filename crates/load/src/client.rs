@@ -1,0 +1,507 @@
+//! One simulated client on a glommio shard: a real RTSP client through
+//! [`ClientSession`]: connect, DESCRIBE, SETUP every track, PLAY, receive for its hold time,
+//! TEARDOWN; media over its own UDP port pairs or interleaved on the connection.
+
+use std::cell::RefCell;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::{TcpStream, UdpSocket};
+use glommio::Task;
+use manifold_rtp::ntp::NtpTime;
+use manifold_rtsp::codec::{write_request, write_response, Decoder, Item};
+use manifold_rtsp::header::{LowerTransport, PortRange};
+use manifold_rtsp::session::client::{
+    ClientConfig, ClientError, ClientEvent, ClientSession, ClientTrack, MediaTransport,
+};
+use manifold_rtsp::Method;
+use manifold_udp::RecvBatch;
+
+use crate::metrics::{ErrorKind, Metric, Metrics};
+use crate::progress::Live;
+use crate::receiver::TrackReceiver;
+use crate::schedule::{Arrival, SplitMix};
+use crate::sys;
+use crate::target::{Target, TrackInfo};
+
+/// Largest RTSP message or interleaved frame the connection buffer holds.
+const READ_BUF: usize = 128 * 1024;
+
+/// What every session on a shard shares.
+pub(crate) struct SessionEnv {
+    pub(crate) target: Target,
+    pub(crate) config: ClientConfig,
+    pub(crate) tracks: Vec<TrackInfo>,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) udp_rcvbuf: usize,
+    pub(crate) seed: u64,
+    pub(crate) run_end: Instant,
+    pub(crate) metrics: RefCell<Metrics>,
+    pub(crate) recv: RefCell<RecvBatch>,
+    pub(crate) live: Arc<Live>,
+    /// Sessions in progress on this shard.
+    pub(crate) active: std::cell::Cell<u64>,
+}
+
+/// Why a session failed.
+struct Failure {
+    kind: ErrorKind,
+    status: Option<u16>,
+    message: String,
+}
+
+/// Who a session is, for messages.
+struct Who<'a> {
+    index: u64,
+    udp: bool,
+    target: &'a Target,
+}
+
+impl Who<'_> {
+    fn fail(&self, kind: ErrorKind, status: Option<u16>, side: &str, what: String) -> Failure {
+        let message = format!(
+            "session {} ({}) to {} [{}]: {side} side: {what}",
+            self.index,
+            if self.udp { "udp" } else { "tcp" },
+            self.target.display_url,
+            self.target.addr
+        );
+        Failure { kind, status, message }
+    }
+
+    fn io(&self, what: &str, e: &io::Error) -> Failure {
+        let kind = match e.kind() {
+            io::ErrorKind::ConnectionRefused => ErrorKind::Refused,
+            io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::UnexpectedEof => ErrorKind::Reset,
+            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => ErrorKind::Timeout,
+            _ => ErrorKind::Io,
+        };
+        self.fail(kind, None, "server", format!("{what}: {e}"))
+    }
+}
+
+/// One UDP port pair: the RTP socket (handed to glommio) and the RTCP socket (held so the port
+/// stays ours; RTCP is not read).
+struct UdpPair {
+    rtp: socket2::Socket,
+    rtcp: socket2::Socket,
+    port: u16,
+}
+
+fn bind_udp(ip: IpAddr, port: u16) -> io::Result<socket2::Socket> {
+    let addr = SocketAddr::new(ip, port);
+    let s = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
+    s.bind(&addr.into())?;
+    Ok(s)
+}
+
+fn local_port(s: &socket2::Socket) -> io::Result<u16> {
+    s.local_addr()?
+        .as_socket()
+        .map(|a| a.port())
+        .ok_or_else(|| io::Error::other("not an IP socket"))
+}
+
+/// Binds an even RTP port and the odd RTCP port above it on `ip`.
+fn bind_pair(ip: IpAddr, rcvbuf: usize) -> io::Result<UdpPair> {
+    let mut last = io::Error::new(io::ErrorKind::AddrInUse, "no free RTP/RTCP port pair");
+    for _ in 0..32 {
+        let first = bind_udp(ip, 0)?;
+        let port = local_port(&first)?;
+        let (rtp, rtcp, rtp_port) = if port % 2 == 0 && port < u16::MAX {
+            match bind_udp(ip, port + 1) {
+                Ok(rtcp) => (first, rtcp, port),
+                Err(e) => {
+                    last = e;
+                    continue;
+                }
+            }
+        } else {
+            match bind_udp(ip, port - 1) {
+                Ok(rtp) => (rtp, first, port - 1),
+                Err(e) => {
+                    last = e;
+                    continue;
+                }
+            }
+        };
+        let _ = rtp.set_recv_buffer_size(rcvbuf);
+        let _ = manifold_udp::set_gro(&rtp, true);
+        let _ = manifold_udp::set_rxq_ovfl(&rtp, true);
+        return Ok(UdpPair { rtp, rtcp, port: rtp_port });
+    }
+    Err(last)
+}
+
+/// Runs one session from its intended start to its end, and accounts for it.
+pub(crate) async fn run_session(env: Rc<SessionEnv>, arrival: Arrival, intended: Instant) {
+    env.active.set(env.active.get() + 1);
+    env.live.active.fetch_add(1, Ordering::Relaxed);
+    let who = Who { index: arrival.index, udp: arrival.udp, target: &env.target };
+    let result = session(&env, &who, &arrival, intended).await;
+    {
+        let mut m = env.metrics.borrow_mut();
+        match result {
+            Ok(()) => m.counts.ok += 1,
+            Err(f) => {
+                tracing::debug!("{}", f.message);
+                env.live.errors.fetch_add(1, Ordering::Relaxed);
+                m.error(f.kind, f.status, || f.message);
+            }
+        }
+    }
+    env.live.active.fetch_sub(1, Ordering::Relaxed);
+    env.active.set(env.active.get().saturating_sub(1));
+}
+
+/// Per-session state shared with its UDP receiver tasks.
+type Receivers = Rc<RefCell<Vec<TrackReceiver>>>;
+
+async fn session(
+    env: &Rc<SessionEnv>,
+    who: &Who<'_>,
+    arrival: &Arrival,
+    intended: Instant,
+) -> Result<(), Failure> {
+    let peer = env.target.addr;
+    let mut stream = TcpStream::connect_timeout(peer, env.connect_timeout)
+        .await
+        .map_err(|e| who.io("connect", &io::Error::from(e)))?;
+    env.metrics.borrow_mut().record(Metric::Connect, intended.elapsed());
+    let _ = stream.set_nodelay(true);
+
+    let mut pairs = Vec::new();
+    if arrival.udp {
+        let ip = stream.local_addr().map(|a| a.ip()).map_err(|e| {
+            who.fail(ErrorKind::Io, None, "generator", format!("local address: {e}"))
+        })?;
+        for _ in &env.tracks {
+            let pair = bind_pair(ip, env.udp_rcvbuf).map_err(|e| {
+                who.fail(ErrorKind::Generator, None, "generator", format!("UDP port pair: {e}"))
+            })?;
+            pairs.push(pair);
+        }
+    }
+    let mut config = env.config.clone();
+    config.transport = if arrival.udp {
+        MediaTransport::Udp {
+            client_ports: pairs
+                .iter()
+                .map(|p| PortRange { first: p.port, last: p.port.saturating_add(1) })
+                .collect(),
+        }
+    } else {
+        MediaTransport::Interleaved
+    };
+    let mut rng = SplitMix::new(env.seed ^ arrival.index.wrapping_mul(0x9E37_79B9));
+    config.cnonce = format!("{:016x}", rng.next_u64());
+    let mut session = ClientSession::new(config);
+
+    let receivers: Receivers = Rc::new(RefCell::new(
+        env.tracks.iter().map(|t| TrackReceiver::new(t.clock_rate, t.codec, t.stamp_ids)).collect(),
+    ));
+    // RTCP sockets stay bound (the ports are ours) until the session ends.
+    let mut rtcp_sockets = Vec::with_capacity(pairs.len());
+    let mut udp_sockets: Vec<Option<socket2::Socket>> = Vec::with_capacity(pairs.len());
+    for p in pairs {
+        udp_sockets.push(Some(p.rtp));
+        rtcp_sockets.push(p.rtcp);
+    }
+    let mut rx_tasks: Vec<Task<()>> = Vec::new();
+    let mut channels: Vec<(u8, usize)> = Vec::new();
+
+    let end_at = (intended + arrival.hold).min(env.run_end);
+    let mut buf = vec![0u8; READ_BUF];
+    let (mut start, mut end) = (0usize, 0usize);
+    let mut decoder = Decoder::default();
+    let mut out = Vec::with_capacity(1024);
+    let mut inflight: Option<(Method, Instant)> = None;
+    let mut play_sent: Option<Instant> = None;
+    let mut played = false;
+    let mut closing = false;
+
+    let result: Result<(), Failure> = 'run: loop {
+        let now = Instant::now();
+        while let Some(req) = session.poll_transmit(now) {
+            out.clear();
+            write_request(&req, &mut out);
+            inflight = Some((req.method, now));
+            if req.method == Method::Play {
+                play_sent = Some(now);
+            }
+            let sent = stream.write_all(&out).await;
+            out.clear();
+            if let Err(e) = sent {
+                break 'run Err(who.io(&format!("sending {}", req.method), &e));
+            }
+        }
+        // Events.
+        let mut finished = None;
+        while let Some(ev) = session.poll_event() {
+            match ev {
+                ClientEvent::Ready { tracks, .. } => {
+                    for (i, track) in tracks.iter().enumerate() {
+                        start_track(
+                            env,
+                            i,
+                            track,
+                            &mut udp_sockets,
+                            &receivers,
+                            &mut rx_tasks,
+                            &mut channels,
+                        );
+                    }
+                }
+                ClientEvent::Playing { .. } => {
+                    played = true;
+                    let setup = intended.elapsed();
+                    let mut m = env.metrics.borrow_mut();
+                    m.record(Metric::Setup, setup);
+                    m.counts.played += 1;
+                    env.live.setup_done(setup);
+                }
+                ClientEvent::Closed => finished = Some(Ok(())),
+                ClientEvent::Failed(e) => {
+                    let sid = session.session().map_or_else(|| "-".to_owned(), |s| s.0.clone());
+                    finished = Some(Err(client_failure(who, &sid, &e)));
+                }
+                _ => {}
+            }
+        }
+        if let Some(r) = finished {
+            break 'run r;
+        }
+        // Wait for bytes or the next deadline.
+        let mut deadline = session.poll_timeout();
+        if !closing {
+            deadline = Some(deadline.map_or(end_at, |d| d.min(end_at)));
+        }
+        if end == buf.len() {
+            if start == 0 {
+                break 'run Err(who.fail(
+                    ErrorKind::Protocol,
+                    None,
+                    "server",
+                    format!("message larger than {READ_BUF} bytes"),
+                ));
+            }
+            buf.copy_within(start..end, 0);
+            end -= start;
+            start = 0;
+            decoder.reset();
+        }
+        let wait = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let wake =
+            futures_lite::future::or(async { Some(stream.read(&mut buf[end..]).await) }, async {
+                match wait {
+                    Some(d) => glommio::timer::sleep(d).await,
+                    None => futures_lite::future::pending::<()>().await,
+                };
+                None
+            })
+            .await;
+        let now = Instant::now();
+        match wake {
+            None => {
+                if !closing && now >= end_at {
+                    if !played {
+                        break 'run Err(who.fail(
+                            ErrorKind::Timeout,
+                            None,
+                            "server",
+                            "did not reach PLAY within the session's hold time".to_owned(),
+                        ));
+                    }
+                    closing = true;
+                    session.teardown();
+                }
+                session.handle_timeout(now);
+            }
+            Some(Ok(0)) => {
+                if closing {
+                    break 'run Ok(());
+                }
+                break 'run Err(who.fail(
+                    ErrorKind::Reset,
+                    None,
+                    "server",
+                    "closed the connection".to_owned(),
+                ));
+            }
+            Some(Err(e)) => break 'run Err(who.io("reading", &e)),
+            Some(Ok(n)) => {
+                end += n;
+                let arrival_ntp = NtpTime::from_system_time(SystemTime::now());
+                let mut packets = 0u64;
+                loop {
+                    let item = match decoder.feed(&buf[start..end]) {
+                        Ok(Some(x)) => x,
+                        Ok(None) => break,
+                        Err(e) => {
+                            break 'run Err(who.fail(
+                                ErrorKind::Protocol,
+                                None,
+                                "server",
+                                format!("unparseable bytes: {e}"),
+                            ))
+                        }
+                    };
+                    let (item, used) = item;
+                    match item {
+                        Item::Response(r) => {
+                            if let Some((method, sent)) = inflight.take() {
+                                env.metrics.borrow_mut().record(Metric::rtt_of(method), now - sent);
+                            }
+                            session.handle_response(now, &r);
+                        }
+                        Item::Request(r) => {
+                            let answer = session.handle_request(now, &r);
+                            write_response(&answer, &mut out);
+                            // Answered after this batch of bytes (no await while parsing).
+                        }
+                        Item::Interleaved { channel, payload } => {
+                            if let Some(&(_, track)) =
+                                channels.iter().find(|(c, _)| *c == channel.0)
+                            {
+                                let mut m = env.metrics.borrow_mut();
+                                if let Some(rx) = receivers.borrow_mut().get_mut(track) {
+                                    rx.handle_packet(now, arrival_ntp, payload, &mut m);
+                                    packets += 1;
+                                }
+                            }
+                        }
+                    }
+                    start += used;
+                }
+                if start == end {
+                    start = 0;
+                    end = 0;
+                    decoder.reset();
+                }
+                env.live.packets.fetch_add(packets, Ordering::Relaxed);
+                if !out.is_empty() {
+                    if let Err(e) = stream.write_all(&out).await {
+                        break 'run Err(who.io("answering a server request", &e));
+                    }
+                    out.clear();
+                }
+            }
+        }
+    };
+
+    for t in rx_tasks {
+        t.cancel().await;
+    }
+    drop(rtcp_sockets);
+    let mut m = env.metrics.borrow_mut();
+    let mut rxs = receivers.borrow_mut();
+    if let Some(play) = play_sent {
+        if let Some(first) = rxs.iter().filter_map(TrackReceiver::first_packet).min() {
+            m.record(Metric::FirstRtp, first.saturating_duration_since(play));
+        }
+        if let Some(first) = rxs.iter().filter_map(TrackReceiver::first_keyframe).min() {
+            m.record(Metric::FirstKeyframe, first.saturating_duration_since(play));
+        }
+    }
+    for rx in rxs.iter_mut() {
+        rx.finish(&mut m);
+    }
+    result
+}
+
+fn client_failure(who: &Who<'_>, sid: &str, e: &ClientError) -> Failure {
+    let (kind, status) = match e {
+        ClientError::Status { status, .. } => (ErrorKind::Status, Some(status.0)),
+        ClientError::Timeout { .. } => (ErrorKind::Timeout, None),
+        ClientError::Unauthorized { .. } => (ErrorKind::Auth, None),
+        _ => (ErrorKind::Protocol, None),
+    };
+    who.fail(kind, status, "server", format!("RTSP session {sid}: {e}"))
+}
+
+/// Starts receiving track `i`: a receiver task on its UDP socket, or its interleaved channel.
+fn start_track(
+    env: &Rc<SessionEnv>,
+    i: usize,
+    track: &ClientTrack,
+    udp_sockets: &mut [Option<socket2::Socket>],
+    receivers: &Receivers,
+    rx_tasks: &mut Vec<Task<()>>,
+    channels: &mut Vec<(u8, usize)>,
+) {
+    let spec = track.transport.as_ref().unwrap_or(&track.offer);
+    match spec.lower_transport() {
+        LowerTransport::Tcp => {
+            let range = spec.interleaved.or(track.offer.interleaved);
+            if let Some(r) = range {
+                channels.push((r.first.0, i));
+            }
+        }
+        LowerTransport::Udp => {
+            if let Some(sock) = udp_sockets.get_mut(i).and_then(Option::take) {
+                let socket = sys::glommio_udp(sock);
+                let env = env.clone();
+                let receivers = receivers.clone();
+                rx_tasks.push(glommio::spawn_local(udp_receiver(env, socket, i, receivers)));
+            }
+        }
+    }
+}
+
+/// Drains one RTP socket: wait until readable, then `recvmmsg` batches until it is empty.
+async fn udp_receiver(env: Rc<SessionEnv>, socket: UdpSocket, track: usize, receivers: Receivers) {
+    let mut peek = [0u8; 1];
+    let mut drops_seen = 0u32;
+    loop {
+        if socket.peek_from(&mut peek).await.is_err() {
+            // ICMP errors on an unconnected socket are not ours to act on; try again shortly.
+            glommio::timer::sleep(Duration::from_millis(1)).await;
+            continue;
+        }
+        loop {
+            let mut batch = env.recv.borrow_mut();
+            let got = match sys::recv_batch(&mut batch, &socket) {
+                Ok(n) => n,
+                Err(_) => break,
+            };
+            let now = Instant::now();
+            let now_ntp = NtpTime::from_system_time(SystemTime::now());
+            let mut m = env.metrics.borrow_mut();
+            let mut rxs = receivers.borrow_mut();
+            let mut packets = 0u64;
+            for msg in batch.messages() {
+                if let Some(d) = msg.drops {
+                    m.counts.rxq_drops += u64::from(d.wrapping_sub(drops_seen));
+                    drops_seen = d;
+                }
+                if let Some(rx) = rxs.get_mut(track) {
+                    for datagram in msg.datagrams() {
+                        rx.handle_packet(now, now_ntp, datagram, &mut m);
+                        packets += 1;
+                    }
+                }
+            }
+            env.live.packets.fetch_add(packets, Ordering::Relaxed);
+            if got < RECV_BATCH {
+                break;
+            }
+        }
+    }
+}
+
+/// Messages per `recvmmsg`.
+pub(crate) const RECV_BATCH: usize = 16;
+/// Bytes per message: a whole GRO-coalesced message.
+pub(crate) const RECV_BUF: usize = 65535;

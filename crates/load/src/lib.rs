@@ -1,0 +1,347 @@
+//! The load generator runtime behind `manifold load`: simulated RTSP clients on pinned glommio
+//! shards, an open-model arrival schedule measured against intended start times, HdrHistogram
+//! metrics merged across shards, a report (table and JSON), thresholds and self-health.
+//!
+//! Entry point: [`run`] with [`LoadArgs`]; the [`Outcome`] gives the exit code (0 pass, 99 a
+//! threshold failed); a [`LoadError`] means exit code 1.
+//!
+//! Modules, one concern each: [`args`] (flags), [`target`] (URL, probe DESCRIBE),
+//! [`schedule`] (open-model arrivals, pacing), `shard` (a shard's share of the schedule),
+//! `client` (one session on a shard), [`receiver`] (per-track packet accounting, sans-IO),
+//! [`metrics`] (histograms and counts), [`threshold`], [`report`] (table, JSON), [`junit`],
+//! [`hlog`] (interval log), [`health`] (self-health), [`progress`] (live line), [`workers`]
+//! (`--processes`), `sys` (the only module with `unsafe`: syscalls).
+//!
+//! Where latencies start: `connect` and `setup` from the session's *intended* start (so a
+//! generator or server that falls behind cannot hide it), each `rtt.*` from the request's
+//! send, `first_rtp`/`first_keyframe` from PLAY's send, `e2e` from the capture time stamped
+//! in the packet (same host clock), `gap` between consecutive packets of a track.
+
+pub mod args;
+mod client;
+pub mod health;
+pub mod hlog;
+pub mod junit;
+pub mod metrics;
+pub mod progress;
+pub mod receiver;
+pub mod report;
+pub mod schedule;
+mod shard;
+mod sys;
+pub mod target;
+pub mod threshold;
+pub mod workers;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use glommio::{CpuSet, LocalExecutorPoolBuilder, PoolPlacement};
+use manifold_rtsp::auth::Credentials;
+use manifold_rtsp::session::client::ClientConfig;
+
+pub use args::{LoadArgs, TransportChoice};
+pub use report::Report;
+
+use crate::health::{FdBudget, Health};
+use crate::metrics::Metrics;
+use crate::progress::{Live, Progress};
+use crate::report::RunConfig;
+use crate::schedule::{Hold, Schedule, ScheduleConfig};
+use crate::target::Target;
+use crate::threshold::{Threshold, ThresholdError};
+use crate::workers::WorkerSpec;
+
+/// Exit code of a run whose thresholds all held.
+pub const EXIT_PASS: i32 = 0;
+/// Exit code of a run with a failed threshold.
+pub const EXIT_THRESHOLD: i32 = 99;
+/// Exit code of a run that could not be carried out.
+pub const EXIT_ERROR: i32 = 1;
+
+/// Time the shards get to come up before the first intended start.
+const STARTUP_GRACE: Duration = Duration::from_millis(200);
+/// Time worker processes get to start (and probe) before the shared start.
+const WORKER_GRACE: Duration = Duration::from_millis(1500);
+
+/// Why a run could not be carried out (exit code 1).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// The URL is not usable.
+    #[error("URL {url}: {reason}")]
+    Url {
+        /// The URL.
+        url: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A threshold does not parse.
+    #[error(transparent)]
+    Threshold(#[from] ThresholdError),
+    /// The probe DESCRIBE failed: the server is not there or refuses us.
+    #[error("server {peer}: DESCRIBE before the run failed: {reason}")]
+    Probe {
+        /// The server.
+        peer: SocketAddr,
+        /// What happened.
+        reason: String,
+    },
+    /// Not one session fits the open-file limit.
+    #[error(
+        "generator side: the open-file limit ({soft} soft, {hard} hard) fits no session of \
+         {per_session} descriptors"
+    )]
+    NoRoom {
+        /// Soft limit.
+        soft: u64,
+        /// Hard limit.
+        hard: u64,
+        /// Descriptors per session.
+        per_session: u64,
+    },
+    /// The glommio shards could not be started or died.
+    #[error("generator side: shard executor: {0}")]
+    Executor(String),
+    /// The JSON report could not be written.
+    #[error("writing {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+impl LoadError {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> i32 {
+        EXIT_ERROR
+    }
+}
+
+/// A finished run.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The report (also printed, and written as JSON when asked).
+    pub report: Report,
+}
+
+impl Outcome {
+    /// 0 when every threshold held, 99 otherwise.
+    pub fn exit_code(&self) -> i32 {
+        if self.report.passed {
+            EXIT_PASS
+        } else {
+            EXIT_THRESHOLD
+        }
+    }
+}
+
+/// Runs a load test as the flags say: prints the table to stdout (and a progress line to
+/// stderr on a terminal), writes `--json`, and returns the outcome.
+pub fn run(args: LoadArgs) -> Result<Outcome, LoadError> {
+    let (outcome, raw) = execute_raw(&args)?;
+    if args.worker.is_some() {
+        let out = workers::WorkerOutput {
+            metrics: raw.metrics.to_wire(),
+            intervals: workers::WorkerOutput::wire_intervals(&raw.intervals),
+            cpu_s: raw.cpu.as_secs_f64(),
+            fits: raw.fits,
+        };
+        let line = serde_json::to_string(&out)
+            .map_err(|e| LoadError::Executor(format!("worker output: {e}")))?;
+        println!("{line}");
+        return Ok(outcome);
+    }
+    print!("{}", outcome.report.table());
+    if let Some(path) = &args.json {
+        std::fs::write(path, outcome.report.to_json())
+            .map_err(|source| LoadError::Write { path: path.clone(), source })?;
+    }
+    if let Some(path) = &args.hlog {
+        let start = SystemTime::now() - raw.wall;
+        hlog::write(path, &raw.intervals, start)
+            .map_err(|source| LoadError::Write { path: path.clone(), source })?;
+    }
+    if let Some(path) = &args.junit {
+        std::fs::write(path, junit::to_xml(&outcome.report))
+            .map_err(|source| LoadError::Write { path: path.clone(), source })?;
+    }
+    Ok(outcome)
+}
+
+/// [`run`] without printing or writing anything.
+pub fn execute(args: &LoadArgs) -> Result<Outcome, LoadError> {
+    execute_raw(args).map(|(outcome, _)| outcome)
+}
+
+fn execute_raw(args: &LoadArgs) -> Result<(Outcome, Raw), LoadError> {
+    let thresholds =
+        args.thresholds.iter().map(|t| Threshold::parse(t)).collect::<Result<Vec<_>, _>>()?;
+    let target = Target::resolve(&args.url)?;
+    let mut config = ClientConfig::play(args.url.clone());
+    config.send_options = args.options;
+    config.response_timeout = args.response_timeout;
+    config.allow_basic = !args.no_basic;
+    config.user_agent = Some(concat!("manifold-load/", env!("CARGO_PKG_VERSION")).to_owned());
+    if let Some(user) = &args.user {
+        config.credentials =
+            Some(Credentials::new(user.clone(), args.password.clone().unwrap_or_default()));
+    }
+    let mut probe_config = config.clone();
+    probe_config.send_options = false;
+    probe_config.cnonce = "0a4f113b".to_owned();
+    let tracks =
+        target::probe(&target, probe_config, args.connect_timeout + args.response_timeout)?;
+
+    let shards = args
+        .shards
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    let udp_share = match args.transport {
+        TransportChoice::Udp => 1.0,
+        TransportChoice::Tcp => 0.0,
+        TransportChoice::Mix(p) => p / 100.0,
+    };
+    let per_session = 1 + if udp_share > 0.0 { 2 * tracks.len() as u64 } else { 0 };
+    let fd = FdBudget::raise_and_measure(per_session, shards);
+    if fd.fits == 0 {
+        return Err(LoadError::NoRoom { soft: fd.soft, hard: fd.hard, per_session });
+    }
+    let worker = args.worker.as_deref().map(WorkerSpec::parse).transpose()?;
+    let parts = worker.map_or(u64::from(args.processes.max(1)), |w| w.parts);
+    let (clients, clipped) = match worker {
+        Some(w) => (w.clients, 0),
+        None => {
+            let room = fd.fits.saturating_mul(parts);
+            if u64::from(args.clients) > room {
+                eprintln!(
+                    "manifold load: generator side: the open-file limit ({} soft, {} hard) fits \
+                     {} sessions of {} descriptors per process; running {} instead of {} \
+                     (more --processes go further)",
+                    fd.soft, fd.hard, fd.fits, per_session, room, args.clients
+                );
+                (u32::try_from(room).unwrap_or(u32::MAX), u64::from(args.clients) - room)
+            } else {
+                (args.clients, 0)
+            }
+        }
+    };
+    let rate = args.rate.unwrap_or_else(|| {
+        let ramp = args.ramp.as_secs_f64();
+        if ramp > 0.0 {
+            f64::from(clients) / ramp
+        } else {
+            f64::INFINITY
+        }
+    });
+    let hold = args.hold.unwrap_or(Hold::Fixed(args.duration));
+    let schedule = Schedule::new(ScheduleConfig {
+        clients,
+        rate,
+        duration: args.duration,
+        hold,
+        udp_share,
+        seed: args.seed,
+    });
+
+    let cpu_before = sys_cpu();
+    let (mut merged, intervals, cpu, wall) = if worker.is_none() && parts > 1 {
+        let start = SystemTime::now() + WORKER_GRACE;
+        let outputs = workers::spawn_and_wait(parts, clients, start)?;
+        let wall = SystemTime::now().duration_since(start).unwrap_or_default();
+        let mut merged = Metrics::new();
+        let mut intervals = Vec::new();
+        let mut cpu = sys_cpu().saturating_sub(cpu_before);
+        for o in &outputs {
+            merged.merge(&Metrics::from_wire(&o.metrics));
+            intervals.extend(o.blobs());
+            cpu += Duration::try_from_secs_f64(o.cpu_s).unwrap_or_default();
+        }
+        (merged, intervals, cpu, wall)
+    } else {
+        let live = Arc::new(Live::default());
+        let run_start = match worker {
+            Some(w) => {
+                let until = w.start().duration_since(SystemTime::now()).unwrap_or_default();
+                Instant::now() + until
+            }
+            None => Instant::now() + STARTUP_GRACE,
+        };
+        let plan = shard::ShardPlan {
+            shards,
+            part: worker.map_or((0, 1), |w| (w.index, w.parts)),
+            schedule,
+            target: target.clone(),
+            config,
+            tracks: tracks.clone(),
+            connect_timeout: args.connect_timeout,
+            behind_tolerance: args.behind_tolerance,
+            udp_rcvbuf: args.udp_rcvbuf,
+            seed: args.seed,
+            run_start,
+            run_end: run_start + args.duration,
+            cap: fd.fits.div_ceil(shards as u64),
+            live: live.clone(),
+            hlog: args.hlog.is_some(),
+        };
+        let next_shard = Arc::new(AtomicUsize::new(0));
+        let handles =
+            LocalExecutorPoolBuilder::new(PoolPlacement::MaxSpread(shards, CpuSet::online().ok()))
+                .io_memory(args.io_memory)
+                .on_all_shards(move || {
+                    let shard = next_shard.fetch_add(1, Ordering::Relaxed);
+                    shard::run_shard(plan, shard)
+                })
+                .map_err(|e| LoadError::Executor(e.to_string()))?;
+        let progress = Progress::start(live, !args.quiet && worker.is_none(), args.duration);
+        let results = handles.join_all();
+        progress.stop();
+        let wall = run_start.elapsed();
+        let cpu = sys_cpu().saturating_sub(cpu_before);
+        let mut merged = Metrics::new();
+        let mut intervals = Vec::new();
+        for r in results {
+            let out = r.map_err(|e| LoadError::Executor(e.to_string()))?;
+            merged.merge(&out.metrics);
+            intervals.extend(out.intervals);
+        }
+        (merged, intervals, cpu, wall)
+    };
+    merged.counts.clipped += clipped;
+
+    let threads = (shards as u64 * parts) as usize;
+    let cores = std::thread::available_parallelism().map_or(threads, |n| n.get()).min(threads);
+    let health = Health::assess(&merged, cores, cpu, wall, fd);
+    let run_config = RunConfig {
+        url: target.display_url.clone(),
+        clients: args.clients,
+        rate,
+        duration_s: args.duration.as_secs_f64(),
+        hold: hold.to_string(),
+        transport: args.transport.to_string(),
+        processes: parts,
+        tracks: tracks.len(),
+        seed: args.seed,
+    };
+    let report = Report::build(run_config, &merged, wall.as_secs_f64(), health, &thresholds);
+    let raw = Raw { metrics: merged, intervals, cpu, fits: fd.fits, wall };
+    Ok((Outcome { report }, raw))
+}
+
+/// The measurements behind a report: what a worker hands its parent, and what `--hlog` needs.
+struct Raw {
+    metrics: Metrics,
+    intervals: Vec<hlog::IntervalBlob>,
+    cpu: Duration,
+    fits: u64,
+    wall: Duration,
+}
+
+fn sys_cpu() -> Duration {
+    sys::cpu_time()
+}

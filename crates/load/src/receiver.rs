@@ -1,0 +1,263 @@
+//! Receiver-side accounting of one track, sans-IO: every RTP packet comes in with its arrival
+//! time (monotonic, and NTP for end-to-end latency), and the track's loss, duplicates,
+//! reordering, jitter, gaps and latencies go into a [`Metrics`].
+//!
+//! Loss, duplicates and reordering are counted on the synthetic source's 64-bit packet counter
+//! (header extension) when packets carry it, since a relay may rewrite RTP sequence numbers;
+//! otherwise on the RTP sequence number through RFC 3550 [`ReceiverStats`]. Jitter always comes
+//! from [`ReceiverStats`] (RTP timestamps against arrival times).
+
+use std::time::{Duration, Instant};
+
+use manifold_rtp::codec::Codec;
+use manifold_rtp::ntp::NtpTime;
+use manifold_rtp::packet::RtpPacket;
+use manifold_rtp::stats::ReceiverStats;
+use manifold_synth::{ExtensionIds, Stamps};
+
+use crate::metrics::{Metric, Metrics};
+
+/// Counter values remembered below the highest, for duplicate detection.
+const WINDOW: u64 = 4096;
+
+/// Loss, duplicate and reordering accounting on the packet-counter extension.
+#[derive(Debug, Clone)]
+struct CounterTrack {
+    base: u64,
+    highest: u64,
+    unique: u64,
+    duplicates: u64,
+    reordered: u64,
+    seen: Vec<u64>,
+}
+
+impl CounterTrack {
+    fn new(first: u64) -> CounterTrack {
+        let mut t = CounterTrack {
+            base: first,
+            highest: first,
+            unique: 1,
+            duplicates: 0,
+            reordered: 0,
+            seen: vec![0; (WINDOW / 64) as usize],
+        };
+        t.mark(first);
+        t
+    }
+
+    fn slot(c: u64) -> (usize, u64) {
+        let i = c % WINDOW;
+        ((i / 64) as usize, 1 << (i % 64))
+    }
+
+    fn mark(&mut self, c: u64) {
+        let (w, m) = CounterTrack::slot(c);
+        if let Some(word) = self.seen.get_mut(w) {
+            *word |= m;
+        }
+    }
+
+    fn is_marked(&self, c: u64) -> bool {
+        let (w, m) = CounterTrack::slot(c);
+        self.seen.get(w).is_some_and(|word| word & m != 0)
+    }
+
+    fn clear(&mut self, c: u64) {
+        let (w, m) = CounterTrack::slot(c);
+        if let Some(word) = self.seen.get_mut(w) {
+            *word &= !m;
+        }
+    }
+
+    fn handle(&mut self, c: u64) {
+        if c > self.highest {
+            let step = c - self.highest;
+            if step >= WINDOW {
+                self.seen.iter_mut().for_each(|w| *w = 0);
+            } else {
+                for k in 1..=step {
+                    self.clear(self.highest + k);
+                }
+            }
+            self.highest = c;
+            self.mark(c);
+            self.unique += 1;
+        } else if c < self.base {
+            // Arrived late, before the first one we saw: it extends the expected range.
+            self.base = c;
+            self.unique += 1;
+            self.reordered += 1;
+        } else if self.highest - c < WINDOW && self.is_marked(c) {
+            self.duplicates += 1;
+        } else {
+            self.mark(c);
+            self.unique += 1;
+            self.reordered += 1;
+        }
+    }
+
+    fn lost(&self) -> u64 {
+        (self.highest - self.base + 1).saturating_sub(self.unique)
+    }
+}
+
+/// One track's receiver: feed it every RTP packet with [`handle_packet`](Self::handle_packet),
+/// then call [`finish`](Self::finish) once at the end of the session.
+#[derive(Debug, Clone)]
+pub struct TrackReceiver {
+    clock_rate: u32,
+    codec: Option<Codec>,
+    ids: ExtensionIds,
+    stats: Option<ReceiverStats>,
+    counter: Option<CounterTrack>,
+    last_arrival: Option<Instant>,
+    first_packet: Option<Instant>,
+    first_keyframe: Option<Instant>,
+    longest_gap: Duration,
+    packets: u64,
+    finished: bool,
+}
+
+impl TrackReceiver {
+    /// A receiver for a track with this media clock rate, codec (for keyframe detection) and
+    /// stamp extension ids.
+    pub fn new(clock_rate: u32, codec: Option<Codec>, ids: ExtensionIds) -> TrackReceiver {
+        TrackReceiver {
+            clock_rate: clock_rate.max(1),
+            codec,
+            ids,
+            stats: None,
+            counter: None,
+            last_arrival: None,
+            first_packet: None,
+            first_keyframe: None,
+            longest_gap: Duration::ZERO,
+            packets: 0,
+            finished: false,
+        }
+    }
+
+    /// Takes one datagram (or interleaved payload) that arrived at `arrival` (monotonic) and
+    /// `arrival_ntp` (wall clock, for end-to-end latency against the capture-time stamp).
+    /// Returns `false` when it is not an RTP packet (counted as malformed).
+    pub fn handle_packet(
+        &mut self,
+        arrival: Instant,
+        arrival_ntp: NtpTime,
+        datagram: &[u8],
+        metrics: &mut Metrics,
+    ) -> bool {
+        let Ok(packet) = RtpPacket::parse(datagram) else {
+            metrics.counts.malformed += 1;
+            return false;
+        };
+        metrics.counts.packets += 1;
+        metrics.counts.bytes += datagram.len() as u64;
+        self.packets += 1;
+        self.first_packet.get_or_insert(arrival);
+        if let Some(last) = self.last_arrival {
+            let gap = arrival.saturating_duration_since(last);
+            self.longest_gap = self.longest_gap.max(gap);
+            metrics.record(Metric::Gap, gap);
+        }
+        self.last_arrival = Some(self.last_arrival.map_or(arrival, |l| l.max(arrival)));
+
+        if self.first_keyframe.is_none() {
+            if let Some(codec) = self.codec {
+                if codec.starts_keyframe(packet.payload()).unwrap_or(false) {
+                    self.first_keyframe = Some(arrival);
+                }
+            }
+        }
+
+        let stamps = Stamps::from_packet(&packet, self.ids);
+        if let Some(capture) = stamps.capture_time {
+            // Q32.32 seconds; a capture time after the arrival (clock step) records as 0.
+            let delta = arrival_ntp.0.saturating_sub(capture.0);
+            let us = (u128::from(delta) * 1_000_000) >> 32;
+            metrics.record_us(Metric::E2e, u64::try_from(us).unwrap_or(u64::MAX));
+        }
+        let ssrc = packet.ssrc();
+        let stats = self.stats.get_or_insert_with(|| ReceiverStats::new(ssrc, self.clock_rate));
+        stats.handle_packet(arrival, packet.sequence(), packet.timestamp());
+        if let Some(c) = stamps.counter {
+            metrics.counts.counted_by_counter += 1;
+            match &mut self.counter {
+                Some(t) => t.handle(c),
+                None => self.counter = Some(CounterTrack::new(c)),
+            }
+        }
+        true
+    }
+
+    /// When the first packet arrived.
+    pub fn first_packet(&self) -> Option<Instant> {
+        self.first_packet
+    }
+
+    /// When the first packet starting a keyframe arrived.
+    pub fn first_keyframe(&self) -> Option<Instant> {
+        self.first_keyframe
+    }
+
+    /// The longest time between two packets so far.
+    pub fn longest_gap(&self) -> Duration {
+        self.longest_gap
+    }
+
+    /// Packets received.
+    pub fn packets(&self) -> u64 {
+        self.packets
+    }
+
+    /// Lost packets so far (counter-based when the stamps are there).
+    pub fn lost(&self) -> u64 {
+        match (&self.counter, &self.stats) {
+            (Some(c), _) => c.lost(),
+            // RFC 3550 counts duplicates as received; a duplicate does not make up for a loss.
+            (None, Some(s)) => {
+                u64::try_from(s.cumulative_lost().saturating_add_unsigned(s.duplicates()))
+                    .unwrap_or(0)
+            }
+            (None, None) => 0,
+        }
+    }
+
+    /// Duplicates so far.
+    pub fn duplicates(&self) -> u64 {
+        match (&self.counter, &self.stats) {
+            (Some(c), _) => c.duplicates,
+            (None, Some(s)) => s.duplicates(),
+            (None, None) => 0,
+        }
+    }
+
+    /// Reordered packets so far.
+    pub fn reordered(&self) -> u64 {
+        match (&self.counter, &self.stats) {
+            (Some(c), _) => c.reordered,
+            (None, Some(s)) => s.reordered(),
+            (None, None) => 0,
+        }
+    }
+
+    /// RFC 3550 interarrival jitter so far.
+    pub fn jitter(&self) -> Duration {
+        let ticks = self.stats.as_ref().map_or(0, ReceiverStats::jitter);
+        Duration::from_secs_f64(f64::from(ticks) / f64::from(self.clock_rate))
+    }
+
+    /// Adds the track's loss, duplicates, reordering and jitter to `metrics` (once; later
+    /// calls do nothing).
+    pub fn finish(&mut self, metrics: &mut Metrics) {
+        if std::mem::replace(&mut self.finished, true) {
+            return;
+        }
+        metrics.counts.lost += self.lost();
+        metrics.counts.duplicates += self.duplicates();
+        metrics.counts.reordered += self.reordered();
+        if self.stats.as_ref().is_some_and(ReceiverStats::is_valid) {
+            metrics.record(Metric::Jitter, self.jitter());
+        }
+    }
+}

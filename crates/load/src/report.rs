@@ -1,0 +1,383 @@
+//! The final report: a table for people (stdout) and JSON for machines (`--json`, schema
+//! [`SCHEMA`]). Durations in the JSON are microseconds.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::health::Health;
+use crate::metrics::{Metric, Metrics};
+use crate::threshold::{Threshold, Verdict};
+
+/// The JSON schema id; bumped on any incompatible change.
+pub const SCHEMA: &str = "manifold-load/1";
+
+/// Percentiles every metric reports.
+pub const PERCENTILES: [(&str, f64); 5] =
+    [("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p99_9", 99.9), ("p99_99", 99.99)];
+
+/// One histogram's summary, microseconds.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MetricSummary {
+    /// Always `"us"`.
+    pub unit: &'static str,
+    /// Values recorded.
+    pub count: u64,
+    /// Smallest.
+    pub min: u64,
+    /// Mean.
+    pub mean: f64,
+    /// Percentiles by name (`p50`, `p90`, `p99`, `p99_9`, `p99_99`).
+    #[serde(flatten)]
+    pub percentiles: BTreeMap<&'static str, u64>,
+    /// Largest.
+    pub max: u64,
+}
+
+/// What the run was asked to do.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunConfig {
+    /// The URL, without credentials.
+    pub url: String,
+    /// Intended concurrency.
+    pub clients: u32,
+    /// Arrivals per second during the ramp.
+    pub rate: f64,
+    /// Run length, seconds.
+    pub duration_s: f64,
+    /// Hold-time distribution.
+    pub hold: String,
+    /// Transport choice.
+    pub transport: String,
+    /// Generator processes the load was split over.
+    pub processes: u64,
+    /// Tracks in the presentation.
+    pub tracks: usize,
+    /// Seed.
+    pub seed: u64,
+}
+
+/// Session counts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Sessions {
+    /// Sessions the schedule meant to start.
+    pub scheduled: u64,
+    /// Sessions started.
+    pub started: u64,
+    /// Sessions that reached PLAY.
+    pub played: u64,
+    /// Sessions that ended without error.
+    pub ok: u64,
+    /// Sessions that failed.
+    pub failed: u64,
+    /// Starts more than the tolerance behind their intended time.
+    pub behind_schedule: u64,
+    /// Sessions not started for want of file descriptors.
+    pub clipped: u64,
+}
+
+/// Media totals and rates.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Media {
+    /// RTP packets received.
+    pub packets: u64,
+    /// RTP bytes received.
+    pub bytes: u64,
+    /// Packets lost.
+    pub lost: u64,
+    /// Lost / (received + lost).
+    pub loss_ratio: f64,
+    /// Duplicates.
+    pub duplicates: u64,
+    /// Reordered packets.
+    pub reordered: u64,
+    /// Non-RTP packets.
+    pub malformed: u64,
+    /// Packets whose loss accounting used the packet-counter extension (the rest used RTP
+    /// sequence numbers).
+    pub counted_by_counter: u64,
+    /// Packets per second over the run.
+    pub packets_per_s: f64,
+    /// Bits per second over the run.
+    pub bits_per_s: f64,
+}
+
+/// Errors.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Errors {
+    /// Failed sessions.
+    pub total: u64,
+    /// By status code.
+    pub by_status: BTreeMap<String, u64>,
+    /// By kind (`status`, `timeout`, `reset`, `refused`, `auth`, `protocol`, `io`, `generator`).
+    pub by_kind: BTreeMap<String, u64>,
+    /// The first few messages.
+    pub samples: Vec<String>,
+}
+
+/// The whole report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// [`SCHEMA`].
+    pub schema: &'static str,
+    /// The configuration.
+    pub config: RunConfig,
+    /// Wall time of the run, seconds.
+    pub elapsed_s: f64,
+    /// Session counts.
+    pub sessions: Sessions,
+    /// Setups (PLAY answered) per second over the run.
+    pub setups_per_s: f64,
+    /// Media totals.
+    pub media: Media,
+    /// Histogram summaries by metric name (only metrics with values).
+    pub metrics: BTreeMap<&'static str, MetricSummary>,
+    /// Errors.
+    pub errors: Errors,
+    /// Generator health.
+    pub health: Health,
+    /// Threshold outcomes.
+    pub thresholds: Vec<Verdict>,
+    /// Whether every threshold held.
+    pub passed: bool,
+}
+
+/// Summarizes one histogram; `None` when empty.
+pub fn summarize(metrics: &Metrics, metric: Metric) -> Option<MetricSummary> {
+    let h = metrics.histogram(metric);
+    if h.is_empty() {
+        return None;
+    }
+    Some(MetricSummary {
+        unit: "us",
+        count: h.len(),
+        min: h.min(),
+        mean: h.mean(),
+        percentiles: PERCENTILES
+            .iter()
+            .map(|&(name, p)| (name, h.value_at_quantile(p / 100.0)))
+            .collect(),
+        max: h.max(),
+    })
+}
+
+impl Report {
+    /// Builds the report and evaluates the thresholds.
+    pub fn build(
+        config: RunConfig,
+        metrics: &Metrics,
+        elapsed_s: f64,
+        health: Health,
+        thresholds: &[Threshold],
+    ) -> Report {
+        let c = &metrics.counts;
+        let secs = elapsed_s.max(1e-9);
+        let denominator = c.packets.saturating_sub(c.duplicates) + c.lost;
+        let media = Media {
+            packets: c.packets,
+            bytes: c.bytes,
+            lost: c.lost,
+            loss_ratio: if denominator == 0 { 0.0 } else { c.lost as f64 / denominator as f64 },
+            duplicates: c.duplicates,
+            reordered: c.reordered,
+            malformed: c.malformed,
+            counted_by_counter: c.counted_by_counter,
+            packets_per_s: c.packets as f64 / secs,
+            bits_per_s: c.bytes as f64 * 8.0 / secs,
+        };
+        let errors = Errors {
+            total: metrics.errors(),
+            by_status: metrics.errors_by_status.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            by_kind: metrics
+                .errors_by_kind
+                .iter()
+                .map(|(k, v)| (k.name().to_owned(), *v))
+                .collect(),
+            samples: metrics.error_samples.clone(),
+        };
+        let summaries =
+            Metric::ALL.iter().filter_map(|&m| Some((m.name(), summarize(metrics, m)?))).collect();
+        let mut report = Report {
+            schema: SCHEMA,
+            config,
+            elapsed_s,
+            sessions: Sessions {
+                scheduled: c.scheduled,
+                started: c.started,
+                played: c.played,
+                ok: c.ok,
+                failed: c.failed,
+                behind_schedule: c.behind_schedule,
+                clipped: c.clipped,
+            },
+            setups_per_s: c.played as f64 / secs,
+            media,
+            metrics: summaries,
+            errors,
+            health,
+            thresholds: Vec::new(),
+            passed: true,
+        };
+        let verdicts: Vec<Verdict> =
+            thresholds.iter().map(|t| t.evaluate(metrics, &|name| report.value(name))).collect();
+        report.passed = verdicts.iter().all(|v| v.passed);
+        report.thresholds = verdicts;
+        report
+    }
+
+    /// A plain value by name, for thresholds: `errors`, `errors.<kind>`, `errors.<status>`,
+    /// `sessions.{scheduled,started,ok,failed,played}`, `behind_schedule`, `clipped`,
+    /// `loss` (count), `loss.ratio`, `duplicates`, `reordered`, `packets`, `bytes`,
+    /// `packets_per_s`, `bits_per_s`, `setups_per_s`, `rxq_drops`, `generator_limited` (0/1),
+    /// `cpu` (share of the shards' cores).
+    pub fn value(&self, name: &str) -> Option<f64> {
+        let s = &self.sessions;
+        let m = &self.media;
+        let v = match name {
+            "errors" => self.errors.total as f64,
+            "sessions.scheduled" => s.scheduled as f64,
+            "sessions.started" => s.started as f64,
+            "sessions.ok" => s.ok as f64,
+            "sessions.failed" => s.failed as f64,
+            "sessions.played" => s.played as f64,
+            "behind_schedule" => s.behind_schedule as f64,
+            "clipped" => s.clipped as f64,
+            "loss" | "lost" => m.lost as f64,
+            "loss.ratio" => m.loss_ratio,
+            "duplicates" => m.duplicates as f64,
+            "reordered" => m.reordered as f64,
+            "packets" => m.packets as f64,
+            "bytes" => m.bytes as f64,
+            "packets_per_s" => m.packets_per_s,
+            "bits_per_s" => m.bits_per_s,
+            "setups_per_s" => self.setups_per_s,
+            "rxq_drops" => self.health.rxq_drops as f64,
+            "generator_limited" => f64::from(u8::from(self.health.generator_limited)),
+            "cpu" => self.health.cpu_share,
+            other => {
+                let key = other.strip_prefix("errors.")?;
+                let n = self.errors.by_kind.get(key).or_else(|| self.errors.by_status.get(key));
+                n.copied().unwrap_or(0) as f64
+            }
+        };
+        Some(v)
+    }
+
+    /// The JSON text.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+
+    /// The human-readable table.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let c = &self.config;
+        let _ = writeln!(
+            out,
+            "manifold load {}: {} clients, {:.1}/s ramp, {:.1}s, hold {}, transport {}, {} track(s), \
+             {} process(es)",
+            c.url, c.clients, c.rate, c.duration_s, c.hold, c.transport, c.tracks, c.processes
+        );
+        let s = &self.sessions;
+        let _ = writeln!(
+            out,
+            "sessions: {} scheduled, {} started, {} played, {} ok, {} failed, {} behind schedule, \
+             {} clipped; {:.1} setups/s over {:.1}s",
+            s.scheduled,
+            s.started,
+            s.played,
+            s.ok,
+            s.failed,
+            s.behind_schedule,
+            s.clipped,
+            self.setups_per_s,
+            self.elapsed_s
+        );
+        let m = &self.media;
+        let _ = writeln!(
+            out,
+            "media: {} packets, {} bytes ({:.0} pkt/s, {:.2} Mbit/s), lost {} ({:.4}%), \
+             duplicates {}, reordered {}, malformed {}",
+            m.packets,
+            m.bytes,
+            m.packets_per_s,
+            m.bits_per_s / 1e6,
+            m.lost,
+            m.loss_ratio * 100.0,
+            m.duplicates,
+            m.reordered,
+            m.malformed
+        );
+        let _ = writeln!(
+            out,
+            "\n{:<16} {:>9} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+            "metric (ms)", "count", "p50", "p90", "p99", "p99.9", "p99.99", "max"
+        );
+        for (name, sm) in &self.metrics {
+            let ms = |v: u64| format!("{:.3}", v as f64 / 1000.0);
+            let p = |k: &str| sm.percentiles.get(k).copied().map_or_else(|| "-".into(), ms);
+            let _ = writeln!(
+                out,
+                "{:<16} {:>9} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+                name,
+                sm.count,
+                p("p50"),
+                p("p90"),
+                p("p99"),
+                p("p99_9"),
+                p("p99_99"),
+                ms(sm.max)
+            );
+        }
+        let e = &self.errors;
+        if e.total > 0 {
+            let kinds: Vec<String> = e.by_kind.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            let codes: Vec<String> = e.by_status.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+            let _ = writeln!(out, "\nerrors: {} ({}; status {})", e.total, kinds.join(", "), {
+                if codes.is_empty() {
+                    "-".to_owned()
+                } else {
+                    codes.join(", ")
+                }
+            });
+            for sample in &e.samples {
+                let _ = writeln!(out, "  {sample}");
+            }
+        }
+        let h = &self.health;
+        let _ = writeln!(
+            out,
+            "\ngenerator: {} cores, CPU {:.1}s ({:.0}% of its cores), timer lag p99 {:.2} ms max \
+             {:.2} ms, rxq drops {}, open files {} (fits {} sessions)",
+            h.shards,
+            h.cpu_seconds,
+            h.cpu_share * 100.0,
+            h.timer_lag_p99_us as f64 / 1e3,
+            h.timer_lag_max_us as f64 / 1e3,
+            h.rxq_drops,
+            h.fd.soft,
+            h.fd.fits
+        );
+        if h.generator_limited {
+            let _ =
+                writeln!(out, "GENERATOR-LIMITED RUN: these numbers are not the server's alone:");
+            for r in &h.reasons {
+                let _ = writeln!(out, "  - {r}");
+            }
+        }
+        if !self.thresholds.is_empty() {
+            let _ = writeln!(out);
+            for v in &self.thresholds {
+                let actual = match (v.actual, v.unit) {
+                    (None, _) => "no data".to_owned(),
+                    (Some(a), "us") => format!("{:.3} ms", a / 1000.0),
+                    (Some(a), _) => format!("{a}"),
+                };
+                let verdict = if v.passed { "pass" } else { "FAIL" };
+                let _ = writeln!(out, "threshold {}: {verdict} (actual {actual})", v.threshold);
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,142 @@
+//! One generator shard: a pinned glommio executor that starts its share of the schedule's
+//! sessions (arrival `i` goes to shard `i % shards`) at their intended times, runs them, and
+//! hands back its [`Metrics`].
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use manifold_rtsp::session::client::ClientConfig;
+use manifold_udp::RecvBatch;
+
+use crate::client::{run_session, SessionEnv, RECV_BATCH, RECV_BUF};
+use crate::hlog::{IntervalBlob, IntervalRecorder, INTERVAL};
+use crate::metrics::{Metric, Metrics};
+use crate::progress::Live;
+use crate::schedule::{Pacer, Schedule};
+use crate::target::{Target, TrackInfo};
+
+/// How often the health timer fires.
+const HEALTH_TICK: Duration = Duration::from_millis(10);
+
+/// Everything a shard needs; cloned to every shard thread.
+#[derive(Debug, Clone)]
+pub(crate) struct ShardPlan {
+    pub(crate) shards: usize,
+    /// This process's part of the schedule: arrivals with `index % parts == part`.
+    pub(crate) part: (u64, u64),
+    pub(crate) schedule: Schedule,
+    pub(crate) target: Target,
+    pub(crate) config: ClientConfig,
+    pub(crate) tracks: Vec<TrackInfo>,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) behind_tolerance: Duration,
+    pub(crate) udp_rcvbuf: usize,
+    pub(crate) seed: u64,
+    pub(crate) run_start: Instant,
+    pub(crate) run_end: Instant,
+    /// Most sessions this shard may have open at once (the open-file budget's share).
+    pub(crate) cap: u64,
+    pub(crate) live: Arc<Live>,
+    /// Whether to keep per-interval histograms (`--hlog`).
+    pub(crate) hlog: bool,
+}
+
+/// What a shard hands back.
+#[derive(Debug)]
+pub(crate) struct ShardOutput {
+    pub(crate) metrics: Metrics,
+    pub(crate) intervals: Vec<IntervalBlob>,
+}
+
+/// Runs shard `shard` of the plan to the end and returns its measurements.
+pub(crate) async fn run_shard(plan: ShardPlan, shard: usize) -> ShardOutput {
+    let env = Rc::new(SessionEnv {
+        target: plan.target.clone(),
+        config: plan.config.clone(),
+        tracks: plan.tracks.clone(),
+        connect_timeout: plan.connect_timeout,
+        udp_rcvbuf: plan.udp_rcvbuf,
+        seed: plan.seed,
+        run_end: plan.run_end,
+        metrics: RefCell::new(Metrics::new()),
+        recv: RefCell::new(RecvBatch::new(RECV_BATCH, RECV_BUF)),
+        live: plan.live.clone(),
+        active: Cell::new(0),
+    });
+    let stop = Rc::new(Cell::new(false));
+    let recorder = Rc::new(RefCell::new(IntervalRecorder::new()));
+    let rotate = plan.hlog.then(|| (recorder.clone(), plan.run_start));
+    let ticker = glommio::spawn_local(health_timer(env.clone(), stop.clone(), rotate));
+
+    let mut pacer = Pacer::new(plan.behind_tolerance);
+    let mut sessions = Vec::new();
+    let shards = plan.shards.max(1) as u64;
+    let (part, parts) = (plan.part.0, plan.part.1.max(1));
+    let mine = |index: u64| index % parts == part && (index / parts) % shards == shard as u64;
+    for arrival in plan.schedule.arrivals().filter(|a| mine(a.index)) {
+        env.metrics.borrow_mut().counts.scheduled += 1;
+        let intended = plan.run_start + arrival.at;
+        let now = Instant::now();
+        if intended > now {
+            glommio::timer::sleep(intended - now).await;
+        }
+        let now = Instant::now();
+        let lag = pacer.start(arrival.at, now.saturating_duration_since(plan.run_start));
+        let mut m = env.metrics.borrow_mut();
+        m.record(Metric::StartLag, lag);
+        if env.active.get() >= plan.cap {
+            m.counts.clipped += 1;
+            continue;
+        }
+        m.counts.started += 1;
+        drop(m);
+        plan.live.started.fetch_add(1, Ordering::Relaxed);
+        sessions.push(glommio::spawn_local(run_session(env.clone(), arrival, intended)));
+    }
+    for s in sessions {
+        s.await;
+    }
+    stop.set(true);
+    ticker.await;
+    let mut last = env.metrics.replace(Metrics::new());
+    last.counts.behind_schedule += pacer.behind();
+    let mut recorder = recorder.take();
+    if plan.hlog {
+        recorder.close(interval_of(plan.run_start), &last);
+    } else {
+        recorder.total.merge(&last);
+    }
+    ShardOutput { metrics: recorder.total, intervals: recorder.blobs }
+}
+
+/// The interval `now` falls in (interval 0 until the run starts).
+fn interval_of(run_start: Instant) -> u64 {
+    Instant::now().saturating_duration_since(run_start).as_secs() / INTERVAL.as_secs().max(1)
+}
+
+/// Measures how late a 10 ms timer fires, until `stop`; with `rotate`, closes an interval
+/// for the hlog each time one ends.
+async fn health_timer(
+    env: Rc<SessionEnv>,
+    stop: Rc<Cell<bool>>,
+    rotate: Option<(Rc<RefCell<IntervalRecorder>>, Instant)>,
+) {
+    let mut current = 0;
+    while !stop.get() {
+        let due = Instant::now() + HEALTH_TICK;
+        glommio::timer::sleep(HEALTH_TICK).await;
+        let lag = Instant::now().saturating_duration_since(due);
+        env.metrics.borrow_mut().record(Metric::TimerLag, lag);
+        if let Some((recorder, run_start)) = &rotate {
+            let now = interval_of(*run_start);
+            if now > current {
+                let closed = env.metrics.replace(Metrics::new());
+                recorder.borrow_mut().close(current, &closed);
+                current = now;
+            }
+        }
+    }
+}

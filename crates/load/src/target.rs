@@ -1,0 +1,165 @@
+//! The server under test: the URL, what it resolves to, and what its presentation holds (found
+//! once, before the run, with one blocking DESCRIBE through the same client session machine).
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+use manifold_rtp::codec::Codec;
+use manifold_rtsp::auth::Credentials;
+use manifold_rtsp::codec::{write_request, Decoder, Item};
+use manifold_rtsp::session::client::{ClientConfig, ClientEvent, ClientSession};
+use manifold_sdp::Sdp;
+use manifold_synth::{ExtensionIds, ABS_CAPTURE_TIME_URI, PACKET_COUNTER_URI};
+
+use crate::LoadError;
+
+/// The server and the stream.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The URL as given (credentials included; the client session strips them).
+    pub url: String,
+    /// The URL without userinfo, for reports and messages.
+    pub display_url: String,
+    /// Where the RTSP connection goes.
+    pub addr: SocketAddr,
+}
+
+impl Target {
+    /// Parses `rtsp://[user[:pass]@]host[:port][/path]` and resolves the host.
+    pub fn resolve(url: &str) -> Result<Target, LoadError> {
+        let bad = |why: &str| LoadError::Url { url: url.to_owned(), reason: why.to_owned() };
+        let rest =
+            url.strip_prefix("rtsp://").ok_or_else(|| bad("only rtsp:// URLs are supported"))?;
+        let authority_end = rest.find('/').unwrap_or(rest.len());
+        let authority = &rest[..authority_end];
+        let host_port = match authority.rfind('@') {
+            Some(at) => &authority[at + 1..],
+            None => authority,
+        };
+        let display_url = match Credentials::from_url(url) {
+            Some((_, stripped)) => stripped,
+            None => url.to_owned(),
+        };
+        let (host, port) = if let Some(v6) = host_port.strip_prefix('[') {
+            let (h, tail) = v6.split_once(']').ok_or_else(|| bad("unclosed [ in host"))?;
+            (h, tail.strip_prefix(':'))
+        } else {
+            match host_port.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (host_port, None),
+            }
+        };
+        if host.is_empty() {
+            return Err(bad("no host"));
+        }
+        let port = match port {
+            Some(p) => p.parse::<u16>().map_err(|_| bad("bad port"))?,
+            None => 554,
+        };
+        let addr = (host, port)
+            .to_socket_addrs()
+            .map_err(|e| bad(&format!("cannot resolve {host}: {e}")))?
+            .next()
+            .ok_or_else(|| bad("host resolves to no address"))?;
+        Ok(Target { url: url.to_owned(), display_url, addr })
+    }
+}
+
+/// One track of the presentation, as the receivers need it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackInfo {
+    /// `video`, `audio`, ...
+    pub kind: String,
+    /// The media clock rate of its first format (90 kHz when the SDP gives none).
+    pub clock_rate: u32,
+    /// The codec, when it is one whose keyframes we can see.
+    pub codec: Option<Codec>,
+    /// Header extension ids of the capture-time and packet-counter stamps, from the SDP's
+    /// `a=extmap` (the synthetic source's defaults when it has none).
+    pub stamp_ids: ExtensionIds,
+}
+
+/// The tracks of a described presentation.
+pub fn tracks_of(sdp: &Sdp) -> Vec<TrackInfo> {
+    sdp.media()
+        .iter()
+        .map(|m| {
+            let rtpmap = m.rtpmaps().next();
+            let mut stamp_ids = ExtensionIds::default();
+            for e in m.extmaps() {
+                let Ok(id) = u8::try_from(e.id) else { continue };
+                if e.uri == ABS_CAPTURE_TIME_URI {
+                    stamp_ids.capture_time = id;
+                } else if e.uri == PACKET_COUNTER_URI {
+                    stamp_ids.counter = id;
+                }
+            }
+            TrackInfo {
+                kind: m.kind().to_owned(),
+                clock_rate: rtpmap.as_ref().map_or(90_000, |r| r.clock_rate),
+                codec: rtpmap.and_then(|r| Codec::from_encoding_name(&r.encoding)),
+                stamp_ids,
+            }
+        })
+        .collect()
+}
+
+/// DESCRIBEs the presentation once, blocking, to learn its tracks (UDP clients need one port
+/// pair per track before their first request) and to fail early with a clear message when
+/// the server is not there.
+pub fn probe(
+    target: &Target,
+    config: ClientConfig,
+    timeout: Duration,
+) -> Result<Vec<TrackInfo>, LoadError> {
+    let peer = target.addr;
+    let io_err = |e: std::io::Error| LoadError::Probe { peer, reason: e.to_string() };
+    let mut stream = TcpStream::connect_timeout(&peer, timeout).map_err(io_err)?;
+    stream.set_read_timeout(Some(timeout)).map_err(io_err)?;
+    let mut session = ClientSession::new(config);
+    let mut decoder = Decoder::default();
+    let mut buf: Vec<u8> = Vec::new();
+    let mut out = Vec::new();
+    let deadline = Instant::now() + timeout;
+    loop {
+        let now = Instant::now();
+        if now > deadline {
+            return Err(LoadError::Probe { peer, reason: "no answer to DESCRIBE".into() });
+        }
+        while let Some(ev) = session.poll_event() {
+            match ev {
+                ClientEvent::Described { sdp, .. } => return Ok(tracks_of(&sdp)),
+                ClientEvent::Failed(e) => {
+                    return Err(LoadError::Probe { peer, reason: format!("server side: {e}") })
+                }
+                _ => {}
+            }
+        }
+        while let Some(req) = session.poll_transmit(now) {
+            out.clear();
+            write_request(&req, &mut out);
+            stream.write_all(&out).map_err(io_err)?;
+        }
+        let mut chunk = [0u8; 8192];
+        let n = stream.read(&mut chunk).map_err(io_err)?;
+        if n == 0 {
+            return Err(LoadError::Probe { peer, reason: "server closed the connection".into() });
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        loop {
+            match decoder.feed(&buf) {
+                Ok(None) => break,
+                Ok(Some((item, used))) => {
+                    if let Item::Response(r) = item {
+                        session.handle_response(Instant::now(), &r);
+                    }
+                    buf.drain(..used);
+                }
+                Err(e) => {
+                    return Err(LoadError::Probe { peer, reason: format!("server sent: {e}") })
+                }
+            }
+        }
+    }
+}

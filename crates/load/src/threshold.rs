@@ -1,0 +1,218 @@
+//! Pass/fail thresholds: `e2e.p99<5ms`, `setup.p99.9<=200ms`, `gap.max<1s`, `errors<1`,
+//! `loss.ratio<0.01` (or `<1%`), `sessions.ok>=20`.
+//!
+//! The left side is a histogram metric with a statistic (`pNN[.N..]`, `max`, `min`, `mean`,
+//! `count`), or a plain value of the report (see `Report::value`). On the right, durations take
+//! a unit (`us`, `ms`, `s`; a bare number is milliseconds); other values are plain numbers,
+//! or percentages.
+
+use std::fmt;
+
+use crate::args::parse_duration;
+use crate::metrics::{Metric, Metrics};
+
+/// A statistic of a histogram.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Stat {
+    /// A percentile, 0-100.
+    Percentile(f64),
+    /// The largest value.
+    Max,
+    /// The smallest value.
+    Min,
+    /// The mean.
+    Mean,
+    /// How many values were recorded.
+    Count,
+}
+
+/// What a threshold looks at.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Subject {
+    /// A statistic of a histogram metric.
+    Metric(Metric, Stat),
+    /// A named value of the report (counts, ratios, rates).
+    Value(String),
+}
+
+/// The comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// `<`
+    Lt,
+    /// `<=`
+    Le,
+    /// `>`
+    Gt,
+    /// `>=`
+    Ge,
+}
+
+impl Op {
+    fn holds(self, actual: f64, limit: f64) -> bool {
+        match self {
+            Op::Lt => actual < limit,
+            Op::Le => actual <= limit,
+            Op::Gt => actual > limit,
+            Op::Ge => actual >= limit,
+        }
+    }
+}
+
+/// Why a threshold does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("threshold `{expr}`: {reason}")]
+pub struct ThresholdError {
+    /// The expression as given.
+    pub expr: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// One parsed threshold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Threshold {
+    /// The expression as given.
+    pub expr: String,
+    /// What it looks at.
+    pub subject: Subject,
+    /// The comparison.
+    pub op: Op,
+    /// The limit: microseconds for duration statistics, else the plain number.
+    pub limit: f64,
+}
+
+/// A threshold's outcome.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Verdict {
+    /// The expression.
+    pub threshold: String,
+    /// The measured value (microseconds for durations); `None` when there was nothing to
+    /// measure (an empty histogram or an unknown value), which fails.
+    pub actual: Option<f64>,
+    /// The limit, in the same unit.
+    pub limit: f64,
+    /// `"us"` for durations, `""` for plain numbers.
+    pub unit: &'static str,
+    /// Whether it held.
+    pub passed: bool,
+}
+
+impl Threshold {
+    /// Parses `LHS OP RHS`.
+    pub fn parse(expr: &str) -> Result<Threshold, ThresholdError> {
+        let err =
+            |reason: &str| ThresholdError { expr: expr.to_owned(), reason: reason.to_owned() };
+        let at = expr.find(['<', '>']).ok_or_else(|| err("expected <, <=, > or >="))?;
+        let (lhs, rest) = expr.split_at(at);
+        let (op, rhs) = if let Some(r) = rest.strip_prefix("<=") {
+            (Op::Le, r)
+        } else if let Some(r) = rest.strip_prefix(">=") {
+            (Op::Ge, r)
+        } else if let Some(r) = rest.strip_prefix('<') {
+            (Op::Lt, r)
+        } else if let Some(r) = rest.strip_prefix('>') {
+            (Op::Gt, r)
+        } else {
+            return Err(err("expected <, <=, > or >="));
+        };
+        let (lhs, rhs) = (lhs.trim(), rhs.trim());
+        if lhs.is_empty() || rhs.is_empty() {
+            return Err(err("both sides are needed"));
+        }
+        let subject = parse_subject(lhs).map_err(|r| err(&r))?;
+        let limit = match &subject {
+            Subject::Metric(_, Stat::Count) | Subject::Value(_) => parse_number(rhs),
+            Subject::Metric(..) => parse_duration_us(rhs),
+        }
+        .map_err(|r| err(&r))?;
+        Ok(Threshold { expr: expr.to_owned(), subject, op, limit })
+    }
+
+    /// Evaluates against merged metrics and the report's named values.
+    pub fn evaluate(&self, metrics: &Metrics, value: &dyn Fn(&str) -> Option<f64>) -> Verdict {
+        let actual = match &self.subject {
+            Subject::Metric(m, stat) => stat_of(metrics, *m, *stat),
+            Subject::Value(name) => value(name),
+        };
+        let unit = match self.subject {
+            Subject::Metric(_, Stat::Count) | Subject::Value(_) => "",
+            Subject::Metric(..) => "us",
+        };
+        Verdict {
+            threshold: self.expr.clone(),
+            actual,
+            limit: self.limit,
+            unit,
+            passed: actual.is_some_and(|a| self.op.holds(a, self.limit)),
+        }
+    }
+}
+
+impl fmt::Display for Threshold {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.expr)
+    }
+}
+
+/// A statistic of one metric's histogram; `None` when it is empty (except `count`).
+pub fn stat_of(metrics: &Metrics, metric: Metric, stat: Stat) -> Option<f64> {
+    let h = metrics.histogram(metric);
+    if stat == Stat::Count {
+        return Some(h.len() as f64);
+    }
+    if h.is_empty() {
+        return None;
+    }
+    Some(match stat {
+        Stat::Percentile(p) => h.value_at_quantile(p / 100.0) as f64,
+        Stat::Max => h.max() as f64,
+        Stat::Min => h.min() as f64,
+        Stat::Mean => h.mean(),
+        Stat::Count => h.len() as f64,
+    })
+}
+
+fn parse_subject(lhs: &str) -> Result<Subject, String> {
+    // A metric name followed by `.STAT`; percentiles contain dots (`p99.9`), so try each
+    // split point from the left.
+    for (i, _) in lhs.match_indices('.') {
+        let (name, stat) = (&lhs[..i], &lhs[i + 1..]);
+        let Some(metric) = Metric::from_name(name) else { continue };
+        let stat = match stat {
+            "max" => Stat::Max,
+            "min" => Stat::Min,
+            "mean" | "avg" => Stat::Mean,
+            "count" => Stat::Count,
+            s => {
+                let p = s
+                    .strip_prefix('p')
+                    .and_then(|p| p.parse::<f64>().ok())
+                    .filter(|p| (0.0..=100.0).contains(p))
+                    .ok_or_else(|| format!("unknown statistic `{s}` of {name}"))?;
+                Stat::Percentile(p)
+            }
+        };
+        return Ok(Subject::Metric(metric, stat));
+    }
+    if Metric::from_name(lhs).is_some() {
+        return Err(format!("`{lhs}` needs a statistic, e.g. {lhs}.p99"));
+    }
+    Ok(Subject::Value(lhs.to_owned()))
+}
+
+fn parse_number(s: &str) -> Result<f64, String> {
+    let (num, scale) = match s.strip_suffix('%') {
+        Some(n) => (n, 0.01),
+        None => (s, 1.0),
+    };
+    num.trim().parse::<f64>().map(|n| n * scale).map_err(|_| format!("bad number `{s}`"))
+}
+
+fn parse_duration_us(s: &str) -> Result<f64, String> {
+    if s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        // A bare number is milliseconds.
+        return s.parse::<f64>().map(|ms| ms * 1000.0).map_err(|_| format!("bad number `{s}`"));
+    }
+    parse_duration(s).map(|d| d.as_secs_f64() * 1e6)
+}

@@ -1,0 +1,55 @@
+#!/usr/bin/python3
+"""A reference RTSP server for the load generator's tests: GStreamer's RTSP server with a
+shared live H.264 test stream at /test, on 127.0.0.1 and the port given (0 = any free port).
+
+Prints `PORT <n>` on stdout once it listens, then serves until killed.
+Usage: gst_rtsp_server.py [PORT [USER:PASSWORD]]   (credentials: Digest authentication)
+"""
+import sys
+
+import gi
+
+gi.require_version("Gst", "1.0")
+gi.require_version("GstRtsp", "1.0")
+gi.require_version("GstRtspServer", "1.0")
+from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
+
+LAUNCH = (
+    "( videotestsrc is-live=true ! video/x-raw,width=320,height=180,framerate=25/1 "
+    "! x264enc tune=zerolatency key-int-max=25 ! rtph264pay name=pay0 pt=96 )"
+)
+
+
+def main():
+    Gst.init(None)
+    port = sys.argv[1] if len(sys.argv) > 1 else "0"
+    server = GstRtspServer.RTSPServer()
+    server.set_address("127.0.0.1")
+    server.set_service(port)
+    factory = GstRtspServer.RTSPMediaFactory()
+    factory.set_launch(LAUNCH)
+    factory.set_shared(True)
+    if len(sys.argv) > 2:
+        user, password = sys.argv[2].split(":", 1)
+        auth = GstRtspServer.RTSPAuth()
+        auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)
+        token = GstRtspServer.RTSPToken()
+        token.set_string("media.factory.role", user)
+        auth.add_digest(user, password, token)
+        server.set_auth(auth)
+        factory.add_role_from_structure(
+            Gst.Structure.from_string(
+                "%s, media.factory.access=(boolean)true, media.factory.construct=(boolean)true"
+                % user
+            )[0]
+        )
+    server.get_mount_points().add_factory("/test", factory)
+    if server.attach(None) == 0:
+        print("ERROR attach failed", flush=True)
+        sys.exit(1)
+    print("PORT %d" % server.get_bound_port(), flush=True)
+    GLib.MainLoop().run()
+
+
+if __name__ == "__main__":
+    main()
