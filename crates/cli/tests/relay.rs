@@ -1,0 +1,772 @@
+//! End-to-end tests of `manifold serve` with real peers: ffmpeg publishes (TCP and UDP),
+//! ffmpeg and GStreamer read through the relay, and the RTSP status codes a hostile or
+//! confused client gets. Traffic stays on 127.0.0.1; the relay binds port 0 and prints the
+//! address it got. When ffmpeg or gst-launch-1.0 is missing the peer tests print
+//! "skipped: ..." and pass, except under `CI=true`, where they fail.
+
+// Test helpers outside #[test] functions: a panic here is a failed test, not a crashed server.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::{mpsc, OnceLock};
+use std::time::{Duration, Instant};
+
+/// A running relay, stopped with SIGINT (or killed) when dropped.
+struct Relay {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Relay {
+    fn start(extra: &[&str]) -> Relay {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_manifold"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--cores", "2"])
+            .args(extra)
+            .env("RUST_LOG", std::env::var("MANIFOLD_TEST_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start manifold serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("listening on ") {
+                    let _ = tx.send(addr.trim().to_owned());
+                }
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(a) => a.parse().expect("listening address"),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("manifold serve did not print its address");
+            }
+        };
+        Relay { child, addr }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("rtsp://{}{path}", self.addr)
+    }
+
+    /// SIGINT, then the exit status (killed after `limit`).
+    fn interrupt(&mut self, limit: Duration) -> Option<ExitStatus> {
+        signal(self.child.id(), "-INT");
+        wait_timeout(&mut self.child, limit)
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None))
+            && self.interrupt(Duration::from_secs(5)).is_none()
+        {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn signal(pid: u32, sig: &str) {
+    let _ = Command::new("kill").args([sig, &pid.to_string()]).status();
+}
+
+/// Waits for `child` up to `limit`; kills it and returns `None` if it is still running.
+fn wait_timeout(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+/// Runs `cmd` to completion within `limit`, capturing output; killed (and `None`) past it.
+fn run_bounded(cmd: &mut Command, limit: Duration) -> Option<Output> {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().ok()?;
+    let mut out = child.stdout.take()?;
+    let mut err = child.stderr.take()?;
+    let out_reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let status = wait_timeout(&mut child, limit)?;
+    Some(Output {
+        status,
+        stdout: out_reader.join().unwrap_or_default(),
+        stderr: err_reader.join().unwrap_or_default(),
+    })
+}
+
+/// Whether `tool` runs; when it does not, fails under `CI=true`, else says why it skips.
+fn have(tool: &str) -> bool {
+    let found = Command::new(tool)
+        .arg(if tool == "gst-launch-1.0" { "--version" } else { "-version" })
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "{tool} missing and CI=true");
+        println!("skipped: {tool} missing");
+    }
+    found
+}
+
+/// The test clip (H.264 + AAC, 4 s, keyframe every second), made once per test run.
+fn clip() -> &'static Path {
+    static CLIP: OnceLock<PathBuf> = OnceLock::new();
+    CLIP.get_or_init(|| {
+        // Under the target directory (removed by `cargo clean`), one per test process.
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("manifold-e2e-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("clip.mp4");
+        let out = run_bounded(
+            Command::new("ffmpeg")
+                .args([
+                    "-v",
+                    "error",
+                    "-y",
+                    "-f",
+                    "lavfi",
+                    "-i",
+                    "testsrc2=size=320x180:rate=25",
+                    "-f",
+                    "lavfi",
+                    "-i",
+                    "sine",
+                    "-t",
+                    "4",
+                    "-c:v",
+                    "libx264",
+                    "-g",
+                    "25",
+                    "-bf",
+                    "0",
+                    "-c:a",
+                    "aac",
+                ])
+                .arg(&path),
+            Duration::from_secs(60),
+        )
+        .expect("ffmpeg makes the clip in time");
+        assert!(out.status.success(), "clip: {}", String::from_utf8_lossy(&out.stderr));
+        path
+    })
+}
+
+/// An ffmpeg publisher looping the clip to `url`, killed when dropped.
+struct Publisher(Child);
+
+impl Publisher {
+    fn start(url: &str, transport: &str) -> Publisher {
+        let child = Command::new("ffmpeg")
+            .args(["-v", "error", "-re", "-stream_loop", "-1", "-i"])
+            .arg(clip())
+            .args(["-c", "copy", "-f", "rtsp", "-rtsp_transport", transport, url])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start ffmpeg publisher");
+        Publisher(child)
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// One RTSP exchange on `conn`: sends `request`, returns the status code and head.
+fn exchange(conn: &mut TcpStream, request: &str) -> (u16, String) {
+    conn.write_all(request.as_bytes()).expect("send request");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match conn.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => break,
+        }
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let length = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    conn.read_exact(&mut body).expect("read body");
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, head + &String::from_utf8_lossy(&body))
+}
+
+fn connect(relay: &Relay) -> TcpStream {
+    let c = TcpStream::connect(relay.addr).expect("connect to relay");
+    c.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    c
+}
+
+/// Waits until DESCRIBE of `path` succeeds (the publisher is up).
+fn wait_published(relay: &Relay, path: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        let mut c = connect(relay);
+        let url = relay.url(path);
+        let (status, _) = exchange(&mut c, &format!("DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\n\r\n"));
+        if status == 200 {
+            // Let a GOP arrive so the reader starts at once.
+            std::thread::sleep(Duration::from_millis(1200));
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("{path} was never published");
+}
+
+/// ffmpeg reads `url` over `transport` for 3 s: no error output, exit 0, and video frames.
+fn ffmpeg_reads(url: &str, transport: &str) {
+    let out = run_bounded(
+        Command::new("ffmpeg").args([
+            "-v",
+            "error",
+            "-rtsp_transport",
+            transport,
+            "-i",
+            url,
+            "-t",
+            "3",
+            "-map",
+            "0:v:0",
+            "-f",
+            "framecrc",
+            "-",
+        ]),
+        Duration::from_secs(30),
+    )
+    .expect("ffmpeg reader finished in time");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "ffmpeg {transport} reader failed: {stderr}");
+    assert!(stderr.trim().is_empty(), "ffmpeg {transport} reader reported errors: {stderr}");
+    let frames =
+        String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.starts_with('#')).count();
+    assert!(frames >= 25, "ffmpeg {transport} reader decoded only {frames} frames");
+}
+
+/// GStreamer's rtspsrc reads `url` (a stream of `tracks` tracks, each linked to a sink) over
+/// TCP for a few seconds and gets buffers.
+fn gstreamer_reads(url: &str, tracks: usize) {
+    let location = format!("location={url}");
+    let mut args = vec!["-e", "-v", "rtspsrc", &location, "protocols=tcp", "name=s"];
+    for _ in 0..tracks {
+        args.extend(["s.", "!", "queue", "!", "fakesink", "silent=false"]);
+    }
+    let mut child = Command::new("gst-launch-1.0")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start gst-launch-1.0");
+    let stdout = child.stdout.take().expect("stdout");
+    let counter = std::thread::spawn(move || {
+        BufReader::new(stdout).lines().map_while(Result::ok).filter(|l| l.contains("chain")).count()
+    });
+    std::thread::sleep(Duration::from_secs(4));
+    signal(child.id(), "-INT");
+    let status = wait_timeout(&mut child, Duration::from_secs(10));
+    let buffers = counter.join().unwrap_or(0);
+    assert!(status.is_some(), "gst-launch-1.0 did not stop after SIGINT");
+    assert!(buffers > 25, "GStreamer got only {buffers} buffers");
+}
+
+#[test]
+fn answers_status_codes_and_survives_malformed_requests() {
+    let relay = Relay::start(&[]);
+    let mut c = connect(&relay);
+    let url = relay.url("/nothing");
+    let (s, head) = exchange(&mut c, &format!("OPTIONS {url} RTSP/1.0\r\nCSeq: 1\r\n\r\n"));
+    assert_eq!(s, 200);
+    assert!(head.contains("Public: ") && head.contains("CSeq: 1"), "{head}");
+    let (s, _) = exchange(&mut c, &format!("DESCRIBE {url} RTSP/1.0\r\nCSeq: 2\r\n\r\n"));
+    assert_eq!(s, 404);
+    let (s, head) = exchange(&mut c, "BOGUS\r\nCSeq: 3\r\n\r\n");
+    assert_eq!(s, 400, "{head}");
+    assert!(head.contains("CSeq: 3"), "{head}");
+    let (s, _) = exchange(&mut c, &format!("FLY {url} RTSP/1.0\r\nCSeq: 4\r\n\r\n"));
+    assert_eq!(s, 501);
+    let (s, _) =
+        exchange(&mut c, &format!("PLAY {url} RTSP/1.0\r\nCSeq: 5\r\nSession: nope\r\n\r\n"));
+    assert_eq!(s, 454);
+    let (s, _) = exchange(&mut c, &format!("PLAY {url} RTSP/1.0\r\nCSeq: 6\r\n\r\n"));
+    assert_eq!(s, 455);
+    let (s, _) = exchange(&mut c,
+        &format!("SETUP {url} RTSP/1.0\r\nCSeq: 7\r\nTransport: RTP/AVP;unicast;client_port=5000-5001\r\n\r\n"));
+    assert_eq!(s, 404);
+    let (s, _) = exchange(&mut c, "OPTIONS * RTSP/1.0\r\nCSeq: 8\r\n\r\n");
+    assert_eq!(s, 200, "the connection survived");
+}
+
+#[test]
+fn unsupported_transport_is_461() {
+    let relay = Relay::start(&["--synthetic", "/demo"]);
+    let mut c = connect(&relay);
+    let url = relay.url("/demo/trackID=0");
+    let (s, _) = exchange(&mut c,
+        &format!("SETUP {url} RTSP/1.0\r\nCSeq: 1\r\nTransport: RTP/AVP;multicast;port=5000-5001\r\n\r\n"));
+    assert_eq!(s, 461);
+    let (s, _) = exchange(&mut c,
+        &format!("SETUP {url} RTSP/1.0\r\nCSeq: 2\r\nTransport: RTP/AVP;unicast;client_port=5000-5001;destination=10.9.9.9\r\n\r\n"));
+    assert_eq!(s, 461, "a destination other than the peer is refused");
+    let (s, head) = exchange(&mut c,
+        &format!("SETUP {url} RTSP/1.0\r\nCSeq: 3\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n"));
+    assert_eq!(s, 200, "{head}");
+    assert!(head.contains("Session: ") && head.contains("interleaved=0-1"), "{head}");
+}
+
+#[test]
+fn sigint_stops_the_relay_with_exit_0() {
+    let mut relay = Relay::start(&["--synthetic", "/demo"]);
+    let _idle = connect(&relay);
+    let status = relay.interrupt(Duration::from_secs(10)).expect("relay exits after SIGINT");
+    assert!(status.success(), "exit status {status}");
+}
+
+#[test]
+fn synthetic_stream_plays_in_ffmpeg_and_gstreamer() {
+    if !have("ffmpeg") || !have("gst-launch-1.0") {
+        return;
+    }
+    let relay = Relay::start(&["--synthetic", "/demo"]);
+    let url = relay.url("/demo");
+    ffmpeg_reads(&url, "tcp");
+    ffmpeg_reads(&url, "udp");
+    gstreamer_reads(&url, 1);
+}
+
+#[test]
+fn ffmpeg_publishes_over_tcp_and_is_read_back() {
+    if !have("ffmpeg") || !have("gst-launch-1.0") {
+        return;
+    }
+    let relay = Relay::start(&[]);
+    let url = relay.url("/cam");
+    let _publisher = Publisher::start(&url, "tcp");
+    wait_published(&relay, "/cam");
+    ffmpeg_reads(&url, "udp");
+    ffmpeg_reads(&url, "tcp");
+    gstreamer_reads(&url, 2);
+}
+
+#[test]
+fn ffmpeg_publishes_over_udp_and_is_read_back() {
+    if !have("ffmpeg") {
+        return;
+    }
+    let relay = Relay::start(&[]);
+    let url = relay.url("/cam");
+    let _publisher = Publisher::start(&url, "udp");
+    wait_published(&relay, "/cam");
+    ffmpeg_reads(&url, "tcp");
+    ffmpeg_reads(&url, "udp");
+}
+
+/// What a raw interleaved reader saw.
+#[derive(Debug)]
+struct Received {
+    rtp_info_seq: Option<u16>,
+    first_seq: Option<u16>,
+    first_nal_type: Option<u8>,
+    packets: usize,
+}
+
+/// A minimal RTSP client: DESCRIBE, SETUP track 0 over TCP, PLAY, then counts RTP frames for
+/// `listen`.
+fn raw_tcp_reader(relay_addr: SocketAddr, path: &str, listen: Duration) -> Received {
+    let url = format!("rtsp://{relay_addr}{path}");
+    let mut c = TcpStream::connect(relay_addr).expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    let (s, _) = exchange(&mut c, &format!("DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\n\r\n"));
+    assert_eq!(s, 200);
+    let (s, head) = exchange(
+        &mut c,
+        &format!(
+            "SETUP {url}/trackID=0 RTSP/1.0\r\nCSeq: 2\r\n\
+             Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n"
+        ),
+    );
+    assert_eq!(s, 200, "{head}");
+    let session = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Session: "))
+        .and_then(|v| v.split(';').next())
+        .expect("Session header")
+        .to_owned();
+    let (s, head) =
+        exchange(&mut c, &format!("PLAY {url} RTSP/1.0\r\nCSeq: 3\r\nSession: {session}\r\n\r\n"));
+    assert_eq!(s, 200, "{head}");
+    let rtp_info_seq = head
+        .lines()
+        .find_map(|l| l.strip_prefix("RTP-Info: "))
+        .and_then(|v| v.split(';').find_map(|p| p.trim().strip_prefix("seq=")))
+        .and_then(|v| v.parse().ok());
+    let mut got = Received { rtp_info_seq, first_seq: None, first_nal_type: None, packets: 0 };
+    let deadline = Instant::now() + listen;
+    while Instant::now() < deadline {
+        let mut header = [0u8; 4];
+        if c.read_exact(&mut header).is_err() {
+            break;
+        }
+        assert_eq!(header[0], b'$', "interleaved frame expected");
+        let len = usize::from(u16::from_be_bytes([header[2], header[3]]));
+        let mut frame = vec![0u8; len];
+        c.read_exact(&mut frame).expect("frame payload");
+        if header[1] != 0 || len < 13 {
+            continue;
+        }
+        if got.first_seq.is_none() {
+            got.first_seq = Some(u16::from_be_bytes([frame[2], frame[3]]));
+            let csrcs = usize::from(frame[0] & 0x0f) * 4;
+            let mut at = 12 + csrcs;
+            if frame[0] & 0x10 != 0 {
+                let words = usize::from(u16::from_be_bytes([frame[at + 2], frame[at + 3]]));
+                at += 4 + words * 4;
+            }
+            got.first_nal_type = frame.get(at).map(|b| b & 0x1f);
+        }
+        got.packets += 1;
+    }
+    got
+}
+
+#[test]
+fn many_tcp_readers_across_shards_start_at_a_keyframe() {
+    let relay = Relay::start(&["--synthetic", "/demo"]);
+    // A reader that plays and never reads must not hold anyone up.
+    let mut idle = connect(&relay);
+    let url = relay.url("/demo");
+    exchange(
+        &mut idle,
+        &format!(
+            "SETUP {url}/trackID=0 RTSP/1.0\r\nCSeq: 1\r\nTransport: RTP/AVP/TCP;interleaved=0-1\r\n\r\n"
+        ),
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let addr = relay.addr;
+    let readers: Vec<_> = (0..20)
+        .map(|_| std::thread::spawn(move || raw_tcp_reader(addr, "/demo", Duration::from_secs(3))))
+        .collect();
+    for r in readers {
+        let got = r.join().expect("reader thread");
+        assert!(got.packets >= 50, "{got:?}");
+        assert_eq!(got.first_seq, got.rtp_info_seq, "RTP-Info names the first packet: {got:?}");
+        // The first packet starts a keyframe: SPS, or an IDR slice, or a STAP-A of SPS/PPS.
+        assert!(matches!(got.first_nal_type, Some(7 | 5 | 24)), "{got:?}");
+    }
+}
+
+#[test]
+fn silent_sessions_expire() {
+    let relay = Relay::start(&["--synthetic", "/demo", "--session-timeout-secs", "1"]);
+    let mut c = connect(&relay);
+    let url = relay.url("/demo");
+    let (s, head) = exchange(
+        &mut c,
+        &format!(
+            "SETUP {url}/trackID=0 RTSP/1.0\r\nCSeq: 1\r\nTransport: RTP/AVP/TCP;interleaved=0-1\r\n\r\n"
+        ),
+    );
+    assert_eq!(s, 200, "{head}");
+    assert!(head.contains(";timeout=1"), "{head}");
+    let session = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Session: "))
+        .and_then(|v| v.split(';').next())
+        .expect("Session header")
+        .to_owned();
+    // Timeout 1 s plus 1 s grace, then the session is gone.
+    std::thread::sleep(Duration::from_millis(3000));
+    let (s, _) =
+        exchange(&mut c, &format!("PLAY {url} RTSP/1.0\r\nCSeq: 2\r\nSession: {session}\r\n\r\n"));
+    assert_eq!(s, 454);
+}
+
+#[test]
+fn garbage_never_takes_the_relay_down() {
+    let relay = Relay::start(&["--synthetic", "/demo"]);
+    // A deterministic spray of hostile inputs: binary noise, truncated and oversized heads,
+    // absurd lengths, interleaved frames from nowhere, then each connection is dropped.
+    let mut seed: u32 = 0x1234_5678;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        seed
+    };
+    let url = relay.url("/demo");
+    let inputs: Vec<Vec<u8>> = vec![
+        (0..4096).map(|_| next() as u8).collect(),
+        format!("SETUP {url} RTSP/1.0\r\nCSeq: 1\r\nContent-Length: 99999999999\r\n\r\n").into_bytes(),
+        format!("OPTIONS {url} RTSP/1.0\r\nCSeq: 1\r\nX: {}\r\n\r\n", "a".repeat(20_000)).into_bytes(),
+        b"$\x00\xff\xff\x80\x60".to_vec(),
+        format!("SETUP {url}/trackID=9 RTSP/1.0\r\nCSeq: 2\r\nTransport: RTP/AVP;unicast;client_port=99999\r\n\r\n").into_bytes(),
+        format!("PLAY {url} RTSP/1.0\r\nCSeq: 1\r\nSession: ;;;\r\n\r\nANNOUNCE {url} RTSP/1.0\r\nCSeq: 2\r\nContent-Length: 5\r\n\r\nv=0\r\n").into_bytes(),
+        format!("SETUP {url}/trackID=0 RTSP/1.0\r\nCSeq: 3\r\nTransport: RTP/AVP/TCP;interleaved=255\r\n\r\n").into_bytes(),
+    ];
+    for input in &inputs {
+        for chunking in [1, 7, 4096] {
+            if let Ok(mut c) = TcpStream::connect(relay.addr) {
+                c.set_read_timeout(Some(Duration::from_millis(300))).ok();
+                for piece in input.chunks(chunking) {
+                    if c.write_all(piece).is_err() {
+                        break;
+                    }
+                }
+                let mut sink = [0u8; 4096];
+                let _ = c.read(&mut sink);
+            }
+        }
+    }
+    // Still serving.
+    let mut c = connect(&relay);
+    let (s, _) = exchange(&mut c, &format!("DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\n\r\n"));
+    assert_eq!(s, 200);
+}
+
+/// A minimal UDP reader: SETUP track 0 with its own ports, PLAY, then the sequence numbers of
+/// the RTP packets it receives for `listen`, and the RTP-Info seq.
+fn raw_udp_reader(relay_addr: SocketAddr, path: &str, listen: Duration) -> (Option<u16>, Vec<u16>) {
+    let url = format!("rtsp://{relay_addr}{path}");
+    // An RTP port and the RTCP port right after it.
+    let (rtp, _rtcp) = (0..100)
+        .find_map(|_| {
+            let rtp = std::net::UdpSocket::bind("127.0.0.1:0").ok()?;
+            let port = rtp.local_addr().ok()?.port().checked_add(1)?;
+            let rtcp = std::net::UdpSocket::bind(("127.0.0.1", port)).ok()?;
+            Some((rtp, rtcp))
+        })
+        .expect("a free UDP port pair");
+    rtp.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
+    let rtp_port = rtp.local_addr().unwrap().port();
+    let rtcp_port = rtp_port + 1;
+    let mut c = TcpStream::connect(relay_addr).expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    let (s, head) = exchange(
+        &mut c,
+        &format!(
+            "SETUP {url}/trackID=0 RTSP/1.0\r\nCSeq: 1\r\n\
+             Transport: RTP/AVP;unicast;client_port={rtp_port}-{rtcp_port}\r\n\r\n"
+        ),
+    );
+    assert_eq!(s, 200, "{head}");
+    assert!(head.contains("server_port="), "{head}");
+    let session = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Session: "))
+        .and_then(|v| v.split(';').next())
+        .expect("Session header")
+        .to_owned();
+    let (s, head) =
+        exchange(&mut c, &format!("PLAY {url} RTSP/1.0\r\nCSeq: 2\r\nSession: {session}\r\n\r\n"));
+    assert_eq!(s, 200, "{head}");
+    let rtp_info_seq = head
+        .lines()
+        .find_map(|l| l.strip_prefix("RTP-Info: "))
+        .and_then(|v| v.split(';').find_map(|p| p.trim().strip_prefix("seq=")))
+        .and_then(|v| v.parse().ok());
+    let mut seqs = Vec::new();
+    let mut buf = [0u8; 2048];
+    let deadline = Instant::now() + listen;
+    while Instant::now() < deadline {
+        if let Ok(n) = rtp.recv(&mut buf) {
+            if n >= 12 {
+                seqs.push(u16::from_be_bytes([buf[2], buf[3]]));
+            }
+        }
+    }
+    (rtp_info_seq, seqs)
+}
+
+#[test]
+fn udp_readers_get_every_packet_once_in_order_from_the_keyframe() {
+    let relay = Relay::start(&["--synthetic", "/demo"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let addr = relay.addr;
+    let readers: Vec<_> = (0..10)
+        .map(|i| {
+            std::thread::spawn(move || {
+                // Staggered joins land at different points of the GOP and of a frame.
+                std::thread::sleep(Duration::from_millis(37 * i));
+                raw_udp_reader(addr, "/demo", Duration::from_secs(3))
+            })
+        })
+        .collect();
+    for r in readers {
+        let (rtp_info_seq, seqs) = r.join().expect("reader thread");
+        assert!(seqs.len() >= 50, "only {} packets", seqs.len());
+        assert_eq!(Some(seqs[0]), rtp_info_seq, "RTP-Info names the first packet");
+        for w in seqs.windows(2) {
+            assert_eq!(w[1], w[0].wrapping_add(1), "a gap, duplicate or reorder: {seqs:?}");
+        }
+    }
+}
+
+#[test]
+fn a_reader_that_stops_reading_is_cut_off_without_hurting_others() {
+    if !have("ffmpeg") {
+        return;
+    }
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("manifold-e2e-stall-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let config = dir.join("relay.toml");
+    // 20 Mbit/s, a 1 MiB reader queue, and a 2 s stall limit.
+    std::fs::write(
+        &config,
+        "synthetic = [\"/demo\"]\nsynthetic_bitrate = 20000000\n\
+         reader_queue_bytes = 1048576\nreader_stall_secs = 2\n",
+    )
+    .expect("write config");
+    let relay = Relay::start(&["--config", config.to_str().expect("utf-8 path")]);
+    let url = relay.url("/demo");
+    // The stalled reader: PLAY over TCP, then never read.
+    let mut stalled = connect(&relay);
+    let (s, head) = exchange(
+        &mut stalled,
+        &format!(
+            "SETUP {url}/trackID=0 RTSP/1.0\r\nCSeq: 1\r\nTransport: RTP/AVP/TCP;interleaved=0-1\r\n\r\n"
+        ),
+    );
+    assert_eq!(s, 200, "{head}");
+    let session = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Session: "))
+        .and_then(|v| v.split(';').next())
+        .expect("Session header")
+        .to_owned();
+    let (s, _) = exchange(
+        &mut stalled,
+        &format!("PLAY {url} RTSP/1.0\r\nCSeq: 2\r\nSession: {session}\r\n\r\n"),
+    );
+    assert_eq!(s, 200);
+    // Meanwhile a real player decodes the stream without errors.
+    ffmpeg_reads(&url, "tcp");
+    // Kernel buffers (several MB on loopback) fill first, then the reader's queue, then the
+    // 2 s stall limit runs: give it time, then draining the socket must end in EOF or reset.
+    std::thread::sleep(Duration::from_secs(8));
+    stalled.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let mut sink = vec![0u8; 1 << 16];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let closed = loop {
+        match stalled.read(&mut sink) {
+            Ok(0) | Err(_) => break true,
+            Ok(_) if Instant::now() > deadline => break false,
+            Ok(_) => {}
+        }
+    };
+    assert!(closed, "the stalled reader was never disconnected");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn two_hundred_mixed_readers_all_receive() {
+    let relay = Relay::start(&["--synthetic", "/demo"]);
+    std::thread::sleep(Duration::from_millis(1200));
+    let addr = relay.addr;
+    let tcp: Vec<_> = (0..100)
+        .map(|_| std::thread::spawn(move || raw_tcp_reader(addr, "/demo", Duration::from_secs(4))))
+        .collect();
+    let udp: Vec<_> = (0..100)
+        .map(|_| std::thread::spawn(move || raw_udp_reader(addr, "/demo", Duration::from_secs(4))))
+        .collect();
+    for r in tcp {
+        let got = r.join().expect("TCP reader");
+        assert!(got.packets >= 50, "{got:?}");
+        assert_eq!(got.first_seq, got.rtp_info_seq, "{got:?}");
+    }
+    for r in udp {
+        let (rtp_info_seq, seqs) = r.join().expect("UDP reader");
+        assert!(seqs.len() >= 50, "only {} packets", seqs.len());
+        assert_eq!(Some(seqs[0]), rtp_info_seq);
+    }
+}
+
+/// The sequence numbers and first NAL type of the RTP packets `rtp` receives for `listen`.
+fn receive_udp(rtp: &std::net::UdpSocket, listen: Duration) -> (Vec<u16>, Option<u8>) {
+    let mut seqs = Vec::new();
+    let mut first_nal = None;
+    let mut buf = [0u8; 2048];
+    let deadline = Instant::now() + listen;
+    while Instant::now() < deadline {
+        if let Ok(n) = rtp.recv(&mut buf) {
+            if n > 12 {
+                seqs.push(u16::from_be_bytes([buf[2], buf[3]]));
+                if first_nal.is_none() {
+                    // The synthetic stream's header extension: 4 + 4 × length bytes after 12.
+                    let words = usize::from(u16::from_be_bytes([buf[14], buf[15]]));
+                    let at = if buf[0] & 0x10 != 0 { 16 + 4 * words } else { 12 };
+                    first_nal = buf.get(at).map(|b| b & 0x1f);
+                }
+            }
+        }
+    }
+    (seqs, first_nal)
+}
+
+#[test]
+fn pause_stops_delivery_and_play_resumes_at_a_keyframe() {
+    let relay = Relay::start(&["--synthetic", "/demo"]);
+    std::thread::sleep(Duration::from_millis(1200));
+    let url = relay.url("/demo");
+    let rtp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind RTP");
+    rtp.set_read_timeout(Some(Duration::from_millis(100))).expect("timeout");
+    let port = rtp.local_addr().expect("addr").port();
+    let mut c = connect(&relay);
+    let (s, head) = exchange(
+        &mut c,
+        &format!(
+            "SETUP {url}/trackID=0 RTSP/1.0\r\nCSeq: 1\r\nTransport: RTP/AVP;unicast;client_port={port}\r\n\r\n"
+        ),
+    );
+    assert_eq!(s, 200, "{head}");
+    let session = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Session: "))
+        .and_then(|v| v.split(';').next())
+        .expect("Session header")
+        .to_owned();
+    let play = |c: &mut TcpStream, cseq: u32| {
+        exchange(c, &format!("PLAY {url} RTSP/1.0\r\nCSeq: {cseq}\r\nSession: {session}\r\n\r\n"))
+    };
+    assert_eq!(play(&mut c, 2).0, 200);
+    let (before, _) = receive_udp(&rtp, Duration::from_millis(1500));
+    assert!(before.len() >= 20, "{before:?}");
+    let (s, _) =
+        exchange(&mut c, &format!("PAUSE {url} RTSP/1.0\r\nCSeq: 3\r\nSession: {session}\r\n\r\n"));
+    assert_eq!(s, 200);
+    receive_udp(&rtp, Duration::from_millis(300));
+    let (during, _) = receive_udp(&rtp, Duration::from_millis(1000));
+    assert!(during.is_empty(), "packets while paused: {during:?}");
+    assert_eq!(play(&mut c, 4).0, 200);
+    let (after, first_nal) = receive_udp(&rtp, Duration::from_millis(2500));
+    assert!(!after.is_empty(), "nothing after PLAY");
+    let last = *before.last().expect("packets before PAUSE");
+    assert!(after[0].wrapping_sub(last) < 0x8000, "resumed behind: {last} then {}", after[0]);
+    assert!(matches!(first_nal, Some(7 | 5 | 24)), "resumed at NAL type {first_nal:?}");
+}

@@ -1,0 +1,363 @@
+//! One RTSP connection: a reader task that decodes requests and interleaved frames from the
+//! socket (manifold-rtsp's streaming `Decoder` over a per-connection buffer), and a writer
+//! task that writes responses and the media of its TCP readers. What each request *means*
+//! lives in `control`; this module only moves bytes.
+
+use std::cell::RefCell;
+use std::io::{self, IoSlice};
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use glommio::net::TcpStream;
+use glommio::{spawn_local, timer};
+use manifold_rtsp::codec::{interleaved_header, write_response, Decoder, Item, Limits};
+use manifold_rtsp::session::server::{ServerConfig, ServerSessions};
+use manifold_rtsp::{ChannelId, Response};
+
+use crate::control::{Player, Publisher};
+use crate::egress::{ConnOut, ReaderTrack};
+use crate::packet::SharedPacket;
+use crate::shard::Shard;
+
+/// Bytes read per `read` call.
+const READ_CHUNK: usize = 64 * 1024;
+/// Most bytes buffered for an incomplete item (the codec limits heads and bodies itself; an
+/// interleaved frame is at most 64 KiB).
+const MAX_BUFFERED: usize = 1 << 20;
+/// Bytes of media gathered per socket write.
+const WRITE_BATCH: usize = 256 * 1024;
+/// Frames per gathered write (two slices each at most, within `IOV_MAX`).
+const MAX_FRAMES: usize = (crate::sys::IOV_MAX - 1) / 2;
+
+/// The socket, shared by the reader and writer tasks of one connection. Each side borrows it
+/// only inside one `poll_*` call, never across an `.await`, and glommio keeps separate
+/// readiness sources for reading and writing, so the two tasks never conflict.
+#[derive(Debug, Clone)]
+struct SharedStream(Rc<RefCell<TcpStream>>);
+
+impl AsyncRead for SharedStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let mut s = self.0.borrow_mut();
+        Pin::new(&mut *s).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for SharedStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let mut s = self.0.borrow_mut();
+        Pin::new(&mut *s).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut s = self.0.borrow_mut();
+        Pin::new(&mut *s).poll_flush(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut s = self.0.borrow_mut();
+        Pin::new(&mut *s).poll_close(cx)
+    }
+}
+
+/// Why a connection ended.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ConnError {
+    /// The socket failed.
+    #[error("socket error: {0}")]
+    Io(#[from] io::Error),
+    /// The peer sent bytes the stream cannot be resynchronised after.
+    #[error("unrecoverable malformed input: {0}")]
+    Malformed(manifold_rtsp::ParseError),
+    /// The peer buffered more than the limit without completing an item.
+    #[error("more than {MAX_BUFFERED} bytes without a complete message")]
+    Oversized,
+}
+
+/// What the reader task woke up for.
+enum Wake {
+    Read(io::Result<usize>),
+    Timeout,
+}
+
+/// Random bytes for session ids.
+fn random(buf: &mut [u8]) {
+    crate::sys::fill_random(buf);
+}
+
+/// The state of one connection, driven by its reader task.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    pub(crate) shard: Rc<Shard>,
+    pub(crate) peer: SocketAddr,
+    pub(crate) out: Rc<ConnOut>,
+    pub(crate) sessions: ServerSessions<fn(&mut [u8])>,
+    pub(crate) publisher: Option<Publisher>,
+    pub(crate) player: Option<Player>,
+}
+
+/// Serves one accepted connection until it closes.
+pub(crate) async fn run(shard: Rc<Shard>, stream: TcpStream) {
+    let peer = match stream.peer_addr() {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::debug!(error = %e, "connection gone before it was served");
+            return;
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    let fd = stream.as_raw_fd();
+    let id = shard.next_id();
+    let stream = SharedStream(Rc::new(RefCell::new(stream)));
+    let out = Rc::new(ConnOut::new(peer));
+    shard.add_conn(id, out.clone());
+    tracing::debug!(%peer, shard = shard.id(), "connection accepted");
+
+    let writer =
+        spawn_local(write_loop(stream.clone(), out.clone(), shard.config().reader_stall(), fd));
+    let timeout = shard.config().session_timeout();
+    // Grace after the announced timeout: 5 s, or less for very short timeouts.
+    let grace = timeout.min(std::time::Duration::from_secs(5));
+    let config = ServerConfig { timeout, grace, ..ServerConfig::default() };
+    let mut conn = Conn {
+        shard: shard.clone(),
+        peer,
+        out: out.clone(),
+        sessions: ServerSessions::new(config, random as fn(&mut [u8])),
+        publisher: None,
+        player: None,
+    };
+    match conn.read_loop(stream).await {
+        Ok(()) => tracing::debug!(%peer, "connection closed by peer"),
+        Err(e) => tracing::info!(%peer, side = "downstream", error = %e, "connection closed"),
+    }
+    conn.release_all();
+    out.close();
+    writer.await;
+    crate::sys::shutdown_socket(fd);
+    shard.remove_conn(id);
+}
+
+impl Conn {
+    async fn read_loop(&mut self, mut rd: SharedStream) -> Result<(), ConnError> {
+        let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+        let mut decoder = Decoder::new(Limits::default());
+        loop {
+            let mut start = 0;
+            loop {
+                if self.out.closed.get() {
+                    return Ok(());
+                }
+                match decoder.feed(&buf[start..]) {
+                    Ok(None) => break,
+                    Ok(Some((Item::Request(req), used))) => {
+                        start += used;
+                        tracing::debug!(peer = %self.peer, method = %req.method, uri = %req.uri, "request");
+                        let (resp, after) = self.handle(req).await;
+                        self.send(&resp);
+                        if let Some(after) = after {
+                            self.after_response(after);
+                        }
+                    }
+                    Ok(Some((Item::Response(resp), used))) => {
+                        start += used;
+                        tracing::debug!(peer = %self.peer, status = %resp.status, "unexpected response from client ignored");
+                    }
+                    Ok(Some((Item::Interleaved { channel, payload }, used))) => {
+                        self.interleaved(channel, payload);
+                        start += used;
+                    }
+                    Err(e) => {
+                        let mut resp = Response::new(e.status());
+                        if let Some(cseq) = e.cseq() {
+                            resp.headers.set("CSeq", cseq.to_string());
+                        }
+                        self.send(&resp);
+                        match e.resume_at() {
+                            Some(n) => {
+                                tracing::info!(peer = %self.peer, error = %e, side = "downstream", "malformed request answered");
+                                start += n;
+                            }
+                            None => return Err(ConnError::Malformed(e)),
+                        }
+                    }
+                }
+            }
+            if start > 0 {
+                buf.drain(..start);
+                decoder.reset();
+            }
+            if buf.len() >= MAX_BUFFERED {
+                return Err(ConnError::Oversized);
+            }
+            let len = buf.len();
+            buf.resize(len + READ_CHUNK, 0);
+            let woke = match self.sessions.poll_timeout() {
+                None => Wake::Read(rd.read(&mut buf[len..]).await),
+                Some(at) => {
+                    let read = async { Wake::Read(rd.read(&mut buf[len..]).await) };
+                    let expire = async {
+                        timer::sleep(at.saturating_duration_since(Instant::now())).await;
+                        Wake::Timeout
+                    };
+                    futures_lite::future::or(read, expire).await
+                }
+            };
+            match woke {
+                Wake::Read(n) => {
+                    buf.truncate(len + *n.as_ref().unwrap_or(&0));
+                    if n? == 0 {
+                        return Ok(());
+                    }
+                }
+                Wake::Timeout => {
+                    buf.truncate(len);
+                    self.expire_sessions();
+                }
+            }
+        }
+    }
+
+    /// Queues a response for the writer.
+    fn send(&self, resp: &Response) {
+        let mut bytes = Vec::with_capacity(256 + resp.body.len());
+        write_response(resp, &mut bytes);
+        self.out.send_control(&bytes);
+    }
+
+    /// An interleaved frame from the client: media of a publisher, or RTCP.
+    fn interleaved(&mut self, channel: ChannelId, payload: &[u8]) {
+        if let Some(p) = &self.publisher {
+            if let Some(track) = p.track_of_channel(channel.0) {
+                if p.recording {
+                    p.hub.ingest(&self.shard, track, payload);
+                }
+                return;
+            }
+            if let Some(track) = p.track_of_rtcp_channel(channel.0) {
+                p.hub.ingest_rtcp(&self.shard, track, payload);
+                return;
+            }
+        }
+        // A reader's RTCP (receiver reports) shows it is alive.
+        if let Some(reader) = self.player.as_ref().and_then(|p| p.reader()) {
+            reader.heard.set(Instant::now());
+        }
+    }
+}
+
+/// One interleaved frame to write: the shared packet, and either its headroom (when it holds
+/// the reader's channel) or a header of our own.
+struct Frame {
+    packet: SharedPacket,
+    channel: u8,
+    header: Option<[u8; 4]>,
+}
+
+/// Writes responses, then the media of live TCP readers, until the connection closes. Media
+/// is written with one gathering `sendmsg` per batch, straight from the shared packet buffers;
+/// when the socket is full the rest of the batch waits for it (bounded by `stall`, past which
+/// the connection closes) while the hub keeps queueing into the reader's bounded queue.
+async fn write_loop(mut wr: SharedStream, out: Rc<ConnOut>, stall: std::time::Duration, fd: i32) {
+    let mut control: Vec<u8> = Vec::new();
+    let mut frames: Vec<Frame> = Vec::new();
+    loop {
+        control.clear();
+        control.append(&mut out.control.borrow_mut());
+        frames.clear();
+        let mut bytes = 0;
+        for r in out.readers.borrow().iter() {
+            if !r.live.get() {
+                continue;
+            }
+            let mut q = r.queue.borrow_mut();
+            while bytes < WRITE_BATCH && frames.len() < MAX_FRAMES {
+                let Some(packet) = q.pop() else { break };
+                let Some(ReaderTrack::Tcp { channel }) = r.track(packet.track()) else { continue };
+                let channel = if packet.is_rtcp() { channel.saturating_add(1) } else { channel };
+                let header = match packet.framed_for(channel) {
+                    Some(_) => None,
+                    None => {
+                        let len = u16::try_from(packet.len()).unwrap_or(u16::MAX);
+                        Some(interleaved_header(ChannelId(channel), len))
+                    }
+                };
+                bytes += packet.len() + 4;
+                frames.push(Frame { packet, channel, header });
+            }
+        }
+        if control.is_empty() && frames.is_empty() {
+            if out.closed.get() {
+                break;
+            }
+            out.notify.wait().await;
+            continue;
+        }
+        let mut iov: Vec<IoSlice<'_>> = Vec::with_capacity(1 + 2 * frames.len());
+        if !control.is_empty() {
+            iov.push(IoSlice::new(&control));
+        }
+        for f in &frames {
+            match &f.header {
+                None => iov.push(IoSlice::new(f.packet.framed_for(f.channel).unwrap_or_default())),
+                Some(h) => {
+                    iov.push(IoSlice::new(h));
+                    iov.push(IoSlice::new(f.packet.rtp()));
+                }
+            }
+        }
+        if let Err(e) = write_gathered(&mut wr, fd, &iov, stall).await {
+            tracing::info!(peer = %out.peer, side = "downstream", error = %e, "write failed, closing");
+            break;
+        }
+    }
+    out.closed.set(true);
+    // Wake the reader task if it is blocked in `read`.
+    crate::sys::shutdown_socket(fd);
+}
+
+/// Writes every slice: one gathering `sendmsg` first, then whatever the kernel did not take
+/// slice by slice through glommio (which waits for the socket to drain), each within `stall`.
+async fn write_gathered(
+    wr: &mut SharedStream,
+    fd: i32,
+    iov: &[IoSlice<'_>],
+    stall: std::time::Duration,
+) -> io::Result<()> {
+    let mut skip = match crate::sys::send_vectored(fd, iov) {
+        Ok(n) => n,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
+        Err(e) => return Err(e),
+    };
+    for slice in iov {
+        if skip >= slice.len() {
+            skip -= slice.len();
+            continue;
+        }
+        let rest = &slice[skip..];
+        skip = 0;
+        match timer::timeout(stall, async { Ok(wr.write_all(rest).await) }).await {
+            Ok(r) => r?,
+            Err(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("reader stalled: socket full for {} s", stall.as_secs()),
+                ))
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,628 @@
+//! What each RTSP request means for the relay: the one place where the server session machine
+//! (manifold-rtsp's `ServerSessions`) meets the relay's media decisions. The machine checks
+//! protocol (454, 455, 460, CSeq, Session); this module picks streams, tracks and transports
+//! (404, 461), publishes (ANNOUNCE/SETUP record/RECORD) and plays (SETUP/PLAY/PAUSE).
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
+
+use manifold_rtp::codec::Codec;
+use manifold_rtsp::header::{
+    ChannelRange, Destination, LowerTransport, PortRange, Profile, RtpInfo, RtpInfoEntry, Session,
+    Transport, TransportMode, TransportSpec, TypedHeader,
+};
+use manifold_rtsp::session::server::{Action, Decision, Pending, ServerEvent};
+use manifold_rtsp::{ChannelId, Method, Request, Response, SessionId, StatusCode};
+use manifold_sdp::Sdp;
+use manifold_udp::RawAddr;
+
+use crate::conn::Conn;
+use crate::egress::{Reader, ReaderTrack};
+use crate::hub::Hub;
+use crate::queue::ReaderQueue;
+use crate::registry::{StreamInfo, TrackInfo};
+
+/// The methods the relay answers, for `Public`.
+const PUBLIC: &str = "OPTIONS, DESCRIBE, ANNOUNCE, SETUP, PLAY, PAUSE, RECORD, TEARDOWN, \
+                      GET_PARAMETER, SET_PARAMETER";
+
+/// What to do once a response is queued.
+#[derive(Debug)]
+pub(crate) enum After {
+    /// Start sending to the reader that PLAY joined.
+    GoLive(Rc<Reader>),
+}
+
+/// A connection's publishing session (ANNOUNCE, then SETUP mode=record per track, RECORD).
+#[derive(Debug)]
+pub(crate) struct Publisher {
+    /// The RTSP session, once SETUP created it.
+    pub(crate) session: Option<SessionId>,
+    /// The stream's hub (on this shard).
+    pub(crate) hub: Rc<Hub>,
+    /// Each track's URL as the publisher's SETUP names it (the SDP's controls resolved).
+    media_urls: Vec<String>,
+    /// Interleaved RTP channel → track.
+    channels: Vec<(u8, usize)>,
+    /// RECORD was answered: media is accepted.
+    pub(crate) recording: bool,
+}
+
+impl Publisher {
+    /// The track an interleaved RTP channel carries (`None` for RTCP and unknown channels).
+    pub(crate) fn track_of_channel(&self, channel: u8) -> Option<usize> {
+        self.channels.iter().find(|(c, _)| *c == channel).map(|(_, t)| *t)
+    }
+
+    /// The track whose RTCP an interleaved channel carries (the RTP channel + 1).
+    pub(crate) fn track_of_rtcp_channel(&self, channel: u8) -> Option<usize> {
+        let rtp = channel.checked_sub(1)?;
+        self.channels.iter().find(|(c, _)| *c == rtp).map(|(_, t)| *t)
+    }
+
+    fn track_of_url(&self, uri: &str) -> Option<usize> {
+        let uri = uri.trim_end_matches('/');
+        self.media_urls.iter().position(|u| u.trim_end_matches('/') == uri).or_else(|| {
+            let last = uri.rsplit('/').next()?;
+            self.media_urls
+                .iter()
+                .position(|u| u.trim_end_matches('/').rsplit('/').next() == Some(last))
+        })
+    }
+}
+
+/// A connection's playing session.
+#[derive(Debug)]
+pub(crate) struct Player {
+    /// The RTSP session, once SETUP created it.
+    pub(crate) session: Option<SessionId>,
+    stream: Arc<StreamInfo>,
+    /// Per stream track: how it is sent and the SETUP URL (for RTP-Info).
+    tracks: Vec<Option<(ReaderTrack, String)>>,
+    /// The reader while playing.
+    reader: Option<Rc<Reader>>,
+    /// PAUSE stopped a PLAY: the next PLAY resumes.
+    paused: bool,
+}
+
+impl Player {
+    /// The reader while playing.
+    pub(crate) fn reader(&self) -> Option<&Rc<Reader>> {
+        self.reader.as_ref()
+    }
+}
+
+/// The path of an RTSP URL: `rtsp://host:port/cam/x?q` → `/cam/x` (no trailing slash).
+pub(crate) fn url_path(uri: &str) -> String {
+    let rest = uri.split_once("://").map_or(uri, |(_, r)| r);
+    let path = rest.find('/').map_or("/", |i| &rest[i..]);
+    let path = path.split(['?', '#']).next().unwrap_or("/");
+    let trimmed = path.trim_end_matches('/');
+    if trimmed.is_empty() {
+        "/".to_owned()
+    } else {
+        trimmed.to_owned()
+    }
+}
+
+/// Splits `<stream URL>/trackID=N` into the stream URL and N.
+fn split_track(uri: &str) -> Option<(&str, usize)> {
+    let (stream_url, n) = uri.trim_end_matches('/').rsplit_once("/trackID=")?;
+    Some((stream_url, n.parse().ok()?))
+}
+
+impl Conn {
+    /// Answers one request; `After` is done once the response is queued.
+    pub(crate) async fn handle(&mut self, req: Request) -> (Response, Option<After>) {
+        let now = Instant::now();
+        let pending = match self.sessions.handle_request(now, &req) {
+            Decision::Reply(r) => return (r, None),
+            Decision::Needs(p) => p,
+        };
+        let (resp, after) = match pending.method {
+            Method::Options => {
+                let mut r = Response::new(StatusCode::OK);
+                r.headers.set("Public", PUBLIC);
+                (r, None)
+            }
+            Method::Describe => (self.describe(&req), None),
+            Method::Announce => (self.announce(&req), None),
+            Method::Setup => (self.setup(&req, &pending), None),
+            Method::Play => self.play(&pending).await,
+            Method::Record => (self.record(&pending), None),
+            Method::Pause => (self.pause(&pending), None),
+            Method::Teardown | Method::GetParameter | Method::SetParameter => {
+                (Response::new(StatusCode::OK), None)
+            }
+            Method::Redirect => (Response::new(StatusCode::METHOD_NOT_ALLOWED), None),
+        };
+        let created = matches!(pending.action, Action::Setup { .. }) && pending.session.is_none();
+        let record = matches!(&pending.action, Action::Setup { offer, .. }
+            if offer.specs.iter().any(|s| s.mode == Some(TransportMode::Record)));
+        let mut resp = self.sessions.respond(now, pending, resp);
+        resp.headers.set("Server", "manifold");
+        if created && resp.status.is_success() {
+            let id = Session::from_headers(&resp.headers).ok().flatten().map(|s| s.id);
+            self.bind_new_session(id, record);
+        }
+        while let Some(ServerEvent::Closed { session, reason }) = self.sessions.poll_event() {
+            tracing::info!(peer = %self.peer, session = %session.id(), ?reason, "session closed");
+            self.release_session(session.id());
+        }
+        (resp, after)
+    }
+
+    /// Runs what a response asked for, once it is queued.
+    pub(crate) fn after_response(&mut self, after: After) {
+        match after {
+            After::GoLive(reader) => {
+                if let Some(p) = &self.player {
+                    tracing::info!(peer = %self.peer, session = %reader.session, path = %reader.path,
+                        udp = reader.is_udp(), gop_packets = reader.queue.borrow().len(),
+                        shard = self.shard.id(), owner = p.stream.owner, "playing");
+                    self.shard.go_live(p.stream.id, &reader);
+                }
+            }
+        }
+    }
+
+    fn describe(&self, req: &Request) -> Response {
+        let path = url_path(&req.uri);
+        let Some(info) = self.shard.registry().lookup(&path) else {
+            tracing::info!(peer = %self.peer, %path, "DESCRIBE of an unknown path");
+            return Response::new(StatusCode::NOT_FOUND);
+        };
+        let mut r = Response::new(StatusCode::OK);
+        r.headers.set("Content-Type", "application/sdp");
+        let base = req.uri.trim_end_matches('/');
+        r.headers.set("Content-Base", format!("{base}/"));
+        r.body = info.sdp.clone().into_bytes();
+        r
+    }
+
+    fn announce(&mut self, req: &Request) -> Response {
+        let path = url_path(&req.uri);
+        let sdp = match Sdp::parse(&req.body) {
+            Ok(s) if !s.media().is_empty() => s,
+            Ok(_) => return Response::new(StatusCode::BAD_REQUEST),
+            Err(e) => {
+                tracing::info!(peer = %self.peer, %path, error = %e, side = "upstream", "ANNOUNCE with a bad SDP");
+                return Response::new(StatusCode::BAD_REQUEST);
+            }
+        };
+        if let Some(old) = self.publisher.take() {
+            self.shard.end_stream(&old.hub);
+        }
+        let tracks = sdp
+            .media()
+            .iter()
+            .map(|m| {
+                let rtpmap = m.media_line().payload_types().next().and_then(|pt| m.rtpmap(pt));
+                TrackInfo {
+                    codec: rtpmap.as_ref().and_then(|r| Codec::from_encoding_name(&r.encoding)),
+                    clock_rate: rtpmap.map_or(90_000, |r| r.clock_rate),
+                }
+            })
+            .collect();
+        let media_urls = sdp.media_urls(&req.uri);
+        let relay_sdp = relay_sdp(sdp);
+        let info = match self.shard.registry().publish(&path, self.shard.id(), relay_sdp, tracks) {
+            Ok(info) => info,
+            Err(e) => {
+                tracing::info!(peer = %self.peer, %path, side = "upstream", "ANNOUNCE refused: {e}");
+                return Response::new(StatusCode::FORBIDDEN);
+            }
+        };
+        let hub =
+            Rc::new(Hub::new(info.clone(), self.shard_count(), self.shard.config().gop_cache));
+        self.shard.add_hub(hub.clone());
+        tracing::info!(peer = %self.peer, %path, stream = info.id, tracks = info.tracks.len(), "announced");
+        self.publisher = Some(Publisher {
+            session: None,
+            hub,
+            media_urls,
+            channels: Vec::new(),
+            recording: false,
+        });
+        Response::new(StatusCode::OK)
+    }
+
+    fn shard_count(&self) -> usize {
+        self.shard.shards()
+    }
+
+    fn setup(&mut self, req: &Request, pending: &Pending) -> Response {
+        let Action::Setup { offer, .. } = &pending.action else {
+            return Response::new(StatusCode::INTERNAL_SERVER_ERROR);
+        };
+        let record = offer.specs.iter().any(|s| s.mode == Some(TransportMode::Record));
+        if record {
+            self.setup_record(&req.uri, offer, pending.session.as_ref())
+        } else {
+            self.setup_play(&req.uri, offer, pending.session.as_ref())
+        }
+    }
+
+    fn setup_record(
+        &mut self,
+        uri: &str,
+        offer: &Transport,
+        session: Option<&SessionId>,
+    ) -> Response {
+        let peer = self.peer;
+        let udp_port = self.shard.udp.port;
+        let Some(publisher) = self.publisher.as_mut() else {
+            return Response::new(StatusCode::METHOD_NOT_VALID_IN_THIS_STATE);
+        };
+        if session.is_some() && session != publisher.session.as_ref() {
+            return Response::new(StatusCode::SESSION_NOT_FOUND);
+        }
+        let Some(track) = publisher.track_of_url(uri) else {
+            tracing::info!(%peer, uri, side = "upstream", "SETUP of an unknown track");
+            return Response::new(StatusCode::NOT_FOUND);
+        };
+        for spec in &offer.specs {
+            if spec.profile != Profile::Avp || spec.is_multicast() {
+                continue;
+            }
+            let answer = match spec.lower_transport() {
+                LowerTransport::Tcp => {
+                    let first =
+                        spec.interleaved.map_or(track.saturating_mul(2) as u8, |c| c.first.0);
+                    let channels = ChannelRange::pair(ChannelId(first)).unwrap_or(ChannelRange {
+                        first: ChannelId(first),
+                        last: ChannelId(first),
+                    });
+                    publisher.channels.retain(|(_, t)| *t != track);
+                    publisher.channels.push((first, track));
+                    TransportSpec {
+                        mode: Some(TransportMode::Record),
+                        ..TransportSpec::tcp_interleaved(channels)
+                    }
+                }
+                LowerTransport::Udp => {
+                    let Some(client) = spec.client_port else { continue };
+                    let source = SocketAddr::new(peer.ip(), client.first);
+                    self.shard.add_udp_source(source, publisher.hub.info().id, track);
+                    if let Some(rtcp) = client.rtcp() {
+                        let source = SocketAddr::new(peer.ip(), rtcp);
+                        self.shard.add_rtcp_source(source, publisher.hub.info().id, track);
+                    }
+                    TransportSpec {
+                        lower: spec.lower,
+                        delivery: Some(manifold_rtsp::header::Delivery::Unicast),
+                        client_port: Some(client),
+                        server_port: PortRange::pair(udp_port),
+                        mode: Some(TransportMode::Record),
+                        ..TransportSpec::default()
+                    }
+                }
+            };
+            let mut r = Response::new(StatusCode::OK);
+            Transport::single(answer).set_in(&mut r.headers);
+            tracing::info!(%peer, path = %publisher.hub.info().path, track, "publisher track set up");
+            return r;
+        }
+        Response::new(StatusCode::UNSUPPORTED_TRANSPORT)
+    }
+
+    fn setup_play(
+        &mut self,
+        uri: &str,
+        offer: &Transport,
+        session: Option<&SessionId>,
+    ) -> Response {
+        let Some((info, track)) = self.resolve_track(uri) else {
+            tracing::info!(peer = %self.peer, uri, "SETUP of an unknown path or track");
+            return Response::new(StatusCode::NOT_FOUND);
+        };
+        if let Some(p) = &self.player {
+            if session.is_some() && session != p.session.as_ref() {
+                return Response::new(StatusCode::SESSION_NOT_FOUND);
+            }
+            if p.stream.id != info.id {
+                return Response::new(StatusCode::AGGREGATE_OPERATION_NOT_ALLOWED);
+            }
+        }
+        let Some((reader_track, answer)) = self.choose_transport(offer, track) else {
+            return Response::new(StatusCode::UNSUPPORTED_TRANSPORT);
+        };
+        let player = self.player.get_or_insert_with(|| Player {
+            session: None,
+            tracks: vec![None; info.tracks.len()],
+            stream: info.clone(),
+            reader: None,
+            paused: false,
+        });
+        if let Some(slot) = player.tracks.get_mut(track) {
+            *slot = Some((reader_track, uri.to_owned()));
+        }
+        let mut r = Response::new(StatusCode::OK);
+        Transport::single(answer).set_in(&mut r.headers);
+        r
+    }
+
+    /// The stream and track a SETUP URL names: `<stream URL>/trackID=N` (the stream URL may
+    /// carry a query, as Content-Base does when DESCRIBE had one), or the stream URL of a
+    /// one-track stream.
+    fn resolve_track(&self, uri: &str) -> Option<(Arc<StreamInfo>, usize)> {
+        let registry = self.shard.registry();
+        match split_track(uri) {
+            Some((stream_url, n)) => {
+                let info = registry.lookup(&url_path(stream_url))?;
+                (n < info.tracks.len()).then_some((info, n))
+            }
+            None => {
+                let info = registry.lookup(&url_path(uri))?;
+                (info.tracks.len() == 1).then_some((info, 0))
+            }
+        }
+    }
+
+    /// Picks the first acceptable spec of a reader's offer for `track`.
+    fn choose_transport(
+        &self,
+        offer: &Transport,
+        track: usize,
+    ) -> Option<(ReaderTrack, TransportSpec)> {
+        for spec in &offer.specs {
+            if spec.profile != Profile::Avp || spec.is_multicast() {
+                continue;
+            }
+            match spec.lower_transport() {
+                LowerTransport::Tcp => {
+                    let first =
+                        spec.interleaved.map_or(track.saturating_mul(2) as u8, |c| c.first.0);
+                    let channels = ChannelRange::pair(ChannelId(first)).unwrap_or(ChannelRange {
+                        first: ChannelId(first),
+                        last: ChannelId(first),
+                    });
+                    return Some((
+                        ReaderTrack::Tcp { channel: first },
+                        TransportSpec::tcp_interleaved(channels),
+                    ));
+                }
+                LowerTransport::Udp => {
+                    let Some(client) = spec.client_port else { continue };
+                    // No traffic amplification: media only goes to the RTSP peer itself.
+                    if let Some(Destination::Address(a)) = &spec.destination {
+                        if a.parse::<std::net::IpAddr>().ok() != Some(self.peer.ip()) {
+                            tracing::info!(peer = %self.peer, destination = %a, "UDP destination refused");
+                            continue;
+                        }
+                    }
+                    let rtp = RawAddr::from(SocketAddr::new(self.peer.ip(), client.first));
+                    let rtcp = client.rtcp().map(|port| SocketAddr::new(self.peer.ip(), port));
+                    let answer = TransportSpec {
+                        lower: spec.lower,
+                        delivery: Some(manifold_rtsp::header::Delivery::Unicast),
+                        client_port: Some(client),
+                        server_port: PortRange::pair(self.shard.udp.port),
+                        ..TransportSpec::default()
+                    };
+                    return Some((ReaderTrack::Udp { rtp, rtcp }, answer));
+                }
+            }
+        }
+        None
+    }
+
+    async fn play(&mut self, pending: &Pending) -> (Response, Option<After>) {
+        let Some(player) = &self.player else {
+            return (Response::new(StatusCode::METHOD_NOT_VALID_IN_THIS_STATE), None);
+        };
+        if player.session.is_some() && pending.session.as_ref() != player.session.as_ref() {
+            return (Response::new(StatusCode::SESSION_NOT_FOUND), None);
+        }
+        if player.reader.is_some() {
+            // Already playing: nothing changes.
+            return (Response::new(StatusCode::OK), None);
+        }
+        let stream = player.stream.clone();
+        let resumed = player.paused;
+        let live = self.shard.registry().lookup(&stream.path);
+        if live.as_ref().map(|s| s.id) != Some(stream.id) {
+            return (Response::new(StatusCode::NOT_FOUND), None);
+        }
+        let config = self.shard.config();
+        let reader = Rc::new(Reader {
+            id: self.shard.next_id(),
+            session: pending.session.clone().unwrap_or(SessionId(String::new())),
+            path: stream.path.clone(),
+            tracks: player.tracks.iter().map(|t| t.as_ref().map(|(rt, _)| *rt)).collect(),
+            out: self.out.clone(),
+            queue: std::cell::RefCell::new(ReaderQueue::new(
+                config.reader_queue_packets,
+                config.reader_queue_bytes,
+            )),
+            released: std::cell::Cell::new(false),
+            live: std::cell::Cell::new(false),
+            heard: std::cell::Cell::new(Instant::now()),
+        });
+        // A first PLAY starts at the cached GOP; a PLAY after PAUSE resumes at the next
+        // keyframe (the cached GOP may hold packets the reader already got).
+        let gop = !resumed;
+        if !self.shard.join(stream.id, stream.owner, reader.clone(), gop).await {
+            tracing::info!(peer = %self.peer, path = %stream.path, "PLAY: stream gone while joining");
+            return (Response::new(StatusCode::NOT_FOUND), None);
+        }
+        let Some(player) = self.player.as_mut() else {
+            return (Response::new(StatusCode::INTERNAL_SERVER_ERROR), None);
+        };
+        let entries: Vec<RtpInfoEntry> = player
+            .tracks
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| {
+                let (_, url) = t.as_ref()?;
+                let mut e = RtpInfoEntry::new(url.clone());
+                if let Some((seq, rtptime)) = reader.first_queued(i) {
+                    e.seq = Some(seq);
+                    e.rtptime = Some(rtptime);
+                }
+                Some(e)
+            })
+            .collect();
+        if !reader.is_udp() {
+            self.out.readers.borrow_mut().push(reader.clone());
+        }
+        player.reader = Some(reader.clone());
+        let mut r = Response::new(StatusCode::OK);
+        r.headers.set("Range", "npt=0.000-");
+        if !entries.is_empty() {
+            RtpInfo { entries }.set_in(&mut r.headers);
+        }
+        (r, Some(After::GoLive(reader)))
+    }
+
+    fn record(&mut self, pending: &Pending) -> Response {
+        let Some(p) = self.publisher.as_mut() else {
+            return Response::new(StatusCode::METHOD_NOT_VALID_IN_THIS_STATE);
+        };
+        if pending.session.as_ref() != p.session.as_ref() {
+            return Response::new(StatusCode::SESSION_NOT_FOUND);
+        }
+        p.recording = true;
+        tracing::info!(peer = %self.peer, session = ?p.session.as_ref().map(|s| s.0.as_str()),
+            path = %p.hub.info().path, "recording");
+        Response::new(StatusCode::OK)
+    }
+
+    fn pause(&mut self, pending: &Pending) -> Response {
+        if let Some(p) = &self.publisher {
+            if pending.session.as_ref() == p.session.as_ref() {
+                if let Some(p) = self.publisher.as_mut() {
+                    p.recording = false;
+                }
+                return Response::new(StatusCode::OK);
+            }
+        }
+        self.stop_playing(false);
+        if let Some(p) = self.player.as_mut() {
+            p.paused = true;
+        }
+        Response::new(StatusCode::OK)
+    }
+
+    /// Stops delivery to the player's reader; `bye` sends it an RTCP BYE (not on PAUSE).
+    fn stop_playing(&mut self, bye: bool) {
+        let Some(p) = self.player.as_mut() else { return };
+        if let Some(reader) = p.reader.take() {
+            let q = reader.queue.borrow();
+            let stats = q.stats();
+            tracing::info!(peer = %self.peer, session = %reader.session, path = %reader.path,
+                dropped = stats.dropped, keyframe_skips = stats.skips, queued_bytes = q.bytes(),
+                "reader stopped");
+            drop(q);
+            if bye {
+                self.shard.send_bye(p.stream.id, &reader, "teardown");
+            }
+            self.shard.leave(p.stream.id, p.stream.owner, reader.id);
+            self.out.readers.borrow_mut().retain(|r| r.id != reader.id);
+        }
+    }
+
+    /// Ties the session a first SETUP just created to the publisher (`record`) or player it
+    /// set up.
+    fn bind_new_session(&mut self, id: Option<SessionId>, record: bool) {
+        if record {
+            if let Some(p) = self.publisher.as_mut() {
+                p.session = id;
+            }
+        } else if let Some(p) = self.player.as_mut() {
+            p.session = id;
+        }
+    }
+
+    /// Expires sessions silent for longer than the timeout. Media counts as life: a
+    /// publisher's packets, a reader's RTCP reports (UDP or interleaved).
+    pub(crate) fn expire_sessions(&mut self) {
+        let now = Instant::now();
+        if let Some(p) = &self.publisher {
+            if let (Some(id), Some(at)) = (&p.session, p.hub.stats.last_packet.get()) {
+                self.sessions.handle_activity(at, id);
+            }
+        }
+        if let Some(p) = &self.player {
+            if let (Some(id), Some(r)) = (&p.session, &p.reader) {
+                self.sessions.handle_activity(r.heard.get(), id);
+            }
+        }
+        self.sessions.handle_timeout(now);
+        while let Some(ServerEvent::Closed { session, reason }) = self.sessions.poll_event() {
+            tracing::info!(peer = %self.peer, session = %session.id(), ?reason, "session expired");
+            self.release_session(session.id());
+        }
+    }
+
+    /// Releases the media of a session that ended.
+    fn release_session(&mut self, id: &SessionId) {
+        if self.player.as_ref().is_some_and(|p| p.session.as_ref() == Some(id)) {
+            self.stop_playing(true);
+            self.player = None;
+        }
+        if self.publisher.as_ref().is_some_and(|p| p.session.as_ref() == Some(id)) {
+            if let Some(p) = self.publisher.take() {
+                self.shard.end_stream(&p.hub);
+            }
+        }
+    }
+
+    /// Releases everything when the connection closes.
+    pub(crate) fn release_all(&mut self) {
+        self.stop_playing(true);
+        self.player = None;
+        if let Some(p) = self.publisher.take() {
+            tracing::info!(peer = %self.peer, path = %p.hub.info().path, side = "upstream",
+                packets = p.hub.stats.packets_in.get(), "publisher gone");
+            self.shard.end_stream(&p.hub);
+        }
+    }
+}
+
+/// The SDP readers get: the upstream's, with the aggregate control `*` and each media's
+/// control `trackID=N` (so SETUP URLs are `<path>/trackID=N`); everything else kept.
+pub(crate) fn relay_sdp(mut sdp: Sdp) -> String {
+    sdp.set_control("*");
+    for (i, m) in sdp.media_mut().iter_mut().enumerate() {
+        m.set_control(&format!("trackID={i}"));
+    }
+    sdp.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_of_urls() {
+        assert_eq!(url_path("rtsp://127.0.0.1:8554/cam"), "/cam");
+        assert_eq!(url_path("rtsp://h/cam/"), "/cam");
+        assert_eq!(url_path("rtsp://h/cam/trackID=1?x=y"), "/cam/trackID=1");
+        assert_eq!(url_path("rtsp://h"), "/");
+        assert_eq!(url_path("*"), "/");
+    }
+
+    #[test]
+    fn track_urls() {
+        assert_eq!(split_track("rtsp://h/cam/trackID=1"), Some(("rtsp://h/cam", 1)));
+        assert_eq!(split_track("rtsp://h/cam?x=1/trackID=0/"), Some(("rtsp://h/cam?x=1", 0)));
+        assert_eq!(url_path("rtsp://h/cam?x=1"), "/cam");
+        assert_eq!(split_track("rtsp://h/cam"), None);
+        assert_eq!(split_track("rtsp://h/cam/trackID=x"), None);
+    }
+
+    #[test]
+    fn relay_sdp_rewrites_controls() {
+        let body = b"v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=x\r\nt=0 0\r\n\
+                     m=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=control:streamid=0\r\n\
+                     m=audio 0 RTP/AVP 97\r\na=rtpmap:97 MPEG4-GENERIC/44100/2\r\na=control:streamid=1\r\n";
+        let out = relay_sdp(Sdp::parse(body).unwrap());
+        assert!(out.contains("a=control:*\r\n"));
+        assert!(out.contains("a=control:trackID=0\r\n"));
+        assert!(out.contains("a=control:trackID=1\r\n"));
+        assert!(!out.contains("streamid"));
+    }
+}

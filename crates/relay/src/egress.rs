@@ -1,0 +1,290 @@
+//! Egress on every shard with readers: the readers of one stream on this shard
+//! ([`Fanout`]), each reader ([`Reader`]), and what a reader's RTSP connection has to write
+//! ([`ConnOut`]).
+//!
+//! UDP readers are sent from the shard's server-port socket a frame at a time: each reader gets
+//! the frame's equal-sized packets as one UDP GSO send, and the sends of all readers go in one
+//! `sendmmsg` (manifold-udp's `MmsgSender::send_gso_to_many`); odd-sized packets (parameter
+//! sets, audio) go one packet to all readers per `sendmmsg` (`send_to_many`). TCP readers get
+//! the shared handle in their bounded queue ([`ReaderQueue`]: skip to the next keyframe when
+//! behind), which their connection's writer drains. Nothing here ever waits on a reader.
+
+use std::cell::{Cell, RefCell};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Instant;
+
+use manifold_rtsp::SessionId;
+use manifold_udp::RawAddr;
+
+use crate::notify::Notify;
+use crate::packet::SharedPacket;
+use crate::queue::ReaderQueue;
+use crate::shard::Shard;
+
+/// How one track reaches a reader.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ReaderTrack {
+    /// Interleaved on the RTSP connection, RTP on this channel (RTCP on the next).
+    Tcp {
+        /// The RTP channel.
+        channel: u8,
+    },
+    /// UDP to the reader's RTP port.
+    Udp {
+        /// The reader's RTP address.
+        rtp: RawAddr,
+        /// Where the reader's RTCP comes from (its RTCP port), when it gave one.
+        rtcp: Option<SocketAddr>,
+    },
+}
+
+/// What the writer of one RTSP connection has to send: responses first, then the media of
+/// its live TCP readers.
+#[derive(Debug)]
+pub(crate) struct ConnOut {
+    /// The peer, for logs.
+    pub(crate) peer: SocketAddr,
+    /// Encoded responses not yet written.
+    pub(crate) control: RefCell<Vec<u8>>,
+    /// Readers whose media goes out on this connection (TCP readers).
+    pub(crate) readers: RefCell<Vec<Rc<Reader>>>,
+    /// Wakes the writer.
+    pub(crate) notify: Notify,
+    /// Set when the connection is closing; the writer stops.
+    pub(crate) closed: Cell<bool>,
+}
+
+impl ConnOut {
+    /// An idle connection output for `peer`.
+    pub(crate) fn new(peer: SocketAddr) -> ConnOut {
+        ConnOut {
+            peer,
+            control: RefCell::new(Vec::new()),
+            readers: RefCell::new(Vec::new()),
+            notify: Notify::default(),
+            closed: Cell::new(false),
+        }
+    }
+
+    /// Queues encoded bytes (a response) and wakes the writer.
+    pub(crate) fn send_control(&self, bytes: &[u8]) {
+        self.control.borrow_mut().extend_from_slice(bytes);
+        self.notify.notify();
+    }
+
+    /// Marks the connection closing and wakes the writer so it stops.
+    pub(crate) fn close(&self) {
+        self.closed.set(true);
+        self.notify.notify();
+    }
+}
+
+/// One playing session: a reader of one stream.
+#[derive(Debug)]
+pub(crate) struct Reader {
+    /// Unique on its shard.
+    pub(crate) id: u64,
+    /// The RTSP session, for logs.
+    pub(crate) session: SessionId,
+    /// The stream's path, for logs.
+    pub(crate) path: String,
+    /// By stream track index: how the track is sent, or `None` when not set up.
+    pub(crate) tracks: Vec<Option<ReaderTrack>>,
+    /// The reader's RTSP connection.
+    pub(crate) out: Rc<ConnOut>,
+    /// Packets waiting: for TCP readers always, for UDP readers until they go live.
+    pub(crate) queue: RefCell<ReaderQueue>,
+    /// Whether PLAY was answered.
+    pub(crate) released: Cell<bool>,
+    /// Whether media flows: TCP readers as soon as PLAY is answered, UDP readers once they
+    /// also have their starting keyframe (they are then sent the fan-out's batches).
+    pub(crate) live: Cell<bool>,
+    /// When the reader last showed life outside requests (an RTCP report).
+    pub(crate) heard: Cell<Instant>,
+}
+
+impl Reader {
+    /// Whether the reader's tracks go over UDP.
+    pub(crate) fn is_udp(&self) -> bool {
+        self.tracks.iter().flatten().any(|t| matches!(t, ReaderTrack::Udp { .. }))
+    }
+
+    /// The track's transport, if set up.
+    pub(crate) fn track(&self, track: usize) -> Option<ReaderTrack> {
+        self.tracks.get(track).copied().flatten()
+    }
+
+    /// Offers a packet to the queue (packets of tracks it did not set up are ignored).
+    pub(crate) fn offer(&self, packet: &SharedPacket) {
+        if self.track(packet.track()).is_none() {
+            return;
+        }
+        self.queue.borrow_mut().offer(packet.clone());
+        if self.live.get() {
+            self.out.notify.notify();
+        }
+    }
+
+    /// Queues the GOP a new reader starts with.
+    pub(crate) fn preload(&self, packets: &[SharedPacket]) {
+        for p in packets {
+            self.offer(p);
+        }
+    }
+
+    /// The sequence number and RTP time of the first packet queued for each track: what
+    /// `RTP-Info` tells the reader before it goes live.
+    pub(crate) fn first_queued(&self, track: usize) -> Option<(u16, u32)> {
+        let queue = self.queue.borrow();
+        let first = queue.iter().find(|p| p.track() == track && !p.is_rtcp());
+        first.map(|p| (p.seq(), p.rtptime()))
+    }
+}
+
+/// The readers of one stream on one shard.
+#[derive(Debug)]
+pub(crate) struct Fanout {
+    readers: RefCell<Vec<Rc<Reader>>>,
+    /// Per track: the RTP addresses of the live UDP readers.
+    udp_dests: RefCell<Vec<Vec<RawAddr>>>,
+    /// Packets delivered, for metrics.
+    pub(crate) packets_out: Cell<u64>,
+    /// Per track: the SSRC of the latest packet (for the BYE a leaving reader gets).
+    ssrcs: RefCell<Vec<Option<u32>>>,
+    /// Per track: the packets of the frame being collected for the live UDP readers.
+    pending: RefCell<Vec<Vec<SharedPacket>>>,
+}
+
+impl Fanout {
+    /// No readers yet.
+    pub(crate) fn new() -> Fanout {
+        Fanout {
+            readers: RefCell::new(Vec::new()),
+            udp_dests: RefCell::new(Vec::new()),
+            packets_out: Cell::new(0),
+            ssrcs: RefCell::new(Vec::new()),
+            pending: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Hands a packet to every reader: one `sendmmsg` for the live UDP readers of its track,
+    /// a queue push for the others.
+    pub(crate) fn deliver(&self, shard: &Shard, packet: &SharedPacket) {
+        self.packets_out.set(self.packets_out.get() + 1);
+        if packet.is_rtcp() {
+            for r in self.readers.borrow().iter() {
+                if r.live.get() && r.is_udp() {
+                    if let Some(ReaderTrack::Udp { rtcp: Some(to), .. }) = r.track(packet.track()) {
+                        shard.send_rtcp(packet.rtp(), to);
+                    }
+                } else {
+                    r.offer(packet);
+                }
+            }
+            return;
+        }
+        {
+            let mut ssrcs = self.ssrcs.borrow_mut();
+            if ssrcs.len() <= packet.track() {
+                ssrcs.resize(packet.track() + 1, None);
+            }
+            ssrcs[packet.track()] = Some(packet.ssrc());
+        }
+        self.batch_for_udp(shard, packet);
+        let mut ready: Option<Vec<Rc<Reader>>> = None;
+        for r in self.readers.borrow().iter() {
+            if r.live.get() && r.is_udp() {
+                continue;
+            }
+            r.offer(packet);
+            if r.released.get() && r.is_udp() && r.queue.borrow().started() {
+                ready.get_or_insert_with(Vec::new).push(r.clone());
+            }
+        }
+        for r in ready.into_iter().flatten() {
+            shard.activate_udp(self, &r);
+        }
+    }
+
+    /// Collects a frame's packets for the live UDP readers of its track and sends the frame
+    /// when it is complete (marker bit, or the next frame's timestamp): each reader gets the
+    /// frame as GSO sends, all readers in one `sendmmsg`. Holding a frame never delays a
+    /// packet by more than the frame itself takes to arrive.
+    fn batch_for_udp(&self, shard: &Shard, packet: &SharedPacket) {
+        let track = packet.track();
+        let has_dests = self.udp_dests.borrow().get(track).is_some_and(|d| !d.is_empty());
+        let mut pending = self.pending.borrow_mut();
+        if pending.len() <= track {
+            pending.resize_with(track + 1, Vec::new);
+        }
+        let frame = &mut pending[track];
+        if frame.last().is_some_and(|last| last.rtptime() != packet.rtptime()) {
+            self.flush_frame(shard, track, frame);
+        }
+        if !has_dests {
+            frame.clear();
+            return;
+        }
+        frame.push(packet.clone());
+        if packet.marker() || frame.len() >= manifold_udp::GSO_MAX_SEGMENTS {
+            self.flush_frame(shard, track, frame);
+        }
+    }
+
+    fn flush_frame(&self, shard: &Shard, track: usize, frame: &mut Vec<SharedPacket>) {
+        if let Some(dests) = self.udp_dests.borrow().get(track) {
+            if !dests.is_empty() && !frame.is_empty() {
+                shard.send_udp_frame(frame, dests);
+            }
+        }
+        frame.clear();
+    }
+
+    /// Whether `packet` is held in the frame being collected for UDP readers (it will reach
+    /// every live UDP reader of its track when the frame is sent).
+    pub(crate) fn holds(&self, packet: &SharedPacket) -> bool {
+        self.pending
+            .borrow()
+            .get(packet.track())
+            .is_some_and(|f| f.iter().any(|p| std::sync::Arc::ptr_eq(p, packet)))
+    }
+
+    /// Adds a reader (not live yet: its packets queue up).
+    pub(crate) fn add(&self, reader: Rc<Reader>) {
+        self.readers.borrow_mut().push(reader);
+    }
+
+    /// Removes reader `id`; returns whether the fan-out is now empty.
+    pub(crate) fn remove(&self, id: u64) -> bool {
+        self.readers.borrow_mut().retain(|r| r.id != id);
+        self.rebuild_udp();
+        self.readers.borrow().is_empty()
+    }
+
+    /// The SSRC last seen on `track`.
+    pub(crate) fn ssrc(&self, track: usize) -> Option<u32> {
+        self.ssrcs.borrow().get(track).copied().flatten()
+    }
+
+    /// Every reader.
+    pub(crate) fn readers(&self) -> Vec<Rc<Reader>> {
+        self.readers.borrow().clone()
+    }
+
+    /// Recomputes the UDP destinations after a reader went live or left.
+    pub(crate) fn rebuild_udp(&self) {
+        let mut dests: Vec<Vec<RawAddr>> = Vec::new();
+        for r in self.readers.borrow().iter().filter(|r| r.live.get()) {
+            for (i, t) in r.tracks.iter().enumerate() {
+                if let Some(ReaderTrack::Udp { rtp, .. }) = t {
+                    if dests.len() <= i {
+                        dests.resize_with(i + 1, Vec::new);
+                    }
+                    dests[i].push(*rtp);
+                }
+            }
+        }
+        *self.udp_dests.borrow_mut() = dests;
+    }
+}

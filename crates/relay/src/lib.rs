@@ -1,0 +1,131 @@
+//! The relay runtime behind `manifold serve`: thread-per-core shards on glommio, each with its
+//! own RTSP listener (same port, `SO_REUSEPORT`) and RTP/RTCP server ports; stream hubs that
+//! take one upstream per path (an RTSP publisher over TCP-interleaved or UDP, or the synthetic
+//! source) and fan it out to readers on every shard over UDP and TCP-interleaved, one shared
+//! buffer per packet.
+//!
+//! The packet path: ingest (`conn` for interleaved frames, `shard`'s server-port loop for UDP)
+//! → `hub` (RTP header parsed once, keyframes found with manifold-rtp, `gop` cache, one
+//! `Arc` handle to the local fan-out and one per other shard through glommio's channel mesh,
+//! never waiting: a full queue drops and resumes at the next keyframe) → `egress` on each shard
+//! (UDP: a frame at a time, GSO per reader batched across readers with `sendmmsg`; TCP: a
+//! bounded per-reader `queue` that skips to the next keyframe when the reader falls behind,
+//! drained by the connection's writer with gathering `sendmsg` straight from the shared
+//! buffers).
+//!
+//! Module map: `config` (what to serve), `shard` (executor, listener, mesh, server-port
+//! loops), `conn` (bytes of one RTSP connection), `control` (what requests mean, on
+//! manifold-rtsp's server session machine), `hub`, `egress`, `queue`, `gop`, `packet`,
+//! `registry` (streams by path), `udp` (server ports), `synthetic`, `notify` (wake-ups),
+//! `signal` and `sys` (the only unsafe code: signals, getrandom, gathering send).
+
+mod config;
+mod conn;
+mod control;
+mod egress;
+mod error;
+mod gop;
+mod hub;
+mod notify;
+mod packet;
+mod queue;
+mod registry;
+mod shard;
+mod signal;
+mod synthetic;
+mod sys;
+mod udp;
+
+pub use config::ServeConfig;
+pub use error::RelayError;
+pub use packet::{Packet, SharedPacket};
+
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use glommio::channels::channel_mesh::MeshBuilder;
+use glommio::{CpuSet, LocalExecutorPoolBuilder, PoolPlacement};
+
+/// Runs the relay until SIGINT or SIGTERM. `on_listening` is called once every shard
+/// listens, with the bound address (the port is resolved when the config asked for port 0).
+pub fn serve(config: ServeConfig, on_listening: impl FnOnce(SocketAddr)) -> Result<(), RelayError> {
+    let shutdown = Arc::new(AtomicBool::new(false));
+    signal::install(shutdown.clone())?;
+    let cores = match config.cores {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    // Resolve port 0 once, so every shard listens on the same port: a bound (not listening)
+    // SO_REUSEPORT socket holds the port until the shards have bound it too.
+    let placeholder = reserve_port(config.listen)?;
+    let listen = placeholder
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .ok_or_else(|| RelayError::Config(format!("cannot resolve {}", config.listen)))?;
+    for path in &config.synthetic {
+        if !path.starts_with('/') {
+            return Err(RelayError::Config(format!("synthetic path {path:?} must start with '/'")));
+        }
+    }
+    let shared = shard::Shared {
+        config: Arc::new(config.clone()),
+        registry: Arc::default(),
+        shutdown: shutdown.clone(),
+        listen,
+    };
+    let mesh = MeshBuilder::full(cores, config.shard_queue.max(16));
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let handles =
+        LocalExecutorPoolBuilder::new(PoolPlacement::MaxSpread(cores, CpuSet::online().ok()))
+            .name("manifold-shard")
+            .io_memory(config.io_memory)
+            .on_all_shards(move || {
+                let shared = shared.clone();
+                let mesh = mesh.clone();
+                let ready = ready_tx.clone();
+                async move { shard::run(shared, mesh, ready).await }
+            })
+            .map_err(|e| RelayError::Runtime(e.to_string()))?;
+    let mut failure = None;
+    for _ in 0..cores {
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                failure.get_or_insert(e);
+            }
+            Err(_) => {
+                failure.get_or_insert_with(|| "a shard exited before it was ready".into());
+                break;
+            }
+        }
+    }
+    drop(placeholder);
+    if let Some(e) = failure {
+        shutdown.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = handles.join_all();
+        return Err(RelayError::Runtime(e));
+    }
+    tracing::info!(%listen, shards = cores, "relay listening");
+    on_listening(listen);
+    for r in handles.join_all() {
+        r.map_err(|e| RelayError::Runtime(e.to_string()))?;
+    }
+    tracing::info!("relay stopped");
+    Ok(())
+}
+
+fn reserve_port(addr: SocketAddr) -> Result<socket2::Socket, RelayError> {
+    let bind = |addr: SocketAddr| -> std::io::Result<socket2::Socket> {
+        let s = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM,
+            Some(socket2::Protocol::TCP),
+        )?;
+        s.set_reuse_port(true)?;
+        s.bind(&addr.into())?;
+        Ok(s)
+    };
+    bind(addr).map_err(|source| RelayError::Bind { addr, source })
+}

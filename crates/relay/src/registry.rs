@@ -1,0 +1,100 @@
+//! The process-wide table of streams: which path is published, by which shard, with what SDP.
+//!
+//! Touched only on the control path (ANNOUNCE, DESCRIBE, SETUP, publisher gone), never per
+//! packet, so a mutex is fine here.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use manifold_rtp::codec::Codec;
+
+/// What a reader needs to know about one track of a stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TrackInfo {
+    /// The codec whose keyframes the hub can find (H.264/H.265), if any.
+    pub(crate) codec: Option<Codec>,
+    /// The RTP clock rate (90000 when the SDP does not say).
+    pub(crate) clock_rate: u32,
+}
+
+/// One published stream.
+#[derive(Debug)]
+pub(crate) struct StreamInfo {
+    /// Unique for the process's lifetime: a path published again gets a new id.
+    pub(crate) id: u64,
+    /// The path, e.g. `/cam`.
+    pub(crate) path: String,
+    /// The shard that owns the upstream and the hub.
+    pub(crate) owner: usize,
+    /// The SDP readers get from DESCRIBE: the upstream's, with control URLs `trackID=N`.
+    pub(crate) sdp: String,
+    /// The tracks, in SDP media order.
+    pub(crate) tracks: Vec<TrackInfo>,
+}
+
+/// Why a path could not be published.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("path {path} already has a live publisher")]
+pub(crate) struct PathBusy {
+    pub(crate) path: String,
+}
+
+/// Every published stream, by path.
+#[derive(Debug, Default)]
+pub(crate) struct Registry {
+    streams: Mutex<HashMap<String, Arc<StreamInfo>>>,
+    next_id: AtomicU64,
+}
+
+impl Registry {
+    /// Publishes `path`, owned by shard `owner`; refused when it is already published.
+    pub(crate) fn publish(
+        &self,
+        path: &str,
+        owner: usize,
+        sdp: String,
+        tracks: Vec<TrackInfo>,
+    ) -> Result<Arc<StreamInfo>, PathBusy> {
+        let mut streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
+        if streams.contains_key(path) {
+            return Err(PathBusy { path: path.to_owned() });
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let info = Arc::new(StreamInfo { id, path: path.to_owned(), owner, sdp, tracks });
+        streams.insert(path.to_owned(), info.clone());
+        Ok(info)
+    }
+
+    /// The stream published at `path`, if any.
+    pub(crate) fn lookup(&self, path: &str) -> Option<Arc<StreamInfo>> {
+        self.streams.lock().unwrap_or_else(|e| e.into_inner()).get(path).cloned()
+    }
+
+    /// Unpublishes `path` if it is still stream `id`.
+    pub(crate) fn remove(&self, path: &str, id: u64) {
+        let mut streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
+        if streams.get(path).is_some_and(|s| s.id == id) {
+            streams.remove(path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publish_lookup_remove() {
+        let r = Registry::default();
+        let a = r.publish("/cam", 0, String::new(), vec![]).unwrap();
+        assert!(r.publish("/cam", 1, String::new(), vec![]).is_err());
+        assert_eq!(r.lookup("/cam").map(|s| s.id), Some(a.id));
+        r.remove("/cam", a.id + 1);
+        assert!(r.lookup("/cam").is_some());
+        r.remove("/cam", a.id);
+        assert!(r.lookup("/cam").is_none());
+        let b = r.publish("/cam", 1, String::new(), vec![]).unwrap();
+        assert_ne!(a.id, b.id);
+    }
+}

@@ -1,0 +1,637 @@
+//! A shard: one glommio executor pinned to one core, with its own RTSP listener (same port on
+//! every shard, `SO_REUSEPORT`), its own RTP/RTCP server ports, the hubs of the streams whose
+//! upstream it owns, and the fan-outs of the streams its readers play.
+//!
+//! Shards talk through a full mesh of bounded single-producer queues (one per shard pair,
+//! glommio's `channel_mesh`): packets for readers, and the subscribe/snapshot handshake a
+//! reader's PLAY does with the stream's owner.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::io::IoSlice;
+use std::net::SocketAddr;
+use std::rc::{Rc, Weak};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use glommio::channels::channel_mesh::{Receivers, Senders};
+use glommio::net::TcpListener;
+use glommio::{spawn_local, timer};
+use manifold_udp::{MmsgSender, RawAddr};
+
+use crate::config::ServeConfig;
+use crate::egress::{ConnOut, Fanout, Reader, ReaderTrack};
+use crate::hub::Hub;
+use crate::notify::Notify;
+use crate::packet::SharedPacket;
+use crate::registry::Registry;
+use crate::udp::ServerPorts;
+
+/// How often a shard looks at the shutdown flag.
+const SHUTDOWN_POLL: Duration = Duration::from_millis(50);
+/// How long a PLAY waits for the owning shard's snapshot.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(3);
+/// Datagrams per `sendmmsg`.
+const MMSG_BATCH: usize = 256;
+
+/// A message between shards.
+#[derive(Debug)]
+pub(crate) enum ShardMsg {
+    /// A packet of `stream` for the readers on the receiving shard.
+    Packet { stream: u64, packet: SharedPacket },
+    /// Shard `from` wants `stream` for its new reader `reader`: answer with a snapshot (the
+    /// cached GOP when `gop`, else empty: the reader starts at the next keyframe).
+    Subscribe { stream: u64, from: usize, reader: u64, gop: bool },
+    /// The owner's answer: the GOP for reader `reader`, or `None` when the stream is gone.
+    /// Packets sent after this one follow the snapshot without a gap.
+    Snapshot { stream: u64, reader: u64, packets: Option<Vec<SharedPacket>> },
+    /// Shard `from` has no readers of `stream` left.
+    Unsubscribe { stream: u64, from: usize },
+    /// The stream's upstream is gone.
+    Ended { stream: u64 },
+}
+
+/// A PLAY waiting for the owner's snapshot.
+#[derive(Debug)]
+struct Join {
+    reader: Rc<Reader>,
+    stream: u64,
+    outcome: Cell<Option<bool>>,
+    notify: Notify,
+}
+
+/// Everything a shard shares with the process.
+#[derive(Debug, Clone)]
+pub(crate) struct Shared {
+    pub(crate) config: Arc<ServeConfig>,
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) shutdown: Arc<AtomicBool>,
+    pub(crate) listen: SocketAddr,
+}
+
+/// One shard's state.
+#[derive(Debug)]
+pub(crate) struct Shard {
+    id: usize,
+    shards: usize,
+    pub(crate) shared: Shared,
+    mesh: Senders<ShardMsg>,
+    hubs: RefCell<HashMap<u64, Rc<Hub>>>,
+    fanouts: RefCell<HashMap<u64, Rc<Fanout>>>,
+    joins: RefCell<HashMap<u64, Rc<Join>>>,
+    pub(crate) udp: ServerPorts,
+    udp_sources: RefCell<HashMap<SocketAddr, (u64, usize)>>,
+    rtcp_sources: RefCell<HashMap<SocketAddr, Weak<Reader>>>,
+    /// UDP publishers' RTCP ports: (stream, track).
+    rtcp_ingest: RefCell<HashMap<SocketAddr, (u64, usize)>>,
+    mmsg: RefCell<MmsgSender>,
+    /// Whether the kernel does UDP GSO on the server-port socket.
+    gso: bool,
+    next_id: Cell<u64>,
+    conns: RefCell<HashMap<u64, Rc<ConnOut>>>,
+    udp_drops: Cell<u64>,
+}
+
+impl Shard {
+    /// This shard's index.
+    pub(crate) fn id(&self) -> usize {
+        self.id
+    }
+
+    /// How many shards the relay runs.
+    pub(crate) fn shards(&self) -> usize {
+        self.shards
+    }
+
+    /// The configuration.
+    pub(crate) fn config(&self) -> &ServeConfig {
+        &self.shared.config
+    }
+
+    /// The process-wide stream table.
+    pub(crate) fn registry(&self) -> &Registry {
+        &self.shared.registry
+    }
+
+    /// A number unique on this shard (reader and connection ids).
+    pub(crate) fn next_id(&self) -> u64 {
+        let id = self.next_id.get() + 1;
+        self.next_id.set(id);
+        id
+    }
+
+    /// Sends to shard `to` without waiting; false when its queue is full or closed.
+    pub(crate) fn try_send(&self, to: usize, msg: ShardMsg) -> bool {
+        self.mesh.try_send_to(to, msg).is_ok()
+    }
+
+    /// The readers of `stream` on this shard, if any.
+    pub(crate) fn fanout(&self, stream: u64) -> Option<Rc<Fanout>> {
+        self.fanouts.borrow().get(&stream).cloned()
+    }
+
+    fn fanout_or_new(&self, stream: u64) -> Rc<Fanout> {
+        self.fanouts.borrow_mut().entry(stream).or_insert_with(|| Rc::new(Fanout::new())).clone()
+    }
+
+    /// Registers the hub of a stream this shard owns.
+    pub(crate) fn add_hub(&self, hub: Rc<Hub>) {
+        self.hubs.borrow_mut().insert(hub.info().id, hub);
+    }
+
+    /// The hub of `stream`, if this shard owns it.
+    pub(crate) fn hub(&self, stream: u64) -> Option<Rc<Hub>> {
+        self.hubs.borrow().get(&stream).cloned()
+    }
+
+    /// The upstream of `hub` is gone: unpublish, tell the other shards, close local readers.
+    pub(crate) fn end_stream(self: &Rc<Self>, hub: &Hub) {
+        let info = hub.info();
+        self.registry().remove(&info.path, info.id);
+        self.hubs.borrow_mut().remove(&info.id);
+        self.udp_sources.borrow_mut().retain(|_, (s, _)| *s != info.id);
+        self.rtcp_ingest.borrow_mut().retain(|_, (s, _)| *s != info.id);
+        for to in hub.subscribed_shards() {
+            if to != self.id {
+                let shard = self.clone();
+                let stream = info.id;
+                spawn_local(async move {
+                    let _ = shard.mesh.send_to(to, ShardMsg::Ended { stream }).await;
+                })
+                .detach();
+            }
+        }
+        self.close_fanout(info.id);
+        tracing::info!(path = %info.path, stream = info.id, "stream ended");
+    }
+
+    fn close_fanout(&self, stream: u64) {
+        let fanout = self.fanouts.borrow_mut().remove(&stream);
+        if let Some(f) = fanout {
+            for r in f.readers() {
+                tracing::info!(peer = %r.out.peer, session = %r.session, path = %r.path,
+                    "closing reader: stream ended");
+                self.send_bye_with(&f, &r, "stream ended");
+                r.out.close();
+            }
+        }
+    }
+
+    /// Routes RTCP from `source` to track `track` of `stream` (a UDP publisher's RTCP port).
+    pub(crate) fn add_rtcp_source(&self, source: SocketAddr, stream: u64, track: usize) {
+        self.rtcp_ingest.borrow_mut().insert(source, (stream, track));
+    }
+
+    /// Routes UDP datagrams from `source` to track `track` of `stream` (a UDP publisher).
+    pub(crate) fn add_udp_source(&self, source: SocketAddr, stream: u64, track: usize) {
+        self.udp_sources.borrow_mut().insert(source, (stream, track));
+    }
+
+    /// Sends one RTP packet to many UDP readers with one `sendmmsg` per batch.
+    pub(crate) fn send_udp_many(&self, payload: &[u8], dests: &[RawAddr]) {
+        let iov = [IoSlice::new(payload)];
+        match self.mmsg.borrow_mut().send_to_many(&self.udp.rtp_send, &iov, dests) {
+            Ok(sent) => {
+                let lost = dests.len() - sent.sent;
+                if lost > 0 {
+                    self.udp_drops.set(self.udp_drops.get() + lost as u64);
+                }
+            }
+            Err(e) => {
+                self.udp_drops.set(self.udp_drops.get() + dests.len() as u64);
+                tracing::debug!(error = %e, side = "downstream", "UDP send failed");
+            }
+        }
+    }
+
+    /// Sends one frame's packets to many UDP readers: GSO-able runs as one `UDP_SEGMENT` send
+    /// per reader, batched across readers; other packets one `sendmmsg` per packet.
+    pub(crate) fn send_udp_frame(&self, frame: &[SharedPacket], dests: &[RawAddr]) {
+        let segments: Vec<IoSlice<'_>> = frame.iter().map(|p| IoSlice::new(p.rtp())).collect();
+        let max = if dests.first().is_some_and(RawAddr::is_ipv6) {
+            manifold_udp::GSO_MAX_BYTES_V6
+        } else {
+            manifold_udp::GSO_MAX_BYTES_V4
+        };
+        for run in manifold_udp::gso_runs(&segments, max) {
+            let part = &segments[run.range.clone()];
+            if self.gso && part.len() > 1 && run.segment_size.is_some() {
+                match self.mmsg.borrow_mut().send_gso_to_many(&self.udp.rtp_send, part, dests) {
+                    Ok(sent) => {
+                        let lost = (dests.len() - sent.sent) * part.len();
+                        self.udp_drops.set(self.udp_drops.get() + lost as u64);
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, side = "downstream", "UDP GSO send failed");
+                        self.udp_drops
+                            .set(self.udp_drops.get() + (dests.len() * part.len()) as u64);
+                    }
+                }
+            } else {
+                for s in part {
+                    self.send_udp_many(s, dests);
+                }
+            }
+        }
+    }
+
+    /// Sends one RTCP packet to a UDP reader's RTCP port, from the shard's RTCP port.
+    pub(crate) fn send_rtcp(&self, bytes: &[u8], to: SocketAddr) {
+        if let Err(e) = self.udp.rtcp_send.send_to(bytes, to) {
+            tracing::debug!(error = %e, dest = %to, side = "downstream", "RTCP send failed");
+        }
+    }
+
+    /// Sends one RTP packet to one UDP reader.
+    pub(crate) fn send_udp(&self, payload: &[u8], dest: &RawAddr) {
+        if let Err(e) = manifold_udp::send_to(&self.udp.rtp_send, payload, dest) {
+            self.udp_drops.set(self.udp_drops.get() + 1);
+            tracing::debug!(error = %e, dest = %dest, side = "downstream", "UDP send failed");
+        }
+    }
+
+    /// Adds `reader` to `stream` (owned by shard `owner`) starting at the cached GOP (when
+    /// `gop`; else at the next keyframe), which is queued in the reader before this returns.
+    /// Returns false when the stream is gone.
+    pub(crate) async fn join(
+        self: &Rc<Self>,
+        stream: u64,
+        owner: usize,
+        reader: Rc<Reader>,
+        gop: bool,
+    ) -> bool {
+        if owner == self.id {
+            let Some(hub) = self.hub(stream) else { return false };
+            if gop {
+                reader.preload(&hub.snapshot());
+            }
+            self.fanout_or_new(stream).add(reader);
+            return true;
+        }
+        let join = Rc::new(Join {
+            reader: reader.clone(),
+            stream,
+            outcome: Cell::new(None),
+            notify: Notify::default(),
+        });
+        self.joins.borrow_mut().insert(reader.id, join.clone());
+        let msg = ShardMsg::Subscribe { stream, from: self.id, reader: reader.id, gop };
+        if self.mesh.send_to(owner, msg).await.is_err() {
+            self.joins.borrow_mut().remove(&reader.id);
+            return false;
+        }
+        let waited = timer::timeout(JOIN_TIMEOUT, async {
+            join.notify.wait().await;
+            Ok(())
+        })
+        .await;
+        self.joins.borrow_mut().remove(&reader.id);
+        waited.is_ok() && join.outcome.get() == Some(true)
+    }
+
+    /// Starts sending to a joined reader whose PLAY was answered. A TCP reader's writer is
+    /// woken; a UDP reader is switched to the fan-out's batched sends once its queue holds
+    /// its starting keyframe (until then packets keep queueing and skipping).
+    pub(crate) fn go_live(&self, stream: u64, reader: &Rc<Reader>) {
+        reader.released.set(true);
+        for t in reader.tracks.iter().flatten() {
+            if let ReaderTrack::Udp { rtcp: Some(from), .. } = t {
+                self.rtcp_sources.borrow_mut().insert(*from, Rc::downgrade(reader));
+            }
+        }
+        if !reader.is_udp() {
+            reader.live.set(true);
+            reader.out.notify.notify();
+            return;
+        }
+        if reader.queue.borrow().started() {
+            if let Some(f) = self.fanout(stream) {
+                self.activate_udp(&f, reader);
+            }
+        }
+    }
+
+    /// Sends a released UDP reader what it queued (from its keyframe on) and moves it to the
+    /// fan-out's batched sends.
+    pub(crate) fn activate_udp(&self, fanout: &Fanout, reader: &Rc<Reader>) {
+        let mut q = reader.queue.borrow_mut();
+        while let Some(p) = q.pop() {
+            // Packets of the frame the fan-out is collecting reach the reader with it.
+            if fanout.holds(&p) {
+                continue;
+            }
+            match reader.track(p.track()) {
+                Some(ReaderTrack::Udp { rtcp: Some(to), .. }) if p.is_rtcp() => {
+                    self.send_rtcp(p.rtp(), to);
+                }
+                Some(ReaderTrack::Udp { rtp, .. }) if !p.is_rtcp() => {
+                    self.send_udp(p.rtp(), &rtp);
+                }
+                _ => {}
+            }
+        }
+        drop(q);
+        reader.live.set(true);
+        fanout.rebuild_udp();
+    }
+
+    /// Sends a reader an RTCP BYE (an empty RR and a BYE) for each of its tracks: on the
+    /// RTCP channel of its connection, or to its RTCP port from the shard's RTCP socket.
+    pub(crate) fn send_bye(&self, stream: u64, reader: &Reader, reason: &str) {
+        if let Some(fanout) = self.fanout(stream) {
+            self.send_bye_with(&fanout, reader, reason);
+        }
+    }
+
+    fn send_bye_with(&self, fanout: &Fanout, reader: &Reader, reason: &str) {
+        for (track, t) in reader.tracks.iter().enumerate() {
+            let (Some(t), Some(ssrc)) = (t, fanout.ssrc(track)) else { continue };
+            let mut buf = [0u8; 128];
+            let mut w = manifold_rtp::rtcp::Writer::new(&mut buf);
+            let ssrc = manifold_rtp::Ssrc(ssrc);
+            if w.receiver_report(ssrc, &[]).is_err()
+                || w.bye(&[ssrc], Some(reason.as_bytes())).is_err()
+            {
+                continue;
+            }
+            let bytes = w.written();
+            match t {
+                ReaderTrack::Tcp { channel } => {
+                    let mut frame = Vec::with_capacity(4 + bytes.len());
+                    let len = u16::try_from(bytes.len()).unwrap_or(0);
+                    frame.extend_from_slice(&manifold_rtsp::codec::interleaved_header(
+                        manifold_rtsp::ChannelId(channel.saturating_add(1)),
+                        len,
+                    ));
+                    frame.extend_from_slice(bytes);
+                    reader.out.send_control(&frame);
+                }
+                ReaderTrack::Udp { rtcp: Some(to), .. } => {
+                    if let Err(e) = self.udp.rtcp_send.send_to(bytes, to) {
+                        tracing::debug!(error = %e, dest = %to, "RTCP BYE not sent");
+                    }
+                }
+                ReaderTrack::Udp { rtcp: None, .. } => {}
+            }
+        }
+    }
+
+    /// Removes a reader from `stream` (owned by `owner`); the last one on a non-owner shard
+    /// unsubscribes it from the owner.
+    pub(crate) fn leave(self: &Rc<Self>, stream: u64, owner: usize, reader: u64) {
+        self.rtcp_sources.borrow_mut().retain(|_, r| r.upgrade().is_some_and(|r| r.id != reader));
+        let Some(f) = self.fanout(stream) else { return };
+        if f.remove(reader) {
+            self.fanouts.borrow_mut().remove(&stream);
+            if owner == self.id {
+                return;
+            }
+            let shard = self.clone();
+            spawn_local(async move {
+                let _ = shard
+                    .mesh
+                    .send_to(owner, ShardMsg::Unsubscribe { stream, from: shard.id })
+                    .await;
+            })
+            .detach();
+        }
+    }
+
+    /// Remembers a connection, to close it at shutdown.
+    pub(crate) fn add_conn(&self, id: u64, out: Rc<ConnOut>) {
+        self.conns.borrow_mut().insert(id, out);
+    }
+
+    /// Forgets a closed connection.
+    pub(crate) fn remove_conn(&self, id: u64) {
+        self.conns.borrow_mut().remove(&id);
+    }
+
+    /// Answers shard `to`'s subscription for its reader with a snapshot of the GOP. The
+    /// snapshot is taken and queued in one step (retrying while the queue is full), so the
+    /// live packets that follow it in the queue continue it without a gap; and the receive
+    /// loops never wait on a queue, so two shards flooding each other cannot deadlock.
+    async fn answer_subscribe(self: Rc<Self>, stream: u64, to: usize, reader: u64, gop: bool) {
+        let give_up = std::time::Instant::now() + JOIN_TIMEOUT;
+        loop {
+            let hub = self.hub(stream);
+            let packets = hub.as_ref().map(|h| if gop { h.snapshot() } else { Vec::new() });
+            match self.mesh.try_send_to(to, ShardMsg::Snapshot { stream, reader, packets }) {
+                Ok(()) => {
+                    if let Some(h) = hub {
+                        h.set_subscribed(to, true);
+                    }
+                    return;
+                }
+                Err(_) if std::time::Instant::now() < give_up => {
+                    timer::sleep(Duration::from_millis(1)).await;
+                }
+                Err(_) => return,
+            }
+        }
+    }
+
+    fn handle_msg(self: &Rc<Self>, from: usize, msg: ShardMsg) {
+        match msg {
+            ShardMsg::Packet { stream, packet } => {
+                if let Some(f) = self.fanout(stream) {
+                    f.deliver(self, &packet);
+                }
+            }
+            ShardMsg::Subscribe { stream, from: to, reader, gop } => {
+                spawn_local(self.clone().answer_subscribe(stream, to, reader, gop)).detach();
+            }
+            ShardMsg::Snapshot { stream, reader, packets } => {
+                let join = self.joins.borrow_mut().remove(&reader);
+                match (join, packets) {
+                    (Some(join), Some(packets)) if join.stream == stream => {
+                        join.reader.preload(&packets);
+                        self.fanout_or_new(stream).add(join.reader.clone());
+                        join.outcome.set(Some(true));
+                        join.notify.notify();
+                    }
+                    (Some(join), _) => {
+                        join.outcome.set(Some(false));
+                        join.notify.notify();
+                    }
+                    // The PLAY gave up waiting; if this shard has no readers of the stream,
+                    // tell the owner so it stops sending.
+                    (None, _) => {
+                        if self.fanout(stream).is_none() {
+                            let shard = self.clone();
+                            spawn_local(async move {
+                                let msg = ShardMsg::Unsubscribe { stream, from: shard.id };
+                                let _ = shard.mesh.send_to(from, msg).await;
+                            })
+                            .detach();
+                        }
+                    }
+                }
+            }
+            ShardMsg::Unsubscribe { stream, from } => {
+                if let Some(hub) = self.hub(stream) {
+                    hub.set_subscribed(from, false);
+                }
+            }
+            ShardMsg::Ended { stream } => self.close_fanout(stream),
+        }
+    }
+
+    async fn udp_rtp_loop(self: Rc<Self>) {
+        let mut buf = vec![0u8; 65536];
+        loop {
+            match self.udp.rtp.recv_from(&mut buf).await {
+                Ok((n, from)) => {
+                    let route = self.udp_sources.borrow().get(&from).copied();
+                    if let Some((stream, track)) = route {
+                        if let Some(hub) = self.hub(stream) {
+                            hub.ingest(&self, track, &buf[..n]);
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, shard = self.id, "RTP server port receive failed");
+                    timer::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        }
+    }
+
+    async fn udp_rtcp_loop(self: Rc<Self>) {
+        let mut buf = vec![0u8; 65536];
+        loop {
+            // Readers' receiver reports count as liveness; their contents (loss, jitter) and
+            // publishers' sender reports are not used yet.
+            match self.udp.rtcp.recv_from(&mut buf).await {
+                Ok((n, from)) => {
+                    let route = self.rtcp_ingest.borrow().get(&from).copied();
+                    if let Some((stream, track)) = route {
+                        if let Some(hub) = self.hub(stream) {
+                            hub.ingest_rtcp(&self, track, &buf[..n]);
+                        }
+                        continue;
+                    }
+                    let reader = self.rtcp_sources.borrow().get(&from).and_then(Weak::upgrade);
+                    if let Some(r) = reader {
+                        r.heard.set(std::time::Instant::now());
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, shard = self.id, "RTCP server port receive failed");
+                    timer::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        }
+    }
+}
+
+/// Runs one shard until shutdown: joins the mesh, binds, tells `ready`, serves.
+pub(crate) async fn run(
+    shared: Shared,
+    mesh: glommio::channels::channel_mesh::MeshBuilder<
+        ShardMsg,
+        glommio::channels::channel_mesh::Full,
+    >,
+    ready: std::sync::mpsc::Sender<Result<(), String>>,
+) {
+    let shards = mesh.nr_peers();
+    let (senders, receivers): (Senders<ShardMsg>, Receivers<ShardMsg>) = match mesh.join().await {
+        Ok(joined) => joined,
+        Err(e) => {
+            let _ = ready.send(Err(format!("could not join the shard mesh: {e}")));
+            return;
+        }
+    };
+    let id = senders.peer_id();
+    let listener = match TcpListener::bind(shared.listen) {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = ready.send(Err(format!("shard {id}: cannot listen on {}: {e}", shared.listen)));
+            return;
+        }
+    };
+    let udp = match ServerPorts::bind(shared.listen.ip()) {
+        Ok(u) => u,
+        Err(e) => {
+            let _ = ready.send(Err(format!("shard {id}: cannot bind RTP/RTCP server ports: {e}")));
+            return;
+        }
+    };
+    let gso = manifold_udp::gso_supported(&udp.rtp_send);
+    let shard = Rc::new(Shard {
+        id,
+        shards,
+        shared: shared.clone(),
+        mesh: senders,
+        hubs: RefCell::default(),
+        fanouts: RefCell::default(),
+        joins: RefCell::default(),
+        udp,
+        udp_sources: RefCell::default(),
+        rtcp_sources: RefCell::default(),
+        rtcp_ingest: RefCell::default(),
+        mmsg: RefCell::new(MmsgSender::new(MMSG_BATCH)),
+        gso,
+        next_id: Cell::new(0),
+        conns: RefCell::default(),
+        udp_drops: Cell::new(0),
+    });
+    tracing::info!(shard = id, of = shard.shards, rtp_port = shard.udp.port, gso, "shard up");
+
+    let mut receivers = receivers;
+    for (from, rx) in receivers.streams() {
+        let shard = shard.clone();
+        spawn_local(async move {
+            while let Some(msg) = rx.recv().await {
+                shard.handle_msg(from, msg);
+            }
+        })
+        .detach();
+    }
+    spawn_local(shard.clone().udp_rtp_loop()).detach();
+    spawn_local(shard.clone().udp_rtcp_loop()).detach();
+    if id == 0 {
+        for path in &shared.config.synthetic {
+            if let Err(e) = crate::synthetic::start(&shard, path) {
+                let _ = ready.send(Err(format!("synthetic source {path}: {e}")));
+                return;
+            }
+        }
+    }
+    let accept = {
+        let shard = shard.clone();
+        spawn_local(async move {
+            loop {
+                match listener.accept().await {
+                    Ok(stream) => {
+                        spawn_local(crate::conn::run(shard.clone(), stream)).detach();
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, shard = shard.id, "accept failed");
+                        timer::sleep(Duration::from_millis(10)).await;
+                    }
+                }
+            }
+        })
+    };
+    let _ = ready.send(Ok(()));
+
+    while !shared.shutdown.load(Ordering::Relaxed) {
+        timer::sleep(SHUTDOWN_POLL).await;
+    }
+    accept.cancel().await;
+    let fanouts: Vec<Rc<Fanout>> = shard.fanouts.borrow().values().cloned().collect();
+    for f in &fanouts {
+        for r in f.readers() {
+            shard.send_bye_with(f, &r, "relay shutting down");
+        }
+    }
+    let conns: Vec<Rc<ConnOut>> = shard.conns.borrow().values().cloned().collect();
+    tracing::info!(shard = id, connections = conns.len(), "shutting down");
+    for c in &conns {
+        c.close();
+    }
+    // Let writers flush and connections close.
+    timer::sleep(Duration::from_millis(100)).await;
+}

@@ -1,0 +1,83 @@
+//! `--synthetic /path`: a stream fed by manifold-synth's looping H.264 source instead of a
+//! publisher, paced by a glommio timer on the shard that owns it.
+
+use std::rc::Rc;
+use std::time::{Duration, Instant, SystemTime};
+
+use glommio::{spawn_local, timer};
+use manifold_rtp::codec::Codec;
+use manifold_rtp::rtcp::{SenderInfo, Writer};
+use manifold_synth::{NtpTime, StreamConfig, SyntheticStream};
+
+use crate::hub::Hub;
+use crate::registry::TrackInfo;
+use crate::shard::Shard;
+
+/// Publishes `path` from a synthetic source owned by `shard`.
+pub(crate) fn start(shard: &Rc<Shard>, path: &str) -> Result<(), String> {
+    let path = if path.starts_with('/') { path.to_owned() } else { format!("/{path}") };
+    let config = StreamConfig {
+        target_bitrate: shard.config().synthetic_bitrate,
+        ..StreamConfig::default()
+    };
+    let mut stream = SyntheticStream::new(config).map_err(|e| e.to_string())?;
+    let media = stream.sdp();
+    let sdp = format!(
+        "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=manifold synthetic {path}\r\nt=0 0\r\n\
+         a=tool:manifold\r\na=control:*\r\n{}",
+        media.media_section(0, Some("trackID=0"))
+    );
+    let tracks =
+        vec![TrackInfo { codec: Some(Codec::H264), clock_rate: manifold_synth::CLOCK_RATE }];
+    let info =
+        shard.registry().publish(&path, shard.id(), sdp, tracks).map_err(|e| e.to_string())?;
+    let hub = Rc::new(Hub::new(info, shard.shards(), shard.config().gop_cache));
+    shard.add_hub(hub.clone());
+    tracing::info!(%path, "synthetic source started");
+    let shard = shard.clone();
+    spawn_local(async move {
+        let start = Instant::now();
+        let mut buf = Vec::with_capacity(manifold_synth::DEFAULT_MTU);
+        let ssrc = stream.config().ssrc;
+        let mut octets: u32 = 0;
+        let mut next_report = 0u64;
+        loop {
+            let due = stream.next_frame_due();
+            let now = start.elapsed();
+            if due > now {
+                timer::sleep(due - now).await;
+            }
+            let capture = NtpTime::from_system_time(SystemTime::now());
+            let mut last = None;
+            while let Some(info) = stream.poll_packet(start.elapsed(), capture, &mut buf) {
+                if let Some(bytes) = buf.get(..info.len) {
+                    hub.ingest(&shard, 0, bytes);
+                    octets = octets.wrapping_add(info.len as u32);
+                }
+                last = Some(info);
+            }
+            // A sender report about once a second, mapping the frame just sent to its
+            // capture time, so players can place the stream on the wall clock.
+            if let Some(info) = last.filter(|i| i.frame >= next_report) {
+                next_report = info.frame + u64::from(stream.config().fps);
+                let sender = SenderInfo {
+                    ntp: capture,
+                    rtp: info.rtp_time,
+                    packet_count: stream.packets_sent() as u32,
+                    octet_count: octets,
+                };
+                let mut report = [0u8; 64];
+                let mut w = Writer::new(&mut report);
+                if w.sender_report(ssrc, &sender, &[]).is_ok() {
+                    hub.ingest_rtcp(&shard, 0, w.written());
+                }
+            }
+            // Never spin if the source has nothing due yet.
+            if stream.next_frame_due() <= start.elapsed() {
+                timer::sleep(Duration::from_millis(1)).await;
+            }
+        }
+    })
+    .detach();
+    Ok(())
+}
