@@ -1,7 +1,12 @@
-//! `manifold`: the relay (`serve`) and, later, the load generator, in one binary.
+//! `manifold`: the relay (`serve`), the load generator (`load`), the synthetic publisher
+//! (`source`), the one-command `demo`, and the report tools (`merge`, `compare`), in one binary.
+
+mod demo;
+mod sys;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -22,6 +27,18 @@ struct Cli {
 enum Command {
     /// Run the relay: accept publishers and readers, fan streams out.
     Serve(ServeArgs),
+    /// Simulate RTSP clients against any RTSP server and report what they experienced.
+    Load(Box<manifold_load::LoadArgs>),
+    /// Publish the synthetic H.264 stream (capture-time stamped) to an RTSP server.
+    Source(manifold_load::SourceArgs),
+    /// The relay with a synthetic stream and 1,000 simulated clients, in one command.
+    Demo(demo::DemoArgs),
+    /// One report (and thresholds) from the interval logs (`--hlog`) of several runs.
+    Merge(manifold_load::merge::MergeArgs),
+    /// Compare two JSON reports; exit 99 when a metric regressed more than allowed.
+    Compare(manifold_load::compare::CompareArgs),
+    /// Draw the latency percentile spectrum of a JSON report or an hlog as SVG.
+    Plot(manifold_load::plot::PlotArgs),
 }
 
 /// Flags of `manifold serve`; each overrides the config file's value.
@@ -48,19 +65,130 @@ struct ServeArgs {
     /// Turn the GOP cache off: new readers wait for the next keyframe.
     #[arg(long)]
     no_gop_cache: bool,
+    /// Serve Prometheus metrics (/metrics) and JSON (/api/v1/streams) on this address,
+    /// e.g. 127.0.0.1:9090.
+    #[arg(long)]
+    metrics: Option<SocketAddr>,
+    /// Most RTSP connections from one IP address (default 100); more are closed.
+    #[arg(long)]
+    max_connections_per_ip: Option<usize>,
+    /// Most RTSP sessions open at once (default 10000); a SETUP beyond gets 503.
+    #[arg(long)]
+    max_sessions: Option<usize>,
+    /// Publishing to a live path closes the old publisher instead of answering 403.
+    #[arg(long)]
+    publish_replace: bool,
+    /// Apply --max-connections-per-ip to loopback peers too (by default they are exempt).
+    #[arg(long)]
+    limit_loopback: bool,
+    /// Offer multicast to readers, with groups from this IPv4 range, e.g. 239.255.42.0/24.
+    #[arg(long)]
+    multicast_range: Option<String>,
+    /// Pull an upstream RTSP stream to a path (repeatable): PATH=URL, options after `#`,
+    /// comma-separated: `udp` (default `tcp`: interleaved), `on-demand`; e.g.
+    /// /cam=rtsp://user:pass@10.0.0.5/stream#udp,on-demand.
+    #[arg(long, value_parser = manifold_relay::PullConfig::parse_arg)]
+    pull: Vec<manifold_relay::PullConfig>,
+    /// Seconds an on-demand pull stays up after its last reader left (default 10).
+    #[arg(long)]
+    pull_grace_secs: Option<u64>,
+    /// Receive raw RTP for a path (repeatable): PATH=ADDR:PORT (RTCP on PORT+1), each with
+    /// an --rtp-sdp file, in the same order.
+    #[arg(long)]
+    rtp: Vec<String>,
+    /// The SDP file describing the matching --rtp input (e.g. from ffmpeg -sdp_file).
+    #[arg(long)]
+    rtp_sdp: Vec<PathBuf>,
+    /// Seconds a stream keeps its readers after its RTSP publisher left, for a republish with
+    /// a compatible SDP to continue it (default 10; 0: readers get BYE at once).
+    #[arg(long)]
+    publish_grace_secs: Option<u64>,
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<ExitCode> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, never into log files.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(args).map(|()| ExitCode::SUCCESS),
+        Command::Load(args) => Ok(load(*args)),
+        Command::Source(args) => source(&args),
+        Command::Demo(args) => demo::run(args),
+        Command::Merge(args) => Ok(merge(&args)),
+        Command::Compare(args) => Ok(compare(&args)),
+        Command::Plot(args) => {
+            manifold_load::plot::plot(&args).context("manifold plot")?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// An exit code from the library's `i32` codes (0, 1, 99).
+fn exit_code(code: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+fn source(args: &manifold_load::SourceArgs) -> anyhow::Result<ExitCode> {
+    let stats = manifold_load::run_source(args).context("manifold source")?;
+    if !args.quiet {
+        eprintln!(
+            "manifold source: sent {} frames, {} RTP packets, {} bytes",
+            stats.frames, stats.packets, stats.bytes
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn merge(args: &manifold_load::merge::MergeArgs) -> ExitCode {
+    let report = match manifold_load::merge::merge(&args.hlogs, &args.thresholds) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("manifold merge: {e}");
+            return exit_code(e.exit_code());
+        }
+    };
+    println!("(histograms only: session, media and error counts are not in interval logs)");
+    print!("{}", report.table());
+    if let Some(path) = &args.json {
+        if let Err(e) = std::fs::write(path, report.to_json()) {
+            eprintln!("manifold merge: writing {}: {e}", path.display());
+            return exit_code(manifold_load::EXIT_ERROR);
+        }
+    }
+    exit_code(if report.passed { manifold_load::EXIT_PASS } else { manifold_load::EXIT_THRESHOLD })
+}
+
+fn compare(args: &manifold_load::compare::CompareArgs) -> ExitCode {
+    use manifold_load::compare;
+    let reports = compare::read_report(&args.base)
+        .and_then(|base| Ok((base, compare::read_report(&args.new)?)));
+    match reports {
+        Ok((base, new)) => {
+            let c = compare::compare(&base, &new, args);
+            print!("{}", c.table());
+            exit_code(c.exit_code())
+        }
+        Err(e) => {
+            eprintln!("manifold compare: {e}");
+            exit_code(e.exit_code())
+        }
+    }
+}
+
+fn load(args: manifold_load::LoadArgs) -> ExitCode {
+    match manifold_load::run(args) {
+        Ok(outcome) => exit_code(outcome.exit_code()),
+        Err(e) => {
+            eprintln!("manifold load: {e}");
+            exit_code(e.exit_code())
+        }
     }
 }
 
@@ -92,6 +220,49 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if args.no_gop_cache {
         config.gop_cache = false;
     }
+    if args.metrics.is_some() {
+        config.metrics = args.metrics;
+    }
+    if let Some(n) = args.max_connections_per_ip {
+        config.max_connections_per_ip = n;
+    }
+    if let Some(n) = args.max_sessions {
+        config.max_sessions = n;
+    }
+    if args.publish_replace {
+        config.publish_replace = true;
+    }
+    if args.limit_loopback {
+        config.limit_loopback = true;
+    }
+    if args.multicast_range.is_some() {
+        config.multicast_range = args.multicast_range;
+    }
+    if !args.pull.is_empty() {
+        config.pull = args.pull;
+    }
+    if let Some(g) = args.pull_grace_secs {
+        config.pull_grace_secs = g;
+    }
+    if let Some(g) = args.publish_grace_secs {
+        config.publish_grace_secs = g;
+    }
+    if args.rtp.len() != args.rtp_sdp.len() {
+        anyhow::bail!(
+            "each --rtp needs one --rtp-sdp (got {} and {})",
+            args.rtp.len(),
+            args.rtp_sdp.len()
+        );
+    }
+    if !args.rtp.is_empty() {
+        config.rtp = args
+            .rtp
+            .iter()
+            .zip(args.rtp_sdp)
+            .map(|(a, sdp)| manifold_relay::RtpInput::parse_arg(a, sdp))
+            .collect::<Result<_, _>>()
+            .map_err(anyhow::Error::msg)?;
+    }
     manifold_relay::serve(config, |addr| {
         // Scripts and tests read the bound address from this line.
         println!("listening on {addr}");
@@ -103,6 +274,26 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn config_file_has_pulls_and_rtp_inputs() {
+        let config: ServeConfig = toml::from_str(
+            "pull_grace_secs = 5\n\
+             [[pull]]\npath = \"/cam\"\nurl = \"rtsp://10.0.0.5/s\"\n\
+             [[pull]]\npath = \"/lazy\"\nurl = \"rtsp://h/s\"\ntransport = \"udp\"\non_demand = true\n\
+             [[rtp]]\npath = \"/raw\"\nlisten = \"0.0.0.0:5004\"\nsdp = \"raw.sdp\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.pull_grace_secs, 5);
+        assert_eq!(config.pull.len(), 2);
+        assert_eq!(config.pull[0].transport, manifold_relay::PullTransport::Tcp);
+        assert!(!config.pull[0].on_demand);
+        assert_eq!(config.pull[1].transport, manifold_relay::PullTransport::Udp);
+        assert!(config.pull[1].on_demand);
+        assert_eq!(config.rtp[0].listen, "0.0.0.0:5004".parse().unwrap());
+        assert!(toml::from_str::<ServeConfig>("[[pull]]\npath = \"/a\"\nurl = \"x\"\nfoo = 1\n")
+            .is_err());
+    }
 
     #[test]
     fn config_file_covers_the_flags() {

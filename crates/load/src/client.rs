@@ -240,6 +240,10 @@ async fn session(
             inflight = Some((req.method, now));
             if req.method == Method::Play {
                 play_sent = Some(now);
+                let wall = NtpTime::from_system_time(SystemTime::now());
+                for rx in receivers.borrow_mut().iter_mut() {
+                    rx.play_sent(wall);
+                }
             }
             let sent = stream.write_all(&out).await;
             out.clear();

@@ -10,7 +10,8 @@
 //! `client` (one session on a shard), [`receiver`] (per-track packet accounting, sans-IO),
 //! [`metrics`] (histograms and counts), [`threshold`], [`report`] (table, JSON), [`junit`],
 //! [`hlog`] (interval log), [`health`] (self-health), [`progress`] (live line), [`workers`]
-//! (`--processes`), `sys` (the only module with `unsafe`: syscalls).
+//! (`--processes`), [`source`] (`manifold source`: the synthetic publisher), [`merge`] and [`compare`] (reports from
+//! hlogs, regression gate), [`plot`] (SVG percentile spectrum), `sys` (the only module with `unsafe`: syscalls).
 //!
 //! Where latencies start: `connect` and `setup` from the session's *intended* start (so a
 //! generator or server that falls behind cannot hide it), each `rtt.*` from the request's
@@ -19,15 +20,19 @@
 
 pub mod args;
 mod client;
+pub mod compare;
 pub mod health;
 pub mod hlog;
 pub mod junit;
+pub mod merge;
 pub mod metrics;
+pub mod plot;
 pub mod progress;
 pub mod receiver;
 pub mod report;
 pub mod schedule;
 mod shard;
+pub mod source;
 mod sys;
 pub mod target;
 pub mod threshold;
@@ -45,6 +50,7 @@ use manifold_rtsp::session::client::ClientConfig;
 
 pub use args::{LoadArgs, TransportChoice};
 pub use report::Report;
+pub use source::{run_source, SourceArgs, SourceError, SourceStats, SourceTransport};
 
 use crate::health::{FdBudget, Health};
 use crate::metrics::Metrics;

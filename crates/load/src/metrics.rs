@@ -36,8 +36,12 @@ pub enum Metric {
     FirstRtp,
     /// PLAY sent to the first packet that starts a keyframe.
     FirstKeyframe,
-    /// Capture time (header extension) to arrival, per packet.
+    /// Capture time (header extension) to arrival, per packet captured after PLAY was sent:
+    /// the live path through the server.
     E2e,
+    /// The same for packets captured before PLAY was sent: history the server replayed (a GOP
+    /// cache), whose age is not delivery delay and would otherwise inflate `e2e`'s tail.
+    E2eCached,
     /// RFC 3550 interarrival jitter, per track at the end of its session.
     Jitter,
     /// Time between consecutive packets of a track, per packet.
@@ -50,7 +54,7 @@ pub enum Metric {
 
 impl Metric {
     /// Every metric, in report order.
-    pub const ALL: [Metric; 15] = [
+    pub const ALL: [Metric; 16] = [
         Metric::Connect,
         Metric::RttOptions,
         Metric::RttDescribe,
@@ -62,6 +66,7 @@ impl Metric {
         Metric::FirstRtp,
         Metric::FirstKeyframe,
         Metric::E2e,
+        Metric::E2eCached,
         Metric::Jitter,
         Metric::Gap,
         Metric::StartLag,
@@ -82,6 +87,7 @@ impl Metric {
             Metric::FirstRtp => "first_rtp",
             Metric::FirstKeyframe => "first_keyframe",
             Metric::E2e => "e2e",
+            Metric::E2eCached => "e2e_cached",
             Metric::Jitter => "jitter",
             Metric::Gap => "gap",
             Metric::StartLag => "start_lag",

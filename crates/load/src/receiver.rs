@@ -116,6 +116,8 @@ pub struct TrackReceiver {
     longest_gap: Duration,
     packets: u64,
     finished: bool,
+    /// Wall time PLAY was sent: packets captured earlier are replayed history.
+    play_sent: Option<NtpTime>,
 }
 
 impl TrackReceiver {
@@ -134,7 +136,14 @@ impl TrackReceiver {
             longest_gap: Duration::ZERO,
             packets: 0,
             finished: false,
+            play_sent: None,
         }
+    }
+
+    /// Records the wall time PLAY was sent. End-to-end latency of packets captured before it
+    /// (a server's GOP cache replaying the latest keyframe) goes to `e2e_cached`, not `e2e`.
+    pub fn play_sent(&mut self, at: NtpTime) {
+        self.play_sent.get_or_insert(at);
     }
 
     /// Takes one datagram (or interleaved payload) that arrived at `arrival` (monotonic) and
@@ -175,7 +184,9 @@ impl TrackReceiver {
             // Q32.32 seconds; a capture time after the arrival (clock step) records as 0.
             let delta = arrival_ntp.0.saturating_sub(capture.0);
             let us = (u128::from(delta) * 1_000_000) >> 32;
-            metrics.record_us(Metric::E2e, u64::try_from(us).unwrap_or(u64::MAX));
+            let live = self.play_sent.is_none_or(|play| capture.0 >= play.0);
+            let metric = if live { Metric::E2e } else { Metric::E2eCached };
+            metrics.record_us(metric, u64::try_from(us).unwrap_or(u64::MAX));
         }
         let ssrc = packet.ssrc();
         let stats = self.stats.get_or_insert_with(|| ReceiverStats::new(ssrc, self.clock_rate));

@@ -342,3 +342,38 @@ fn many_sessions_against_the_in_test_server() {
     sender.join().unwrap();
     println!("{}", outcome.report.table());
 }
+
+/// A server's GOP cache replays packets captured before PLAY: their age is history, not
+/// delivery delay, so it goes to `e2e_cached` and leaves `e2e` describing the live path.
+#[test]
+fn packets_captured_before_play_are_kept_out_of_e2e() {
+    let base = Instant::now();
+    let ntp0 = NtpTime::from_unix(Duration::from_secs(1_700_000_000));
+    let mut s = stream();
+    let mut rx = TrackReceiver::new(90_000, Some(Codec::H264), ExtensionIds::default());
+    let mut m = Metrics::new();
+    let mut buf = Vec::new();
+    // PLAY is sent at 1 s; the first second of packets arrives with it (the cached GOP), the
+    // rest live with 2 ms of delay.
+    let play = Duration::from_secs(1);
+    rx.play_sent(ntp_plus(ntp0, play));
+    let (mut cached, mut live) = (0u64, 0u64);
+    while s.next_frame_due() < Duration::from_secs(2) {
+        let due = s.next_frame_due();
+        while let Some(info) = s.poll_packet(due, ntp_plus(ntp0, due), &mut buf) {
+            let at = if due < play { play + MS } else { due + 2 * MS };
+            if due < play {
+                cached += 1;
+            } else {
+                live += 1;
+            }
+            assert!(rx.handle_packet(base + at, ntp_plus(ntp0, at), &buf[..info.len], &mut m));
+        }
+    }
+    assert_eq!(m.histogram(Metric::E2eCached).len(), cached);
+    assert_eq!(m.histogram(Metric::E2e).len(), live);
+    let live_max = stat_of(&m, Metric::E2e, Stat::Max).unwrap();
+    assert!(live_max < 3_000.0, "live e2e max {live_max} µs");
+    let cached_max = stat_of(&m, Metric::E2eCached, Stat::Max).unwrap();
+    assert!(cached_max > 900_000.0, "cached e2e max {cached_max} µs");
+}

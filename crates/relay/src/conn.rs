@@ -106,6 +106,8 @@ pub(crate) struct Conn {
     pub(crate) sessions: ServerSessions<fn(&mut [u8])>,
     pub(crate) publisher: Option<Publisher>,
     pub(crate) player: Option<Player>,
+    /// The slots of the session limit this connection's sessions hold.
+    pub(crate) permits: Vec<(manifold_rtsp::SessionId, crate::limits::SessionPermit)>,
 }
 
 /// Serves one accepted connection until it closes.
@@ -138,6 +140,7 @@ pub(crate) async fn run(shard: Rc<Shard>, stream: TcpStream) {
         sessions: ServerSessions::new(config, random as fn(&mut [u8])),
         publisher: None,
         player: None,
+        permits: Vec::new(),
     };
     match conn.read_loop(stream).await {
         Ok(()) => tracing::debug!(%peer, "connection closed by peer"),
@@ -153,7 +156,12 @@ pub(crate) async fn run(shard: Rc<Shard>, stream: TcpStream) {
 impl Conn {
     async fn read_loop(&mut self, mut rd: SharedStream) -> Result<(), ConnError> {
         let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
-        let mut decoder = Decoder::new(Limits::default());
+        let limits = Limits {
+            max_head: self.shard.config().max_request_head,
+            max_body: self.shard.config().max_request_body,
+            ..Limits::default()
+        };
+        let mut decoder = Decoder::new(limits);
         loop {
             let mut start = 0;
             loop {
@@ -251,9 +259,17 @@ impl Conn {
                 return;
             }
         }
-        // A reader's RTCP (receiver reports) shows it is alive.
+        // A reader's RTCP (receiver reports) shows it is alive, and says what it lost.
         if let Some(reader) = self.player.as_ref().and_then(|p| p.reader()) {
             reader.heard.set(Instant::now());
+            let track = reader.tracks.iter().position(|t| {
+                matches!(t, Some(ReaderTrack::Tcp { channel: c }) if c.checked_add(1) == Some(channel.0))
+            });
+            if let Some(track) = track {
+                if reader.obs.absorb_rtcp(track, payload) > 0 {
+                    self.shard.obs.rtcp_reports.set(self.shard.obs.rtcp_reports.get() + 1);
+                }
+            }
         }
     }
 }
@@ -295,6 +311,9 @@ async fn write_loop(mut wr: SharedStream, out: Rc<ConnOut>, stall: std::time::Du
                     }
                 };
                 bytes += packet.len() + 4;
+                if !packet.is_rtcp() {
+                    r.obs.count(packet.len());
+                }
                 frames.push(Frame { packet, channel, header });
             }
         }

@@ -121,13 +121,28 @@ impl Conn {
             Decision::Reply(r) => return (r, None),
             Decision::Needs(p) => p,
         };
+        // A SETUP that would create a session takes a slot of the session limit first.
+        let mut permit = None;
+        if matches!(pending.action, Action::Setup { .. }) && pending.session.is_none() {
+            match self.shard.shared.limits.admit_session() {
+                Some(p) => permit = Some(p),
+                None => {
+                    tracing::warn!(peer = %self.peer, uri = %req.uri,
+                        limit = self.shard.config().max_sessions, "SETUP refused: session limit");
+                    let r = Response::new(StatusCode::SERVICE_UNAVAILABLE);
+                    let mut r = self.sessions.respond(now, pending, r);
+                    r.headers.set("Server", "manifold");
+                    return (r, None);
+                }
+            }
+        }
         let (resp, after) = match pending.method {
             Method::Options => {
                 let mut r = Response::new(StatusCode::OK);
                 r.headers.set("Public", PUBLIC);
                 (r, None)
             }
-            Method::Describe => (self.describe(&req), None),
+            Method::Describe => (self.describe(&req).await, None),
             Method::Announce => (self.announce(&req), None),
             Method::Setup => (self.setup(&req, &pending), None),
             Method::Play => self.play(&pending).await,
@@ -145,6 +160,9 @@ impl Conn {
         resp.headers.set("Server", "manifold");
         if created && resp.status.is_success() {
             let id = Session::from_headers(&resp.headers).ok().flatten().map(|s| s.id);
+            if let (Some(id), Some(permit)) = (&id, permit) {
+                self.permits.push((id.clone(), permit));
+            }
             self.bind_new_session(id, record);
         }
         while let Some(ServerEvent::Closed { session, reason }) = self.sessions.poll_event() {
@@ -168,9 +186,14 @@ impl Conn {
         }
     }
 
-    fn describe(&self, req: &Request) -> Response {
+    async fn describe(&self, req: &Request) -> Response {
         let path = url_path(&req.uri);
-        let Some(info) = self.shard.registry().lookup(&path) else {
+        let info = match self.shard.registry().lookup(&path) {
+            Some(info) => Some(info),
+            // An on-demand pull starts now; wait (bounded) for its SDP.
+            None => crate::pull::describe_on_demand(&self.shard, &path).await,
+        };
+        let Some(info) = info else {
             tracing::info!(peer = %self.peer, %path, "DESCRIBE of an unknown path");
             return Response::new(StatusCode::NOT_FOUND);
         };
@@ -195,7 +218,27 @@ impl Conn {
         if let Some(old) = self.publisher.take() {
             self.shard.end_stream(&old.hub);
         }
-        let tracks = sdp
+        // A republish within the grace continues the stream its readers still play.
+        if let Some(hub) = crate::republish::adopt(&self.shard, &path, &sdp) {
+            self.shard.obs.set_upstream(
+                hub.info().id,
+                crate::metrics::Upstream {
+                    kind: "publisher",
+                    peer: Some(self.peer),
+                    conn: Some(self.out.clone()),
+                },
+            );
+            tracing::info!(peer = %self.peer, %path, stream = hub.info().id, "announced again");
+            self.publisher = Some(Publisher {
+                session: None,
+                hub,
+                media_urls: sdp.media_urls(&req.uri),
+                channels: Vec::new(),
+                recording: false,
+            });
+            return Response::new(StatusCode::OK);
+        }
+        let tracks: Vec<TrackInfo> = sdp
             .media()
             .iter()
             .map(|m| {
@@ -208,16 +251,42 @@ impl Conn {
             .collect();
         let media_urls = sdp.media_urls(&req.uri);
         let relay_sdp = relay_sdp(sdp);
-        let info = match self.shard.registry().publish(&path, self.shard.id(), relay_sdp, tracks) {
+        let registry = self.shard.registry();
+        let owner = self.shard.id();
+        let published = match registry.publish(&path, owner, relay_sdp.clone(), tracks.clone()) {
+            Err(_) if self.shard.config().publish_replace => {
+                // Take the path over: unpublish the old stream, close its publisher.
+                if let Some(old) = registry.take(&path) {
+                    tracing::info!(peer = %self.peer, %path, old_stream = old.id, side = "upstream",
+                        "ANNOUNCE replaces the live publisher");
+                    self.shard.evict(old.id, old.owner);
+                }
+                registry.publish(&path, owner, relay_sdp, tracks)
+            }
+            other => other,
+        };
+        let info = match published {
             Ok(info) => info,
             Err(e) => {
                 tracing::info!(peer = %self.peer, %path, side = "upstream", "ANNOUNCE refused: {e}");
                 return Response::new(StatusCode::FORBIDDEN);
             }
         };
-        let hub =
-            Rc::new(Hub::new(info.clone(), self.shard_count(), self.shard.config().gop_cache));
+        let mut hub = Hub::new(info.clone(), self.shard_count(), self.shard.config().gop_cache);
+        if self.shard.config().publish_grace_secs > 0 {
+            // A republish may continue this stream: rewrite it onto one continuous stream.
+            hub = hub.with_continuity();
+        }
+        let hub = Rc::new(hub);
         self.shard.add_hub(hub.clone());
+        self.shard.obs.set_upstream(
+            info.id,
+            crate::metrics::Upstream {
+                kind: "publisher",
+                peer: Some(self.peer),
+                conn: Some(self.out.clone()),
+            },
+        );
         tracing::info!(peer = %self.peer, %path, stream = info.id, tracks = info.tracks.len(), "announced");
         self.publisher = Some(Publisher {
             session: None,
@@ -326,7 +395,7 @@ impl Conn {
                 return Response::new(StatusCode::AGGREGATE_OPERATION_NOT_ALLOWED);
             }
         }
-        let Some((reader_track, answer)) = self.choose_transport(offer, track) else {
+        let Some((reader_track, answer)) = self.choose_transport(offer, track, info.id) else {
             return Response::new(StatusCode::UNSUPPORTED_TRANSPORT);
         };
         let player = self.player.get_or_insert_with(|| Player {
@@ -366,10 +435,17 @@ impl Conn {
         &self,
         offer: &Transport,
         track: usize,
+        stream: u64,
     ) -> Option<(ReaderTrack, TransportSpec)> {
         for spec in &offer.specs {
-            if spec.profile != Profile::Avp || spec.is_multicast() {
+            if spec.profile != Profile::Avp {
                 continue;
+            }
+            if spec.is_multicast() {
+                match crate::multicast::answer(self.shard.shared.multicast.as_ref(), stream, spec) {
+                    Some(chosen) => return Some(chosen),
+                    None => continue,
+                }
             }
             match spec.lower_transport() {
                 LowerTransport::Tcp => {
@@ -440,6 +516,7 @@ impl Conn {
             released: std::cell::Cell::new(false),
             live: std::cell::Cell::new(false),
             heard: std::cell::Cell::new(Instant::now()),
+            obs: crate::metrics::ReaderObs::default(),
         });
         // A first PLAY starts at the cached GOP; a PLAY after PAUSE resumes at the next
         // keyframe (the cached GOP may hold packets the reader already got).
@@ -559,13 +636,14 @@ impl Conn {
 
     /// Releases the media of a session that ended.
     fn release_session(&mut self, id: &SessionId) {
+        self.permits.retain(|(s, _)| s != id);
         if self.player.as_ref().is_some_and(|p| p.session.as_ref() == Some(id)) {
             self.stop_playing(true);
             self.player = None;
         }
         if self.publisher.as_ref().is_some_and(|p| p.session.as_ref() == Some(id)) {
             if let Some(p) = self.publisher.take() {
-                self.shard.end_stream(&p.hub);
+                crate::republish::publisher_gone(&self.shard, &p.hub);
             }
         }
     }
@@ -577,7 +655,7 @@ impl Conn {
         if let Some(p) = self.publisher.take() {
             tracing::info!(peer = %self.peer, path = %p.hub.info().path, side = "upstream",
                 packets = p.hub.stats.packets_in.get(), "publisher gone");
-            self.shard.end_stream(&p.hub);
+            crate::republish::publisher_gone(&self.shard, &p.hub);
         }
     }
 }

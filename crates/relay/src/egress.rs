@@ -30,6 +30,11 @@ pub(crate) enum ReaderTrack {
         /// The RTP channel.
         channel: u8,
     },
+    /// UDP multicast: the stream's owner sends to the group once for all its readers.
+    Multicast {
+        /// The group's RTP address (RTCP is the next port).
+        group: std::net::SocketAddrV4,
+    },
     /// UDP to the reader's RTP port.
     Udp {
         /// The reader's RTP address.
@@ -102,6 +107,8 @@ pub(crate) struct Reader {
     pub(crate) live: Cell<bool>,
     /// When the reader last showed life outside requests (an RTCP report).
     pub(crate) heard: Cell<Instant>,
+    /// Its metrics: packets sent, RTCP feedback.
+    pub(crate) obs: crate::metrics::ReaderObs,
 }
 
 impl Reader {
@@ -115,9 +122,18 @@ impl Reader {
         self.tracks.get(track).copied().flatten()
     }
 
-    /// Offers a packet to the queue (packets of tracks it did not set up are ignored).
+    /// The multicast group the reader joined, if its tracks go by multicast.
+    pub(crate) fn multicast_group(&self) -> Option<std::net::SocketAddrV4> {
+        self.tracks.iter().flatten().find_map(|t| match t {
+            ReaderTrack::Multicast { group } => Some(*group),
+            _ => None,
+        })
+    }
+
+    /// Offers a packet to the queue (packets of tracks it did not set up, or that reach it
+    /// by multicast, are ignored).
     pub(crate) fn offer(&self, packet: &SharedPacket) {
-        if self.track(packet.track()).is_none() {
+        if matches!(self.track(packet.track()), None | Some(ReaderTrack::Multicast { .. })) {
             return;
         }
         self.queue.borrow_mut().offer(packet.clone());
@@ -154,6 +170,11 @@ pub(crate) struct Fanout {
     ssrcs: RefCell<Vec<Option<u32>>>,
     /// Per track: the packets of the frame being collected for the live UDP readers.
     pending: RefCell<Vec<Vec<SharedPacket>>>,
+    /// Per track: packets and bytes sent to each live UDP reader by the batched sends so
+    /// far (a reader's share is the growth since it joined).
+    udp_sent: RefCell<Vec<[u64; 2]>>,
+    /// Counters of readers that left.
+    retired: Cell<crate::metrics::Totals>,
 }
 
 impl Fanout {
@@ -165,6 +186,8 @@ impl Fanout {
             packets_out: Cell::new(0),
             ssrcs: RefCell::new(Vec::new()),
             pending: RefCell::new(Vec::new()),
+            udp_sent: RefCell::new(Vec::new()),
+            retired: Cell::new(crate::metrics::Totals::default()),
         }
     }
 
@@ -236,6 +259,12 @@ impl Fanout {
         if let Some(dests) = self.udp_dests.borrow().get(track) {
             if !dests.is_empty() && !frame.is_empty() {
                 shard.send_udp_frame(frame, dests);
+                let mut sent = self.udp_sent.borrow_mut();
+                if sent.len() <= track {
+                    sent.resize(track + 1, [0; 2]);
+                }
+                sent[track][0] += frame.len() as u64;
+                sent[track][1] += frame.iter().map(|p| p.len() as u64).sum::<u64>();
             }
         }
         frame.clear();
@@ -257,9 +286,25 @@ impl Fanout {
 
     /// Removes reader `id`; returns whether the fan-out is now empty.
     pub(crate) fn remove(&self, id: u64) -> bool {
+        let leaving = self.readers.borrow().iter().find(|r| r.id == id).cloned();
+        if let Some(r) = leaving {
+            let mut retired = self.retired.get();
+            retired.add(&crate::metrics::totals(&r, self));
+            self.retired.set(retired);
+        }
         self.readers.borrow_mut().retain(|r| r.id != id);
         self.rebuild_udp();
         self.readers.borrow().is_empty()
+    }
+
+    /// Per track: packets and bytes each live UDP reader was sent by the batched sends.
+    pub(crate) fn udp_sent(&self) -> Vec<[u64; 2]> {
+        self.udp_sent.borrow().clone()
+    }
+
+    /// Counters of the readers that left.
+    pub(crate) fn retired(&self) -> crate::metrics::Totals {
+        self.retired.get()
     }
 
     /// The SSRC last seen on `track`.

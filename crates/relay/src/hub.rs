@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use manifold_rtp::codec::GopStart;
 use manifold_rtp::packet::RtpPacket;
-use manifold_rtp::RtpTime;
+use manifold_rtp::rewrite::Rewriter;
+use manifold_rtp::{RtpTime, Ssrc};
 
 use crate::gop::GopCache;
 use crate::packet::{Packet, SharedPacket};
@@ -64,6 +65,20 @@ pub(crate) struct Hub {
     /// Per track: the upstream's latest sender report.
     last_sr: RefCell<Vec<Option<SharedPacket>>>,
     pub(crate) stats: HubStats,
+    gop_enabled: bool,
+    /// Set for streams whose upstream may come and go (pull, raw RTP): one outgoing stream
+    /// per track, continuous across upstreams.
+    continuity: Option<RefCell<Continuity>>,
+}
+
+/// The continuity state of a hub: per track, the rewriter onto the outgoing stream and the
+/// offset from the current upstream's timestamps to the outgoing ones (for sender reports).
+#[derive(Debug)]
+struct Continuity {
+    rewriters: Vec<Rewriter>,
+    ts_offsets: Vec<Option<u32>>,
+    /// The packet being rewritten (the hub copies it once into the shared buffer anyway).
+    scratch: Vec<u8>,
 }
 
 impl Hub {
@@ -77,8 +92,47 @@ impl Hub {
             remotes: RefCell::new(vec![Remote::default(); shards]),
             last_sr: RefCell::new(Vec::new()),
             stats: HubStats::default(),
+            gop_enabled: gop_cache,
+            continuity: None,
             info,
         }
+    }
+
+    /// Turns on continuity (call before the hub is shared): every RTP packet is rewritten by
+    /// a `manifold_rtp::rewrite::Rewriter` per track onto a fixed outgoing SSRC, so readers see
+    /// one continuous stream whatever the upstream does (reconnects, new SSRC, counters reset),
+    /// and sender reports are mapped onto the outgoing stream.
+    pub(crate) fn with_continuity(mut self) -> Hub {
+        let rewriters = self
+            .info
+            .tracks
+            .iter()
+            .map(|t| {
+                let mut ssrc = [0u8; 4];
+                crate::sys::fill_random(&mut ssrc);
+                Rewriter::new(Ssrc(u32::from_be_bytes(ssrc)), t.clock_rate.max(1))
+            })
+            .collect();
+        self.continuity = Some(RefCell::new(Continuity {
+            ts_offsets: vec![None; self.info.tracks.len()],
+            rewriters,
+            scratch: Vec::with_capacity(2048),
+        }));
+        self
+    }
+
+    /// The upstream reconnected: the next packet of each track rebases the outgoing stream
+    /// (sequence continues, timestamps advance by the wall time that passed), and the GOP
+    /// cache waits for the new upstream's first keyframe.
+    pub(crate) fn upstream_restarted(&self) {
+        if let Some(c) = &self.continuity {
+            let mut c = c.borrow_mut();
+            c.rewriters.iter_mut().for_each(Rewriter::reset);
+            c.ts_offsets.iter_mut().for_each(|o| *o = None);
+        }
+        self.gop_starts.borrow_mut().iter_mut().for_each(|g| *g = GopStart::default());
+        *self.gop.borrow_mut() = GopCache::new(self.gop_enabled, GOP_MAX_PACKETS, GOP_MAX_BYTES);
+        self.last_sr.borrow_mut().clear();
     }
 
     /// The stream.
@@ -107,7 +161,40 @@ impl Hub {
             // Without a codec that has keyframes, a reader may start anywhere.
             None => (!self.has_keyframes, !self.has_keyframes),
         };
-        let Some(packet) = Packet::new(track, rtp, sync) else {
+        let packet = match &self.continuity {
+            None => Packet::new(track, rtp, sync),
+            Some(c) => {
+                let mut c = c.borrow_mut();
+                let Continuity { rewriters, ts_offsets, scratch } = &mut *c;
+                let (Some(rewriter), Some(offset)) =
+                    (rewriters.get_mut(track), ts_offsets.get_mut(track))
+                else {
+                    return;
+                };
+                let now = std::time::Instant::now();
+                let timestamp = parsed.timestamp();
+                // `None`: a late packet of the new upstream that would collide with what
+                // readers already got.
+                let Some(out) = rewriter.rewrite(now, parsed.ssrc(), parsed.sequence(), timestamp)
+                else {
+                    return;
+                };
+                if let Some(change) = out.change {
+                    tracing::debug!(path = %self.info.path, track, ?change, side = "upstream",
+                        "outgoing stream rebased");
+                }
+                *offset = Some(out.timestamp.0.wrapping_sub(timestamp.0));
+                scratch.clear();
+                scratch.extend_from_slice(rtp);
+                if scratch.len() >= 12 {
+                    scratch[2..4].copy_from_slice(&out.seq.wire().to_be_bytes());
+                    scratch[4..8].copy_from_slice(&out.timestamp.0.to_be_bytes());
+                    scratch[8..12].copy_from_slice(&rewriter.ssrc().0.to_be_bytes());
+                }
+                Packet::new(track, scratch, sync)
+            }
+        };
+        let Some(packet) = packet else {
             self.stats.malformed.set(self.stats.malformed.get() + 1);
             return;
         };
@@ -120,6 +207,8 @@ impl Hub {
     }
 
     fn fan_out(&self, shard: &Shard, packet: SharedPacket) {
+        // Multicast readers, wherever they are: one send to the stream's group.
+        shard.mcast.send(self.info.id, &packet);
         if let Some(fanout) = shard.fanout(self.info.id) {
             fanout.deliver(shard, &packet);
         }
@@ -152,7 +241,26 @@ impl Hub {
         if !is_sr || track >= self.info.tracks.len() {
             return;
         }
-        let Some(packet) = Packet::rtcp(track, rtcp) else { return };
+        let packet = match &self.continuity {
+            None => Packet::rtcp(track, rtcp),
+            Some(c) => {
+                // Onto the outgoing stream: its SSRC, and the NTP time's RTP time shifted
+                // by the current upstream's offset (no offset yet: no media yet, drop it).
+                let c = c.borrow();
+                let (Some(rewriter), Some(Some(offset))) =
+                    (c.rewriters.get(track), c.ts_offsets.get(track))
+                else {
+                    return;
+                };
+                let mut sr = rtcp.to_vec();
+                let Some(rtp_ts) = sr.get(16..20) else { return };
+                let rtp_ts = u32::from_be_bytes([rtp_ts[0], rtp_ts[1], rtp_ts[2], rtp_ts[3]]);
+                sr[4..8].copy_from_slice(&rewriter.ssrc().0.to_be_bytes());
+                sr[16..20].copy_from_slice(&rtp_ts.wrapping_add(*offset).to_be_bytes());
+                Packet::rtcp(track, &sr)
+            }
+        };
+        let Some(packet) = packet else { return };
         let packet = Arc::new(packet);
         {
             let mut srs = self.last_sr.borrow_mut();

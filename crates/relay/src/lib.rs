@@ -1,7 +1,7 @@
 //! The relay runtime behind `manifold serve`: thread-per-core shards on glommio, each with its
 //! own RTSP listener (same port, `SO_REUSEPORT`) and RTP/RTCP server ports; stream hubs that
-//! take one upstream per path (an RTSP publisher over TCP-interleaved or UDP, or the synthetic
-//! source) and fan it out to readers on every shard over UDP and TCP-interleaved, one shared
+//! take one upstream per path (an RTSP publisher over TCP-interleaved or UDP, an RTSP server
+//! pulled, raw RTP, or the synthetic source) and fan it out to readers on every shard over UDP and TCP-interleaved, one shared
 //! buffer per packet.
 //!
 //! The packet path: ingest (`conn` for interleaved frames, `shard`'s server-port loop for UDP)
@@ -17,7 +17,14 @@
 //! loops), `conn` (bytes of one RTSP connection), `control` (what requests mean, on
 //! manifold-rtsp's server session machine), `hub`, `egress`, `queue`, `gop`, `packet`,
 //! `registry` (streams by path), `udp` (server ports), `synthetic`, `notify` (wake-ups),
-//! `signal` and `sys` (the only unsafe code: signals, getrandom, gathering send).
+//! `signal` and `sys` (the only unsafe code: signals, getrandom, gathering send);
+//! observability and admission: `metrics` (per-shard counters published once a second,
+//! rendered as Prometheus text and JSON), `http` (the metrics endpoint), `rtcp_feedback`
+//! (readers' receiver reports), `limits` (connections per IP, sessions), `multicast` (one
+//! send per packet to a stream's group, from its owning shard); other ingests: `pull` (the
+//! relay as an RTSP client of an upstream, reconnecting, always-on or on demand),
+//! `rtp_ingest` (raw RTP described by an SDP file), `republish` (a publisher's grace); their
+//! hubs rewrite packets onto one continuous outgoing stream per track (continuity).
 
 mod config;
 mod conn;
@@ -25,11 +32,19 @@ mod control;
 mod egress;
 mod error;
 mod gop;
+mod http;
 mod hub;
+mod limits;
+mod metrics;
+mod multicast;
 mod notify;
 mod packet;
+mod pull;
 mod queue;
 mod registry;
+mod republish;
+mod rtcp_feedback;
+mod rtp_ingest;
 mod shard;
 mod signal;
 mod synthetic;
@@ -39,6 +54,8 @@ mod udp;
 pub use config::ServeConfig;
 pub use error::RelayError;
 pub use packet::{Packet, SharedPacket};
+pub use pull::{PullConfig, PullTransport};
+pub use rtp_ingest::RtpInput;
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
@@ -69,11 +86,33 @@ pub fn serve(config: ServeConfig, on_listening: impl FnOnce(SocketAddr)) -> Resu
             return Err(RelayError::Config(format!("synthetic path {path:?} must start with '/'")));
         }
     }
+    for pull in &config.pull {
+        pull.validate().map_err(RelayError::Config)?;
+    }
+    for input in &config.rtp {
+        input.validate().map_err(RelayError::Config)?;
+    }
+    let multicast = match &config.multicast_range {
+        Some(range) => Some(
+            multicast::MulticastPlan::new(range, config.multicast_port, config.multicast_ttl)
+                .map_err(RelayError::Config)?,
+        ),
+        None => None,
+    };
     let shared = shard::Shared {
         config: Arc::new(config.clone()),
         registry: Arc::default(),
         shutdown: shutdown.clone(),
         listen,
+        board: Arc::new(metrics::Board::new(cores)),
+        limits: Arc::new(limits::Limits::new(
+            config.max_connections_per_ip,
+            config.max_sessions,
+            config.limit_loopback,
+        )),
+        multicast,
+        pulls: Arc::default(),
+        orphans: Arc::default(),
     };
     let mesh = MeshBuilder::full(cores, config.shard_queue.max(16));
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();

@@ -71,6 +71,11 @@ impl Registry {
         self.streams.lock().unwrap_or_else(|e| e.into_inner()).get(path).cloned()
     }
 
+    /// Unpublishes `path` whatever stream it is, returning that stream (publish replace).
+    pub(crate) fn take(&self, path: &str) -> Option<Arc<StreamInfo>> {
+        self.streams.lock().unwrap_or_else(|e| e.into_inner()).remove(path)
+    }
+
     /// Unpublishes `path` if it is still stream `id`.
     pub(crate) fn remove(&self, path: &str, id: u64) {
         let mut streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());

@@ -50,6 +50,10 @@ pub(crate) enum ShardMsg {
     Unsubscribe { stream: u64, from: usize },
     /// The stream's upstream is gone.
     Ended { stream: u64 },
+    /// Another publisher took the stream's path over: close its publisher.
+    Evict { stream: u64 },
+    /// A multicast reader of `stream` started (`delta` 1) or stopped (-1) on another shard.
+    Multicast { stream: u64, group: std::net::SocketAddrV4, delta: i64 },
 }
 
 /// A PLAY waiting for the owner's snapshot.
@@ -68,6 +72,16 @@ pub(crate) struct Shared {
     pub(crate) registry: Arc<Registry>,
     pub(crate) shutdown: Arc<AtomicBool>,
     pub(crate) listen: SocketAddr,
+    /// Every shard's latest metrics snapshot.
+    pub(crate) board: Arc<crate::metrics::Board>,
+    /// Connection and session limits.
+    pub(crate) limits: Arc<crate::limits::Limits>,
+    /// Where multicast groups come from, when multicast is on.
+    pub(crate) multicast: Option<crate::multicast::MulticastPlan>,
+    /// Readers' demand for on-demand pulls.
+    pub(crate) pulls: Arc<crate::pull::Demand>,
+    /// Streams whose publisher left, waiting for a republish.
+    pub(crate) orphans: Arc<crate::republish::Orphans>,
 }
 
 /// One shard's state.
@@ -91,6 +105,10 @@ pub(crate) struct Shard {
     next_id: Cell<u64>,
     conns: RefCell<HashMap<u64, Rc<ConnOut>>>,
     udp_drops: Cell<u64>,
+    /// Metrics state.
+    pub(crate) obs: crate::metrics::ShardObs,
+    /// Multicast sends of the streams this shard owns.
+    pub(crate) mcast: crate::multicast::ShardMulticast,
 }
 
 impl Shard {
@@ -123,7 +141,80 @@ impl Shard {
 
     /// Sends to shard `to` without waiting; false when its queue is full or closed.
     pub(crate) fn try_send(&self, to: usize, msg: ShardMsg) -> bool {
-        self.mesh.try_send_to(to, msg).is_ok()
+        let packet = matches!(msg, ShardMsg::Packet { .. });
+        let sent = self.mesh.try_send_to(to, msg).is_ok();
+        if sent && packet {
+            self.obs.mesh_sent(to);
+        }
+        sent
+    }
+
+    /// Counts a multicast reader of `stream` (owned by `owner`) in (`delta` 1) or out (-1):
+    /// the owner sends the stream to `group` while the count is above zero.
+    pub(crate) fn multicast_readers(
+        self: &Rc<Self>,
+        stream: u64,
+        owner: usize,
+        group: std::net::SocketAddrV4,
+        delta: i64,
+    ) {
+        if owner != self.id {
+            let shard = self.clone();
+            spawn_local(async move {
+                let msg = ShardMsg::Multicast { stream, group, delta };
+                let _ = shard.mesh.send_to(owner, msg).await;
+            })
+            .detach();
+            return;
+        }
+        let Some(plan) = &self.shared.multicast else { return };
+        if let Err(e) = self.mcast.adjust(stream, group, delta, plan, self.shared.listen.ip()) {
+            tracing::warn!(stream, %group, error = %e, "multicast egress unavailable");
+        }
+    }
+
+    /// The hubs of the streams this shard owns.
+    pub(crate) fn hubs(&self) -> Vec<Rc<Hub>> {
+        self.hubs.borrow().values().cloned().collect()
+    }
+
+    /// The fan-outs of the streams this shard has readers of, by stream.
+    pub(crate) fn fanouts(&self) -> Vec<(u64, Rc<Fanout>)> {
+        self.fanouts.borrow().iter().map(|(id, f)| (*id, f.clone())).collect()
+    }
+
+    /// RTSP connections open on this shard.
+    pub(crate) fn connections(&self) -> usize {
+        self.conns.borrow().len()
+    }
+
+    /// UDP datagrams to readers the kernel refused so far.
+    pub(crate) fn udp_drops(&self) -> u64 {
+        self.udp_drops.get()
+    }
+
+    /// Closes the publisher of `stream` (owned by `owner`): another publisher took its path.
+    pub(crate) fn evict(self: &Rc<Self>, stream: u64, owner: usize) {
+        if owner != self.id {
+            let shard = self.clone();
+            spawn_local(async move {
+                let _ = shard.mesh.send_to(owner, ShardMsg::Evict { stream }).await;
+            })
+            .detach();
+            return;
+        }
+        match self.obs.upstream(stream) {
+            Some(crate::metrics::Upstream { conn: Some(conn), peer, .. }) => {
+                tracing::info!(?peer, stream, side = "upstream", "publisher replaced: closing it");
+                conn.close();
+            }
+            _ => {
+                // No connection to close (e.g. a built-in source): end the stream itself.
+                if let Some(hub) = self.hub(stream) {
+                    self.end_stream(&hub);
+                }
+            }
+        }
     }
 
     /// The readers of `stream` on this shard, if any.
@@ -163,11 +254,14 @@ impl Shard {
             }
         }
         self.close_fanout(info.id);
+        self.obs.forget(info.id);
+        self.mcast.forget(info.id);
         tracing::info!(path = %info.path, stream = info.id, "stream ended");
     }
 
     fn close_fanout(&self, stream: u64) {
         let fanout = self.fanouts.borrow_mut().remove(&stream);
+        self.obs.forget(stream);
         if let Some(f) = fanout {
             for r in f.readers() {
                 tracing::info!(peer = %r.out.peer, session = %r.session, path = %r.path,
@@ -293,8 +387,14 @@ impl Shard {
     /// Starts sending to a joined reader whose PLAY was answered. A TCP reader's writer is
     /// woken; a UDP reader is switched to the fan-out's batched sends once its queue holds
     /// its starting keyframe (until then packets keep queueing and skipping).
-    pub(crate) fn go_live(&self, stream: u64, reader: &Rc<Reader>) {
+    pub(crate) fn go_live(self: &Rc<Self>, stream: u64, reader: &Rc<Reader>) {
         reader.released.set(true);
+        if let Some(group) = reader.multicast_group() {
+            let owner = self.registry().lookup(&reader.path).filter(|s| s.id == stream);
+            if let Some(owner) = owner.map(|s| s.owner) {
+                self.multicast_readers(stream, owner, group, 1);
+            }
+        }
         for t in reader.tracks.iter().flatten() {
             if let ReaderTrack::Udp { rtcp: Some(from), .. } = t {
                 self.rtcp_sources.borrow_mut().insert(*from, Rc::downgrade(reader));
@@ -327,11 +427,13 @@ impl Shard {
                 }
                 Some(ReaderTrack::Udp { rtp, .. }) if !p.is_rtcp() => {
                     self.send_udp(p.rtp(), &rtp);
+                    reader.obs.count(p.len());
                 }
                 _ => {}
             }
         }
         drop(q);
+        reader.obs.join_batches(fanout);
         reader.live.set(true);
         fanout.rebuild_udp();
     }
@@ -372,7 +474,7 @@ impl Shard {
                         tracing::debug!(error = %e, dest = %to, "RTCP BYE not sent");
                     }
                 }
-                ReaderTrack::Udp { rtcp: None, .. } => {}
+                ReaderTrack::Udp { rtcp: None, .. } | ReaderTrack::Multicast { .. } => {}
             }
         }
     }
@@ -382,8 +484,13 @@ impl Shard {
     pub(crate) fn leave(self: &Rc<Self>, stream: u64, owner: usize, reader: u64) {
         self.rtcp_sources.borrow_mut().retain(|_, r| r.upgrade().is_some_and(|r| r.id != reader));
         let Some(f) = self.fanout(stream) else { return };
+        let group = f.readers().iter().find(|r| r.id == reader).and_then(|r| r.multicast_group());
+        if let Some(group) = group {
+            self.multicast_readers(stream, owner, group, -1);
+        }
         if f.remove(reader) {
             self.fanouts.borrow_mut().remove(&stream);
+            self.obs.retire_fanout(stream, &f);
             if owner == self.id {
                 return;
             }
@@ -435,6 +542,7 @@ impl Shard {
     fn handle_msg(self: &Rc<Self>, from: usize, msg: ShardMsg) {
         match msg {
             ShardMsg::Packet { stream, packet } => {
+                self.obs.mesh_received(from);
                 if let Some(f) = self.fanout(stream) {
                     f.deliver(self, &packet);
                 }
@@ -475,6 +583,10 @@ impl Shard {
                 }
             }
             ShardMsg::Ended { stream } => self.close_fanout(stream),
+            ShardMsg::Evict { stream } => self.evict(stream, self.id),
+            ShardMsg::Multicast { stream, group, delta } => {
+                self.multicast_readers(stream, self.id, group, delta);
+            }
         }
     }
 
@@ -501,8 +613,9 @@ impl Shard {
     async fn udp_rtcp_loop(self: Rc<Self>) {
         let mut buf = vec![0u8; 65536];
         loop {
-            // Readers' receiver reports count as liveness; their contents (loss, jitter) and
-            // publishers' sender reports are not used yet.
+            // Readers' receiver reports count as liveness, and their report blocks become the
+            // reader's loss and jitter (`rtcp_feedback`); publishers' sender reports go to
+            // the hub.
             match self.udp.rtcp.recv_from(&mut buf).await {
                 Ok((n, from)) => {
                     let route = self.rtcp_ingest.borrow().get(&from).copied();
@@ -515,6 +628,12 @@ impl Shard {
                     let reader = self.rtcp_sources.borrow().get(&from).and_then(Weak::upgrade);
                     if let Some(r) = reader {
                         r.heard.set(std::time::Instant::now());
+                        let track = r.tracks.iter().position(|t| {
+                            matches!(t, Some(ReaderTrack::Udp { rtcp: Some(a), .. }) if *a == from)
+                        });
+                        if r.obs.absorb_rtcp(track.unwrap_or(0), &buf[..n]) > 0 {
+                            self.obs.rtcp_reports.set(self.obs.rtcp_reports.get() + 1);
+                        }
                     }
                 }
                 Err(e) => {
@@ -576,6 +695,8 @@ pub(crate) async fn run(
         next_id: Cell::new(0),
         conns: RefCell::default(),
         udp_drops: Cell::new(0),
+        obs: crate::metrics::ShardObs::new(shards),
+        mcast: crate::multicast::ShardMulticast::default(),
     });
     tracing::info!(shard = id, of = shard.shards, rtp_port = shard.udp.port, gso, "shard up");
 
@@ -591,6 +712,21 @@ pub(crate) async fn run(
     }
     spawn_local(shard.clone().udp_rtp_loop()).detach();
     spawn_local(shard.clone().udp_rtcp_loop()).detach();
+    if shared.config.metrics.is_some() {
+        spawn_local(crate::metrics::publish_loop(shard.clone())).detach();
+    }
+    if let (0, Some(addr)) = (id, shared.config.metrics) {
+        match crate::http::bind(addr) {
+            Ok(listener) => {
+                tracing::info!(%addr, "metrics listening");
+                spawn_local(crate::http::serve(shard.clone(), listener)).detach();
+            }
+            Err(e) => {
+                let _ = ready.send(Err(e));
+                return;
+            }
+        }
+    }
     if id == 0 {
         for path in &shared.config.synthetic {
             if let Err(e) = crate::synthetic::start(&shard, path) {
@@ -599,13 +735,31 @@ pub(crate) async fn run(
             }
         }
     }
+    crate::pull::start_all(&shard);
+    if let Err(e) = crate::rtp_ingest::start_all(&shard) {
+        let _ = ready.send(Err(e));
+        return;
+    }
     let accept = {
         let shard = shard.clone();
         spawn_local(async move {
             loop {
                 match listener.accept().await {
                     Ok(stream) => {
-                        spawn_local(crate::conn::run(shard.clone(), stream)).detach();
+                        let Ok(peer) = stream.peer_addr() else { continue };
+                        let Some(permit) = shard.shared.limits.admit_connection(peer.ip()) else {
+                            tracing::warn!(%peer, shard = shard.id, limit =
+                                shard.config().max_connections_per_ip,
+                                "connection refused: too many from this address");
+                            drop(stream);
+                            continue;
+                        };
+                        let shard = shard.clone();
+                        spawn_local(async move {
+                            crate::conn::run(shard, stream).await;
+                            drop(permit);
+                        })
+                        .detach();
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, shard = shard.id, "accept failed");

@@ -33,6 +33,8 @@ pub(crate) fn start(shard: &Rc<Shard>, path: &str) -> Result<(), String> {
         shard.registry().publish(&path, shard.id(), sdp, tracks).map_err(|e| e.to_string())?;
     let hub = Rc::new(Hub::new(info, shard.shards(), shard.config().gop_cache));
     shard.add_hub(hub.clone());
+    let upstream = crate::metrics::Upstream { kind: "synthetic", peer: None, conn: None };
+    shard.obs.set_upstream(hub.info().id, upstream);
     tracing::info!(%path, "synthetic source started");
     let shard = shard.clone();
     spawn_local(async move {

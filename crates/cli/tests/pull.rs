@@ -1,0 +1,566 @@
+//! End-to-end tests of the relay's other ingests with real peers: pulling from GStreamer's
+//! RTSP server (`crates/load/tests/gst_rtsp_server.py`, Python gi), over TCP and UDP, always-on
+//! and on demand, with the upstream killed and restarted under a reader; and raw RTP sent by
+//! `ffmpeg -f rtp`, with the sender restarted under a reader. Readers are ffmpeg (decoding)
+//! and a minimal RTSP client of our own that checks the sequence stays continuous. Traffic
+//! stays on 127.0.0.1. A missing peer fails under `CI=true`, else prints "skipped: ...".
+
+// Test helpers outside #[test] functions: a panic here is a failed test, not a crashed server.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::{mpsc, OnceLock};
+use std::time::{Duration, Instant};
+
+const GST_SERVER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../load/tests/gst_rtsp_server.py");
+
+/// A running relay, stopped with SIGINT (or killed) when dropped.
+struct Relay {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Relay {
+    fn start(extra: &[&str]) -> Relay {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_manifold"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(if extra.contains(&"--cores") { &[][..] } else { &["--cores", "2"][..] })
+            .args(extra)
+            .env("RUST_LOG", std::env::var("MANIFOLD_TEST_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start manifold serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("listening on ") {
+                    let _ = tx.send(addr.trim().to_owned());
+                }
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(a) => a.parse().expect("listening address"),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("manifold serve did not print its address");
+            }
+        };
+        Relay { child, addr }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("rtsp://{}{path}", self.addr)
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        signal(self.child.id(), "-INT");
+        if wait_timeout(&mut self.child, Duration::from_secs(5)).is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn signal(pid: u32, sig: &str) {
+    let _ = Command::new("kill").args([sig, &pid.to_string()]).status();
+}
+
+/// Waits for `child` up to `limit`; kills it and returns `None` if it is still running.
+fn wait_timeout(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+/// Runs `cmd` to completion within `limit`, capturing output; killed (and `None`) past it.
+fn run_bounded(cmd: &mut Command, limit: Duration) -> Option<Output> {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().ok()?;
+    let mut out = child.stdout.take()?;
+    let mut err = child.stderr.take()?;
+    let out_reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let status = wait_timeout(&mut child, limit)?;
+    Some(Output {
+        status,
+        stdout: out_reader.join().unwrap_or_default(),
+        stderr: err_reader.join().unwrap_or_default(),
+    })
+}
+
+/// Fails under `CI=true`, else says why the test skips.
+fn missing(what: &str) -> bool {
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "{what} missing and CI=true");
+    println!("skipped: {what} missing");
+    true
+}
+
+fn have_ffmpeg() -> bool {
+    let ok = Command::new("ffmpeg")
+        .arg("-version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    ok || !missing("ffmpeg")
+}
+
+fn have_gst_server() -> bool {
+    let ok = Command::new("/usr/bin/python3")
+        .args([
+            "-c",
+            "import gi; gi.require_version('GstRtspServer', '1.0'); \
+             from gi.repository import GstRtspServer",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    ok || !missing("python3-gi with GstRtspServer")
+}
+
+/// GStreamer's RTSP server (a live H.264 stream at /test), killed when dropped.
+struct GstServer {
+    child: Child,
+    port: u16,
+}
+
+impl GstServer {
+    /// Starts on `port` (0: any free port) and waits until it listens.
+    fn start(port: u16) -> GstServer {
+        let mut child = Command::new("/usr/bin/python3")
+            .arg(GST_SERVER)
+            .arg(port.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the GStreamer RTSP server");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(p) = line.strip_prefix("PORT ") {
+                    let _ = tx.send(p.trim().parse::<u16>().ok());
+                }
+            }
+        });
+        match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(Some(port)) => GstServer { child, port },
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the GStreamer RTSP server did not start on port {port}");
+            }
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("rtsp://127.0.0.1:{}/test", self.port)
+    }
+}
+
+impl Drop for GstServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The test clip (H.264, 4 s, keyframe every second), made once per test run.
+fn clip() -> &'static Path {
+    static CLIP: OnceLock<PathBuf> = OnceLock::new();
+    CLIP.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("manifold-pull-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("clip.mp4");
+        let out = run_bounded(
+            Command::new("ffmpeg")
+                .args(["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25"])
+                .args(["-t", "4", "-c:v", "libx264", "-g", "25", "-bf", "0"])
+                .arg(&path),
+            Duration::from_secs(60),
+        )
+        .expect("ffmpeg makes the clip in time");
+        assert!(out.status.success(), "clip: {}", String::from_utf8_lossy(&out.stderr));
+        path
+    })
+}
+
+/// One RTSP exchange on `conn`: sends `request`, returns the status code and head + body.
+fn exchange(conn: &mut TcpStream, request: &str) -> (u16, String) {
+    conn.write_all(request.as_bytes()).expect("send request");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match conn.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => break,
+        }
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let length = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    conn.read_exact(&mut body).expect("read body");
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, head + &String::from_utf8_lossy(&body))
+}
+
+/// DESCRIBE of `path`: the status and the response.
+fn describe(relay: &Relay, path: &str) -> (u16, String) {
+    let mut c = TcpStream::connect(relay.addr).expect("connect to relay");
+    c.set_read_timeout(Some(Duration::from_secs(15))).expect("timeout");
+    exchange(&mut c, &format!("DESCRIBE {} RTSP/1.0\r\nCSeq: 1\r\n\r\n", relay.url(path)))
+}
+
+/// Waits until DESCRIBE of `path` succeeds, then lets a GOP arrive.
+fn wait_published(relay: &Relay, path: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if describe(relay, path).0 == 200 {
+            std::thread::sleep(Duration::from_millis(1200));
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("{path} was never published");
+}
+
+/// ffmpeg reads `url` over `transport` for `seconds` of media and decodes; returns the frames
+/// decoded and what ffmpeg said.
+fn ffmpeg_frames(url: &str, transport: &str, seconds: u32) -> (usize, String) {
+    let out = run_bounded(
+        Command::new("ffmpeg")
+            .args(["-v", "error", "-rtsp_transport", transport, "-i", url])
+            .args(["-t", &seconds.to_string(), "-map", "0:v:0", "-f", "framecrc", "-"]),
+        Duration::from_secs(u64::from(seconds) + 30),
+    )
+    .expect("ffmpeg reader finished in time");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "ffmpeg {transport} reader of {url} failed: {stderr}");
+    let frames =
+        String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.starts_with('#')).count();
+    (frames, stderr)
+}
+
+/// What our own TCP reader saw: per RTP packet of track 0, when, seq, timestamp, SSRC.
+#[derive(Debug, Default)]
+struct Seen {
+    packets: Vec<(Instant, u16, u32, u32)>,
+    rtcp_byes: usize,
+}
+
+impl Seen {
+    /// Asserts one SSRC, every sequence number the previous + 1, timestamps never going back.
+    fn assert_continuous(&self) {
+        assert!(!self.packets.is_empty(), "no packets");
+        let ssrc = self.packets[0].3;
+        for w in self.packets.windows(2) {
+            let (a, b) = (&w[0], &w[1]);
+            assert_eq!(b.3, ssrc, "the SSRC changed");
+            assert_eq!(b.1, a.1.wrapping_add(1), "sequence gap: {} then {}", a.1, b.1);
+            let step = b.2.wrapping_sub(a.2) as i32;
+            assert!(step >= 0, "timestamp went back: {} then {}", a.2, b.2);
+        }
+        assert_eq!(self.rtcp_byes, 0, "the reader got a BYE");
+    }
+
+    fn after(&self, at: Instant) -> usize {
+        self.packets.iter().filter(|p| p.0 > at).count()
+    }
+}
+
+/// A minimal RTSP client: DESCRIBE, SETUP track 0 interleaved, PLAY, and records track 0's
+/// RTP for `listen` (sending GET_PARAMETER keep-alives), in a thread.
+fn tcp_reader(addr: SocketAddr, path: &str, listen: Duration) -> std::thread::JoinHandle<Seen> {
+    let url = format!("rtsp://{addr}{path}");
+    std::thread::spawn(move || {
+        let mut c = TcpStream::connect(addr).expect("connect");
+        c.set_read_timeout(Some(Duration::from_secs(15))).expect("timeout");
+        let (s, _) = exchange(&mut c, &format!("DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\n\r\n"));
+        assert_eq!(s, 200);
+        let (s, head) = exchange(
+            &mut c,
+            &format!(
+                "SETUP {url}/trackID=0 RTSP/1.0\r\nCSeq: 2\r\n\
+                 Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n"
+            ),
+        );
+        assert_eq!(s, 200, "{head}");
+        let session = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Session: "))
+            .and_then(|v| v.split(';').next())
+            .expect("Session header")
+            .to_owned();
+        let (s, head) = exchange(
+            &mut c,
+            &format!("PLAY {url} RTSP/1.0\r\nCSeq: 3\r\nSession: {session}\r\n\r\n"),
+        );
+        assert_eq!(s, 200, "{head}");
+        let mut seen = Seen::default();
+        let deadline = Instant::now() + listen;
+        let mut keepalive = Instant::now();
+        let mut cseq = 4;
+        while Instant::now() < deadline {
+            if keepalive.elapsed() > Duration::from_secs(5) {
+                let req = format!(
+                    "GET_PARAMETER {url} RTSP/1.0\r\nCSeq: {cseq}\r\nSession: {session}\r\n\r\n"
+                );
+                c.write_all(req.as_bytes()).expect("keep-alive");
+                cseq += 1;
+                keepalive = Instant::now();
+            }
+            let mut first = [0u8; 1];
+            if c.read_exact(&mut first).is_err() {
+                break;
+            }
+            if first[0] != b'$' {
+                // A response (to a keep-alive): skip its head.
+                let mut head = vec![first[0]];
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && c.read_exact(&mut byte).is_ok() {
+                    head.push(byte[0]);
+                }
+                continue;
+            }
+            let mut header = [0u8; 3];
+            c.read_exact(&mut header).expect("frame header");
+            let len = usize::from(u16::from_be_bytes([header[1], header[2]]));
+            let mut frame = vec![0u8; len];
+            c.read_exact(&mut frame).expect("frame payload");
+            match header[0] {
+                0 if len >= 12 => seen.packets.push((
+                    Instant::now(),
+                    u16::from_be_bytes([frame[2], frame[3]]),
+                    u32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]),
+                    u32::from_be_bytes([frame[8], frame[9], frame[10], frame[11]]),
+                )),
+                1 => {
+                    // RTCP compound: count BYE (PT 203) packets.
+                    let mut at = 0;
+                    while at + 4 <= frame.len() {
+                        if frame[at + 1] == 203 {
+                            seen.rtcp_byes += 1;
+                        }
+                        let words = usize::from(u16::from_be_bytes([frame[at + 2], frame[at + 3]]));
+                        at += 4 + words * 4;
+                    }
+                }
+                _ => {}
+            }
+        }
+        seen
+    })
+}
+
+#[test]
+fn pulls_from_gstreamer_and_readers_survive_an_upstream_restart() {
+    upstream_restart("", "tcp");
+}
+
+#[test]
+fn pulls_over_udp_and_udp_readers_survive_an_upstream_restart() {
+    upstream_restart("#udp", "udp");
+}
+
+/// The relay pulls GStreamer's server (`options`: the `--pull` URL fragment); ffmpeg decodes
+/// it over UDP and TCP; then the upstream is killed and restarted under two readers: ours
+/// (TCP, checks sequence continuity) and ffmpeg over `reader` (decodes before and after).
+fn upstream_restart(options: &str, reader: &'static str) {
+    if !have_ffmpeg() || !have_gst_server() {
+        return;
+    }
+    let mut upstream = GstServer::start(0);
+    let port = upstream.port;
+    let pull = format!("/cam={}{options}", upstream.url());
+    let relay = Relay::start(&["--pull", &pull]);
+    wait_published(&relay, "/cam");
+    let (sdp_status, sdp) = describe(&relay, "/cam");
+    assert_eq!(sdp_status, 200);
+    assert!(sdp.contains("H264/90000") && sdp.contains("a=control:trackID=0"), "{sdp}");
+
+    // ffmpeg decodes the pulled stream, over UDP and over TCP.
+    for transport in ["udp", "tcp"] {
+        let (frames, stderr) = ffmpeg_frames(&relay.url("/cam"), transport, 3);
+        assert!(frames >= 50, "ffmpeg {transport}: only {frames} frames; {stderr}");
+    }
+
+    // Readers across an upstream restart: ours (sequence continuity) and ffmpeg (decoding).
+    let ours = tcp_reader(relay.addr, "/cam", Duration::from_secs(14));
+    let url = relay.url("/cam");
+    let ffmpeg = std::thread::spawn(move || ffmpeg_frames(&url, reader, 12));
+    std::thread::sleep(Duration::from_secs(4));
+    drop(upstream);
+    std::thread::sleep(Duration::from_millis(1500));
+    upstream = GstServer::start(port);
+    let back = Instant::now();
+    let seen = ours.join().expect("our reader");
+    let (frames, stderr) = ffmpeg.join().expect("ffmpeg reader");
+    drop(upstream);
+    seen.assert_continuous();
+    let after = seen.after(back + Duration::from_secs(2));
+    assert!(after > 100, "only {after} packets after the upstream came back");
+    // 12 s of media with a gap of a few seconds: most frames decoded, after the gap too.
+    assert!(frames >= 150, "ffmpeg decoded only {frames} frames across the restart: {stderr}");
+}
+
+#[test]
+fn pulls_over_udp_on_demand() {
+    if !have_ffmpeg() || !have_gst_server() {
+        return;
+    }
+    let upstream = GstServer::start(0);
+    let pull = format!("/lazy={}#udp,on-demand", upstream.url());
+    let relay = Relay::start(&["--pull", &pull, "--pull-grace-secs", "2"]);
+    // Nothing pulled yet; the first DESCRIBE starts the pull and waits for the SDP.
+    let started = Instant::now();
+    let (status, sdp) = describe(&relay, "/lazy");
+    assert_eq!(status, 200, "{sdp}");
+    assert!(sdp.contains("H264/90000"), "{sdp}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let (frames, stderr) = ffmpeg_frames(&relay.url("/lazy"), "tcp", 3);
+    assert!(frames >= 50, "only {frames} frames; {stderr}");
+    // The last reader left: after the grace the pull stops, and a new DESCRIBE restarts it.
+    std::thread::sleep(Duration::from_secs(4));
+    let (frames, stderr) = ffmpeg_frames(&relay.url("/lazy"), "udp", 3);
+    assert!(frames >= 50, "only {frames} frames after an on-demand restart; {stderr}");
+    // An unknown path is still 404.
+    assert_eq!(describe(&relay, "/nothing").0, 404);
+}
+
+/// A free even UDP port whose next port is free too (for RTP and RTCP).
+fn free_port_pair() -> u16 {
+    for _ in 0..100 {
+        let a = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let port = a.local_addr().expect("addr").port();
+        if port % 2 != 0 || port == u16::MAX - 1 {
+            continue;
+        }
+        if std::net::UdpSocket::bind(("127.0.0.1", port + 1)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free UDP port pair");
+}
+
+/// `ffmpeg -f rtp` looping the clip (video only) to `port`; writes its SDP to `sdp`.
+fn rtp_sender(port: u16, sdp: Option<&Path>) -> Child {
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-v", "error", "-re", "-stream_loop", "-1", "-i"]).arg(clip());
+    cmd.args(["-an", "-c", "copy", "-f", "rtp"]);
+    if let Some(sdp) = sdp {
+        cmd.arg("-sdp_file").arg(sdp);
+    }
+    cmd.arg(format!("rtp://127.0.0.1:{port}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start ffmpeg RTP sender")
+}
+
+#[test]
+fn raw_rtp_from_ffmpeg_is_relayed_and_a_restarted_sender_continues_the_stream() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let port = free_port_pair();
+    let sdp = clip().with_file_name(format!("rtp-{port}.sdp"));
+    // ffmpeg writes the SDP as it starts sending; the relay reads it at start-up.
+    let mut first = rtp_sender(port, Some(&sdp));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(&sdp).is_ok_and(|s| s.contains("m=video")) {
+        assert!(Instant::now() < deadline, "ffmpeg wrote no SDP");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let rtp = format!("/raw=127.0.0.1:{port}");
+    let relay = Relay::start(&["--rtp", &rtp, "--rtp-sdp", sdp.to_str().expect("utf-8 path")]);
+    wait_published(&relay, "/raw");
+    let (frames, stderr) = ffmpeg_frames(&relay.url("/raw"), "udp", 3);
+    assert!(frames >= 50, "only {frames} frames; {stderr}");
+
+    // The sender restarts (new SSRC, new sequence numbers) under a reader.
+    let ours = tcp_reader(relay.addr, "/raw", Duration::from_secs(8));
+    std::thread::sleep(Duration::from_secs(3));
+    let _ = first.kill();
+    let _ = first.wait();
+    std::thread::sleep(Duration::from_millis(500));
+    let mut second = rtp_sender(port, None);
+    let back = Instant::now();
+    let seen = ours.join().expect("our reader");
+    let (frames, stderr) = ffmpeg_frames(&relay.url("/raw"), "tcp", 3);
+    let _ = second.kill();
+    let _ = second.wait();
+    seen.assert_continuous();
+    let after = seen.after(back + Duration::from_secs(1));
+    assert!(after > 50, "only {after} packets after the sender restarted");
+    assert!(frames >= 50, "only {frames} frames after the sender restarted; {stderr}");
+}
+
+/// An ffmpeg publisher looping the clip to `url` over TCP.
+fn rtsp_publisher(url: &str) -> Child {
+    Command::new("ffmpeg")
+        .args(["-v", "error", "-re", "-stream_loop", "-1", "-i"])
+        .arg(clip())
+        .args(["-c", "copy", "-f", "rtsp", "-rtsp_transport", "tcp", url])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start ffmpeg publisher")
+}
+
+#[test]
+fn a_republish_within_the_grace_continues_the_readers_stream() {
+    if !have_ffmpeg() {
+        return;
+    }
+    // One shard: the republish lands on the shard that owns the stream (on another shard the
+    // old stream ends and its readers get BYE; see `republish.rs`).
+    let relay = Relay::start(&["--cores", "1", "--publish-grace-secs", "10"]);
+    let url = relay.url("/pub");
+    let mut first = rtsp_publisher(&url);
+    wait_published(&relay, "/pub");
+    let ours = tcp_reader(relay.addr, "/pub", Duration::from_secs(8));
+    std::thread::sleep(Duration::from_secs(3));
+    let _ = first.kill();
+    let _ = first.wait();
+    std::thread::sleep(Duration::from_secs(1));
+    let mut second = rtsp_publisher(&url);
+    let back = Instant::now();
+    let seen = ours.join().expect("our reader");
+    let (frames, stderr) = ffmpeg_frames(&url, "tcp", 3);
+    let _ = second.kill();
+    let _ = second.wait();
+    seen.assert_continuous();
+    let after = seen.after(back + Duration::from_secs(1));
+    assert!(after > 50, "only {after} packets after the republish");
+    assert!(frames >= 50, "only {frames} frames after the republish; {stderr}");
+}

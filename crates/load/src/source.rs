@@ -1,0 +1,416 @@
+//! `manifold source URL`: publishes the synthetic H.264 stream (the one the relay's
+//! `--synthetic` serves, stamped with capture times) to any RTSP server with
+//! ANNOUNCE → SETUP (`mode=record`) → RECORD, over TCP (interleaved) or UDP, paced by the
+//! wall clock.
+//!
+//! One publisher needs no shards: this is a blocking `std::net` runtime around the sans-IO
+//! [`ClientSession`] and [`SyntheticStream`]. A reader thread decodes what the server sends
+//! (responses, its requests, interleaved RTCP) and hands it to the publishing thread, which
+//! owns the session, writes requests and media, and sleeps until the next frame or timer.
+
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use manifold_rtsp::codec::{write_interleaved, write_request, write_response, Decoder, Item};
+use manifold_rtsp::header::PortRange;
+use manifold_rtsp::session::client::{
+    ClientConfig, ClientEvent, ClientSession, ClientState, MediaTransport,
+};
+use manifold_rtsp::{ChannelId, Request, Response};
+use manifold_synth::{NtpTime, StreamConfig, SyntheticStream};
+
+use crate::args::parse_duration;
+use crate::target::Target;
+
+/// How long the TCP connection may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long TEARDOWN may take at the end.
+const TEARDOWN_LIMIT: Duration = Duration::from_secs(2);
+/// Tries at finding a free even/odd UDP port pair.
+const PORT_PAIR_TRIES: usize = 64;
+
+/// How the published media travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SourceTransport {
+    /// Interleaved on the RTSP connection.
+    Tcp,
+    /// RTP/UDP to the server port the server answered.
+    Udp,
+}
+
+/// Flags of `manifold source URL`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SourceArgs {
+    /// Where to publish, e.g. `rtsp://127.0.0.1:8554/cam` (credentials in the userinfo are
+    /// used for Digest/Basic).
+    pub url: String,
+    /// Media transport.
+    #[arg(long, short = 't', value_enum, default_value = "tcp")]
+    pub transport: SourceTransport,
+    /// Target bitrate in bit/s, reached with filler NAL units (default: the clip's own,
+    /// ~150 kbit/s).
+    #[arg(long)]
+    pub bitrate: Option<u64>,
+    /// Frames per second.
+    #[arg(long, default_value_t = 25)]
+    pub fps: u32,
+    /// Publish for this long, then TEARDOWN (default: until interrupted).
+    #[arg(long, short = 'd', value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Print nothing but errors.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl SourceArgs {
+    /// Flags with their defaults, for `url`.
+    pub fn new(url: impl Into<String>) -> SourceArgs {
+        SourceArgs {
+            url: url.into(),
+            transport: SourceTransport::Tcp,
+            bitrate: None,
+            fps: 25,
+            duration: None,
+            quiet: false,
+        }
+    }
+}
+
+/// Why publishing failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SourceError {
+    /// The URL is not usable.
+    #[error(transparent)]
+    Url(#[from] crate::LoadError),
+    /// The stream configuration is refused (bitrate below the clip's, fps out of range).
+    #[error("synthetic stream: {0}")]
+    Stream(#[from] manifold_synth::SynthError),
+    /// A socket failed.
+    #[error("server {peer}: {context}: {source}")]
+    Io {
+        /// The server.
+        peer: SocketAddr,
+        /// What we were doing.
+        context: &'static str,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The RTSP session failed (status, timeout, authentication).
+    #[error("server {peer}: {reason}")]
+    Session {
+        /// The server.
+        peer: SocketAddr,
+        /// What happened.
+        reason: String,
+    },
+}
+
+/// What a finished publication sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SourceStats {
+    /// RTP packets sent.
+    pub packets: u64,
+    /// RTP bytes sent (packets, without interleave or UDP/IP headers).
+    pub bytes: u64,
+    /// Frames sent.
+    pub frames: u64,
+}
+
+/// The session-level SDP of an ANNOUNCE around one synthetic media section.
+pub fn announce_sdp(stream: &SyntheticStream, origin: std::net::IpAddr) -> String {
+    let family = if origin.is_ipv6() { "IP6" } else { "IP4" };
+    format!(
+        "v=0\r\no=- 0 0 IN {family} {origin}\r\ns=manifold source\r\nc=IN {family} {origin}\r\n\
+         t=0 0\r\na=tool:manifold\r\n{}",
+        stream.sdp().media_section(0, Some("streamid=0"))
+    )
+}
+
+/// What the reader thread hands over.
+enum FromServer {
+    Response(Response),
+    Request(Request),
+    Closed(String),
+}
+
+/// Where the media goes once recording.
+enum MediaOut {
+    Interleaved(ChannelId),
+    Udp {
+        socket: UdpSocket,
+        /// Kept bound so our RTCP port stays ours; the server's reports are not read.
+        _rtcp: UdpSocket,
+        to: SocketAddr,
+    },
+}
+
+/// Publishes until the duration ends (then TEARDOWN) or the server fails the session.
+pub fn run_source(args: &SourceArgs) -> Result<SourceStats, SourceError> {
+    let target = Target::resolve(&args.url)?;
+    let peer = target.addr;
+    let io = |context: &'static str| move |source| SourceError::Io { peer, context, source };
+    let mut stream = SyntheticStream::new(StreamConfig {
+        fps: args.fps,
+        target_bitrate: args.bitrate,
+        ssrc: manifold_rtp::Ssrc(seed32()),
+        initial_seq: seed32() as u16,
+        ..StreamConfig::default()
+    })?;
+
+    let tcp = TcpStream::connect_timeout(&peer, CONNECT_TIMEOUT).map_err(io("connecting"))?;
+    tcp.set_nodelay(true).map_err(io("TCP_NODELAY"))?;
+    let local = tcp.local_addr().map_err(io("local address"))?;
+    let sdp = announce_sdp(&stream, local.ip());
+
+    let mut config = ClientConfig::record(args.url.clone(), sdp.into_bytes());
+    config.user_agent = Some(concat!("manifold-source/", env!("CARGO_PKG_VERSION")).to_owned());
+    config.send_options = true;
+    config.allow_basic = true;
+    config.cnonce = format!("{:08x}", seed32());
+    let udp = match args.transport {
+        SourceTransport::Tcp => None,
+        SourceTransport::Udp => {
+            let (rtp, rtcp) = udp_pair(local.ip()).map_err(io("binding UDP ports"))?;
+            let port = rtp.local_addr().map_err(io("UDP address"))?.port();
+            config.transport = MediaTransport::Udp {
+                client_ports: vec![PortRange { first: port, last: port + 1 }],
+            };
+            Some((rtp, rtcp))
+        }
+    };
+    let mut session = ClientSession::new(config);
+
+    let (tx, rx) = mpsc::channel();
+    let reader = tcp.try_clone().map_err(io("cloning the connection"))?;
+    std::thread::spawn(move || read_server(reader, &tx));
+    let mut writer = tcp;
+    let mut out = Vec::new();
+    let mut packet = Vec::new();
+    let mut stats = SourceStats::default();
+    let mut media: Option<MediaOut> = None;
+    let mut udp = udp;
+    let mut end: Option<Instant> = None;
+    let mut tearing_down: Option<Instant> = None;
+    let clock = Instant::now();
+
+    loop {
+        let now = Instant::now();
+        while let Some(event) = session.poll_event() {
+            match event {
+                ClientEvent::Recording => {
+                    media = Some(media_out(&session, &mut udp, peer)?);
+                    end = args.duration.map(|d| now + d);
+                    if !args.quiet {
+                        eprintln!(
+                            "manifold source: recording to {} over {:?} ({} fps, {} bit/s)",
+                            target.display_url,
+                            args.transport,
+                            args.fps,
+                            args.bitrate.unwrap_or_else(|| stream.natural_bitrate())
+                        );
+                    }
+                }
+                ClientEvent::Failed(e) => {
+                    return Err(SourceError::Session { peer, reason: e.to_string() })
+                }
+                ClientEvent::Closed => return Ok(stats),
+                _ => {}
+            }
+        }
+        if session.state() == ClientState::Closed {
+            return Ok(stats);
+        }
+        if end.is_some_and(|e| now >= e) && tearing_down.is_none() {
+            session.teardown();
+            tearing_down = Some(now + TEARDOWN_LIMIT);
+            media = None;
+        }
+        if tearing_down.is_some_and(|t| now >= t) {
+            // The server never answered TEARDOWN; closing the connection ends it too.
+            return Ok(stats);
+        }
+        while let Some(req) = session.poll_transmit(now) {
+            out.clear();
+            write_request(&req, &mut out);
+            writer.write_all(&out).map_err(io("sending a request"))?;
+        }
+        if let Some(m) = &media {
+            let since = clock.elapsed();
+            let wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+            while let Some(info) = stream.poll_packet(since, NtpTime::from_unix(wall), &mut packet)
+            {
+                let bytes = &packet[..info.len];
+                match m {
+                    MediaOut::Interleaved(channel) => {
+                        out.clear();
+                        if write_interleaved(*channel, bytes, &mut out).is_ok() {
+                            writer.write_all(&out).map_err(io("sending media"))?;
+                        }
+                    }
+                    MediaOut::Udp { socket, to, .. } => {
+                        socket.send_to(bytes, to).map_err(io("sending media"))?;
+                    }
+                }
+                stats.packets += 1;
+                stats.bytes += info.len as u64;
+                stats.frames += u64::from(info.marker);
+            }
+        }
+
+        // Sleep until the next frame, the session's timer, or the end, whichever is first;
+        // anything from the server wakes us earlier.
+        let mut wake = now + Duration::from_secs(1);
+        if media.is_some() {
+            wake = wake.min(clock + stream.next_frame_due());
+        }
+        for at in [session.poll_timeout(), end, tearing_down].into_iter().flatten() {
+            wake = wake.min(at);
+        }
+        let wait = wake.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(wait) {
+            Ok(FromServer::Response(r)) => session.handle_response(Instant::now(), &r),
+            Ok(FromServer::Request(r)) => {
+                let answer = session.handle_request(Instant::now(), &r);
+                out.clear();
+                write_response(&answer, &mut out);
+                writer.write_all(&out).map_err(io("answering a request"))?;
+            }
+            Ok(FromServer::Closed(why)) => {
+                if tearing_down.is_some() {
+                    return Ok(stats);
+                }
+                return Err(SourceError::Session { peer, reason: why });
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(SourceError::Session { peer, reason: "connection lost".into() })
+            }
+        }
+        let now = Instant::now();
+        if session.poll_timeout().is_some_and(|t| t <= now) {
+            session.handle_timeout(now);
+        }
+    }
+}
+
+/// Where RTP goes, from the server's SETUP answer.
+fn media_out(
+    session: &ClientSession,
+    udp: &mut Option<(UdpSocket, UdpSocket)>,
+    peer: SocketAddr,
+) -> Result<MediaOut, SourceError> {
+    let answer = session.tracks().first().and_then(|t| t.transport.clone());
+    match udp.take() {
+        None => {
+            let channel = answer
+                .and_then(|t| t.interleaved)
+                .map_or(ChannelId(0), |range: manifold_rtsp::header::ChannelRange| range.first);
+            Ok(MediaOut::Interleaved(channel))
+        }
+        Some((rtp, rtcp)) => {
+            let port = answer.and_then(|t| t.server_port).ok_or_else(|| SourceError::Session {
+                peer,
+                reason: "SETUP answer has no server_port for UDP".into(),
+            })?;
+            Ok(MediaOut::Udp {
+                socket: rtp,
+                _rtcp: rtcp,
+                to: SocketAddr::new(peer.ip(), port.first),
+            })
+        }
+    }
+}
+
+/// Decodes the server's byte stream until it closes.
+fn read_server(mut tcp: TcpStream, tx: &mpsc::Sender<FromServer>) {
+    let mut decoder = Decoder::default();
+    let mut buf = Vec::new();
+    let mut chunk = vec![0u8; 16 * 1024];
+    loop {
+        let n = match tcp.read(&mut chunk) {
+            Ok(0) => {
+                let _ = tx.send(FromServer::Closed("server closed the connection".into()));
+                return;
+            }
+            Ok(n) => n,
+            Err(e) => {
+                let _ = tx.send(FromServer::Closed(format!("reading: {e}")));
+                return;
+            }
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        loop {
+            match decoder.feed(&buf) {
+                Ok(None) => break,
+                Ok(Some((item, used))) => {
+                    let msg = match item {
+                        Item::Response(r) => Some(FromServer::Response(r)),
+                        Item::Request(r) => Some(FromServer::Request(r)),
+                        // Interleaved RTCP receiver reports: nothing to do with them.
+                        _ => None,
+                    };
+                    buf.drain(..used);
+                    if let Some(msg) = msg {
+                        if tx.send(msg).is_err() {
+                            return;
+                        }
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(FromServer::Closed(format!("server sent: {e}")));
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// An RTP socket on an even port and an RTCP socket on the next one.
+fn udp_pair(ip: std::net::IpAddr) -> std::io::Result<(UdpSocket, UdpSocket)> {
+    for _ in 0..PORT_PAIR_TRIES {
+        let rtp = UdpSocket::bind(SocketAddr::new(ip, 0))?;
+        let port = rtp.local_addr()?.port();
+        if port % 2 != 0 || port == u16::MAX {
+            continue;
+        }
+        if let Ok(rtcp) = UdpSocket::bind(SocketAddr::new(ip, port + 1)) {
+            return Ok((rtp, rtcp));
+        }
+    }
+    Err(std::io::Error::new(std::io::ErrorKind::AddrInUse, "no free even/odd UDP port pair"))
+}
+
+/// A value that differs from run to run (SSRC, first sequence number, cnonce); not secret.
+fn seed32() -> u32 {
+    let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let mixed = (u64::from(t.subsec_nanos()) ^ t.as_secs().rotate_left(32))
+        .wrapping_add(u64::from(std::process::id()) << 16)
+        .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (mixed >> 32) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn announce_sdp_parses_with_one_track() {
+        let stream = SyntheticStream::new(StreamConfig::default()).unwrap();
+        let text = announce_sdp(&stream, "127.0.0.1".parse().unwrap());
+        let sdp = manifold_sdp::Sdp::parse(text.as_bytes()).unwrap();
+        assert_eq!(sdp.media().len(), 1);
+        assert!(text.contains("a=control:streamid=0\r\n"));
+        assert!(text.contains("abs-capture-time"));
+    }
+
+    #[test]
+    fn udp_pair_is_even_and_adjacent() {
+        let (rtp, rtcp) = udp_pair("127.0.0.1".parse().unwrap()).unwrap();
+        let a = rtp.local_addr().unwrap().port();
+        assert_eq!(a % 2, 0);
+        assert_eq!(rtcp.local_addr().unwrap().port(), a + 1);
+    }
+}

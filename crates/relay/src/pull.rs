@@ -1,0 +1,706 @@
+//! `--pull /cam=rtsp://host/stream`: the relay as an RTSP client of an upstream server
+//! (manifold-rtsp's sans-IO `ClientSession` driven over a glommio socket), on the shard that
+//! owns the stream.
+//!
+//! * Transport: RTP interleaved on the RTSP connection (default), or UDP on port pairs bound
+//!   by the relay (`#udp` after the URL, or `transport = "udp"` in `[[pull]]`).
+//! * Reconnects with exponential backoff (0.5 s doubling to 30 s, back to 0.5 s once a
+//!   session has delivered media), each attempt logged with the upstream URL. A session that
+//!   stops delivering media for [`MEDIA_SILENCE`] is dropped and reconnected.
+//! * Continuity: the stream's hub runs with continuity on, so across reconnects the readers
+//!   keep their sessions and see one continuous stream (`Hub::upstream_restarted` on each
+//!   reconnect). An upstream that comes back with an incompatible SDP (another media count or
+//!   encodings) ends the stream: its readers get BYE, and the new SDP is published.
+//! * Always-on (default), or on demand (`#on-demand`, `on_demand = true`): a DESCRIBE of the
+//!   path starts it (the DESCRIBE waits up to [`DESCRIBE_WAIT`] for the upstream's SDP), and it
+//!   stops `pull_grace_secs` after its last reader left.
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::{TcpStream, UdpSocket};
+use glommio::{spawn_local, timer, Task};
+use manifold_rtp::codec::Codec;
+use manifold_rtsp::codec::{write_request, write_response, Decoder, Item};
+use manifold_rtsp::header::PortRange;
+use manifold_rtsp::session::client::{
+    ClientConfig, ClientEvent, ClientSession, ClientTrack, MediaTransport,
+};
+use manifold_sdp::Sdp;
+
+use crate::hub::Hub;
+use crate::registry::{StreamInfo, TrackInfo};
+use crate::shard::Shard;
+
+/// First reconnect delay.
+const BACKOFF_MIN: Duration = Duration::from_millis(500);
+/// Longest reconnect delay.
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// How long to wait for the upstream's TCP connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// A playing session without media for this long is dropped and reconnected.
+pub(crate) const MEDIA_SILENCE: Duration = Duration::from_secs(10);
+/// How long a DESCRIBE of an on-demand path waits for the upstream's SDP.
+pub(crate) const DESCRIBE_WAIT: Duration = Duration::from_secs(10);
+/// How often the session loop looks at shutdown and on-demand idleness.
+const TICK: Duration = Duration::from_millis(250);
+/// UDP port pairs bound per UDP pull: the client session needs them before DESCRIBE tells
+/// how many tracks there are.
+const UDP_PAIRS: usize = 4;
+/// Bytes read from the upstream's connection per call.
+const READ_CHUNK: usize = 64 * 1024;
+/// Most bytes buffered for one incomplete item (an interleaved frame is at most 64 KiB).
+const MAX_BUFFERED: usize = 1 << 20;
+
+/// How a pull receives media.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PullTransport {
+    /// RTP/RTCP interleaved on the RTSP connection.
+    #[default]
+    Tcp,
+    /// RTP/RTCP over UDP, on port pairs the relay binds.
+    Udp,
+}
+
+/// One upstream to pull (`--pull PATH=URL[#udp][,on-demand]`, or a `[[pull]]` table).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PullConfig {
+    /// The relay path readers play, e.g. `/cam`.
+    pub path: String,
+    /// The upstream's RTSP URL; `user:password@` in it authenticates (Digest, or Basic).
+    pub url: String,
+    /// Interleaved (`tcp`, default) or `udp`.
+    #[serde(default)]
+    pub transport: PullTransport,
+    /// Start when a reader asks for the path, stop after the last reader left.
+    #[serde(default)]
+    pub on_demand: bool,
+}
+
+impl PullConfig {
+    /// Parses `--pull` values: `/cam=rtsp://host/stream`, with options in the URL fragment,
+    /// comma-separated: `#udp`, `#tcp`, `#on-demand`, e.g. `rtsp://host/s#udp,on-demand`
+    /// (a fragment is never sent to the upstream).
+    pub fn parse_arg(arg: &str) -> Result<PullConfig, String> {
+        let (path, url) =
+            arg.split_once('=').ok_or_else(|| format!("--pull {arg:?}: expected PATH=URL"))?;
+        let (url, options) = url.split_once('#').unwrap_or((url, ""));
+        let mut pull = PullConfig {
+            path: path.to_owned(),
+            url: url.to_owned(),
+            transport: PullTransport::Tcp,
+            on_demand: false,
+        };
+        for option in options.split(',').filter(|o| !o.is_empty()) {
+            match option {
+                "tcp" => pull.transport = PullTransport::Tcp,
+                "udp" => pull.transport = PullTransport::Udp,
+                "on-demand" => pull.on_demand = true,
+                other => return Err(format!("--pull {arg:?}: unknown option {other:?}")),
+            }
+        }
+        pull.validate()?;
+        Ok(pull)
+    }
+
+    /// Checks the path and URL.
+    pub fn validate(&self) -> Result<(), String> {
+        if !self.path.starts_with('/') {
+            return Err(format!("pull path {:?} must start with '/'", self.path));
+        }
+        if !self.url.starts_with("rtsp://") {
+            return Err(format!("pull URL {:?} must be rtsp://", redact(&self.url)));
+        }
+        Ok(())
+    }
+}
+
+/// A URL without its password, for logs.
+fn redact(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let host_end = rest.find('/').unwrap_or(rest.len());
+            match rest[..host_end].rsplit_once('@') {
+                Some((_, host)) => format!("{scheme}://***@{host}{}", &rest[host_end..]),
+                None => url.to_owned(),
+            }
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// Readers' demand for on-demand pulls: when each path was last asked for (DESCRIBE).
+/// Shared by all shards; touched only on the control path.
+#[derive(Debug, Default)]
+pub(crate) struct Demand {
+    wanted: Mutex<HashMap<String, Instant>>,
+}
+
+impl Demand {
+    /// A reader asks for `path`.
+    fn want(&self, path: &str) {
+        self.wanted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(path.to_owned(), Instant::now());
+    }
+
+    /// When `path` was last asked for.
+    fn wanted_at(&self, path: &str) -> Option<Instant> {
+        self.wanted.lock().unwrap_or_else(|e| e.into_inner()).get(path).copied()
+    }
+}
+
+/// For a DESCRIBE of an unpublished `path`: if it is an on-demand pull, start it and wait
+/// (bounded) until the upstream's SDP is published.
+pub(crate) async fn describe_on_demand(shard: &Shard, path: &str) -> Option<Arc<StreamInfo>> {
+    shard.config().pull.iter().find(|p| p.on_demand && p.path == path)?;
+    shard.shared.pulls.want(path);
+    let give_up = Instant::now() + DESCRIBE_WAIT;
+    while Instant::now() < give_up {
+        if let Some(info) = shard.registry().lookup(path) {
+            return Some(info);
+        }
+        timer::sleep(Duration::from_millis(50)).await;
+    }
+    tracing::info!(%path, side = "upstream", "on-demand pull gave no SDP in time");
+    None
+}
+
+/// The tracks of an upstream SDP, in media order.
+pub(crate) fn tracks_of(sdp: &Sdp) -> Vec<TrackInfo> {
+    sdp.media()
+        .iter()
+        .map(|m| {
+            let rtpmap = m.media_line().payload_types().next().and_then(|pt| m.rtpmap(pt));
+            TrackInfo {
+                codec: rtpmap.as_ref().and_then(|r| Codec::from_encoding_name(&r.encoding)),
+                clock_rate: rtpmap.map_or(90_000, |r| r.clock_rate),
+            }
+        })
+        .collect()
+}
+
+/// What must stay the same for a returning upstream to continue the readers' stream: per
+/// media, its kind and encodings.
+pub(crate) fn signature(sdp: &Sdp) -> Vec<(String, Vec<String>)> {
+    sdp.media()
+        .iter()
+        .map(|m| {
+            let encodings = m
+                .media_line()
+                .payload_types()
+                .map(|pt| match m.rtpmap(pt) {
+                    Some(r) => format!("{}/{}", r.encoding.to_ascii_uppercase(), r.clock_rate),
+                    None => pt.to_string(),
+                })
+                .collect();
+            (m.media_line().media.to_string(), encodings)
+        })
+        .collect()
+}
+
+/// Starts the pulls this shard owns (pull `i` belongs to shard `i % shards`).
+pub(crate) fn start_all(shard: &Rc<Shard>) {
+    for (i, pull) in shard.config().pull.iter().enumerate() {
+        if i % shard.shards() == shard.id() {
+            spawn_local(run(shard.clone(), pull.clone())).detach();
+        }
+    }
+}
+
+/// The stream a pull keeps across upstream sessions.
+struct Kept {
+    hub: Rc<Hub>,
+    signature: Vec<(String, Vec<String>)>,
+}
+
+/// How a session ended without an error.
+enum Outcome {
+    /// On demand, and nobody reads: stopped (at this instant: a DESCRIBE after it restarts).
+    Idle(Instant),
+    /// The relay is shutting down.
+    Shutdown,
+}
+
+/// Whether anyone reads the stream: readers on the owner, or shards subscribed.
+fn has_readers(shard: &Shard, hub: &Hub) -> bool {
+    shard.fanout(hub.info().id).is_some() || !hub.subscribed_shards().is_empty()
+}
+
+/// On demand: whether the pull may stop (no readers, and no DESCRIBE within the grace).
+fn idle(shard: &Shard, pull: &PullConfig, kept: Option<&Kept>, last_read: Instant) -> bool {
+    if !pull.on_demand {
+        return false;
+    }
+    if kept.is_some_and(|k| has_readers(shard, &k.hub)) {
+        return false;
+    }
+    let grace = Duration::from_secs(shard.config().pull_grace_secs);
+    let since = shard.shared.pulls.wanted_at(&pull.path).map_or(last_read, |w| w.max(last_read));
+    since.elapsed() >= grace
+}
+
+async fn run(shard: Rc<Shard>, pull: PullConfig) {
+    let url = redact(&pull.url);
+    let path = pull.path.clone();
+    let mut kept: Option<Kept> = None;
+    let mut backoff = BACKOFF_MIN;
+    // When the on-demand pull last went idle: a DESCRIBE after that starts it again.
+    let mut idle_at = Instant::now();
+    tracing::info!(%path, upstream = %url, transport = ?pull.transport, on_demand = pull.on_demand,
+        "pull configured");
+    loop {
+        if shard.shared.shutdown.load(Ordering::Relaxed) {
+            return;
+        }
+        if pull.on_demand && kept.is_none() {
+            // Wait for a reader to ask.
+            while shard.shared.pulls.wanted_at(&path).is_none_or(|w| w <= idle_at) {
+                if shard.shared.shutdown.load(Ordering::Relaxed) {
+                    return;
+                }
+                timer::sleep(Duration::from_millis(50)).await;
+            }
+            tracing::info!(%path, upstream = %url, "on-demand pull starting: a reader asked");
+        }
+        let media = Rc::new(Cell::new(0u64));
+        let result = session(&shard, &pull, &mut kept, &media).await;
+        match result {
+            Ok(Outcome::Shutdown) => return,
+            Ok(Outcome::Idle(at)) => {
+                idle_at = at;
+                tracing::info!(%path, upstream = %url, "on-demand pull stopped: no readers");
+                if let Some(k) = kept.take() {
+                    shard.end_stream(&k.hub);
+                }
+                backoff = BACKOFF_MIN;
+                continue;
+            }
+            Err(e) => {
+                if media.get() > 0 {
+                    backoff = BACKOFF_MIN;
+                }
+                tracing::warn!(%path, upstream = %url, side = "upstream", error = %e,
+                    packets = media.get(), retry_in_ms = backoff.as_millis() as u64,
+                    "pull session ended; reconnecting");
+            }
+        }
+        let wake = Instant::now() + backoff;
+        let idle_since = Instant::now();
+        while Instant::now() < wake {
+            if shard.shared.shutdown.load(Ordering::Relaxed) {
+                return;
+            }
+            timer::sleep(TICK.min(wake.saturating_duration_since(Instant::now()))).await;
+        }
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+        if idle(&shard, &pull, kept.as_ref(), idle_since) {
+            tracing::info!(%path, upstream = %url, "on-demand pull stopped while the upstream is away: no readers");
+            idle_at = Instant::now();
+            if let Some(k) = kept.take() {
+                shard.end_stream(&k.hub);
+            }
+        }
+    }
+}
+
+/// Binds `UDP_PAIRS` RTP/RTCP socket pairs (RTCP on RTP + 1) on `ip`.
+fn bind_pairs(ip: std::net::IpAddr) -> std::io::Result<Vec<(UdpSocket, UdpSocket, u16)>> {
+    let mut pairs = Vec::new();
+    let mut last = std::io::Error::other("no port pair");
+    for _ in 0..UDP_PAIRS * 16 {
+        if pairs.len() == UDP_PAIRS {
+            return Ok(pairs);
+        }
+        let rtp = UdpSocket::bind(SocketAddr::new(ip, 0))?;
+        let port = rtp.local_addr()?.port();
+        if port == u16::MAX {
+            continue;
+        }
+        match UdpSocket::bind(SocketAddr::new(ip, port + 1)) {
+            Ok(rtcp) => pairs.push((rtp, rtcp, port)),
+            Err(e) => last = e.into(),
+        }
+    }
+    if pairs.len() == UDP_PAIRS {
+        Ok(pairs)
+    } else {
+        Err(last)
+    }
+}
+
+/// Receives one UDP track into the hub until cancelled.
+async fn udp_track(
+    shard: Rc<Shard>,
+    hub: Rc<Hub>,
+    socket: UdpSocket,
+    track: usize,
+    rtcp: bool,
+    media: Rc<Cell<u64>>,
+) {
+    let mut buf = vec![0u8; 65536];
+    loop {
+        match socket.recv_from(&mut buf).await {
+            Ok((n, _from)) => {
+                let Some(bytes) = buf.get(..n) else { continue };
+                if rtcp {
+                    hub.ingest_rtcp(&shard, track, bytes);
+                } else {
+                    media.set(media.get() + 1);
+                    hub.ingest(&shard, track, bytes);
+                }
+            }
+            Err(e) => {
+                tracing::debug!(path = %hub.info().path, track, error = %e, side = "upstream",
+                    "pull UDP receive failed");
+                timer::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+/// Publishes the upstream's SDP, or continues the kept stream when it is compatible.
+fn adopt(
+    shard: &Rc<Shard>,
+    pull: &PullConfig,
+    kept: &mut Option<Kept>,
+    sdp: &Sdp,
+) -> Result<Rc<Hub>, String> {
+    let sig = signature(sdp);
+    // A stream ended by someone else (a publisher took the path over) is not continued.
+    if kept.as_ref().is_some_and(|k| shard.hub(k.hub.info().id).is_none()) {
+        *kept = None;
+    }
+    if let Some(k) = kept.as_ref() {
+        if k.signature == sig {
+            k.hub.upstream_restarted();
+            tracing::info!(path = %pull.path, stream = k.hub.info().id, side = "upstream",
+                "upstream back: readers continue the same stream");
+            return Ok(k.hub.clone());
+        }
+        tracing::warn!(path = %pull.path, side = "upstream",
+            "upstream came back with another SDP: closing its readers");
+        if let Some(k) = kept.take() {
+            shard.end_stream(&k.hub);
+        }
+    }
+    let tracks = tracks_of(sdp);
+    let relay_sdp = crate::control::relay_sdp(sdp.clone());
+    let info = shard
+        .registry()
+        .publish(&pull.path, shard.id(), relay_sdp, tracks)
+        .map_err(|e| e.to_string())?;
+    let hub = Rc::new(Hub::new(info, shard.shards(), shard.config().gop_cache).with_continuity());
+    shard.add_hub(hub.clone());
+    tracing::info!(path = %pull.path, stream = hub.info().id, tracks = hub.info().tracks.len(),
+        "pulled stream published");
+    *kept = Some(Kept { hub: hub.clone(), signature: sig });
+    Ok(hub)
+}
+
+/// Which track an interleaved channel carries, and whether it is RTCP.
+fn route(tracks: &[ClientTrack], channel: u8) -> Option<(usize, bool)> {
+    tracks.iter().enumerate().find_map(|(i, t)| {
+        let first = t
+            .transport
+            .as_ref()
+            .and_then(|s| s.interleaved)
+            .map_or(u8::try_from(2 * i).unwrap_or(254), |c| c.first.0);
+        if channel == first {
+            Some((i, false))
+        } else if channel == first.wrapping_add(1) {
+            Some((i, true))
+        } else {
+            None
+        }
+    })
+}
+
+/// One upstream session: connect, DESCRIBE, SETUP, PLAY, receive until it fails.
+async fn session(
+    shard: &Rc<Shard>,
+    pull: &PullConfig,
+    kept: &mut Option<Kept>,
+    media: &Rc<Cell<u64>>,
+) -> Result<Outcome, String> {
+    let host = pull
+        .url
+        .split_once("://")
+        .map(|(_, r)| r.split(['/', '?', '#']).next().unwrap_or(""))
+        .map(|h| h.rsplit_once('@').map_or(h, |(_, h)| h))
+        .unwrap_or("");
+    let with_port = if host.starts_with('[') {
+        if host.contains("]:") {
+            host.to_owned()
+        } else {
+            format!("{host}:554")
+        }
+    } else if host.contains(':') {
+        host.to_owned()
+    } else {
+        format!("{host}:554")
+    };
+    let addr = with_port
+        .to_socket_addrs()
+        .map_err(|e| format!("resolving {with_port}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{with_port} resolves to nothing"))?;
+    let mut stream = TcpStream::connect_timeout(addr, CONNECT_TIMEOUT)
+        .await
+        .map_err(|e| format!("connecting to {addr}: {e}"))?;
+    let _ = stream.set_nodelay(true);
+    let mut pairs = Vec::new();
+    let transport = match pull.transport {
+        PullTransport::Tcp => MediaTransport::Interleaved,
+        PullTransport::Udp => {
+            let ip = stream.local_addr().map_err(|e| format!("local address: {e}"))?.ip();
+            pairs = bind_pairs(ip).map_err(|e| format!("binding UDP ports: {e}"))?;
+            MediaTransport::Udp {
+                client_ports: pairs
+                    .iter()
+                    .map(|(_, _, p)| PortRange { first: *p, last: p.saturating_add(1) })
+                    .collect(),
+            }
+        }
+    };
+    let mut cnonce = [0u8; 8];
+    crate::sys::fill_random(&mut cnonce);
+    let config = ClientConfig {
+        transport,
+        allow_basic: true,
+        cnonce: cnonce.iter().map(|b| format!("{b:02x}")).collect(),
+        user_agent: Some("manifold".to_owned()),
+        ..ClientConfig::play(pull.url.clone())
+    };
+    let mut client = ClientSession::new(config);
+    let mut decoder = Decoder::default();
+    let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+    let mut out = Vec::with_capacity(1024);
+    let mut hub: Option<Rc<Hub>> = None;
+    let mut tracks: Vec<ClientTrack> = Vec::new();
+    let mut tasks: Vec<Task<()>> = Vec::new();
+    let mut playing_since: Option<Instant> = None;
+    let mut last_media = Instant::now();
+    let mut last_count = 0u64;
+    let mut last_read = Instant::now();
+    let result: Result<Outcome, String> = 'run: loop {
+        let now = Instant::now();
+        while let Some(req) = client.poll_transmit(now) {
+            out.clear();
+            write_request(&req, &mut out);
+            tracing::debug!(path = %pull.path, method = %req.method, side = "upstream", "pull request");
+            if let Err(e) = stream.write_all(&out).await {
+                break 'run Err(format!("sending {}: {e}", req.method));
+            }
+        }
+        while let Some(ev) = client.poll_event() {
+            match ev {
+                ClientEvent::Described { sdp, .. } => match adopt(shard, pull, kept, &sdp) {
+                    Ok(h) => hub = Some(h),
+                    Err(e) => break 'run Err(e),
+                },
+                ClientEvent::Ready { tracks: ready, session } => {
+                    tracing::debug!(path = %pull.path, session = %session, side = "upstream",
+                        "pull set up");
+                    if let (Some(h), PullTransport::Udp) = (&hub, pull.transport) {
+                        for (i, (rtp, rtcp, _)) in
+                            std::mem::take(&mut pairs).into_iter().enumerate()
+                        {
+                            if i >= ready.len() {
+                                break;
+                            }
+                            let t = spawn_local(udp_track(
+                                shard.clone(),
+                                h.clone(),
+                                rtp,
+                                i,
+                                false,
+                                media.clone(),
+                            ));
+                            tasks.push(t);
+                            let t = spawn_local(udp_track(
+                                shard.clone(),
+                                h.clone(),
+                                rtcp,
+                                i,
+                                true,
+                                media.clone(),
+                            ));
+                            tasks.push(t);
+                        }
+                    }
+                    tracks = ready;
+                }
+                ClientEvent::Playing { .. } => {
+                    tracing::info!(path = %pull.path, upstream = %redact(&pull.url),
+                        session = ?client.session().map(|s| s.0.clone()), transport = ?pull.transport,
+                        "pulling");
+                    playing_since = Some(Instant::now());
+                    last_media = Instant::now();
+                }
+                ClientEvent::Failed(e) => break 'run Err(e.to_string()),
+                ClientEvent::Closed => break 'run Err("session closed".to_owned()),
+                _ => {}
+            }
+        }
+        // Liveness, shutdown and on-demand idleness.
+        if shard.shared.shutdown.load(Ordering::Relaxed) {
+            break 'run Ok(Outcome::Shutdown);
+        }
+        if media.get() != last_count {
+            last_count = media.get();
+            last_media = Instant::now();
+        }
+        if let Some(h) = &hub {
+            if shard.hub(h.info().id).is_none() {
+                break 'run Err("the stream was ended by the relay (path taken over)".to_owned());
+            }
+            if has_readers(shard, h) {
+                last_read = Instant::now();
+            }
+        }
+        if playing_since.is_some() && last_media.elapsed() >= MEDIA_SILENCE {
+            break 'run Err(format!("no media for {} s", MEDIA_SILENCE.as_secs()));
+        }
+        if idle(shard, pull, kept.as_ref(), last_read) {
+            let at = Instant::now();
+            client.teardown();
+            if let Some(req) = client.poll_transmit(Instant::now()) {
+                out.clear();
+                write_request(&req, &mut out);
+                let _ = stream.write_all(&out).await;
+            }
+            break 'run Ok(Outcome::Idle(at));
+        }
+        if buf.len() >= MAX_BUFFERED {
+            break 'run Err(format!("more than {MAX_BUFFERED} bytes without a complete message"));
+        }
+        let deadline = client.poll_timeout().map_or(now + TICK, |d| d.min(now + TICK));
+        let len = buf.len();
+        buf.resize(len + READ_CHUNK, 0);
+        let read =
+            futures_lite::future::or(async { Some(stream.read(&mut buf[len..]).await) }, async {
+                timer::sleep(deadline.saturating_duration_since(Instant::now())).await;
+                None
+            })
+            .await;
+        let now = Instant::now();
+        match read {
+            None => {
+                buf.truncate(len);
+                client.handle_timeout(now);
+            }
+            Some(Ok(0)) => {
+                buf.truncate(len);
+                break 'run Err("the upstream closed the connection".to_owned());
+            }
+            Some(Err(e)) => break 'run Err(format!("reading: {e}")),
+            Some(Ok(n)) => {
+                buf.truncate(len + n);
+                let mut start = 0;
+                let mut answers = Vec::new();
+                loop {
+                    let (item, used) = match decoder.feed(&buf[start..]) {
+                        Ok(Some(x)) => x,
+                        Ok(None) => break,
+                        Err(e) => {
+                            break 'run Err(format!("unparseable bytes from the upstream: {e}"))
+                        }
+                    };
+                    match item {
+                        Item::Response(r) => client.handle_response(now, &r),
+                        Item::Request(r) => {
+                            write_response(&client.handle_request(now, &r), &mut answers)
+                        }
+                        Item::Interleaved { channel, payload } => {
+                            if let (Some(h), Some((track, rtcp))) =
+                                (&hub, route(&tracks, channel.0))
+                            {
+                                if rtcp {
+                                    h.ingest_rtcp(shard, track, payload);
+                                } else {
+                                    media.set(media.get() + 1);
+                                    h.ingest(shard, track, payload);
+                                }
+                            }
+                        }
+                    }
+                    start += used;
+                }
+                if start > 0 {
+                    buf.drain(..start);
+                    decoder.reset();
+                }
+                if !answers.is_empty() {
+                    if let Err(e) = stream.write_all(&answers).await {
+                        break 'run Err(format!("answering the upstream: {e}"));
+                    }
+                }
+            }
+        }
+    };
+    for t in tasks {
+        t.cancel().await;
+    }
+    let _ = stream.close().await;
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pull_args() {
+        let p = PullConfig::parse_arg("/cam=rtsp://u:p@h:8554/s").unwrap();
+        assert_eq!(p.path, "/cam");
+        assert_eq!(p.url, "rtsp://u:p@h:8554/s");
+        assert_eq!(p.transport, PullTransport::Tcp);
+        assert!(!p.on_demand);
+        let p = PullConfig::parse_arg("/cam=rtsp://h/s?x=1#udp,on-demand").unwrap();
+        assert_eq!(p.url, "rtsp://h/s?x=1");
+        assert_eq!(p.transport, PullTransport::Udp);
+        assert!(p.on_demand);
+        assert!(PullConfig::parse_arg("cam=rtsp://h/s").is_err());
+        assert!(PullConfig::parse_arg("/cam=http://h/s").is_err());
+        assert!(PullConfig::parse_arg("/cam=rtsp://h/s#bogus").is_err());
+        assert!(PullConfig::parse_arg("/cam").is_err());
+    }
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(redact("rtsp://u:p@h:1/s"), "rtsp://***@h:1/s");
+        assert_eq!(redact("rtsp://h/s"), "rtsp://h/s");
+    }
+
+    #[test]
+    fn compatible_sdps_have_the_same_signature() {
+        let a = Sdp::parse(
+            b"v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=x\r\nt=0 0\r\n\
+              m=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=control:a\r\n",
+        )
+        .unwrap();
+        let b = Sdp::parse(
+            b"v=0\r\no=- 2 2 IN IP4 0.0.0.0\r\ns=y\r\nt=0 0\r\n\
+              m=video 0 RTP/AVP 96\r\na=rtpmap:96 h264/90000\r\na=control:b\r\n",
+        )
+        .unwrap();
+        let c = Sdp::parse(
+            b"v=0\r\no=- 2 2 IN IP4 0.0.0.0\r\ns=y\r\nt=0 0\r\n\
+              m=video 0 RTP/AVP 96\r\na=rtpmap:96 H265/90000\r\n",
+        )
+        .unwrap();
+        assert_eq!(signature(&a), signature(&b));
+        assert_ne!(signature(&a), signature(&c));
+        assert_eq!(tracks_of(&a)[0].codec, Some(Codec::H264));
+    }
+}

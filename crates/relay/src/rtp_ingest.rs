@@ -1,0 +1,162 @@
+//! `--rtp /cam=0.0.0.0:5004 --rtp-sdp cam.sdp`: a stream fed by raw RTP over UDP (as
+//! `ffmpeg -f rtp` sends it), described by an SDP file, received on the shard that owns it:
+//! RTP on the given port, RTCP (sender reports) on the next one.
+//!
+//! Packets go to the track whose SDP media lists their payload type (the first track when
+//! none does). The hub runs with continuity on, so a sender that restarts (new SSRC, new
+//! counters) continues the same outgoing stream for the readers.
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::rc::Rc;
+
+use glommio::net::UdpSocket;
+use glommio::{spawn_local, timer};
+use manifold_sdp::Sdp;
+
+use crate::hub::Hub;
+use crate::shard::Shard;
+
+/// One raw RTP input (`--rtp PATH=ADDR` with `--rtp-sdp FILE`, or an `[[rtp]]` table).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RtpInput {
+    /// The relay path readers play, e.g. `/cam`.
+    pub path: String,
+    /// Where RTP arrives; RTCP arrives on the next port.
+    pub listen: SocketAddr,
+    /// The SDP file describing the RTP (e.g. what `ffmpeg -sdp_file` wrote).
+    pub sdp: PathBuf,
+}
+
+impl RtpInput {
+    /// Parses a `--rtp` value, `/cam=0.0.0.0:5004`, with its `--rtp-sdp` file.
+    pub fn parse_arg(arg: &str, sdp: PathBuf) -> Result<RtpInput, String> {
+        let (path, listen) =
+            arg.split_once('=').ok_or_else(|| format!("--rtp {arg:?}: expected PATH=ADDR:PORT"))?;
+        let listen = listen.parse().map_err(|e| format!("--rtp {arg:?}: {e}"))?;
+        let input = RtpInput { path: path.to_owned(), listen, sdp };
+        input.validate()?;
+        Ok(input)
+    }
+
+    /// Checks the path and port.
+    pub fn validate(&self) -> Result<(), String> {
+        if !self.path.starts_with('/') {
+            return Err(format!("rtp path {:?} must start with '/'", self.path));
+        }
+        if self.listen.port() == 0 || self.listen.port() == u16::MAX {
+            return Err(format!("rtp input {}: needs a port with a free next port", self.listen));
+        }
+        Ok(())
+    }
+}
+
+/// Starts the raw RTP inputs this shard owns (input `i` belongs to shard `i % shards`).
+pub(crate) fn start_all(shard: &Rc<Shard>) -> Result<(), String> {
+    for (i, input) in shard.config().rtp.iter().enumerate() {
+        if i % shard.shards() == shard.id() {
+            start(shard, input)
+                .map_err(|e| format!("rtp input {} at {}: {e}", input.path, input.listen))?;
+        }
+    }
+    Ok(())
+}
+
+fn start(shard: &Rc<Shard>, input: &RtpInput) -> Result<(), String> {
+    input.validate()?;
+    let text = std::fs::read(&input.sdp)
+        .map_err(|e| format!("reading SDP {}: {e}", input.sdp.display()))?;
+    let sdp = Sdp::parse(&text).map_err(|e| format!("SDP {}: {e}", input.sdp.display()))?;
+    if sdp.media().is_empty() {
+        return Err(format!("SDP {} has no media", input.sdp.display()));
+    }
+    let payload_types: Vec<Vec<u8>> =
+        sdp.media().iter().map(|m| m.media_line().payload_types().collect()).collect();
+    let tracks = crate::pull::tracks_of(&sdp);
+    let rtp = UdpSocket::bind(input.listen).map_err(|e| format!("binding RTP: {e}"))?;
+    let rtcp_addr = SocketAddr::new(input.listen.ip(), input.listen.port() + 1);
+    let rtcp = UdpSocket::bind(rtcp_addr).map_err(|e| format!("binding RTCP {rtcp_addr}: {e}"))?;
+    let relay_sdp = crate::control::relay_sdp(sdp);
+    let info = shard
+        .registry()
+        .publish(&input.path, shard.id(), relay_sdp, tracks)
+        .map_err(|e| e.to_string())?;
+    let hub = Rc::new(Hub::new(info, shard.shards(), shard.config().gop_cache).with_continuity());
+    shard.add_hub(hub.clone());
+    tracing::info!(path = %input.path, listen = %input.listen, tracks = hub.info().tracks.len(),
+        "raw RTP input listening");
+    // Per track: the sender's SSRC last seen, to route its sender reports.
+    let ssrcs = Rc::new(RefCell::new(vec![None::<u32>; payload_types.len()]));
+    {
+        let (shard, hub, ssrcs) = (shard.clone(), hub.clone(), ssrcs.clone());
+        spawn_local(async move {
+            let mut buf = vec![0u8; 65536];
+            let mut seen = None::<SocketAddr>;
+            loop {
+                match rtp.recv_from(&mut buf).await {
+                    Ok((n, from)) => {
+                        let Some(bytes) = buf.get(..n).filter(|b| b.len() >= 12) else { continue };
+                        if seen != Some(from) {
+                            tracing::info!(path = %hub.info().path, peer = %from, side = "upstream",
+                                "raw RTP sender");
+                            seen = Some(from);
+                        }
+                        let pt = bytes[1] & 0x7f;
+                        let track = payload_types.iter().position(|p| p.contains(&pt)).unwrap_or(0);
+                        let ssrc = u32::from_be_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+                        if let Some(s) = ssrcs.borrow_mut().get_mut(track) {
+                            *s = Some(ssrc);
+                        }
+                        hub.ingest(&shard, track, bytes);
+                    }
+                    Err(e) => {
+                        tracing::debug!(path = %hub.info().path, error = %e, side = "upstream",
+                            "raw RTP receive failed");
+                        timer::sleep(std::time::Duration::from_millis(10)).await;
+                    }
+                }
+            }
+        })
+        .detach();
+    }
+    let shard = shard.clone();
+    spawn_local(async move {
+        let mut buf = vec![0u8; 65536];
+        loop {
+            match rtcp.recv_from(&mut buf).await {
+                Ok((n, _from)) => {
+                    let Some(bytes) = buf.get(..n).filter(|b| b.len() >= 8) else { continue };
+                    let ssrc = u32::from_be_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
+                    let track = ssrcs.borrow().iter().position(|s| *s == Some(ssrc));
+                    if let Some(track) = track {
+                        hub.ingest_rtcp(&shard, track, bytes);
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(path = %hub.info().path, error = %e, side = "upstream",
+                        "raw RTCP receive failed");
+                    timer::sleep(std::time::Duration::from_millis(10)).await;
+                }
+            }
+        }
+    })
+    .detach();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rtp_args() {
+        let i = RtpInput::parse_arg("/cam=127.0.0.1:5004", "a.sdp".into()).unwrap();
+        assert_eq!(i.path, "/cam");
+        assert_eq!(i.listen, "127.0.0.1:5004".parse().unwrap());
+        assert!(RtpInput::parse_arg("/cam=127.0.0.1:0", "a.sdp".into()).is_err());
+        assert!(RtpInput::parse_arg("cam=127.0.0.1:5004", "a.sdp".into()).is_err());
+        assert!(RtpInput::parse_arg("/cam", "a.sdp".into()).is_err());
+    }
+}
