@@ -56,6 +56,10 @@ pub struct SourceArgs {
     /// Frames per second.
     #[arg(long, default_value_t = 25)]
     pub fps: u32,
+    /// Frames per GOP (a keyframe every N frames), 1 to 25: the embedded clip's GOPs cut
+    /// short (default: the clip's own, 25).
+    #[arg(long)]
+    pub gop: Option<u32>,
     /// Publish for this long, then TEARDOWN (default: until interrupted).
     #[arg(long, short = 'd', value_parser = parse_duration)]
     pub duration: Option<Duration>,
@@ -72,6 +76,7 @@ impl SourceArgs {
             transport: SourceTransport::Tcp,
             bitrate: None,
             fps: 25,
+            gop: None,
             duration: None,
             quiet: false,
         }
@@ -85,11 +90,11 @@ pub enum SourceError {
     /// The URL is not usable.
     #[error(transparent)]
     Url(#[from] crate::LoadError),
-    /// The stream configuration is refused (bitrate below the clip's, fps out of range).
-    #[error("synthetic stream: {0}")]
+    /// The stream configuration is refused (bitrate below the clip's, fps or GOP out of range).
+    #[error("the synthetic stream's settings are refused")]
     Stream(#[from] manifold_synth::SynthError),
     /// A socket failed.
-    #[error("server {peer}: {context}: {source}")]
+    #[error("server {peer}: {context}")]
     Io {
         /// The server.
         peer: SocketAddr,
@@ -155,6 +160,7 @@ pub fn run_source(args: &SourceArgs) -> Result<SourceStats, SourceError> {
     let mut stream = SyntheticStream::new(StreamConfig {
         fps: args.fps,
         target_bitrate: args.bitrate,
+        gop: args.gop,
         ssrc: manifold_rtp::Ssrc(seed32()),
         initial_seq: seed32() as u16,
         ..StreamConfig::default()

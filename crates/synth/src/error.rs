@@ -19,6 +19,15 @@ pub enum SynthError {
         /// Offset of the NAL unit (after its start code) in the Annex-B input.
         offset: usize,
     },
+    /// The requested GOP is zero or longer than the clip's shortest GOP (frames can only be
+    /// left out of a GOP, never added).
+    #[error("GOP of {requested} frames is outside 1..={max} (the clip's shortest GOP)")]
+    InvalidGop {
+        /// The requested frames per GOP.
+        requested: u32,
+        /// The clip's shortest GOP.
+        max: usize,
+    },
     /// The frame rate is zero or above the supported maximum.
     #[error("frame rate {0} is outside 1..={max}", max = crate::MAX_FPS)]
     InvalidFrameRate(u32),

@@ -32,7 +32,7 @@ const FILLER_HEADER: u8 = nal_type::FILLER;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamConfig {
     /// Frames per second (1..=1000), 25 by default, the clip's own rate. Other rates replay
-    /// the same pictures faster or slower; the GOP stays 25 frames.
+    /// the same pictures faster or slower; the GOP stays in frames (see `gop`).
     pub fps: u32,
     /// Target bitrate in bits per second, counting whole RTP packets (header, extensions,
     /// payload; not UDP/IP). `None` sends the clip as is. Reached by appending filler-data
@@ -54,6 +54,11 @@ pub struct StreamConfig {
     pub extension_ids: ExtensionIds,
     /// Send SPS and PPS together in one STAP-A rather than one packet each.
     pub aggregate_parameter_sets: bool,
+    /// Frames per GOP: each of the clip's GOPs is cut after this many frames and the stream
+    /// goes on at the next IDR (still decodable: a P-frame only refers to earlier frames of
+    /// its own GOP). At most the clip's shortest GOP (25 for the embedded clip); `None` plays
+    /// the clip as encoded.
+    pub gop: Option<u32>,
 }
 
 impl Default for StreamConfig {
@@ -68,6 +73,7 @@ impl Default for StreamConfig {
             initial_rtp_time: RtpTime(0),
             extension_ids: ExtensionIds::default(),
             aggregate_parameter_sets: false,
+            gop: None,
         }
     }
 }
@@ -132,6 +138,8 @@ pub struct SyntheticStream {
     packets: Vec<Range<usize>>,
     /// For each clip frame, its range in `packets`.
     frame_packets: Vec<Range<usize>>,
+    /// The clip frames to play, in order, one loop's worth (the clip cut to `gop`).
+    schedule: Vec<usize>,
     /// For each clip frame, its RTP packet bytes without filler.
     frame_bytes: Vec<u64>,
     /// The clip's bitrate with RTP overhead at `config.fps`, bits per second (rounded up).
@@ -199,8 +207,9 @@ impl SyntheticStream {
             frame_packets.push(first..packets.len());
             frame_bytes.push(bytes);
         }
-        let loop_bits = u128::from(frame_bytes.iter().sum::<u64>()) * 8;
-        let frames = clip.frame_count() as u128;
+        let schedule = gop_schedule(&clip, config.gop)?;
+        let loop_bits = u128::from(schedule.iter().map(|&i| frame_bytes[i]).sum::<u64>()) * 8;
+        let frames = schedule.len() as u128;
         let natural_bitrate = u64::try_from((loop_bits * u128::from(config.fps)).div_ceil(frames))
             .unwrap_or(u64::MAX);
         if let Some(requested) = config.target_bitrate {
@@ -234,6 +243,7 @@ impl SyntheticStream {
             payloads,
             packets,
             frame_packets,
+            schedule,
             frame_bytes,
             natural_bitrate,
             start: None,
@@ -365,8 +375,8 @@ impl SyntheticStream {
 
     /// Index within the clip of the current frame.
     fn clip_frame(&self) -> usize {
-        // The remainder is below the clip's frame count, a usize.
-        (self.frame % self.frame_packets.len() as u64) as usize
+        // The remainder is below the schedule's length, a usize.
+        self.schedule[(self.frame % self.schedule.len() as u64) as usize]
     }
 
     /// Time from the start to frame `frame`.
@@ -392,6 +402,22 @@ impl SyntheticStream {
         }
         FrameCursor { next: packets.start, end: packets.end, filler_left }
     }
+}
+
+/// The clip frames one loop plays: every frame, or each GOP cut after `gop` frames.
+fn gop_schedule(clip: &Clip, gop: Option<u32>) -> Result<Vec<usize>, SynthError> {
+    let starts: Vec<usize> = clip.keyframes().collect();
+    let lengths = starts
+        .iter()
+        .enumerate()
+        .map(|(i, &start)| starts.get(i + 1).copied().unwrap_or(clip.frame_count()) - start);
+    let shortest = lengths.clone().min().unwrap_or(0);
+    let Some(gop) = gop else { return Ok((0..clip.frame_count()).collect()) };
+    let wanted = usize::try_from(gop).unwrap_or(usize::MAX);
+    if wanted == 0 || wanted > shortest {
+        return Err(SynthError::InvalidGop { requested: gop, max: shortest });
+    }
+    Ok(starts.iter().flat_map(|&start| start..start + wanted).collect())
 }
 
 /// Size of the next filler packet when `left` bytes of filler packets remain (`left` is at

@@ -203,6 +203,7 @@ fn stap_a_small_mtu_filler_and_odd_fps() {
         extension_ids: ExtensionIds { capture_time: 9, counter: 3 },
         initial_seq: 65_500,
         initial_rtp_time: RtpTime(u32::MAX - 50_000),
+        gop: None,
     };
     let mut stream = SyntheticStream::new(config).unwrap();
     let sent = run(&mut stream, 130);
@@ -467,13 +468,23 @@ fn ffmpeg_decodes_two_loops() {
     };
     let mut stream = SyntheticStream::new(config).unwrap();
     let frames = 2 * stream.clip().frame_count() as u64;
-    let sent = run(&mut stream, frames);
+    assert_ffmpeg_decodes(ffmpeg, &mut stream, frames);
+}
+
+/// Runs `frames` frames of `stream` through depacketization into Annex-B, and has ffmpeg
+/// decode them: no errors, every frame.
+fn assert_ffmpeg_decodes(ffmpeg: &std::path::Path, stream: &mut SyntheticStream, frames: u64) {
+    let sent = run(stream, frames);
     let mut annex_b = Vec::new();
     for nal in frames_of(&sent).iter().flatten() {
         annex_b.extend_from_slice(&[0, 0, 0, 1]);
         annex_b.extend_from_slice(nal);
     }
-    let path = std::env::temp_dir().join(format!("manifold-synth-{}.h264", std::process::id()));
+    // Unique per call: the tests of this file run in parallel in one process.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path =
+        std::env::temp_dir().join(format!("manifold-synth-{}-{call}.h264", std::process::id()));
     std::fs::write(&path, &annex_b).unwrap();
     let output = std::process::Command::new(ffmpeg)
         .args(["-nostdin", "-v", "error", "-progress", "pipe:1", "-f", "h264", "-i"])
@@ -492,4 +503,34 @@ fn ffmpeg_decodes_two_loops() {
         .next_back()
         .and_then(|n| n.trim().parse::<u64>().ok());
     assert_eq!(decoded, Some(frames), "ffmpeg progress output:\n{stdout}");
+}
+
+/// `gop` cuts each of the clip's GOPs short: a keyframe every `gop` frames, timestamps and
+/// numbering as continuous as ever, and still decodable (checked with ffmpeg when present).
+#[test]
+fn a_shorter_gop_cuts_each_clip_gop() {
+    let config = StreamConfig { gop: Some(10), ..StreamConfig::default() };
+    let mut stream = SyntheticStream::new(config).unwrap();
+    let sent = run(&mut stream, 95);
+    check_run_keyframes_every(&sent, 10);
+    for pair in sent.windows(2) {
+        assert_eq!(pair[1].info.seq.0, pair[0].info.seq.0 + 1);
+        assert!(pair[1].info.rtp_time.since(pair[0].info.rtp_time) >= 0);
+    }
+    for bad in [0, 26] {
+        let config = StreamConfig { gop: Some(bad), ..StreamConfig::default() };
+        assert!(matches!(
+            SyntheticStream::new(config),
+            Err(manifold_synth::SynthError::InvalidGop { max: 25, .. })
+        ));
+    }
+    let ffmpeg = std::path::Path::new("/usr/bin/ffmpeg");
+    if ffmpeg.exists() {
+        let mut stream =
+            SyntheticStream::new(StreamConfig { gop: Some(7), ..StreamConfig::default() }).unwrap();
+        assert_ffmpeg_decodes(ffmpeg, &mut stream, 60);
+    } else {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true but ffmpeg is missing");
+        eprintln!("skipped the decode check: /usr/bin/ffmpeg not found");
+    }
 }
