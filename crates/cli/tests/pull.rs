@@ -539,28 +539,51 @@ fn rtsp_publisher(url: &str) -> Child {
 
 #[test]
 fn a_republish_within_the_grace_continues_the_readers_stream() {
+    // One shard: every republish lands on the shard that owns the stream's hub.
+    republish_continues("1", 2);
+}
+
+#[test]
+fn a_republish_on_another_shard_continues_the_readers_stream() {
+    // Two shards, several republishes: each new publisher's connection lands on either
+    // shard (SO_REUSEPORT), the owner of the stream's hub or the other one, which forwards
+    // its packets to the owner (the relay logs which; with info logs: "republished on
+    // another shard").
+    republish_continues("2", 5);
+}
+
+/// A reader plays `/pub` while its publisher is replaced `republishes` times (1 s apart,
+/// within the grace), on a relay of `cores` shards: one continuous stream, no BYE.
+fn republish_continues(cores: &str, republishes: u32) {
     if !have_ffmpeg() {
         return;
     }
-    // One shard: the republish lands on the shard that owns the stream (on another shard the
-    // old stream ends and its readers get BYE; see `republish.rs`).
-    let relay = Relay::start(&["--cores", "1", "--publish-grace-secs", "10"]);
+    let relay = Relay::start(&["--cores", cores, "--publish-grace-secs", "10"]);
     let url = relay.url("/pub");
-    let mut first = rtsp_publisher(&url);
+    let mut publisher = rtsp_publisher(&url);
     wait_published(&relay, "/pub");
-    let ours = tcp_reader(relay.addr, "/pub", Duration::from_secs(8));
+    let listen = Duration::from_secs(3 + 4 * u64::from(republishes) + 2);
+    let ours = tcp_reader(relay.addr, "/pub", listen);
     std::thread::sleep(Duration::from_secs(3));
-    let _ = first.kill();
-    let _ = first.wait();
-    std::thread::sleep(Duration::from_secs(1));
-    let mut second = rtsp_publisher(&url);
-    let back = Instant::now();
+    let mut backs = Vec::new();
+    for _ in 0..republishes {
+        let _ = publisher.kill();
+        let _ = publisher.wait();
+        std::thread::sleep(Duration::from_secs(1));
+        publisher = rtsp_publisher(&url);
+        backs.push(Instant::now());
+        std::thread::sleep(Duration::from_secs(3));
+    }
     let seen = ours.join().expect("our reader");
     let (frames, stderr) = ffmpeg_frames(&url, "tcp", 3);
-    let _ = second.kill();
-    let _ = second.wait();
+    let _ = publisher.kill();
+    let _ = publisher.wait();
     seen.assert_continuous();
-    let after = seen.after(back + Duration::from_secs(1));
-    assert!(after > 50, "only {after} packets after the republish");
-    assert!(frames >= 50, "only {frames} frames after the republish; {stderr}");
+    for (i, back) in backs.iter().enumerate() {
+        let from = *back + Duration::from_secs(1);
+        let to = *back + Duration::from_secs(3);
+        let got = seen.packets.iter().filter(|p| p.0 > from && p.0 < to).count();
+        assert!(got > 20, "only {got} packets after republish {i}");
+    }
+    assert!(frames >= 50, "only {frames} frames after the republishes; {stderr}");
 }

@@ -770,3 +770,122 @@ fn pause_stops_delivery_and_play_resumes_at_a_keyframe() {
     assert!(after[0].wrapping_sub(last) < 0x8000, "resumed behind: {last} then {}", after[0]);
     assert!(matches!(first_nal, Some(7 | 5 | 24)), "resumed at NAL type {first_nal:?}");
 }
+
+/// What comes next on an interleaved connection: a `$` frame or a response.
+enum Incoming {
+    /// An interleaved frame: its channel.
+    Frame(u8),
+    /// A response's status code.
+    Response(u16),
+}
+
+/// Reads the next interleaved frame or response on `c` (`None` on timeout or close).
+fn next_incoming(c: &mut TcpStream) -> Option<Incoming> {
+    let mut first = [0u8; 1];
+    c.read_exact(&mut first).ok()?;
+    if first[0] == b'$' {
+        let mut rest = [0u8; 3];
+        c.read_exact(&mut rest).ok()?;
+        let len = usize::from(u16::from_be_bytes([rest[1], rest[2]]));
+        let mut frame = vec![0u8; len];
+        c.read_exact(&mut frame).ok()?;
+        return Some(Incoming::Frame(rest[0]));
+    }
+    let mut head = first.to_vec();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        c.read_exact(&mut byte).ok()?;
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let length = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    c.read_exact(&mut body).ok()?;
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    Some(Incoming::Response(status))
+}
+
+/// Counts the frames per channel (0..4) for `listen`, stopping at a response (returned).
+fn count_frames(c: &mut TcpStream, listen: Duration) -> ([usize; 4], Option<u16>) {
+    let mut counts = [0usize; 4];
+    let deadline = Instant::now() + listen;
+    while Instant::now() < deadline {
+        match next_incoming(c) {
+            Some(Incoming::Frame(ch)) => {
+                if let Some(n) = counts.get_mut(usize::from(ch)) {
+                    *n += 1;
+                }
+            }
+            Some(Incoming::Response(status)) => return (counts, Some(status)),
+            None => break,
+        }
+    }
+    (counts, None)
+}
+
+#[test]
+fn teardown_of_one_track_stops_only_that_track() {
+    if !have("ffmpeg") {
+        return;
+    }
+    let relay = Relay::start(&[]);
+    let url = relay.url("/cam");
+    let _publisher = Publisher::start(&url, "tcp");
+    wait_published(&relay, "/cam");
+    let mut c = connect(&relay);
+    let (s, _) = exchange(&mut c, &format!("DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\n\r\n"));
+    assert_eq!(s, 200);
+    let (s, head) = exchange(
+        &mut c,
+        &format!(
+            "SETUP {url}/trackID=0 RTSP/1.0\r\nCSeq: 2\r\n\
+             Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n"
+        ),
+    );
+    assert_eq!(s, 200, "{head}");
+    let session = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Session: "))
+        .and_then(|v| v.split(';').next())
+        .expect("Session header")
+        .to_owned();
+    let (s, head) = exchange(
+        &mut c,
+        &format!(
+            "SETUP {url}/trackID=1 RTSP/1.0\r\nCSeq: 3\r\nSession: {session}\r\n\
+             Transport: RTP/AVP/TCP;unicast;interleaved=2-3\r\n\r\n"
+        ),
+    );
+    assert_eq!(s, 200, "{head}");
+    let (s, head) =
+        exchange(&mut c, &format!("PLAY {url} RTSP/1.0\r\nCSeq: 4\r\nSession: {session}\r\n\r\n"));
+    assert_eq!(s, 200, "{head}");
+    let (before, _) = count_frames(&mut c, Duration::from_millis(1500));
+    assert!(before[0] > 0 && before[2] > 0, "both tracks before TEARDOWN: {before:?}");
+
+    // TEARDOWN of the audio track only: its answer comes between media frames.
+    let teardown =
+        format!("TEARDOWN {url}/trackID=1 RTSP/1.0\r\nCSeq: 5\r\nSession: {session}\r\n\r\n");
+    c.write_all(teardown.as_bytes()).expect("send TEARDOWN");
+    let (_, status) = count_frames(&mut c, Duration::from_secs(5));
+    assert_eq!(status, Some(200), "TEARDOWN of track 1 answered");
+    count_frames(&mut c, Duration::from_millis(200));
+    let (after, status) = count_frames(&mut c, Duration::from_millis(1500));
+    assert_eq!(status, None);
+    assert!(after[0] > 0, "video stopped after the audio TEARDOWN: {after:?}");
+    assert_eq!(after[2] + after[3], 0, "audio after its TEARDOWN: {after:?}");
+
+    // The aggregate TEARDOWN ends everything.
+    let teardown = format!("TEARDOWN {url} RTSP/1.0\r\nCSeq: 6\r\nSession: {session}\r\n\r\n");
+    c.write_all(teardown.as_bytes()).expect("send TEARDOWN");
+    let (_, status) = count_frames(&mut c, Duration::from_secs(5));
+    assert_eq!(status, Some(200), "aggregate TEARDOWN answered");
+    count_frames(&mut c, Duration::from_millis(200));
+    c.set_read_timeout(Some(Duration::from_millis(100))).expect("timeout");
+    let (after, _) = count_frames(&mut c, Duration::from_millis(1000));
+    assert_eq!(after[0] + after[2], 0, "media after the aggregate TEARDOWN: {after:?}");
+}

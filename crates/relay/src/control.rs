@@ -40,8 +40,8 @@ pub(crate) enum After {
 pub(crate) struct Publisher {
     /// The RTSP session, once SETUP created it.
     pub(crate) session: Option<SessionId>,
-    /// The stream's hub (on this shard).
-    pub(crate) hub: Rc<Hub>,
+    /// Where its media goes: the stream's hub on this shard, or its owner on another.
+    pub(crate) hub: crate::republish::Upstream,
     /// Each track's URL as the publisher's SETUP names it (the SDP's controls resolved).
     media_urls: Vec<String>,
     /// Interleaved RTP channel → track.
@@ -148,9 +148,13 @@ impl Conn {
             Method::Play => self.play(&pending).await,
             Method::Record => (self.record(&pending), None),
             Method::Pause => (self.pause(&pending), None),
-            Method::Teardown | Method::GetParameter | Method::SetParameter => {
+            Method::Teardown => {
+                if let Action::Teardown { track: Some(_) } = pending.action {
+                    self.teardown_track(&req.uri, &pending);
+                }
                 (Response::new(StatusCode::OK), None)
             }
+            Method::GetParameter | Method::SetParameter => (Response::new(StatusCode::OK), None),
             Method::Redirect => (Response::new(StatusCode::METHOD_NOT_ALLOWED), None),
         };
         let created = matches!(pending.action, Action::Setup { .. }) && pending.session.is_none();
@@ -216,18 +220,20 @@ impl Conn {
             }
         };
         if let Some(old) = self.publisher.take() {
-            self.shard.end_stream(&old.hub);
+            old.hub.end(&self.shard);
         }
         // A republish within the grace continues the stream its readers still play.
-        if let Some(hub) = crate::republish::adopt(&self.shard, &path, &sdp) {
-            self.shard.obs.set_upstream(
-                hub.info().id,
-                crate::metrics::Upstream {
-                    kind: "publisher",
-                    peer: Some(self.peer),
-                    conn: Some(self.out.clone()),
-                },
-            );
+        if let Some(hub) = crate::republish::adopt(&self.shard, &path, &sdp, self.peer) {
+            if let crate::republish::Upstream::Hub(h) = &hub {
+                self.shard.obs.set_upstream(
+                    h.info().id,
+                    crate::metrics::Upstream {
+                        kind: "publisher",
+                        peer: Some(self.peer),
+                        conn: Some(self.out.clone()),
+                    },
+                );
+            }
             tracing::info!(peer = %self.peer, %path, stream = hub.info().id, "announced again");
             self.publisher = Some(Publisher {
                 session: None,
@@ -290,7 +296,7 @@ impl Conn {
         tracing::info!(peer = %self.peer, %path, stream = info.id, tracks = info.tracks.len(), "announced");
         self.publisher = Some(Publisher {
             session: None,
-            hub,
+            hub: crate::republish::Upstream::Hub(hub),
             media_urls,
             channels: Vec::new(),
             recording: false,
@@ -513,6 +519,7 @@ impl Conn {
                 config.reader_queue_packets,
                 config.reader_queue_bytes,
             )),
+            torn_down: std::cell::Cell::new(0),
             released: std::cell::Cell::new(false),
             live: std::cell::Cell::new(false),
             heard: std::cell::Cell::new(Instant::now()),
@@ -583,6 +590,39 @@ impl Conn {
         Response::new(StatusCode::OK)
     }
 
+    /// A TEARDOWN of one track of the player's session: that track stops (while playing,
+    /// its delivery to the reader ends at once), the others go on. A TEARDOWN that leaves no
+    /// track ends the session in the session machine, which releases everything.
+    fn teardown_track(&mut self, uri: &str, pending: &Pending) {
+        let Some(p) = self.player.as_mut() else { return };
+        if pending.session.as_ref() != p.session.as_ref() {
+            return;
+        }
+        let wanted = uri.trim_end_matches('/');
+        let track = p
+            .tracks
+            .iter()
+            .position(|t| t.as_ref().is_some_and(|(_, u)| u.trim_end_matches('/') == wanted))
+            .or_else(|| split_track(uri).map(|(_, n)| n).filter(|n| p.tracks.get(*n).is_some()));
+        let Some(track) = track else { return };
+        if let Some(slot) = p.tracks.get_mut(track) {
+            *slot = None;
+        }
+        let Some(reader) = p.reader.clone() else {
+            tracing::info!(peer = %self.peer, session = ?p.session.as_ref().map(|s| s.0.as_str()),
+                path = %p.stream.path, track, "track torn down");
+            return;
+        };
+        self.shard.send_track_bye(p.stream.id, &reader, track, "teardown");
+        if reader.tear_down_track(track) {
+            if let Some(f) = self.shard.fanout(p.stream.id) {
+                f.rebuild_udp();
+            }
+        }
+        tracing::info!(peer = %self.peer, session = %reader.session, path = %reader.path, track,
+            "track torn down while playing");
+    }
+
     /// Stops delivery to the player's reader; `bye` sends it an RTCP BYE (not on PAUSE).
     fn stop_playing(&mut self, bye: bool) {
         let Some(p) = self.player.as_mut() else { return };
@@ -618,7 +658,7 @@ impl Conn {
     pub(crate) fn expire_sessions(&mut self) {
         let now = Instant::now();
         if let Some(p) = &self.publisher {
-            if let (Some(id), Some(at)) = (&p.session, p.hub.stats.last_packet.get()) {
+            if let (Some(id), Some(at)) = (&p.session, p.hub.stats().last_packet.get()) {
                 self.sessions.handle_activity(at, id);
             }
         }
@@ -643,7 +683,7 @@ impl Conn {
         }
         if self.publisher.as_ref().is_some_and(|p| p.session.as_ref() == Some(id)) {
             if let Some(p) = self.publisher.take() {
-                crate::republish::publisher_gone(&self.shard, &p.hub);
+                p.hub.gone(&self.shard);
             }
         }
     }
@@ -654,8 +694,8 @@ impl Conn {
         self.player = None;
         if let Some(p) = self.publisher.take() {
             tracing::info!(peer = %self.peer, path = %p.hub.info().path, side = "upstream",
-                packets = p.hub.stats.packets_in.get(), "publisher gone");
-            crate::republish::publisher_gone(&self.shard, &p.hub);
+                packets = p.hub.stats().packets_in.get(), "publisher gone");
+            p.hub.gone(&self.shard);
         }
     }
 }

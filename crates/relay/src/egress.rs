@@ -96,6 +96,9 @@ pub(crate) struct Reader {
     pub(crate) path: String,
     /// By stream track index: how the track is sent, or `None` when not set up.
     pub(crate) tracks: Vec<Option<ReaderTrack>>,
+    /// Bit `i` set: track `i` was torn down while playing (TEARDOWN of its URL), nothing of
+    /// it is sent any more.
+    pub(crate) torn_down: Cell<u64>,
     /// The reader's RTSP connection.
     pub(crate) out: Rc<ConnOut>,
     /// Packets waiting: for TCP readers always, for UDP readers until they go live.
@@ -117,9 +120,28 @@ impl Reader {
         self.tracks.iter().flatten().any(|t| matches!(t, ReaderTrack::Udp { .. }))
     }
 
-    /// The track's transport, if set up.
+    /// The track's transport, if set up (and not torn down since).
     pub(crate) fn track(&self, track: usize) -> Option<ReaderTrack> {
+        let bit = u32::try_from(track).ok().and_then(|t| 1u64.checked_shl(t)).unwrap_or(0);
+        if self.torn_down.get() & bit != 0 {
+            return None;
+        }
         self.tracks.get(track).copied().flatten()
+    }
+
+    /// Stops sending `track` (a TEARDOWN of its URL while playing): it is dropped from the
+    /// queue, and later packets of it are ignored. The caller rebuilds the fan-out's UDP
+    /// destinations. Returns whether the track was being sent.
+    pub(crate) fn tear_down_track(&self, track: usize) -> bool {
+        let Some(bit) = u32::try_from(track).ok().and_then(|t| 1u64.checked_shl(t)) else {
+            return false;
+        };
+        if self.track(track).is_none() {
+            return false;
+        }
+        self.torn_down.set(self.torn_down.get() | bit);
+        self.queue.borrow_mut().drop_track(track);
+        true
     }
 
     /// The multicast group the reader joined, if its tracks go by multicast.
@@ -321,12 +343,12 @@ impl Fanout {
     pub(crate) fn rebuild_udp(&self) {
         let mut dests: Vec<Vec<RawAddr>> = Vec::new();
         for r in self.readers.borrow().iter().filter(|r| r.live.get()) {
-            for (i, t) in r.tracks.iter().enumerate() {
-                if let Some(ReaderTrack::Udp { rtp, .. }) = t {
+            for i in 0..r.tracks.len() {
+                if let Some(ReaderTrack::Udp { rtp, .. }) = r.track(i) {
                     if dests.len() <= i {
                         dests.resize_with(i + 1, Vec::new);
                     }
-                    dests[i].push(*rtp);
+                    dests[i].push(rtp);
                 }
             }
         }

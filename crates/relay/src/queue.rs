@@ -98,6 +98,14 @@ impl ReaderQueue {
         Some(p)
     }
 
+    /// Drops the queued packets of `track` (a TEARDOWN of that track).
+    pub(crate) fn drop_track(&mut self, track: usize) {
+        let before = self.packets.len();
+        self.packets.retain(|p| p.track() != track);
+        self.stats.dropped += (before - self.packets.len()) as u64;
+        self.bytes = self.packets.iter().map(|p| p.len()).sum();
+    }
+
     /// The queued packets, oldest first.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &SharedPacket> {
         self.packets.iter()

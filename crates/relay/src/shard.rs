@@ -52,6 +52,14 @@ pub(crate) enum ShardMsg {
     Ended { stream: u64 },
     /// Another publisher took the stream's path over: close its publisher.
     Evict { stream: u64 },
+    /// A publisher on shard `from` forwards a packet of `stream` (RTP, or RTCP when the
+    /// handle says so) to the hub on the receiving shard: a republish that landed there.
+    Ingest { stream: u64, packet: SharedPacket },
+    /// A publisher (`peer`) on another shard continues `stream` after its publisher left:
+    /// the hub rebases its outgoing stream. Sent before that publisher's first packet.
+    Republished { stream: u64, peer: SocketAddr },
+    /// The forwarding publisher of `stream` left: wait for a republish, or (`end`) end it.
+    PublisherGone { stream: u64, end: bool },
     /// A multicast reader of `stream` started (`delta` 1) or stopped (-1) on another shard.
     Multicast { stream: u64, group: std::net::SocketAddrV4, delta: i64 },
 }
@@ -99,6 +107,8 @@ pub(crate) struct Shard {
     rtcp_sources: RefCell<HashMap<SocketAddr, Weak<Reader>>>,
     /// UDP publishers' RTCP ports: (stream, track).
     rtcp_ingest: RefCell<HashMap<SocketAddr, (u64, usize)>>,
+    /// Publishers on this shard of streams owned by another shard, by stream.
+    forwards: RefCell<HashMap<u64, Rc<crate::republish::Forward>>>,
     mmsg: RefCell<MmsgSender>,
     /// Whether the kernel does UDP GSO on the server-port socket.
     gso: bool,
@@ -147,6 +157,45 @@ impl Shard {
             self.obs.mesh_sent(to);
         }
         sent
+    }
+
+    /// Sends to shard `to`, waiting while its queue is full; false when it is closed.
+    pub(crate) async fn send_to(&self, to: usize, msg: ShardMsg) -> bool {
+        self.mesh.send_to(to, msg).await.is_ok()
+    }
+
+    /// Routes the UDP media of a forwarding publisher's stream (owned by another shard).
+    pub(crate) fn add_forward(&self, forward: Rc<crate::republish::Forward>) {
+        self.forwards.borrow_mut().insert(forward.stream(), forward);
+    }
+
+    /// Stops routing a forwarding publisher's media (it left).
+    pub(crate) fn remove_forward(&self, stream: u64) {
+        self.forwards.borrow_mut().remove(&stream);
+        self.udp_sources.borrow_mut().retain(|_, (s, _)| *s != stream);
+        self.rtcp_ingest.borrow_mut().retain(|_, (s, _)| *s != stream);
+    }
+
+    /// Takes in a publisher's RTP (or `rtcp`) packet of `track` of `stream` that arrived on
+    /// a server port: into the hub on this shard, or forwarded to the owner.
+    fn ingest_udp(&self, stream: u64, track: usize, bytes: &[u8], rtcp: bool) {
+        if let Some(hub) = self.hub(stream) {
+            if rtcp {
+                hub.ingest_rtcp(self, track, bytes);
+            } else {
+                hub.ingest(self, track, bytes);
+            }
+            return;
+        }
+        let forward = self.forwards.borrow().get(&stream).cloned();
+        if let Some(f) = forward {
+            let upstream = crate::republish::Upstream::Forward(f);
+            if rtcp {
+                upstream.ingest_rtcp(self, track, bytes);
+            } else {
+                upstream.ingest(self, track, bytes);
+            }
+        }
     }
 
     /// Counts a multicast reader of `stream` (owned by `owner`) in (`delta` 1) or out (-1):
@@ -446,9 +495,28 @@ impl Shard {
         }
     }
 
+    /// Sends a reader an RTCP BYE for one track (a TEARDOWN of that track while playing).
+    pub(crate) fn send_track_bye(&self, stream: u64, reader: &Reader, track: usize, reason: &str) {
+        if let Some(fanout) = self.fanout(stream) {
+            self.send_bye_tracks(&fanout, reader, track..track + 1, reason);
+        }
+    }
+
     fn send_bye_with(&self, fanout: &Fanout, reader: &Reader, reason: &str) {
-        for (track, t) in reader.tracks.iter().enumerate() {
-            let (Some(t), Some(ssrc)) = (t, fanout.ssrc(track)) else { continue };
+        self.send_bye_tracks(fanout, reader, 0..reader.tracks.len(), reason);
+    }
+
+    fn send_bye_tracks(
+        &self,
+        fanout: &Fanout,
+        reader: &Reader,
+        tracks: std::ops::Range<usize>,
+        reason: &str,
+    ) {
+        for track in tracks {
+            let (Some(t), Some(ssrc)) = (reader.track(track), fanout.ssrc(track)) else {
+                continue;
+            };
             let mut buf = [0u8; 128];
             let mut w = manifold_rtp::rtcp::Writer::new(&mut buf);
             let ssrc = manifold_rtp::Ssrc(ssrc);
@@ -582,6 +650,40 @@ impl Shard {
                     hub.set_subscribed(from, false);
                 }
             }
+            ShardMsg::Ingest { stream, packet } => {
+                if let Some(hub) = self.hub(stream) {
+                    if packet.is_rtcp() {
+                        hub.ingest_rtcp(self, packet.track(), packet.rtp());
+                    } else {
+                        hub.ingest(self, packet.track(), packet.rtp());
+                    }
+                }
+            }
+            ShardMsg::Republished { stream, peer } => {
+                if let Some(hub) = self.hub(stream) {
+                    hub.upstream_restarted();
+                    self.obs.set_upstream(
+                        stream,
+                        crate::metrics::Upstream {
+                            kind: "publisher",
+                            peer: Some(peer),
+                            conn: None,
+                        },
+                    );
+                    tracing::info!(%peer, path = %hub.info().path, stream, publisher_shard = from,
+                        shard = self.id, side = "upstream",
+                        "republished on another shard: readers continue the same stream");
+                }
+            }
+            ShardMsg::PublisherGone { stream, end } => {
+                if let Some(hub) = self.hub(stream) {
+                    if end {
+                        self.end_stream(&hub);
+                    } else {
+                        crate::republish::publisher_gone(self, &hub);
+                    }
+                }
+            }
             ShardMsg::Ended { stream } => self.close_fanout(stream),
             ShardMsg::Evict { stream } => self.evict(stream, self.id),
             ShardMsg::Multicast { stream, group, delta } => {
@@ -597,9 +699,7 @@ impl Shard {
                 Ok((n, from)) => {
                     let route = self.udp_sources.borrow().get(&from).copied();
                     if let Some((stream, track)) = route {
-                        if let Some(hub) = self.hub(stream) {
-                            hub.ingest(&self, track, &buf[..n]);
-                        }
+                        self.ingest_udp(stream, track, &buf[..n], false);
                     }
                 }
                 Err(e) => {
@@ -620,9 +720,7 @@ impl Shard {
                 Ok((n, from)) => {
                     let route = self.rtcp_ingest.borrow().get(&from).copied();
                     if let Some((stream, track)) = route {
-                        if let Some(hub) = self.hub(stream) {
-                            hub.ingest_rtcp(&self, track, &buf[..n]);
-                        }
+                        self.ingest_udp(stream, track, &buf[..n], true);
                         continue;
                     }
                     let reader = self.rtcp_sources.borrow().get(&from).and_then(Weak::upgrade);
@@ -690,6 +788,7 @@ pub(crate) async fn run(
         udp_sources: RefCell::default(),
         rtcp_sources: RefCell::default(),
         rtcp_ingest: RefCell::default(),
+        forwards: RefCell::default(),
         mmsg: RefCell::new(MmsgSender::new(MMSG_BATCH)),
         gso,
         next_id: Cell::new(0),
