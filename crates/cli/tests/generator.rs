@@ -5,12 +5,15 @@
 //! "skipped: ..." and passes, except under `CI=true`, where it fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+mod common;
+use common::{run_bounded, text};
 
 const BIN: &str = env!("CARGO_BIN_EXE_manifold");
 
@@ -61,49 +64,6 @@ impl Drop for Relay {
 fn manifold(args: &[&str], limit: Duration) -> Output {
     run_bounded(Command::new(BIN).args(args).env("RUST_LOG", "warn"), limit)
         .unwrap_or_else(|| panic!("manifold {args:?} did not finish within {limit:?}"))
-}
-
-fn run_bounded(cmd: &mut Command, limit: Duration) -> Option<Output> {
-    let mut child =
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().ok()?;
-    let mut out = child.stdout.take()?;
-    let mut err = child.stderr.take()?;
-    let out_reader = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        v
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        v
-    });
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Ok(Some(s)) = child.try_wait() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    Some(Output {
-        status,
-        stdout: out_reader.join().unwrap_or_default(),
-        stderr: err_reader.join().unwrap_or_default(),
-    })
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// The table row of `metric`, split into columns.

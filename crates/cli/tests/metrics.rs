@@ -10,11 +10,14 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+mod common;
+use common::{exchange, wait_timeout};
 
 /// A running relay, stopped with SIGINT (or killed) when dropped.
 struct Relay {
@@ -138,19 +141,6 @@ fn free_port() -> SocketAddr {
     l.local_addr().expect("addr")
 }
 
-fn wait_timeout(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Some(status);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    None
-}
-
 fn http_get(addr: SocketAddr, path: &str) -> (u16, String, String) {
     http_raw(addr, &format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n"))
 }
@@ -186,29 +176,6 @@ fn have(tool: &str, version_flag: &str) -> bool {
         println!("skipped: {tool} missing");
     }
     found
-}
-
-/// One RTSP exchange on `conn`: sends `request`, returns the status code and head + body.
-fn exchange(conn: &mut TcpStream, request: &str) -> (u16, String) {
-    conn.write_all(request.as_bytes()).expect("send request");
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        match conn.read(&mut byte) {
-            Ok(1) => head.push(byte[0]),
-            _ => break,
-        }
-    }
-    let head = String::from_utf8_lossy(&head).into_owned();
-    let length = head
-        .lines()
-        .find_map(|l| l.strip_prefix("Content-Length: "))
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .unwrap_or(0);
-    let mut body = vec![0u8; length];
-    conn.read_exact(&mut body).expect("read body");
-    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    (status, head + &String::from_utf8_lossy(&body))
 }
 
 fn session_of(head: &str) -> String {

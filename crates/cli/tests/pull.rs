@@ -11,103 +11,14 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, OnceLock};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::{exchange, run_bounded, Relay};
+
 const GST_SERVER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../load/tests/gst_rtsp_server.py");
-
-/// A running relay, stopped with SIGINT (or killed) when dropped.
-struct Relay {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Relay {
-    fn start(extra: &[&str]) -> Relay {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_manifold"))
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(if extra.contains(&"--cores") { &[][..] } else { &["--cores", "2"][..] })
-            .args(extra)
-            .env("RUST_LOG", std::env::var("MANIFOLD_TEST_LOG").unwrap_or_else(|_| "warn".into()))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start manifold serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(addr.trim().to_owned());
-                }
-            }
-        });
-        let addr = match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(a) => a.parse().expect("listening address"),
-            Err(_) => {
-                let _ = child.kill();
-                panic!("manifold serve did not print its address");
-            }
-        };
-        Relay { child, addr }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("rtsp://{}{path}", self.addr)
-    }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        signal(self.child.id(), "-INT");
-        if wait_timeout(&mut self.child, Duration::from_secs(5)).is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-fn signal(pid: u32, sig: &str) {
-    let _ = Command::new("kill").args([sig, &pid.to_string()]).status();
-}
-
-/// Waits for `child` up to `limit`; kills it and returns `None` if it is still running.
-fn wait_timeout(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Some(status);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    None
-}
-
-/// Runs `cmd` to completion within `limit`, capturing output; killed (and `None`) past it.
-fn run_bounded(cmd: &mut Command, limit: Duration) -> Option<Output> {
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().ok()?;
-    let mut out = child.stdout.take()?;
-    let mut err = child.stderr.take()?;
-    let out_reader = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        v
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        v
-    });
-    let status = wait_timeout(&mut child, limit)?;
-    Some(Output {
-        status,
-        stdout: out_reader.join().unwrap_or_default(),
-        stderr: err_reader.join().unwrap_or_default(),
-    })
-}
 
 /// Fails under `CI=true`, else says why the test skips.
 fn missing(what: &str) -> bool {
@@ -206,29 +117,6 @@ fn clip() -> &'static Path {
         assert!(out.status.success(), "clip: {}", String::from_utf8_lossy(&out.stderr));
         path
     })
-}
-
-/// One RTSP exchange on `conn`: sends `request`, returns the status code and head + body.
-fn exchange(conn: &mut TcpStream, request: &str) -> (u16, String) {
-    conn.write_all(request.as_bytes()).expect("send request");
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        match conn.read(&mut byte) {
-            Ok(1) => head.push(byte[0]),
-            _ => break,
-        }
-    }
-    let head = String::from_utf8_lossy(&head).into_owned();
-    let length = head
-        .lines()
-        .find_map(|l| l.strip_prefix("Content-Length: "))
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .unwrap_or(0);
-    let mut body = vec![0u8; length];
-    conn.read_exact(&mut body).expect("read body");
-    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    (status, head + &String::from_utf8_lossy(&body))
 }
 
 /// DESCRIBE of `path`: the status and the response.

@@ -1,0 +1,142 @@
+//! Helpers shared by the end-to-end tests: a relay child process, bounded command runs, and
+//! one RTSP exchange over a raw connection. Each test file is its own crate and uses a subset.
+#![allow(dead_code, clippy::expect_used, clippy::unwrap_used)] // see above; test helpers
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// A running relay, stopped with SIGINT (or killed) when dropped.
+pub(crate) struct Relay {
+    pub(crate) child: Child,
+    pub(crate) addr: SocketAddr,
+}
+
+impl Relay {
+    pub(crate) fn start(extra: &[&str]) -> Relay {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_manifold"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(if extra.contains(&"--cores") { &[][..] } else { &["--cores", "2"][..] })
+            .args(extra)
+            .env("RUST_LOG", std::env::var("MANIFOLD_TEST_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start manifold serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("listening on ") {
+                    let _ = tx.send(addr.trim().to_owned());
+                }
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(a) => a.parse().expect("listening address"),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("manifold serve did not print its address");
+            }
+        };
+        Relay { child, addr }
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("rtsp://{}{path}", self.addr)
+    }
+
+    /// SIGINT, then the exit status (killed after `limit`).
+    pub(crate) fn interrupt(&mut self, limit: Duration) -> Option<ExitStatus> {
+        signal(self.child.id(), "-INT");
+        wait_timeout(&mut self.child, limit)
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None))
+            && self.interrupt(Duration::from_secs(5)).is_none()
+        {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+pub(crate) fn signal(pid: u32, sig: &str) {
+    let _ = Command::new("kill").args([sig, &pid.to_string()]).status();
+}
+
+/// Waits for `child` up to `limit`; kills it and returns `None` if it is still running.
+pub(crate) fn wait_timeout(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+/// Runs `cmd` to completion within `limit`, capturing output; killed (and `None`) past it.
+pub(crate) fn run_bounded(cmd: &mut Command, limit: Duration) -> Option<Output> {
+    let mut child =
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().ok()?;
+    let mut out = child.stdout.take()?;
+    let mut err = child.stderr.take()?;
+    let out_reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let status = wait_timeout(&mut child, limit)?;
+    Some(Output {
+        status,
+        stdout: out_reader.join().unwrap_or_default(),
+        stderr: err_reader.join().unwrap_or_default(),
+    })
+}
+
+/// A command's exit status and output, for an assertion message.
+pub(crate) fn text(out: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// One RTSP exchange on `conn`: sends `request`, returns the status code and head.
+pub(crate) fn exchange(conn: &mut TcpStream, request: &str) -> (u16, String) {
+    conn.write_all(request.as_bytes()).expect("send request");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match conn.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => break,
+        }
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let length = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    conn.read_exact(&mut body).expect("read body");
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, head + &String::from_utf8_lossy(&body))
+}
