@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::schedule::Hold;
+use crate::schedule::{ArrivalProcess, Hold};
 
 /// `manifold load URL`: simulated RTSP clients against any RTSP server.
 #[derive(Debug, Clone, clap::Args)]
@@ -37,13 +37,38 @@ pub struct LoadArgs {
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub ramp: Duration,
 
+    /// Ramp-down, e.g. `10s`: during the run's last 10 s no session arrives, and the sessions
+    /// still playing end one by one, evenly spread over them (each with a normal TEARDOWN), so
+    /// the concurrency falls linearly to 0 at the end. Ramp-up plus ramp-down must fit in the
+    /// duration. Default 0: every session still playing ends at the end of the run.
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub ramp_down: Duration,
+
+    /// How the first `clients` arrivals are spaced: `uniform` (evenly, at `--rate`) or
+    /// `poisson` (exponential gaps with the same mean, drawn from `--seed`).
+    #[arg(long, default_value = "uniform")]
+    pub arrivals: ArrivalProcess,
+
     /// Media transport: `udp`, `tcp` (interleaved), or `mix:70` (70% UDP).
     #[arg(long, short = 't', default_value = "udp")]
     pub transport: TransportChoice,
 
-    /// Number of generator shards (pinned threads); default: online CPUs.
+    /// Number of generator shards (pinned threads); default: online CPUs, or the length of
+    /// `--cpus`.
     #[arg(long)]
     pub shards: Option<usize>,
+
+    /// Pin the shards to exactly these CPUs, one shard per CPU: `1`, `0,1`, `2-3`, `0,2-3`.
+    /// Every CPU must be online. With `--processes`, every worker pins its shards to the
+    /// same list. Default: the shards spread over all online CPUs.
+    #[arg(long)]
+    pub cpus: Option<CpuList>,
+
+    /// Setup only: each session does DESCRIBE and SETUP of every track, holds its hold time
+    /// without PLAY, then TEARDOWN (to measure a server's memory per idle session). No media
+    /// is expected: media metrics stay empty, and `setup` ends at the last SETUP's answer.
+    #[arg(long)]
+    pub no_play: bool,
 
     /// User name (overrides the URL's userinfo).
     #[arg(long)]
@@ -127,8 +152,12 @@ impl LoadArgs {
             duration: Duration::from_secs(10),
             hold: None,
             ramp: Duration::from_secs(1),
+            ramp_down: Duration::ZERO,
+            arrivals: ArrivalProcess::Uniform,
             transport: TransportChoice::Udp,
             shards: None,
+            cpus: None,
+            no_play: false,
             user: None,
             password: None,
             no_basic: false,
@@ -147,6 +176,119 @@ impl LoadArgs {
             worker: None,
             quiet: false,
         }
+    }
+
+    /// How long the first `clients` arrivals take: `clients / --rate`, else `--ramp`.
+    pub fn ramp_up(&self) -> Duration {
+        match self.rate {
+            Some(rate) => {
+                Duration::try_from_secs_f64(f64::from(self.clients) / rate).unwrap_or(Duration::MAX)
+            }
+            None => self.ramp,
+        }
+    }
+
+    /// Checks what clap cannot check flag by flag: a ramp-down must leave room for the
+    /// ramp-up within the duration.
+    pub fn check(&self) -> Result<(), String> {
+        if self.ramp_down.is_zero() {
+            return Ok(());
+        }
+        let up = self.ramp_up();
+        if up.saturating_add(self.ramp_down) > self.duration {
+            let up_text = match self.rate {
+                Some(rate) => format!("the ramp-up of {} clients at {rate}/s", self.clients),
+                None => "--ramp".to_owned(),
+            };
+            return Err(format!(
+                "{up_text} ({:.3}s) and --ramp-down ({:.3}s) do not fit in --duration ({:.3}s)",
+                up.as_secs_f64(),
+                self.ramp_down.as_secs_f64(),
+                self.duration.as_secs_f64()
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A list of CPU numbers (`--cpus`): `1`, `0,1`, `2-3`, `0,2-3`; sorted, without repeats.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CpuList(Vec<usize>);
+
+impl CpuList {
+    /// The CPUs, ascending.
+    pub fn cpus(&self) -> &[usize] {
+        &self.0
+    }
+
+    /// The CPUs, or an error naming the first one that is not in `online`.
+    pub fn check_online(&self, online: &[usize]) -> Result<&[usize], String> {
+        match self.0.iter().find(|c| !online.contains(c)) {
+            Some(cpu) => Err(format!(
+                "--cpus {self}: CPU {cpu} is not online (online: {})",
+                CpuList::from_cpus(online.iter().copied())
+            )),
+            None => Ok(&self.0),
+        }
+    }
+
+    /// A list of these CPUs.
+    pub fn from_cpus(cpus: impl IntoIterator<Item = usize>) -> CpuList {
+        let mut v: Vec<usize> = cpus.into_iter().collect();
+        v.sort_unstable();
+        v.dedup();
+        CpuList(v)
+    }
+}
+
+impl FromStr for CpuList {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = |why: &str| format!("CPU list `{s}`: {why} (e.g. 1, 0,1, 2-3)");
+        let mut cpus = Vec::new();
+        for part in s.split(',').map(str::trim) {
+            let number = |t: &str| t.trim().parse::<usize>().map_err(|_| bad("expected numbers"));
+            match part.split_once('-') {
+                Some((a, b)) => {
+                    let (a, b) = (number(a)?, number(b)?);
+                    if b < a {
+                        return Err(bad("a range must go upwards"));
+                    }
+                    if b - a >= 1 << 16 {
+                        return Err(bad("range too long"));
+                    }
+                    cpus.extend(a..=b);
+                }
+                None => cpus.push(number(part)?),
+            }
+        }
+        Ok(CpuList::from_cpus(cpus))
+    }
+}
+
+impl fmt::Display for CpuList {
+    /// Compact form: runs of consecutive CPUs as ranges (`0-3,6`).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut i = 0;
+        while i < self.0.len() {
+            let start = self.0[i];
+            let mut end = start;
+            while i + 1 < self.0.len() && self.0[i + 1] == end + 1 {
+                i += 1;
+                end += 1;
+            }
+            if start != self.0[0] {
+                f.write_str(",")?;
+            }
+            if end == start {
+                write!(f, "{start}")?;
+            } else {
+                write!(f, "{start}-{end}")?;
+            }
+            i += 1;
+        }
+        Ok(())
     }
 }
 
@@ -255,5 +397,47 @@ mod tests {
         assert_eq!("mix:70".parse::<TransportChoice>().unwrap(), TransportChoice::Mix(70.0));
         assert_eq!("TCP".parse::<TransportChoice>().unwrap(), TransportChoice::Tcp);
         assert!("mix:170".parse::<TransportChoice>().is_err());
+    }
+
+    #[test]
+    fn cpu_lists() {
+        let list = |s: &str| s.parse::<CpuList>().map(|l| l.cpus().to_vec());
+        assert_eq!(list("1").unwrap(), [1]);
+        assert_eq!(list("0,1").unwrap(), [0, 1]);
+        assert_eq!(list("2-3").unwrap(), [2, 3]);
+        assert_eq!(list("3, 0-1,1").unwrap(), [0, 1, 3]);
+        for bad in ["", "a", "3-1", "1,,2", "-1", "0-99999999"] {
+            assert!(list(bad).is_err(), "{bad:?} should not parse");
+        }
+        let l: CpuList = "0-3,6,8-9".parse().unwrap();
+        assert_eq!(l.to_string(), "0-3,6,8-9");
+        assert_eq!(l.check_online(&[0, 1, 2, 3, 6, 8, 9, 10]).unwrap(), [0, 1, 2, 3, 6, 8, 9]);
+        let err = l.check_online(&[0, 1, 2, 3, 4, 5, 6, 7, 8]).unwrap_err();
+        assert!(err.contains("CPU 9 is not online (online: 0-8)"), "{err}");
+    }
+
+    #[test]
+    fn ramps_must_fit_in_the_duration() {
+        let mut a = LoadArgs::new("rtsp://127.0.0.1/x");
+        a.duration = Duration::from_secs(10);
+        a.ramp = Duration::from_secs(4);
+        a.ramp_down = Duration::from_secs(6);
+        assert_eq!(a.check(), Ok(()));
+        a.ramp_down = Duration::from_millis(6001);
+        let err = a.check().unwrap_err();
+        assert!(err.contains("--ramp (4.000s) and --ramp-down (6.001s)"), "{err}");
+        // With --rate, the ramp-up is clients / rate: 100 clients at 20/s take 5 s.
+        a.rate = Some(20.0);
+        a.clients = 100;
+        a.ramp_down = Duration::from_secs(5);
+        assert_eq!(a.ramp_up(), Duration::from_secs(5));
+        assert_eq!(a.check(), Ok(()));
+        a.clients = 101;
+        assert!(a.check().unwrap_err().contains("101 clients at 20/s"));
+        // No ramp-down: a ramp longer than the run is allowed as before (arrivals stop at
+        // the end).
+        a.ramp_down = Duration::ZERO;
+        a.clients = 1000;
+        assert_eq!(a.check(), Ok(()));
     }
 }

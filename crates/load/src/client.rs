@@ -1,6 +1,7 @@
 //! One simulated client on a glommio shard: a real RTSP client through
 //! [`ClientSession`]: connect, DESCRIBE, SETUP every track, PLAY, receive for its hold time,
-//! TEARDOWN; media over its own UDP port pairs or interleaved on the connection.
+//! TEARDOWN; media over its own UDP port pairs or interleaved on the connection. With
+//! `--no-play` it holds after the last SETUP instead of sending PLAY, then tears down.
 
 use std::cell::RefCell;
 use std::io;
@@ -17,7 +18,7 @@ use manifold_rtp::ntp::NtpTime;
 use manifold_rtsp::codec::{write_request, write_response, Decoder, Item};
 use manifold_rtsp::header::{LowerTransport, PortRange};
 use manifold_rtsp::session::client::{
-    ClientConfig, ClientError, ClientEvent, ClientSession, ClientTrack, MediaTransport,
+    ClientConfig, ClientError, ClientEvent, ClientSession, ClientState, ClientTrack, MediaTransport,
 };
 use manifold_rtsp::Method;
 use manifold_udp::RecvBatch;
@@ -41,6 +42,8 @@ pub(crate) struct SessionEnv {
     pub(crate) udp_rcvbuf: usize,
     pub(crate) seed: u64,
     pub(crate) run_end: Instant,
+    /// `--no-play`: hold after the last SETUP without sending PLAY.
+    pub(crate) no_play: bool,
     pub(crate) metrics: RefCell<Metrics>,
     pub(crate) recv: RefCell<RecvBatch>,
     pub(crate) live: Arc<Live>,
@@ -229,12 +232,16 @@ async fn session(
     let mut out = Vec::with_capacity(1024);
     let mut inflight: Option<(Method, Instant)> = None;
     let mut play_sent: Option<Instant> = None;
-    let mut played = false;
+    // PLAY answered; with `--no-play`, every track set up.
+    let mut reached = false;
     let mut closing = false;
 
     let result: Result<(), Failure> = 'run: loop {
         let now = Instant::now();
-        while let Some(req) = session.poll_transmit(now) {
+        // Setup only: once every track is set up the session's next request is the PLAY,
+        // which is never sent; at the end of the hold `teardown()` replaces it.
+        let holding = env.no_play && !closing && session.state() == ClientState::Ready;
+        while let Some(req) = if holding { None } else { session.poll_transmit(now) } {
             out.clear();
             write_request(&req, &mut out);
             inflight = Some((req.method, now));
@@ -256,6 +263,17 @@ async fn session(
         while let Some(ev) = session.poll_event() {
             match ev {
                 ClientEvent::Ready { tracks, .. } => {
+                    if env.no_play {
+                        reached = true;
+                        let setup = intended.elapsed();
+                        env.metrics.borrow_mut().record(Metric::Setup, setup);
+                        env.live.setup_done(setup);
+                        if session.session_timeout() < arrival.hold {
+                            warn_no_keepalive(session.session_timeout());
+                        }
+                    }
+                    // Set up even without PLAY: a server that sends media anyway shows in
+                    // the counts.
                     for (i, track) in tracks.iter().enumerate() {
                         start_track(
                             env,
@@ -269,7 +287,7 @@ async fn session(
                     }
                 }
                 ClientEvent::Playing { .. } => {
-                    played = true;
+                    reached = true;
                     let setup = intended.elapsed();
                     let mut m = env.metrics.borrow_mut();
                     m.record(Metric::Setup, setup);
@@ -320,12 +338,13 @@ async fn session(
         match wake {
             None => {
                 if !closing && now >= end_at {
-                    if !played {
+                    if !reached {
+                        let what = if env.no_play { "set up every track" } else { "reach PLAY" };
                         break 'run Err(who.fail(
                             ErrorKind::Timeout,
                             None,
                             "server",
-                            "did not reach PLAY within the session's hold time".to_owned(),
+                            format!("did not {what} within the session's hold time"),
                         ));
                     }
                     closing = true;
@@ -423,6 +442,20 @@ async fn session(
         rx.finish(&mut m);
     }
     result
+}
+
+/// Says once per process that setup-only sessions outlive the server's session timeout: the
+/// protocol crate's client sends keep-alives only once nothing else is queued, and before
+/// PLAY the PLAY is, so the server may expire such sessions before their TEARDOWN.
+fn warn_no_keepalive(timeout: Duration) {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !WARNED.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            "--no-play: sessions hold longer than the server's session timeout ({:.0}s) and send \
+             no keep-alive before PLAY; the server may expire them early",
+            timeout.as_secs_f64()
+        );
+    }
 }
 
 fn client_failure(who: &Who<'_>, sid: &str, e: &ClientError) -> Failure {

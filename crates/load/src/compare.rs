@@ -6,6 +6,10 @@
 //! moved the wrong way by more than the allowed share of the base value. Latency changes
 //! smaller than `--ignore-below` (absolute) never count: a p99 going from 40 µs to 60 µs is
 //! +50% and noise.
+//!
+//! It also compares two results of the perf harness (`manifold-perf`, schema
+//! [`PERF_SCHEMA`]): their `gate` objects name each value and the direction that is better;
+//! a value the base has and the new result lacks counts as regressed.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -17,7 +21,7 @@ use crate::args::parse_duration;
 /// Flags of `manifold compare`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct CompareArgs {
-    /// The baseline report (`manifold load --json`).
+    /// The baseline report (`manifold load --json`, or a `manifold-perf` result).
     pub base: PathBuf,
     /// The report to judge.
     pub new: PathBuf,
@@ -119,7 +123,7 @@ impl Comparison {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "{:<24} {:>14} {:>14} {:>10}  verdict (limit {:.1}%)",
+            "{:<34} {:>14} {:>14} {:>10}  verdict (limit {:.1}%)",
             "metric",
             "base",
             "new",
@@ -136,7 +140,9 @@ impl Comparison {
                     format!("{v:.4}")
                 }
             };
-            let change = if r.base == 0.0 {
+            let change = if r.new.is_nan() {
+                "missing".to_owned()
+            } else if r.base == 0.0 {
                 if r.new == 0.0 {
                     "=".to_owned()
                 } else {
@@ -154,7 +160,7 @@ impl Comparison {
             };
             let _ = writeln!(
                 out,
-                "{:<24} {:>14} {:>14} {:>10}  {verdict}",
+                "{:<34} {:>14} {:>14} {:>10}  {verdict}",
                 r.name,
                 show(r.base),
                 show(r.new),
@@ -185,23 +191,46 @@ pub fn parse_share(s: &str) -> Result<f64, String> {
     Ok(v)
 }
 
-/// Reads a JSON report.
+/// The schema of the perf harness's results (`perf/harness`).
+pub const PERF_SCHEMA: &str = "manifold-perf/1";
+
+/// Reads a JSON report: `manifold load --json` or a `manifold-perf` result.
 pub fn read_report(path: &Path) -> Result<Value, CompareError> {
     let text = std::fs::read_to_string(path)
         .map_err(|source| CompareError::Read { path: path.to_owned(), source })?;
     let value: Value = serde_json::from_str(&text)
         .map_err(|e| CompareError::Format { path: path.to_owned(), reason: e.to_string() })?;
     match value.get("schema").and_then(Value::as_str) {
-        Some(s) if s == crate::report::SCHEMA => Ok(value),
+        Some(s) if s == crate::report::SCHEMA || s == PERF_SCHEMA => Ok(value),
         other => Err(CompareError::Format {
             path: path.to_owned(),
             reason: format!(
-                "schema {:?}, expected {:?} (a `manifold load --json` report)",
+                "schema {:?}, expected {:?} (a `manifold load --json` report) or {:?} (a \
+                 `manifold-perf` result)",
                 other.unwrap_or("none"),
-                crate::report::SCHEMA
+                crate::report::SCHEMA,
+                PERF_SCHEMA
             ),
         }),
     }
+}
+
+/// Reads the two reports to compare and checks they are of the same kind.
+pub fn read_pair(base: &Path, new: &Path) -> Result<(Value, Value), CompareError> {
+    let (b, n) = (read_report(base)?, read_report(new)?);
+    let schema = |v: &Value| v.get("schema").and_then(Value::as_str).unwrap_or("").to_owned();
+    if schema(&b) != schema(&n) {
+        return Err(CompareError::Format {
+            path: new.to_owned(),
+            reason: format!(
+                "schema {:?}, but the base {} is {:?}: compare reports of the same kind",
+                schema(&n),
+                base.display(),
+                schema(&b)
+            ),
+        });
+    }
+    Ok((b, n))
 }
 
 /// Metrics that measure the generator, not the server: shown nowhere, gated never.
@@ -220,6 +249,9 @@ const VALUES: [(&[&str], &str, Better); 7] = [
 
 /// Compares two reports.
 pub fn compare(base: &Value, new: &Value, args: &CompareArgs) -> Comparison {
+    if base.get("schema").and_then(Value::as_str) == Some(PERF_SCHEMA) {
+        return compare_gates(base, new, args);
+    }
     let mut rows = Vec::new();
     let slack_us = args.ignore_below.as_secs_f64() * 1e6;
     let empty = serde_json::Map::new();
@@ -247,6 +279,35 @@ pub fn compare(base: &Value, new: &Value, args: &CompareArgs) -> Comparison {
         let at = |v: &Value| path.iter().try_fold(v, |v, k| v.get(k)).and_then(Value::as_f64);
         if let (Some(bv), Some(nv)) = (at(base), at(new)) {
             rows.push(judge(name.to_owned(), "", bv, nv, better, args));
+        }
+    }
+    Comparison { rows, max_regression: args.max_regression }
+}
+
+/// Compares the `gate` values of two perf results.
+fn compare_gates(base: &Value, new: &Value, args: &CompareArgs) -> Comparison {
+    let empty = serde_json::Map::new();
+    let gate = |v: &Value| v.get("gate").and_then(Value::as_object).unwrap_or(&empty).clone();
+    let (base_gate, new_gate) = (gate(base), gate(new));
+    let mut rows = Vec::new();
+    for (name, b) in &base_gate {
+        let better = match b.get("better").and_then(Value::as_str) {
+            Some("lower") => Better::Lower,
+            _ => Better::Higher,
+        };
+        let Some(bv) = b.get("value").and_then(Value::as_f64) else { continue };
+        match new_gate.get(name).and_then(|n| n.get("value")).and_then(Value::as_f64) {
+            Some(nv) => rows.push(judge(name.clone(), "", bv, nv, better, args)),
+            // Gone from the new result: the run that produced it failed or was dropped.
+            None => rows.push(Row {
+                name: name.clone(),
+                unit: "",
+                base: bv,
+                new: f64::NAN,
+                better,
+                worse_by: f64::INFINITY,
+                regressed: true,
+            }),
         }
     }
     Comparison { rows, max_regression: args.max_regression }
@@ -324,6 +385,31 @@ mod tests {
     fn small_absolute_latency_changes_are_noise() {
         let c = compare(&report(40, 100.0, 0), &report(60, 100.0, 0), &args());
         assert!(!c.regressed(), "{}", c.table());
+    }
+
+    fn perf(ratio: f64, with_rate: bool) -> Value {
+        let mut gate = serde_json::json!({
+            "relay-1/blaster-sendto@500": {"value": ratio, "better": "higher"},
+        });
+        if with_rate {
+            gate["relay-1 packets_per_cpu_s@500"] =
+                serde_json::json!({"value": 600000.0, "better": "higher"});
+        }
+        serde_json::json!({"schema": PERF_SCHEMA, "gate": gate})
+    }
+
+    #[test]
+    fn perf_results_compare_their_gate_values() {
+        let mut a = args();
+        a.max_regression = 0.4;
+        assert!(!compare(&perf(2.5, true), &perf(2.0, true), &a).regressed());
+        // Twice the cost per packet halves the ratio: beyond a 40% allowance.
+        let halved = compare(&perf(2.5, true), &perf(1.25, true), &a);
+        assert!(halved.regressed(), "{}", halved.table());
+        // A value the new result lacks is a regression, shown as missing.
+        let missing = compare(&perf(2.5, true), &perf(2.5, false), &a);
+        assert!(missing.regressed());
+        assert!(missing.table().contains("missing"), "{}", missing.table());
     }
 
     #[test]

@@ -5,6 +5,12 @@
 //! Shards close an interval every second ([`IntervalRecorder`]); its histograms are kept
 //! compressed until the end, when intervals from every shard are merged with `add` and
 //! written ([`write()`]).
+//!
+//! After the intervals, one comment line carries what histograms cannot: the run's counts
+//! (sessions, media, errors by status and kind), its length and the generator's CPU and
+//! open-file figures, as [`RunCounts`] JSON after [`COUNTS_TAG`]:
+//! `#[manifold-counts] {"schema":"manifold-counts/1",...}`. Being a comment, it is ignored by
+//! standard hlog tools; `manifold merge` reads it back and adds the counts of every file.
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -15,7 +21,86 @@ use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
 use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 use hdrhistogram::Histogram;
 
-use crate::metrics::{Metric, Metrics};
+use crate::metrics::{Metric, Metrics, MetricsWire};
+use crate::report::Report;
+
+/// What starts the counts comment line (after its `#`).
+pub const COUNTS_TAG: &str = "[manifold-counts] ";
+/// The counts line's schema id; bumped on any incompatible change.
+pub const COUNTS_SCHEMA: &str = "manifold-counts/1";
+
+/// A run's counts and generator figures, as carried in its hlog.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct RunCounts {
+    /// [`COUNTS_SCHEMA`].
+    pub schema: String,
+    /// Wall time of the run, seconds.
+    pub elapsed_s: f64,
+    /// Counts, errors by status and kind, the first error messages (no histograms: they are
+    /// the log's intervals).
+    pub metrics: MetricsWire,
+    /// The generator's side.
+    pub generator: GeneratorFigures,
+}
+
+/// The generator figures a report's health block is judged from.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GeneratorFigures {
+    /// Cores the generator ran on.
+    pub cores: usize,
+    /// CPU time, seconds.
+    pub cpu_s: f64,
+    /// Open-file soft limit.
+    pub fd_soft: u64,
+    /// Open-file hard limit.
+    pub fd_hard: u64,
+    /// Descriptors open before the run.
+    pub fd_in_use: u64,
+    /// Descriptors per session.
+    pub fd_per_session: u64,
+    /// Sessions the limit fits.
+    pub fd_fits: u64,
+}
+
+impl RunCounts {
+    /// The counts of a run: its merged metrics and the report built from them.
+    pub fn of(metrics: &Metrics, report: &Report) -> RunCounts {
+        let mut wire = metrics.to_wire();
+        wire.histograms.clear();
+        let h = &report.health;
+        RunCounts {
+            schema: COUNTS_SCHEMA.to_owned(),
+            elapsed_s: report.elapsed_s,
+            metrics: wire,
+            generator: GeneratorFigures {
+                cores: h.shards,
+                cpu_s: h.cpu_seconds,
+                fd_soft: h.fd.soft,
+                fd_hard: h.fd.hard,
+                fd_in_use: h.fd.in_use,
+                fd_per_session: h.fd.per_session,
+                fd_fits: h.fd.fits,
+            },
+        }
+    }
+
+    /// The comment line's text (without the `#`): [`COUNTS_TAG`] and one line of JSON.
+    pub fn to_comment(&self) -> String {
+        let json = serde_json::to_string(self).unwrap_or_else(|_| "{}".to_owned());
+        format!("{COUNTS_TAG}{json}")
+    }
+
+    /// Reads a comment line's text (after the `#`); `None` when it is not a counts line,
+    /// `Some(Err)` when it is one that does not parse or has another schema.
+    pub fn from_comment(line: &str) -> Option<Result<RunCounts, String>> {
+        let json = line.strip_prefix(COUNTS_TAG)?;
+        Some(match serde_json::from_str::<RunCounts>(json) {
+            Ok(c) if c.schema == COUNTS_SCHEMA => Ok(c),
+            Ok(c) => Err(format!("counts of schema `{}`, expected `{COUNTS_SCHEMA}`", c.schema)),
+            Err(e) => Err(format!("counts line does not parse: {e}")),
+        })
+    }
+}
 
 /// Length of one interval.
 pub const INTERVAL: Duration = Duration::from_secs(1);
@@ -78,9 +163,14 @@ impl IntervalRecorder {
     }
 }
 
-/// Merges every shard's intervals and writes the log to `path`; `start` is the wall-clock
-/// time of the run's start (interval 0).
-pub fn write(path: &Path, blobs: &[IntervalBlob], start: SystemTime) -> io::Result<()> {
+/// Merges every shard's intervals and writes the log to `path`, then the run's `counts` (if
+/// given) as a comment line; `start` is the wall-clock time of the run's start (interval 0).
+pub fn write(
+    path: &Path,
+    blobs: &[IntervalBlob],
+    start: SystemTime,
+    counts: Option<&RunCounts>,
+) -> io::Result<()> {
     let mut merged: BTreeMap<(u64, Metric), Histogram<u64>> = BTreeMap::new();
     let mut de = Deserializer::new();
     for b in blobs {
@@ -110,6 +200,9 @@ pub fn write(path: &Path, blobs: &[IntervalBlob], start: SystemTime) -> io::Resu
         writer
             .write_histogram(h, Duration::from_secs(*index), INTERVAL, Tag::new(metric.name()))
             .map_err(|e| io::Error::other(format!("{e:?}")))?;
+    }
+    if let Some(c) = counts {
+        writer.write_comment(&c.to_comment())?;
     }
     drop(writer);
     file.flush()

@@ -3,7 +3,7 @@
 //! metrics merged across shards, a report (table and JSON), thresholds and self-health.
 //!
 //! Entry point: [`run`] with [`LoadArgs`]; the [`Outcome`] gives the exit code (0 pass, 99 a
-//! threshold failed); a [`LoadError`] means exit code 1.
+//! threshold failed, 1 one could not be judged); a [`LoadError`] means exit code 1.
 //!
 //! Modules, one concern each: [`args`] (flags), [`target`] (URL, probe DESCRIBE),
 //! [`schedule`] (open-model arrivals, pacing), `shard` (a shard's share of the schedule),
@@ -33,6 +33,7 @@ pub mod report;
 pub mod schedule;
 mod shard;
 pub mod source;
+mod source_rtp;
 mod sys;
 pub mod target;
 pub mod threshold;
@@ -48,11 +49,12 @@ use glommio::{CpuSet, LocalExecutorPoolBuilder, PoolPlacement};
 use manifold_rtsp::auth::Credentials;
 use manifold_rtsp::session::client::ClientConfig;
 
-pub use args::{LoadArgs, TransportChoice};
+pub use args::{CpuList, LoadArgs, TransportChoice};
 pub use report::Report;
 pub use source::{run_source, SourceArgs, SourceError, SourceStats, SourceTransport};
 
 use crate::health::{FdBudget, Health};
+use crate::hlog::RunCounts;
 use crate::metrics::Metrics;
 use crate::progress::{Live, Progress};
 use crate::report::RunConfig;
@@ -88,6 +90,9 @@ pub enum LoadError {
     /// A threshold does not parse.
     #[error(transparent)]
     Threshold(#[from] ThresholdError),
+    /// Flags that do not go together, or name what is not there (a CPU not online).
+    #[error("{0}")]
+    Flags(String),
     /// The probe DESCRIBE failed: the server is not there or refuses us.
     #[error("server {peer}: DESCRIBE before the run failed: {reason}")]
     Probe {
@@ -137,13 +142,9 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// 0 when every threshold held, 99 otherwise.
+    /// 0 when every threshold held, 99 when one failed, 1 when one could not be judged.
     pub fn exit_code(&self) -> i32 {
-        if self.report.passed {
-            EXIT_PASS
-        } else {
-            EXIT_THRESHOLD
-        }
+        self.report.exit_code()
     }
 }
 
@@ -170,7 +171,8 @@ pub fn run(args: LoadArgs) -> Result<Outcome, LoadError> {
     }
     if let Some(path) = &args.hlog {
         let start = SystemTime::now() - raw.wall;
-        hlog::write(path, &raw.intervals, start)
+        let counts = RunCounts::of(&raw.metrics, &outcome.report);
+        hlog::write(path, &raw.intervals, start, Some(&counts))
             .map_err(|source| LoadError::Write { path: path.clone(), source })?;
     }
     if let Some(path) = &args.junit {
@@ -188,6 +190,22 @@ pub fn execute(args: &LoadArgs) -> Result<Outcome, LoadError> {
 fn execute_raw(args: &LoadArgs) -> Result<(Outcome, Raw), LoadError> {
     let thresholds =
         args.thresholds.iter().map(|t| Threshold::parse(t)).collect::<Result<Vec<_>, _>>()?;
+    args.check().map_err(LoadError::Flags)?;
+    let pinned = pinned_cpus(args)?;
+    let shards = args
+        .shards
+        .or(pinned.as_ref().map(Vec::len))
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    if let Some(cpus) = &pinned {
+        if shards > cpus.len() {
+            return Err(LoadError::Flags(format!(
+                "--shards {shards} on --cpus {}: one shard per CPU, so --shards {} or fewer",
+                CpuList::from_cpus(cpus.iter().copied()),
+                cpus.len()
+            )));
+        }
+    }
     let target = Target::resolve(&args.url)?;
     let mut config = ClientConfig::play(args.url.clone());
     config.send_options = args.options;
@@ -204,10 +222,6 @@ fn execute_raw(args: &LoadArgs) -> Result<(Outcome, Raw), LoadError> {
     let tracks =
         target::probe(&target, probe_config, args.connect_timeout + args.response_timeout)?;
 
-    let shards = args
-        .shards
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .max(1);
     let udp_share = match args.transport {
         TransportChoice::Udp => 1.0,
         TransportChoice::Tcp => 0.0,
@@ -250,13 +264,15 @@ fn execute_raw(args: &LoadArgs) -> Result<(Outcome, Raw), LoadError> {
         clients,
         rate,
         duration: args.duration,
+        ramp_down: args.ramp_down,
+        process: args.arrivals,
         hold,
         udp_share,
         seed: args.seed,
     });
 
     let cpu_before = sys_cpu();
-    let (mut merged, intervals, cpu, wall) = if worker.is_none() && parts > 1 {
+    let (mut merged, intervals, cpu, wall, ran_on) = if worker.is_none() && parts > 1 {
         let start = SystemTime::now() + WORKER_GRACE;
         let outputs = workers::spawn_and_wait(parts, clients, start)?;
         let wall = SystemTime::now().duration_since(start).unwrap_or_default();
@@ -268,7 +284,8 @@ fn execute_raw(args: &LoadArgs) -> Result<(Outcome, Raw), LoadError> {
             intervals.extend(o.blobs());
             cpu += Duration::try_from_secs_f64(o.cpu_s).unwrap_or_default();
         }
-        (merged, intervals, cpu, wall)
+        // Every worker pinned its shards to --cpus (if given).
+        (merged, intervals, cpu, wall, pinned.clone().unwrap_or_default())
     } else {
         let live = Arc::new(Live::default());
         let run_start = match worker {
@@ -294,16 +311,30 @@ fn execute_raw(args: &LoadArgs) -> Result<(Outcome, Raw), LoadError> {
             cap: fd.fits.div_ceil(shards as u64),
             live: live.clone(),
             hlog: args.hlog.is_some(),
+            no_play: args.no_play,
+        };
+        let placement = match &pinned {
+            // One shard per listed CPU.
+            Some(cpus) => PoolPlacement::Custom(
+                cpus.iter()
+                    .take(shards)
+                    .map(|&cpu| {
+                        CpuSet::online().map(|set| set.filter(|l| l.cpu == cpu)).map_err(|e| {
+                            LoadError::Executor(format!("reading the online CPUs: {e}"))
+                        })
+                    })
+                    .collect::<Result<_, _>>()?,
+            ),
+            None => PoolPlacement::MaxSpread(shards, CpuSet::online().ok()),
         };
         let next_shard = Arc::new(AtomicUsize::new(0));
-        let handles =
-            LocalExecutorPoolBuilder::new(PoolPlacement::MaxSpread(shards, CpuSet::online().ok()))
-                .io_memory(args.io_memory)
-                .on_all_shards(move || {
-                    let shard = next_shard.fetch_add(1, Ordering::Relaxed);
-                    shard::run_shard(plan, shard)
-                })
-                .map_err(|e| LoadError::Executor(e.to_string()))?;
+        let handles = LocalExecutorPoolBuilder::new(placement)
+            .io_memory(args.io_memory)
+            .on_all_shards(move || {
+                let shard = next_shard.fetch_add(1, Ordering::Relaxed);
+                shard::run_shard(plan, shard)
+            })
+            .map_err(|e| LoadError::Executor(e.to_string()))?;
         let progress = Progress::start(live, !args.quiet && worker.is_none(), args.duration);
         let results = handles.join_all();
         progress.stop();
@@ -311,23 +342,35 @@ fn execute_raw(args: &LoadArgs) -> Result<(Outcome, Raw), LoadError> {
         let cpu = sys_cpu().saturating_sub(cpu_before);
         let mut merged = Metrics::new();
         let mut intervals = Vec::new();
+        let mut ran_on = Vec::new();
         for r in results {
             let out = r.map_err(|e| LoadError::Executor(e.to_string()))?;
             merged.merge(&out.metrics);
             intervals.extend(out.intervals);
+            ran_on.extend(out.cpus);
         }
-        (merged, intervals, cpu, wall)
+        ran_on.sort_unstable();
+        ran_on.dedup();
+        (merged, intervals, cpu, wall, ran_on)
     };
     merged.counts.clipped += clipped;
 
     let threads = (shards as u64 * parts) as usize;
-    let cores = std::thread::available_parallelism().map_or(threads, |n| n.get()).min(threads);
+    let cores = match &pinned {
+        Some(cpus) => cpus.len(),
+        None => std::thread::available_parallelism().map_or(threads, |n| n.get()),
+    }
+    .min(threads);
     let health = Health::assess(&merged, cores, cpu, wall, fd);
     let run_config = RunConfig {
         url: target.display_url.clone(),
         clients: args.clients,
         rate,
         duration_s: args.duration.as_secs_f64(),
+        ramp_down_s: args.ramp_down.as_secs_f64(),
+        arrivals: args.arrivals.to_string(),
+        no_play: args.no_play,
+        cpus: ran_on,
         hold: hold.to_string(),
         transport: args.transport.to_string(),
         processes: parts,
@@ -346,6 +389,17 @@ struct Raw {
     cpu: Duration,
     fits: u64,
     wall: Duration,
+}
+
+/// The `--cpus` list, checked against the online CPUs; `None` without `--cpus`.
+fn pinned_cpus(args: &LoadArgs) -> Result<Option<Vec<usize>>, LoadError> {
+    let Some(list) = &args.cpus else { return Ok(None) };
+    let online: Vec<usize> = CpuSet::online()
+        .map_err(|e| LoadError::Flags(format!("--cpus {list}: cannot read the online CPUs: {e}")))?
+        .iter()
+        .map(|l| l.cpu)
+        .collect();
+    list.check_online(&online).map(|cpus| Some(cpus.to_vec())).map_err(LoadError::Flags)
 }
 
 fn sys_cpu() -> Duration {

@@ -3,8 +3,12 @@
 //!
 //! Every interval histogram of every file is added into one histogram per metric (tags are
 //! metric names), so percentiles are those of all samples together, never averages of
-//! percentiles. An hlog holds histograms only: session, media and error counts are not in
-//! it, and the merged report shows them as zero (thresholds on them have nothing to judge).
+//! percentiles. The counts line of each file (see [`crate::hlog`]) is added too: session,
+//! media and error counts summed, CPU time and cores summed, the run length the longest of
+//! them (the runs are meant to be concurrent), so every threshold of `manifold load` works on
+//! the merge. When a file has no counts line (an older manifold, another tool), the merged
+//! report says the counts are not available, and a threshold on them is an error
+//! ([`MergeError::CannotJudge`], exit code 1), never a silent pass.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -12,6 +16,7 @@ use std::time::Duration;
 use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
 
 use crate::health::{FdBudget, Health};
+use crate::hlog::{GeneratorFigures, RunCounts};
 use crate::metrics::{to_hex, Metrics, MetricsWire};
 use crate::report::{Report, RunConfig};
 use crate::threshold::Threshold;
@@ -26,8 +31,8 @@ pub struct MergeArgs {
     /// Write the merged report as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
-    /// A threshold on the merged histograms, e.g. `e2e.p99<5ms` (repeatable); exit 99 when
-    /// one fails.
+    /// A threshold on the merged histograms or counts, e.g. `e2e.p99<5ms`, `errors<1`
+    /// (repeatable); exit 99 when one fails, 1 when a file has no counts for one on counts.
     #[arg(long = "threshold")]
     pub thresholds: Vec<String>,
 }
@@ -55,6 +60,19 @@ pub enum MergeError {
     /// A threshold does not parse, or the JSON could not be written.
     #[error(transparent)]
     Load(#[from] LoadError),
+    /// Thresholds on counts, but some files carry no counts.
+    #[error(
+        "cannot judge {}: no counts in {} (an interval log from an older manifold or another \
+         tool); only thresholds on histograms (e.g. e2e.p99<5ms) work on it",
+        thresholds.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", "),
+        files.join(", ")
+    )]
+    CannotJudge {
+        /// The thresholds that could not be judged.
+        thresholds: Vec<String>,
+        /// The files without counts.
+        files: Vec<String>,
+    },
 }
 
 impl MergeError {
@@ -75,6 +93,29 @@ pub struct HlogContents {
     pub intervals: usize,
     /// Tags that name no metric we know (skipped).
     pub unknown_tags: Vec<String>,
+    /// The run's counts, from its counts line (summed if there are several, as in logs
+    /// concatenated); `None` when it has none.
+    pub counts: Option<RunCounts>,
+}
+
+/// Adds `b` into `a`: counts summed, CPU time and cores summed, the length the longest, the
+/// open-file figures those of the tighter limit with the fits summed.
+fn add_counts(a: &mut RunCounts, b: &RunCounts) {
+    let mut m = Metrics::from_wire(&a.metrics);
+    m.merge(&Metrics::from_wire(&b.metrics));
+    a.metrics = m.to_wire();
+    a.elapsed_s = a.elapsed_s.max(b.elapsed_s);
+    let (g, h) = (&mut a.generator, &b.generator);
+    if h.fd_soft < g.fd_soft {
+        (g.fd_soft, g.fd_hard, g.fd_in_use, g.fd_per_session) =
+            (h.fd_soft, h.fd_hard, h.fd_in_use, h.fd_per_session);
+    }
+    *g = GeneratorFigures {
+        cores: g.cores + h.cores,
+        cpu_s: g.cpu_s + h.cpu_s,
+        fd_fits: g.fd_fits + h.fd_fits,
+        ..g.clone()
+    };
 }
 
 /// Reads an interval log written by `--hlog` (or any hlog whose tags are our metric names
@@ -88,6 +129,19 @@ pub fn read_hlog(path: &Path) -> Result<HlogContents, MergeError> {
     let mut last = Duration::ZERO;
     let mut intervals = 0;
     let mut unknown_tags = Vec::new();
+    let mut counts: Option<RunCounts> = None;
+    for line in text.split(|&b| b == b'\n') {
+        let Some(comment) = line.strip_prefix(b"#") else { continue };
+        let Ok(comment) = std::str::from_utf8(comment) else { continue };
+        match RunCounts::from_comment(comment.trim_end_matches('\r')) {
+            None => {}
+            Some(Err(reason)) => return Err(bad(reason)),
+            Some(Ok(c)) => match &mut counts {
+                Some(sum) => add_counts(sum, &c),
+                None => counts = Some(c),
+            },
+        }
+    }
     for entry in IntervalLogIterator::new(&text) {
         let entry = entry.map_err(|e| bad(format!("not an interval log: {e:?}")))?;
         let LogEntry::Interval(h) = entry else { continue };
@@ -116,10 +170,12 @@ pub fn read_hlog(path: &Path) -> Result<HlogContents, MergeError> {
         return Err(bad("no interval histograms with known metric tags".into()));
     }
     let span = last.saturating_sub(first.unwrap_or_default());
-    Ok(HlogContents { metrics, span, intervals, unknown_tags })
+    Ok(HlogContents { metrics, span, intervals, unknown_tags, counts })
 }
 
-/// Merges the logs into one report (thresholds evaluated on the merged histograms).
+/// Merges the logs into one report (thresholds evaluated on the merged histograms and, when
+/// every file carries them, the summed counts). A threshold on counts that some file lacks
+/// is [`MergeError::CannotJudge`].
 pub fn merge(paths: &[PathBuf], thresholds: &[String]) -> Result<Report, MergeError> {
     let thresholds = thresholds
         .iter()
@@ -127,27 +183,78 @@ pub fn merge(paths: &[PathBuf], thresholds: &[String]) -> Result<Report, MergeEr
         .collect::<Result<Vec<_>, _>>()?;
     let mut merged = Metrics::new();
     let mut span = Duration::ZERO;
+    let mut counts: Option<RunCounts> = None;
+    let mut missing = Vec::new();
     for path in paths {
         let contents = read_hlog(path)?;
         merged.merge(&contents.metrics);
         // The runs are meant to be concurrent (one per machine): the longest is the run.
         span = span.max(contents.span);
+        match (&mut counts, contents.counts) {
+            (_, None) => missing.push(path.display().to_string()),
+            (Some(sum), Some(c)) => add_counts(sum, &c),
+            (None, Some(c)) => counts = Some(c),
+        }
     }
     let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
-    let config = RunConfig {
+    let mut config = RunConfig {
         url: format!("merged from {}", names.join(", ")),
         clients: 0,
         rate: 0.0,
         duration_s: span.as_secs_f64(),
+        ramp_down_s: 0.0,
+        arrivals: "-".into(),
+        no_play: false,
+        cpus: Vec::new(),
         hold: "-".into(),
         transport: "-".into(),
         processes: paths.len() as u64,
         tracks: 0,
         seed: 0,
     };
-    // No process ran here: the health block describes nothing but the merged timer lag.
-    let health = Health::assess(&merged, 1, Duration::ZERO, span, FdBudget::compute(0, 0, 0, 1, 0));
-    Ok(Report::build(config, &merged, span.as_secs_f64(), health, &thresholds))
+    let report = match counts.filter(|_| missing.is_empty()) {
+        Some(c) => {
+            merged.merge(&Metrics::from_wire(&c.metrics));
+            let g = &c.generator;
+            let elapsed = Duration::try_from_secs_f64(c.elapsed_s).unwrap_or(span);
+            config.duration_s = c.elapsed_s;
+            let fd = FdBudget {
+                soft: g.fd_soft,
+                hard: g.fd_hard,
+                in_use: g.fd_in_use,
+                per_session: g.fd_per_session,
+                fits: g.fd_fits,
+            };
+            let cpu = Duration::try_from_secs_f64(g.cpu_s).unwrap_or_default();
+            let health = Health::assess(&merged, g.cores, cpu, elapsed, fd);
+            Report::build(config, &merged, c.elapsed_s, health, &thresholds)
+        }
+        None => {
+            // No process ran here: the health block describes nothing but the merged timer
+            // lag.
+            let fd = FdBudget::compute(0, 0, 0, 1, 0);
+            let health = Health::assess(&merged, 1, Duration::ZERO, span, fd);
+            let report = Report::build_with_counts_missing(
+                config,
+                &merged,
+                span.as_secs_f64(),
+                health,
+                &thresholds,
+                missing.clone(),
+            );
+            let unjudged: Vec<String> = report
+                .thresholds
+                .iter()
+                .filter(|v| !v.judged)
+                .map(|v| v.threshold.clone())
+                .collect();
+            if !unjudged.is_empty() {
+                return Err(MergeError::CannotJudge { thresholds: unjudged, files: missing });
+            }
+            report
+        }
+    };
+    Ok(report)
 }
 
 /// Standard base64 (RFC 4648 §4) with optional padding; `None` on any other character.
@@ -202,7 +309,7 @@ mod tests {
         m.record_us(Metric::Setup, 5_000);
         rec.close(1, &m);
         let start = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        crate::hlog::write(path, &rec.blobs, start).unwrap();
+        crate::hlog::write(path, &rec.blobs, start, None).unwrap();
     }
 
     #[test]

@@ -272,4 +272,52 @@ mod tests {
         assert!(text.contains("99.999%"));
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    /// The first point of a line is real data (the minimum at 0 nines, or the first
+    /// percentile there is), never an invented (0%, 0 ms).
+    #[test]
+    fn lines_start_at_the_first_real_point() {
+        let dir = std::env::temp_dir().join(format!("manifold-plot0-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let metrics = vec!["e2e".to_owned()];
+        let json = dir.join("r.json");
+        std::fs::write(
+            &json,
+            r#"{"metrics":{"e2e":{"min":2000,"p50":2500,"p90":2900,"p99":4000,"p99_9":6000,"p99_99":8000,"max":10000}}}"#,
+        )
+        .unwrap();
+        let series = read_series(&json, &metrics).unwrap();
+        let summary = [2000.0, 2500.0, 2900.0, 4000.0, 6000.0, 8000.0, 10000.0];
+        assert_eq!(series[0].points.first(), Some(&(0.0, 2000.0)));
+        let values: Vec<f64> = series[0].points.iter().map(|p| p.1).collect();
+        assert_eq!(values, summary, "every point is one of the summary's");
+        // The polyline starts at the minimum: x of 0 nines, y of 2 ms on a 10 ms axis.
+        let text = svg(&series, "t");
+        let line = text.lines().find(|l| l.starts_with("<polyline")).unwrap();
+        assert!(line.starts_with(r#"<polyline points="80.0,258.0 "#), "{line}");
+        assert_eq!(line.matches(',').count(), summary.len(), "{line}");
+
+        // Without a minimum the line starts at p50 (0.3 nines), not at 0.
+        std::fs::write(&json, r#"{"metrics":{"e2e":{"p50":2500,"p99":4000,"max":10000}}}"#)
+            .unwrap();
+        let series = read_series(&json, &metrics).unwrap();
+        assert_eq!(series[0].points.len(), 3);
+        assert_eq!(series[0].points[0], (2f64.log10(), 2500.0));
+
+        // From an hlog, the full histogram: the line starts at its minimum.
+        let hlog = dir.join("r.hlog");
+        let mut rec = crate::hlog::IntervalRecorder::new();
+        let mut m = crate::metrics::Metrics::new();
+        for v in 0..1000u64 {
+            m.record_us(Metric::E2e, 3000 + v);
+        }
+        rec.close(0, &m);
+        crate::hlog::write(&hlog, &rec.blobs, std::time::SystemTime::now(), None).unwrap();
+        let series = read_series(&hlog, &metrics).unwrap();
+        let (nines, first) = series[0].points[0];
+        assert_eq!(nines, 0.0);
+        assert!((2990.0..=3010.0).contains(&first), "starts at {first} us");
+        assert!(series[0].points.iter().all(|p| p.1 >= 2990.0));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::health::Health;
-use crate::metrics::{Metric, Metrics};
+use crate::metrics::{ErrorKind, Metric, Metrics};
 use crate::threshold::{Threshold, Verdict};
 
 /// The JSON schema id; bumped on any incompatible change.
@@ -42,10 +42,21 @@ pub struct RunConfig {
     pub url: String,
     /// Intended concurrency.
     pub clients: u32,
-    /// Arrivals per second during the ramp.
+    /// Arrivals per second during the ramp-up.
     pub rate: f64,
     /// Run length, seconds.
     pub duration_s: f64,
+    /// Ramp-down, seconds: the last stretch of the run, over which the sessions end one by one
+    /// (0: all at the end).
+    pub ramp_down_s: f64,
+    /// How the ramp-up's arrivals were spaced (`uniform`, `poisson`).
+    pub arrivals: String,
+    /// Setup only (`--no-play`): sessions set up every track and held without PLAY.
+    pub no_play: bool,
+    /// CPUs the generator's shards ran on: read back from the kernel for shards in this
+    /// process; with `--processes`, the `--cpus` list every worker pinned to (empty without
+    /// one).
+    pub cpus: Vec<usize>,
     /// Hold-time distribution.
     pub hold: String,
     /// Transport choice.
@@ -137,10 +148,52 @@ pub struct Report {
     pub errors: Errors,
     /// Generator health.
     pub health: Health,
+    /// Where counts (sessions, media, errors) are missing from, for a report merged from
+    /// interval logs that do not all carry them: then those figures are zero, not measured,
+    /// and thresholds on them cannot be judged. Empty when the counts are complete.
+    pub counts_missing_from: Vec<String>,
     /// Threshold outcomes.
     pub thresholds: Vec<Verdict>,
-    /// Whether every threshold held.
+    /// Whether every threshold held (one that could not be judged did not).
     pub passed: bool,
+}
+
+/// The plain values thresholds can name (see [`Report::value`]); besides these,
+/// `errors.<kind>` and `errors.<status code>`.
+pub const VALUE_NAMES: [&str; 21] = [
+    "errors",
+    "sessions.scheduled",
+    "sessions.started",
+    "sessions.ok",
+    "sessions.failed",
+    "sessions.played",
+    "behind_schedule",
+    "clipped",
+    "loss",
+    "lost",
+    "loss.ratio",
+    "duplicates",
+    "reordered",
+    "packets",
+    "bytes",
+    "packets_per_s",
+    "bits_per_s",
+    "setups_per_s",
+    "rxq_drops",
+    "generator_limited",
+    "cpu",
+];
+
+/// Whether a threshold may name `name`: one of [`VALUE_NAMES`], or `errors.` with an error
+/// kind or a status code.
+pub fn is_value_name(name: &str) -> bool {
+    if VALUE_NAMES.contains(&name) {
+        return true;
+    }
+    name.strip_prefix("errors.").is_some_and(|key| {
+        ErrorKind::ALL.iter().any(|k| k.name() == key)
+            || (key.len() == 3 && key.bytes().all(|b| b.is_ascii_digit()))
+    })
 }
 
 /// Summarizes one histogram; `None` when empty.
@@ -170,6 +223,21 @@ impl Report {
         elapsed_s: f64,
         health: Health,
         thresholds: &[Threshold],
+    ) -> Report {
+        Report::build_with_counts_missing(config, metrics, elapsed_s, health, thresholds, vec![])
+    }
+
+    /// [`build`](Self::build) for measurements whose counts are missing from `sources` (interval
+    /// logs that carry none): the counts in `metrics` are then not the run's, so the report
+    /// says so and thresholds on plain values cannot be judged. Empty `sources`: the same as
+    /// `build`.
+    pub fn build_with_counts_missing(
+        config: RunConfig,
+        metrics: &Metrics,
+        elapsed_s: f64,
+        health: Health,
+        thresholds: &[Threshold],
+        sources: Vec<String>,
     ) -> Report {
         let c = &metrics.counts;
         let secs = elapsed_s.max(1e-9);
@@ -211,11 +279,14 @@ impl Report {
                 behind_schedule: c.behind_schedule,
                 clipped: c.clipped,
             },
-            setups_per_s: c.played as f64 / secs,
+            // Setups are counted where they are timed (PLAY answered; the last SETUP with
+            // `--no-play`), so merged interval logs have them too.
+            setups_per_s: metrics.histogram(Metric::Setup).len() as f64 / secs,
             media,
             metrics: summaries,
             errors,
             health,
+            counts_missing_from: sources,
             thresholds: Vec::new(),
             passed: true,
         };
@@ -230,8 +301,12 @@ impl Report {
     /// `sessions.{scheduled,started,ok,failed,played}`, `behind_schedule`, `clipped`,
     /// `loss` (count), `loss.ratio`, `duplicates`, `reordered`, `packets`, `bytes`,
     /// `packets_per_s`, `bits_per_s`, `setups_per_s`, `rxq_drops`, `generator_limited` (0/1),
-    /// `cpu` (share of the shards' cores).
+    /// `cpu` (share of the shards' cores). `None` for an unknown name, and for every name
+    /// when the counts are missing (see [`Report::counts_missing_from`]).
     pub fn value(&self, name: &str) -> Option<f64> {
+        if !self.counts_missing_from.is_empty() || !is_value_name(name) {
+            return None;
+        }
         let s = &self.sessions;
         let m = &self.media;
         let v = match name {
@@ -264,6 +339,18 @@ impl Report {
         Some(v)
     }
 
+    /// The process exit code this report calls for: 0 when every threshold held, 99 when one
+    /// failed, 1 when one could not be judged (its value was not measured).
+    pub fn exit_code(&self) -> i32 {
+        if self.thresholds.iter().any(|v| !v.judged) {
+            crate::EXIT_ERROR
+        } else if self.passed {
+            crate::EXIT_PASS
+        } else {
+            crate::EXIT_THRESHOLD
+        }
+    }
+
     /// The JSON text.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
@@ -273,42 +360,72 @@ impl Report {
     pub fn table(&self) -> String {
         let mut out = String::new();
         let c = &self.config;
+        let arrivals = if c.arrivals == "poisson" { " poisson" } else { "" };
         let _ = writeln!(
             out,
-            "manifold load {}: {} clients, {:.1}/s ramp, {:.1}s, hold {}, transport {}, {} track(s), \
-             {} process(es)",
-            c.url, c.clients, c.rate, c.duration_s, c.hold, c.transport, c.tracks, c.processes
+            "manifold load {}: {} clients, {:.1}/s{arrivals} ramp, {:.1}s, ramp-down {:.1}s, hold {}, \
+             transport {}, {} track(s), {} process(es){}",
+            c.url,
+            c.clients,
+            c.rate,
+            c.duration_s,
+            c.ramp_down_s,
+            c.hold,
+            c.transport,
+            c.tracks,
+            c.processes,
+            if c.cpus.is_empty() {
+                String::new()
+            } else {
+                format!(", CPUs {}", crate::args::CpuList::from_cpus(c.cpus.iter().copied()))
+            }
         );
-        let s = &self.sessions;
-        let _ = writeln!(
-            out,
-            "sessions: {} scheduled, {} started, {} played, {} ok, {} failed, {} behind schedule, \
-             {} clipped; {:.1} setups/s over {:.1}s",
-            s.scheduled,
-            s.started,
-            s.played,
-            s.ok,
-            s.failed,
-            s.behind_schedule,
-            s.clipped,
-            self.setups_per_s,
-            self.elapsed_s
-        );
-        let m = &self.media;
-        let _ = writeln!(
-            out,
-            "media: {} packets, {} bytes ({:.0} pkt/s, {:.2} Mbit/s), lost {} ({:.4}%), \
-             duplicates {}, reordered {}, malformed {}",
-            m.packets,
-            m.bytes,
-            m.packets_per_s,
-            m.bits_per_s / 1e6,
-            m.lost,
-            m.loss_ratio * 100.0,
-            m.duplicates,
-            m.reordered,
-            m.malformed
-        );
+        if c.no_play {
+            let _ = writeln!(
+                out,
+                "SETUP-ONLY RUN (--no-play): sessions set up every track and held without PLAY; \
+                 no media expected, setup ends at the last SETUP"
+            );
+        }
+        if self.counts_missing_from.is_empty() {
+            let s = &self.sessions;
+            let _ = writeln!(
+                out,
+                "sessions: {} scheduled, {} started, {} played, {} ok, {} failed, {} behind \
+                 schedule, {} clipped; {:.1} setups/s over {:.1}s",
+                s.scheduled,
+                s.started,
+                s.played,
+                s.ok,
+                s.failed,
+                s.behind_schedule,
+                s.clipped,
+                self.setups_per_s,
+                self.elapsed_s
+            );
+            let m = &self.media;
+            let _ = writeln!(
+                out,
+                "media: {} packets, {} bytes ({:.0} pkt/s, {:.2} Mbit/s), lost {} ({:.4}%), \
+                 duplicates {}, reordered {}, malformed {}",
+                m.packets,
+                m.bytes,
+                m.packets_per_s,
+                m.bits_per_s / 1e6,
+                m.lost,
+                m.loss_ratio * 100.0,
+                m.duplicates,
+                m.reordered,
+                m.malformed
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "sessions, media, errors: not available (no counts in {}); thresholds on them \
+                 cannot be judged",
+                self.counts_missing_from.join(", ")
+            );
+        }
         let _ = writeln!(
             out,
             "\n{:<16} {:>9} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
@@ -370,14 +487,97 @@ impl Report {
             let _ = writeln!(out);
             for v in &self.thresholds {
                 let actual = match (v.actual, v.unit) {
+                    (None, _) if !v.judged => "not measured".to_owned(),
                     (None, _) => "no data".to_owned(),
                     (Some(a), "us") => format!("{:.3} ms", a / 1000.0),
                     (Some(a), _) => format!("{a}"),
                 };
-                let verdict = if v.passed { "pass" } else { "FAIL" };
+                let verdict = match (v.judged, v.passed) {
+                    (false, _) => "CANNOT JUDGE",
+                    (true, true) => "pass",
+                    (true, false) => "FAIL",
+                };
                 let _ = writeln!(out, "threshold {}: {verdict} (actual {actual})", v.threshold);
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::health::FdBudget;
+
+    fn report(sources: Vec<String>) -> Report {
+        let m = Metrics::new();
+        let health = Health::assess(
+            &m,
+            1,
+            Duration::ZERO,
+            Duration::from_secs(1),
+            FdBudget::compute(0, 0, 0, 1, 0),
+        );
+        let config = RunConfig {
+            url: "rtsp://127.0.0.1/x".into(),
+            clients: 1,
+            rate: 1.0,
+            duration_s: 1.0,
+            ramp_down_s: 0.0,
+            arrivals: "uniform".into(),
+            no_play: false,
+            cpus: Vec::new(),
+            hold: "1s".into(),
+            transport: "udp".into(),
+            processes: 1,
+            tracks: 1,
+            seed: 1,
+        };
+        Report::build_with_counts_missing(config, &m, 1.0, health, &[], sources)
+    }
+
+    #[test]
+    fn every_value_name_has_a_value_unless_counts_are_missing() {
+        let r = report(Vec::new());
+        for name in VALUE_NAMES.into_iter().chain(["errors.timeout", "errors.503"]) {
+            assert!(is_value_name(name), "{name}");
+            assert!(r.value(name).is_some(), "{name} has no value");
+        }
+        for name in ["erors", "errors.", "errors.bogus", "errors.5030", "sessions", "e2e"] {
+            assert!(!is_value_name(name), "{name}");
+            assert_eq!(r.value(name), None, "{name}");
+        }
+        let merged = report(vec!["old.hlog".into()]);
+        for name in VALUE_NAMES {
+            assert_eq!(merged.value(name), None, "{name} is not measured");
+        }
+    }
+
+    #[test]
+    fn unknown_values_do_not_parse_as_thresholds() {
+        let err = Threshold::parse("eror<1").unwrap_err();
+        assert!(err.reason.contains("unknown value `eror`"), "{err}");
+        assert!(Threshold::parse("errors.bogus<1").is_err());
+        assert!(Threshold::parse("errors.refused<1").is_ok());
+        assert!(Threshold::parse("errors.454<1").is_ok());
+    }
+
+    #[test]
+    fn the_table_names_setup_only_runs_and_the_ramp_down() {
+        let mut r = report(Vec::new());
+        r.config.ramp_down_s = 2.5;
+        r.config.cpus = vec![2, 3];
+        assert!(!r.table().contains("SETUP-ONLY"));
+        r.config.no_play = true;
+        let t = r.table();
+        assert!(t.contains("SETUP-ONLY RUN (--no-play)"), "{t}");
+        assert!(t.contains("ramp-down 2.5s"), "{t}");
+        assert!(t.contains("CPUs 2-3"), "{t}");
+        let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(v["config"]["ramp_down_s"], 2.5);
+        assert_eq!(v["config"]["no_play"], true);
+        assert_eq!(v["config"]["cpus"], serde_json::json!([2, 3]));
     }
 }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use manifold_rtsp::session::client::ClientConfig;
 use manifold_udp::RecvBatch;
 
+use crate::args::CpuList;
 use crate::client::{run_session, SessionEnv, RECV_BATCH, RECV_BUF};
 use crate::hlog::{IntervalBlob, IntervalRecorder, INTERVAL};
 use crate::metrics::{Metric, Metrics};
@@ -42,6 +43,8 @@ pub(crate) struct ShardPlan {
     pub(crate) live: Arc<Live>,
     /// Whether to keep per-interval histograms (`--hlog`).
     pub(crate) hlog: bool,
+    /// `--no-play`: sessions set up and hold without PLAY.
+    pub(crate) no_play: bool,
 }
 
 /// What a shard hands back.
@@ -49,10 +52,13 @@ pub(crate) struct ShardPlan {
 pub(crate) struct ShardOutput {
     pub(crate) metrics: Metrics,
     pub(crate) intervals: Vec<IntervalBlob>,
+    /// The CPUs the kernel lets this shard's thread run on (empty if it cannot be read).
+    pub(crate) cpus: Vec<usize>,
 }
 
 /// Runs shard `shard` of the plan to the end and returns its measurements.
 pub(crate) async fn run_shard(plan: ShardPlan, shard: usize) -> ShardOutput {
+    let cpus = thread_cpus();
     let env = Rc::new(SessionEnv {
         target: plan.target.clone(),
         config: plan.config.clone(),
@@ -61,6 +67,7 @@ pub(crate) async fn run_shard(plan: ShardPlan, shard: usize) -> ShardOutput {
         udp_rcvbuf: plan.udp_rcvbuf,
         seed: plan.seed,
         run_end: plan.run_end,
+        no_play: plan.no_play,
         metrics: RefCell::new(Metrics::new()),
         recv: RefCell::new(RecvBatch::new(RECV_BATCH, RECV_BUF)),
         live: plan.live.clone(),
@@ -109,7 +116,21 @@ pub(crate) async fn run_shard(plan: ShardPlan, shard: usize) -> ShardOutput {
     } else {
         recorder.total.merge(&last);
     }
-    ShardOutput { metrics: recorder.total, intervals: recorder.blobs }
+    ShardOutput { metrics: recorder.total, intervals: recorder.blobs, cpus }
+}
+
+/// The CPUs the calling thread may run on, as the kernel says (`Cpus_allowed_list` in
+/// `/proc/thread-self/status`): what the shard was pinned to, read back.
+fn thread_cpus() -> Vec<usize> {
+    let Ok(status) = std::fs::read_to_string("/proc/thread-self/status") else {
+        return Vec::new();
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .and_then(|list| list.trim().parse::<CpuList>().ok())
+        .map(|list| list.cpus().to_vec())
+        .unwrap_or_default()
 }
 
 /// The interval `now` falls in (interval 0 until the run starts).

@@ -1,7 +1,8 @@
 //! `manifold source URL`: publishes the synthetic H.264 stream (the one the relay's
 //! `--synthetic` serves, stamped with capture times) to any RTSP server with
 //! ANNOUNCE → SETUP (`mode=record`) → RECORD, over TCP (interleaved) or UDP, paced by the
-//! wall clock.
+//! wall clock; or, for an `rtp://HOST:PORT` URL, as plain RTP/UDP with no signalling at all
+//! (`crate::source_rtp`, as `ffmpeg -f rtp` sends it).
 //!
 //! One publisher needs no shards: this is a blocking `std::net` runtime around the sans-IO
 //! [`ClientSession`] and [`SyntheticStream`]. A reader thread decodes what the server sends
@@ -10,6 +11,7 @@
 
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -43,10 +45,11 @@ pub enum SourceTransport {
 /// Flags of `manifold source URL`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SourceArgs {
-    /// Where to publish, e.g. `rtsp://127.0.0.1:8554/cam` (credentials in the userinfo are
-    /// used for Digest/Basic).
+    /// Where to publish: an RTSP server, e.g. `rtsp://127.0.0.1:8554/cam` (credentials in
+    /// the userinfo are used for Digest/Basic), or `rtp://HOST:PORT` for plain RTP/UDP to
+    /// PORT with RTCP sender reports to PORT+1 (no signalling; see --sdp-file).
     pub url: String,
-    /// Media transport.
+    /// Media transport to the RTSP server (rtsp:// only).
     #[arg(long, short = 't', value_enum, default_value = "tcp")]
     pub transport: SourceTransport,
     /// Target bitrate in bit/s, reached with filler NAL units (default: the clip's own,
@@ -60,9 +63,18 @@ pub struct SourceArgs {
     /// short (default: the clip's own, 25).
     #[arg(long)]
     pub gop: Option<u32>,
-    /// Publish for this long, then TEARDOWN (default: until interrupted).
+    /// Largest RTP packet in bytes, header and extensions included (100 to 65507).
+    #[arg(long, default_value_t = manifold_synth::DEFAULT_MTU)]
+    pub mtu: usize,
+    /// Publish for this long, then stop (with TEARDOWN for rtsp://); default: until
+    /// interrupted.
     #[arg(long, short = 'd', value_parser = parse_duration)]
     pub duration: Option<Duration>,
+    /// rtp:// only: write the stream's SDP (what `ffmpeg -sdp_file` writes, with the
+    /// `a=extmap` lines) to this file before the first packet, atomically (temp file and
+    /// rename), for the receiver: e.g. `manifold serve --rtp-sdp FILE`.
+    #[arg(long, value_name = "FILE")]
+    pub sdp_file: Option<PathBuf>,
     /// Print nothing but errors.
     #[arg(long)]
     pub quiet: bool,
@@ -77,7 +89,9 @@ impl SourceArgs {
             bitrate: None,
             fps: 25,
             gop: None,
+            mtu: manifold_synth::DEFAULT_MTU,
             duration: None,
+            sdp_file: None,
             quiet: false,
         }
     }
@@ -103,6 +117,17 @@ pub enum SourceError {
         /// The error.
         source: std::io::Error,
     },
+    /// The SDP file could not be written.
+    #[error("writing the SDP file {}", path.display())]
+    SdpFile {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A flag does not apply to this kind of URL.
+    #[error("{0}")]
+    Usage(String),
     /// The RTSP session failed (status, timeout, authentication).
     #[error("server {peer}: {reason}")]
     Session {
@@ -122,6 +147,9 @@ pub struct SourceStats {
     pub bytes: u64,
     /// Frames sent.
     pub frames: u64,
+    /// Sends that failed and were skipped (rtp:// only: the receiver not up yet, ICMP
+    /// errors); the source keeps pacing through them.
+    pub send_errors: u64,
 }
 
 /// The session-level SDP of an ANNOUNCE around one synthetic media section.
@@ -153,18 +181,20 @@ enum MediaOut {
 }
 
 /// Publishes until the duration ends (then TEARDOWN) or the server fails the session.
+/// For an `rtp://` URL, sends plain RTP until the duration ends.
 pub fn run_source(args: &SourceArgs) -> Result<SourceStats, SourceError> {
+    if crate::source_rtp::is_rtp_url(&args.url) {
+        return crate::source_rtp::run(args);
+    }
+    if args.sdp_file.is_some() {
+        return Err(SourceError::Usage(
+            "--sdp-file is for rtp:// URLs; an RTSP server gets the SDP in ANNOUNCE".into(),
+        ));
+    }
     let target = Target::resolve(&args.url)?;
     let peer = target.addr;
     let io = |context: &'static str| move |source| SourceError::Io { peer, context, source };
-    let mut stream = SyntheticStream::new(StreamConfig {
-        fps: args.fps,
-        target_bitrate: args.bitrate,
-        gop: args.gop,
-        ssrc: manifold_rtp::Ssrc(seed32()),
-        initial_seq: seed32() as u16,
-        ..StreamConfig::default()
-    })?;
+    let mut stream = SyntheticStream::new(stream_config(args))?;
 
     let tcp = TcpStream::connect_timeout(&peer, CONNECT_TIMEOUT).map_err(io("connecting"))?;
     tcp.set_nodelay(true).map_err(io("TCP_NODELAY"))?;
@@ -302,6 +332,19 @@ pub fn run_source(args: &SourceArgs) -> Result<SourceStats, SourceError> {
     }
 }
 
+/// The synthetic stream's settings from the flags, with a fresh SSRC and first sequence number.
+pub(crate) fn stream_config(args: &SourceArgs) -> StreamConfig {
+    StreamConfig {
+        fps: args.fps,
+        target_bitrate: args.bitrate,
+        gop: args.gop,
+        mtu: args.mtu,
+        ssrc: manifold_rtp::Ssrc(seed32()),
+        initial_seq: seed32() as u16,
+        ..StreamConfig::default()
+    }
+}
+
 /// Where RTP goes, from the server's SETUP answer.
 fn media_out(
     session: &ClientSession,
@@ -375,7 +418,7 @@ fn read_server(mut tcp: TcpStream, tx: &mpsc::Sender<FromServer>) {
 }
 
 /// An RTP socket on an even port and an RTCP socket on the next one.
-fn udp_pair(ip: std::net::IpAddr) -> std::io::Result<(UdpSocket, UdpSocket)> {
+pub(crate) fn udp_pair(ip: std::net::IpAddr) -> std::io::Result<(UdpSocket, UdpSocket)> {
     for _ in 0..PORT_PAIR_TRIES {
         let rtp = UdpSocket::bind(SocketAddr::new(ip, 0))?;
         let port = rtp.local_addr()?.port();
@@ -390,7 +433,7 @@ fn udp_pair(ip: std::net::IpAddr) -> std::io::Result<(UdpSocket, UdpSocket)> {
 }
 
 /// A value that differs from run to run (SSRC, first sequence number, cnonce); not secret.
-fn seed32() -> u32 {
+pub(crate) fn seed32() -> u32 {
     let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     let mixed = (u64::from(t.subsec_nanos()) ^ t.as_secs().rotate_left(32))
         .wrapping_add(u64::from(std::process::id()) << 16)

@@ -2,9 +2,13 @@
 //! `loss.ratio<0.01` (or `<1%`), `sessions.ok>=20`.
 //!
 //! The left side is a histogram metric with a statistic (`pNN[.N..]`, `max`, `min`, `mean`,
-//! `count`), or a plain value of the report (see `Report::value`). On the right, durations take
-//! a unit (`us`, `ms`, `s`; a bare number is milliseconds); other values are plain numbers,
-//! or percentages.
+//! `count`), or a plain value of the report (see `Report::value`; an unknown name does not
+//! parse). On the right, durations take a unit (`us`, `ms`, `s`; a bare number is
+//! milliseconds); other values are plain numbers, or percentages.
+//!
+//! A statistic of an empty histogram has no data and fails. A plain value that was not
+//! measured (a report merged from interval logs without counts) cannot be judged: the
+//! verdict says so, and the exit code is 1, never a pass.
 
 use std::fmt;
 
@@ -88,8 +92,12 @@ pub struct Verdict {
     /// The expression.
     pub threshold: String,
     /// The measured value (microseconds for durations); `None` when there was nothing to
-    /// measure (an empty histogram or an unknown value), which fails.
+    /// measure (an empty histogram, which fails, or a value not measured, which cannot be
+    /// judged).
     pub actual: Option<f64>,
+    /// Whether the threshold could be judged: `false` when its value was not measured at all
+    /// (not a pass, and not a plain failure either: exit code 1).
+    pub judged: bool,
     /// The limit, in the same unit.
     pub limit: f64,
     /// `"us"` for durations, `""` for plain numbers.
@@ -131,9 +139,12 @@ impl Threshold {
 
     /// Evaluates against merged metrics and the report's named values.
     pub fn evaluate(&self, metrics: &Metrics, value: &dyn Fn(&str) -> Option<f64>) -> Verdict {
-        let actual = match &self.subject {
-            Subject::Metric(m, stat) => stat_of(metrics, *m, *stat),
-            Subject::Value(name) => value(name),
+        let (actual, judged) = match &self.subject {
+            Subject::Metric(m, stat) => (stat_of(metrics, *m, *stat), true),
+            Subject::Value(name) => {
+                let v = value(name);
+                (v, v.is_some())
+            }
         };
         let unit = match self.subject {
             Subject::Metric(_, Stat::Count) | Subject::Value(_) => "",
@@ -144,6 +155,7 @@ impl Threshold {
             actual,
             limit: self.limit,
             unit,
+            judged,
             passed: actual.is_some_and(|a| self.op.holds(a, self.limit)),
         }
     }
@@ -197,6 +209,13 @@ fn parse_subject(lhs: &str) -> Result<Subject, String> {
     }
     if Metric::from_name(lhs).is_some() {
         return Err(format!("`{lhs}` needs a statistic, e.g. {lhs}.p99"));
+    }
+    if !crate::report::is_value_name(lhs) {
+        return Err(format!(
+            "unknown value `{lhs}`: expected a metric with a statistic (e.g. e2e.p99) or one \
+             of {}, errors.<kind>, errors.<status>",
+            crate::report::VALUE_NAMES.join(", ")
+        ));
     }
     Ok(Subject::Value(lhs.to_owned()))
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use manifold_load::health::{FdBudget, Health};
 use manifold_load::metrics::{ErrorKind, Metric, Metrics};
 use manifold_load::report::{Report, RunConfig, SCHEMA};
-use manifold_load::schedule::{Hold, Pacer, Schedule, ScheduleConfig};
+use manifold_load::schedule::{ArrivalProcess, Hold, Pacer, Schedule, ScheduleConfig};
 use manifold_load::threshold::{Op, Stat, Subject, Threshold};
 
 fn ms(n: u64) -> Duration {
@@ -21,6 +21,10 @@ fn config() -> RunConfig {
         clients: 2,
         rate: 2.0,
         duration_s: 1.0,
+        ramp_down_s: 0.0,
+        arrivals: "uniform".into(),
+        no_play: false,
+        cpus: Vec::new(),
         hold: "1s".into(),
         transport: "udp".into(),
         processes: 1,
@@ -132,6 +136,8 @@ fn open_model_schedule_is_fixed_in_advance() {
         clients: 4,
         rate: 2.0,
         duration: Duration::from_secs(10),
+        ramp_down: Duration::ZERO,
+        process: ArrivalProcess::Uniform,
         hold: Hold::Fixed(Duration::from_secs(3)),
         udp_share: 0.5,
         seed: 7,
@@ -182,6 +188,8 @@ fn pacing_counts_starts_behind_schedule_on_a_virtual_clock() {
         clients: 20,
         rate: 50.0,
         duration: Duration::from_secs(60),
+        ramp_down: Duration::ZERO,
+        process: ArrivalProcess::Uniform,
         hold: Hold::Fixed(Duration::from_secs(60)),
         udp_share: 1.0,
         seed: 1,
@@ -284,7 +292,7 @@ fn hlog_intervals_merge_across_shards_and_read_back() {
     }
     let blobs: Vec<_> = shards.iter().flat_map(|r| r.blobs.clone()).collect();
     let path = std::env::temp_dir().join(format!("manifold-load-{}.hlog", std::process::id()));
-    hlog::write(&path, &blobs, std::time::SystemTime::now()).unwrap();
+    hlog::write(&path, &blobs, std::time::SystemTime::now(), None).unwrap();
     let text = std::fs::read(&path).unwrap();
     let _ = std::fs::remove_file(&path);
     let mut de = Deserializer::new();

@@ -1,4 +1,5 @@
-//! What `manifold serve` is told to do: addresses, cores, limits, synthetic streams.
+//! What `manifold serve` is told to do: addresses, cores (and the CPUs they are pinned to),
+//! limits, synthetic streams.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -9,8 +10,13 @@ use std::time::Duration;
 pub struct ServeConfig {
     /// Where every shard accepts RTSP connections (port 0: pick one, and log it).
     pub listen: SocketAddr,
-    /// Shards (one per core); 0 means every online CPU.
+    /// Shards (one per core); 0 means every online CPU, or one per CPU of `cpus`.
     pub cores: usize,
+    /// The CPUs the shards are pinned to, shard `i` to `cpus[i]` (in TOML a list, `[1]`, or
+    /// a string, `"2-3"`); empty: spread over every online CPU. Each must be online, and
+    /// `cores`, when set, must equal their count.
+    #[serde(deserialize_with = "cpu_list")]
+    pub cpus: Vec<usize>,
     /// Paths served by the built-in synthetic H.264 source, e.g. `/demo`.
     pub synthetic: Vec<String>,
     /// Bitrate of the synthetic streams in bit/s (filler NAL units pad the clip up to it);
@@ -71,6 +77,7 @@ impl Default for ServeConfig {
         ServeConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], 8554)),
             cores: 0,
+            cpus: Vec::new(),
             synthetic: Vec::new(),
             synthetic_bitrate: None,
             session_timeout_secs: 60,
@@ -107,5 +114,180 @@ impl ServeConfig {
     /// How long a TCP reader may stall before it is disconnected.
     pub fn reader_stall(&self) -> Duration {
         Duration::from_secs(self.reader_stall_secs)
+    }
+
+    /// The number of shards, given the CPUs that are online and how many the process may
+    /// use: `cores`, else one per CPU of `cpus`, else `available`. Refuses a `cpus` entry
+    /// that is not online, and a `cores` that disagrees with `cpus`.
+    pub fn shard_count(&self, online: &[usize], available: usize) -> Result<usize, String> {
+        if self.cpus.is_empty() {
+            return Ok(if self.cores == 0 { available.max(1) } else { self.cores });
+        }
+        let offline: Vec<String> =
+            self.cpus.iter().filter(|c| !online.contains(c)).map(usize::to_string).collect();
+        if !offline.is_empty() {
+            let mut on = online.to_vec();
+            on.sort_unstable();
+            return Err(format!(
+                "cpus: CPU {} not online (online: {})",
+                offline.join(", "),
+                format_cpu_list(&on)
+            ));
+        }
+        if self.cores != 0 && self.cores != self.cpus.len() {
+            return Err(format!(
+                "cores = {} but cpus = {} lists {} CPU(s): one shard per CPU (leave cores out)",
+                self.cores,
+                format_cpu_list(&self.cpus),
+                self.cpus.len()
+            ));
+        }
+        Ok(self.cpus.len())
+    }
+}
+
+/// Highest CPU number a list may name (Linux's largest `NR_CPUS`), so a typo like
+/// `0-100000000` is refused instead of allocating.
+const MAX_CPU: usize = 8191;
+
+/// Parses a CPU list as `taskset -c` and `/sys/devices/system/cpu/online` write it:
+/// comma-separated CPUs and inclusive ranges, e.g. `1`, `0,1`, `2-3`, `0-1,6`. The order is
+/// kept (shard `i` goes to the `i`th CPU); a CPU named twice is refused.
+pub fn parse_cpu_list(text: &str) -> Result<Vec<usize>, String> {
+    let bad = |why: String| format!("CPU list {text:?}: {why}");
+    let number = |s: &str| -> Result<usize, String> {
+        let n = s
+            .trim()
+            .parse::<usize>()
+            .map_err(|_| bad(format!("{:?} is not a CPU number", s.trim())))?;
+        if n > MAX_CPU {
+            return Err(bad(format!("CPU {n} is above {MAX_CPU}")));
+        }
+        Ok(n)
+    };
+    let mut cpus = Vec::new();
+    for item in text.split(',') {
+        let (first, last) = match item.split_once('-') {
+            Some((a, b)) => (number(a)?, number(b)?),
+            None => {
+                let n = number(item)?;
+                (n, n)
+            }
+        };
+        if last < first {
+            return Err(bad(format!("range {:?} runs backwards", item.trim())));
+        }
+        for cpu in first..=last {
+            if cpus.contains(&cpu) {
+                return Err(bad(format!("CPU {cpu} is named twice")));
+            }
+            cpus.push(cpu);
+        }
+    }
+    Ok(cpus)
+}
+
+/// Writes CPUs back as a list, with runs as ranges: `[0, 1, 2, 5]` is `0-2,5`.
+fn format_cpu_list(cpus: &[usize]) -> String {
+    let mut parts = Vec::new();
+    let mut i = 0;
+    while i < cpus.len() {
+        let mut j = i;
+        while j + 1 < cpus.len() && cpus[j + 1] == cpus[j] + 1 {
+            j += 1;
+        }
+        parts.push(if i == j { cpus[i].to_string() } else { format!("{}-{}", cpus[i], cpus[j]) });
+        i = j + 1;
+    }
+    parts.join(",")
+}
+
+/// `cpus` in TOML: a list of numbers, or a string in [`parse_cpu_list`]'s syntax.
+fn cpu_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<usize>, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum List {
+        Numbers(Vec<usize>),
+        Text(String),
+    }
+    let text = match <List as serde::Deserialize>::deserialize(d)? {
+        List::Numbers(cpus) => cpus.iter().map(usize::to_string).collect::<Vec<_>>().join(","),
+        List::Text(text) => text,
+    };
+    if text.is_empty() {
+        return Ok(Vec::new());
+    }
+    parse_cpu_list(&text).map_err(serde::de::Error::custom)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_lists_parse_in_order() {
+        assert_eq!(parse_cpu_list("1").unwrap(), [1]);
+        assert_eq!(parse_cpu_list("0,1").unwrap(), [0, 1]);
+        assert_eq!(parse_cpu_list("2-3").unwrap(), [2, 3]);
+        assert_eq!(parse_cpu_list("0-1,6").unwrap(), [0, 1, 6]);
+        assert_eq!(parse_cpu_list("3,1").unwrap(), [3, 1]);
+        assert_eq!(parse_cpu_list(" 4 - 5 , 7 ").unwrap(), [4, 5, 7]);
+        assert_eq!(parse_cpu_list("2-2").unwrap(), [2]);
+    }
+
+    #[test]
+    fn bad_cpu_lists_say_why() {
+        for (text, why) in [
+            ("", "not a CPU number"),
+            ("1,", "not a CPU number"),
+            ("a", "not a CPU number"),
+            ("-1", "not a CPU number"),
+            ("1-", "not a CPU number"),
+            ("3-2", "backwards"),
+            ("1,1", "twice"),
+            ("0-2,1", "twice"),
+            ("0-100000000", "above"),
+        ] {
+            let e = parse_cpu_list(text).unwrap_err();
+            assert!(e.contains(why), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn cpu_lists_format_as_ranges() {
+        assert_eq!(format_cpu_list(&[0, 1, 2, 5]), "0-2,5");
+        assert_eq!(format_cpu_list(&[1]), "1");
+        assert_eq!(format_cpu_list(&[]), "");
+        assert_eq!(format_cpu_list(&[3, 1]), "3,1");
+    }
+
+    #[test]
+    fn shard_count_follows_cpus_and_refuses_disagreement() {
+        let online = [0, 1, 2, 3];
+        let with = |cores, cpus: &[usize]| ServeConfig {
+            cores,
+            cpus: cpus.to_vec(),
+            ..ServeConfig::default()
+        };
+        assert_eq!(with(0, &[]).shard_count(&online, 4), Ok(4));
+        assert_eq!(with(0, &[]).shard_count(&online, 0), Ok(1));
+        assert_eq!(with(3, &[]).shard_count(&online, 4), Ok(3));
+        assert_eq!(with(0, &[1]).shard_count(&online, 4), Ok(1));
+        assert_eq!(with(2, &[2, 3]).shard_count(&online, 4), Ok(2));
+        let e = with(2, &[1]).shard_count(&online, 4).unwrap_err();
+        assert!(e.contains("cores = 2") && e.contains("1 CPU(s)"), "{e}");
+        let e = with(0, &[1, 7, 9]).shard_count(&online, 4).unwrap_err();
+        assert!(e.contains("CPU 7, 9 not online (online: 0-3)"), "{e}");
+    }
+
+    #[test]
+    fn cpus_deserialize_as_list_or_text() {
+        // The binary reads TOML (tested there); serde_json drives the same deserializer.
+        let parse = |text: &str| serde_json::from_str::<ServeConfig>(text);
+        assert_eq!(parse(r#"{"cpus": [1]}"#).unwrap().cpus, [1]);
+        assert_eq!(parse(r#"{"cpus": "2-3", "cores": 2}"#).unwrap().cpus, [2, 3]);
+        assert!(parse("{}").unwrap().cpus.is_empty());
+        assert!(parse(r#"{"cpus": [1, 1]}"#).is_err());
+        assert!(parse(r#"{"cpus": "x"}"#).is_err());
     }
 }

@@ -51,7 +51,7 @@ mod synthetic;
 mod sys;
 mod udp;
 
-pub use config::ServeConfig;
+pub use config::{parse_cpu_list, ServeConfig};
 pub use error::RelayError;
 pub use packet::{Packet, SharedPacket};
 pub use pull::{PullConfig, PullTransport};
@@ -69,10 +69,14 @@ use glommio::{CpuSet, LocalExecutorPoolBuilder, PoolPlacement};
 pub fn serve(config: ServeConfig, on_listening: impl FnOnce(SocketAddr)) -> Result<(), RelayError> {
     let shutdown = Arc::new(AtomicBool::new(false));
     signal::install(shutdown.clone())?;
-    let cores = match config.cores {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n,
-    };
+    let online = CpuSet::online().ok();
+    let online_ids: Vec<usize> = online.iter().flatten().map(|l| l.cpu).collect();
+    if !config.cpus.is_empty() && online.is_none() {
+        return Err(RelayError::Config("cpus: cannot read which CPUs are online".into()));
+    }
+    let available = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = config.shard_count(&online_ids, available).map_err(RelayError::Config)?;
+    let placement = placement(&config.cpus, cores, online);
     // Resolve port 0 once, so every shard listens on the same port: a bound (not listening)
     // SO_REUSEPORT socket holds the port until the shards have bound it too.
     let placeholder = reserve_port(config.listen)?;
@@ -116,17 +120,16 @@ pub fn serve(config: ServeConfig, on_listening: impl FnOnce(SocketAddr)) -> Resu
     };
     let mesh = MeshBuilder::full(cores, config.shard_queue.max(16));
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    let handles =
-        LocalExecutorPoolBuilder::new(PoolPlacement::MaxSpread(cores, CpuSet::online().ok()))
-            .name("manifold-shard")
-            .io_memory(config.io_memory)
-            .on_all_shards(move || {
-                let shared = shared.clone();
-                let mesh = mesh.clone();
-                let ready = ready_tx.clone();
-                async move { shard::run(shared, mesh, ready).await }
-            })
-            .map_err(|e| RelayError::Runtime(e.to_string()))?;
+    let handles = LocalExecutorPoolBuilder::new(placement)
+        .name("manifold-shard")
+        .io_memory(config.io_memory)
+        .on_all_shards(move || {
+            let shared = shared.clone();
+            let mesh = mesh.clone();
+            let ready = ready_tx.clone();
+            async move { shard::run(shared, mesh, ready).await }
+        })
+        .map_err(|e| RelayError::Runtime(e.to_string()))?;
     let mut failure = None;
     for _ in 0..cores {
         match ready_rx.recv() {
@@ -146,13 +149,24 @@ pub fn serve(config: ServeConfig, on_listening: impl FnOnce(SocketAddr)) -> Resu
         let _ = handles.join_all();
         return Err(RelayError::Runtime(e));
     }
-    tracing::info!(%listen, shards = cores, "relay listening");
+    tracing::info!(%listen, shards = cores, cpus = ?config.cpus, "relay listening");
     on_listening(listen);
     for r in handles.join_all() {
         r.map_err(|e| RelayError::Runtime(e.to_string()))?;
     }
     tracing::info!("relay stopped");
     Ok(())
+}
+
+/// Where the shards run: shard `i` pinned to `cpus[i]` when CPUs are listed (already checked
+/// online), else spread over the online CPUs.
+fn placement(cpus: &[usize], cores: usize, online: Option<CpuSet>) -> PoolPlacement {
+    match online {
+        Some(online) if !cpus.is_empty() => PoolPlacement::Custom(
+            cpus.iter().map(|&cpu| online.clone().filter(|l| l.cpu == cpu)).collect(),
+        ),
+        online => PoolPlacement::MaxSpread(cores, online),
+    }
 }
 
 fn reserve_port(addr: SocketAddr) -> Result<socket2::Socket, RelayError> {

@@ -93,6 +93,21 @@ pub(crate) fn glommio_udp(socket: std::net::UdpSocket) -> glommio::net::UdpSocke
     unsafe { glommio::net::UdpSocket::from_raw_fd(fd) }
 }
 
+/// Receive buffer of the sockets an upstream's RTP arrives on: 4 MiB (where `rmem_max`
+/// allows; the kernel caps it silently otherwise) holds ~3 s of a 10 Mbit/s stream, so a
+/// burst from the sender or a shard busy for a moment loses nothing upstream of every reader.
+pub(crate) const INGEST_RCVBUF: usize = 4 << 20;
+
+/// Sets `SO_RCVBUF` of a socket glommio owns (best effort: a refusal only leaves the default).
+pub(crate) fn set_recv_buffer(fd: std::os::fd::RawFd, bytes: usize) {
+    // SAFETY: the caller's socket stays open for the duration of this call, and the
+    // borrowed fd does not outlive it.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    if let Err(e) = socket2::SockRef::from(&fd).set_recv_buffer_size(bytes) {
+        tracing::debug!(error = %e, "SO_RCVBUF not raised");
+    }
+}
+
 /// Most slices one `sendmsg` takes (`IOV_MAX` on Linux).
 pub(crate) const IOV_MAX: usize = 1024;
 
