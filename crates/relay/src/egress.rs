@@ -159,6 +159,10 @@ impl Reader {
             return;
         }
         self.queue.borrow_mut().offer(packet.clone());
+        // Queued packets are handed to the kernel later, by the connection's writer (or when
+        // a UDP reader goes live).
+        #[cfg(feature = "gate-test-slowdown")]
+        gate_test_slowdown(1);
         if self.live.get() {
             self.out.notify.notify();
         }
@@ -184,6 +188,10 @@ impl Reader {
 #[derive(Debug)]
 pub(crate) struct Fanout {
     readers: RefCell<Vec<Rc<Reader>>>,
+    /// The readers that take RTP through their queue: TCP readers, and UDP readers until they
+    /// go live (live UDP readers get the batched sends instead). Kept apart so that a packet
+    /// costs nothing per live UDP reader beyond its share of the send.
+    queued: RefCell<Vec<Rc<Reader>>>,
     /// Per track: the RTP addresses of the live UDP readers.
     udp_dests: RefCell<Vec<Vec<RawAddr>>>,
     /// Packets delivered, for metrics.
@@ -204,6 +212,7 @@ impl Fanout {
     pub(crate) fn new() -> Fanout {
         Fanout {
             readers: RefCell::new(Vec::new()),
+            queued: RefCell::new(Vec::new()),
             udp_dests: RefCell::new(Vec::new()),
             packets_out: Cell::new(0),
             ssrcs: RefCell::new(Vec::new()),
@@ -238,10 +247,7 @@ impl Fanout {
         }
         self.batch_for_udp(shard, packet);
         let mut ready: Option<Vec<Rc<Reader>>> = None;
-        for r in self.readers.borrow().iter() {
-            if r.live.get() && r.is_udp() {
-                continue;
-            }
+        for r in self.queued.borrow().iter() {
             r.offer(packet);
             if r.released.get() && r.is_udp() && r.queue.borrow().started() {
                 ready.get_or_insert_with(Vec::new).push(r.clone());
@@ -281,6 +287,8 @@ impl Fanout {
         if let Some(dests) = self.udp_dests.borrow().get(track) {
             if !dests.is_empty() && !frame.is_empty() {
                 shard.send_udp_frame(frame, dests);
+                #[cfg(feature = "gate-test-slowdown")]
+                gate_test_slowdown(frame.len() * dests.len());
                 let mut sent = self.udp_sent.borrow_mut();
                 if sent.len() <= track {
                     sent.resize(track + 1, [0; 2]);
@@ -303,6 +311,9 @@ impl Fanout {
 
     /// Adds a reader (not live yet: its packets queue up).
     pub(crate) fn add(&self, reader: Rc<Reader>) {
+        if takes_queue(&reader) {
+            self.queued.borrow_mut().push(reader.clone());
+        }
         self.readers.borrow_mut().push(reader);
     }
 
@@ -315,6 +326,7 @@ impl Fanout {
             self.retired.set(retired);
         }
         self.readers.borrow_mut().retain(|r| r.id != id);
+        self.queued.borrow_mut().retain(|r| r.id != id);
         self.rebuild_udp();
         self.readers.borrow().is_empty()
     }
@@ -339,10 +351,13 @@ impl Fanout {
         self.readers.borrow().clone()
     }
 
-    /// Recomputes the UDP destinations after a reader went live or left.
+    /// Recomputes the UDP destinations (and which readers take packets through their queue)
+    /// after a reader went live or left, or a track was torn down.
     pub(crate) fn rebuild_udp(&self) {
+        let readers = self.readers.borrow();
+        *self.queued.borrow_mut() = readers.iter().filter(|r| takes_queue(r)).cloned().collect();
         let mut dests: Vec<Vec<RawAddr>> = Vec::new();
-        for r in self.readers.borrow().iter().filter(|r| r.live.get()) {
+        for r in readers.iter().filter(|r| r.live.get()) {
             for i in 0..r.tracks.len() {
                 if let Some(ReaderTrack::Udp { rtp, .. }) = r.track(i) {
                     if dests.len() <= i {
@@ -353,5 +368,87 @@ impl Fanout {
             }
         }
         *self.udp_dests.borrow_mut() = dests;
+    }
+}
+
+/// Whether `reader` takes RTP through its queue rather than the fan-out's batched UDP sends:
+/// TCP readers always, UDP readers until they go live (`Shard::activate_udp`, which rebuilds
+/// the fan-out).
+fn takes_queue(reader: &Reader) -> bool {
+    !(reader.live.get() && reader.is_udp())
+}
+
+/// Rounds of [`gate_test_slowdown`] per datagram: about 2.7–3 µs of CPU on the development
+/// machines, 2–3× the 0.8–1.3 µs the relay spends per datagram it delivers there, which leaves
+/// it 0.22–0.28× the packets per CPU-second (perf/PROFILE.md).
+#[cfg(feature = "gate-test-slowdown")]
+const SLOWDOWN_ROUNDS_PER_DATAGRAM: u64 = 2048;
+
+/// Test-only (`--features gate-test-slowdown`): burns CPU for `datagrams` datagrams handed to
+/// the kernel, a fixed chain of multiplications the optimiser cannot drop, so that the CI perf
+/// gate can be shown to fail on a build that delivers well under half the packets per relay
+/// CPU-second. Compiled out of every normal build.
+#[cfg(feature = "gate-test-slowdown")]
+fn gate_test_slowdown(datagrams: usize) {
+    let rounds = (datagrams as u64).saturating_mul(SLOWDOWN_ROUNDS_PER_DATAGRAM);
+    let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+    for _ in 0..rounds {
+        x = std::hint::black_box(
+            x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407),
+        );
+    }
+    std::hint::black_box(x);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use super::*;
+
+    fn reader(id: u64, track: ReaderTrack) -> Rc<Reader> {
+        let peer: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        Rc::new(Reader {
+            id,
+            session: SessionId(format!("s{id}")),
+            path: "/demo".into(),
+            tracks: vec![Some(track)],
+            torn_down: Cell::new(0),
+            out: Rc::new(ConnOut::new(peer)),
+            queue: RefCell::new(ReaderQueue::new(100, 1 << 20)),
+            released: Cell::new(false),
+            live: Cell::new(false),
+            heard: Cell::new(Instant::now()),
+            obs: crate::metrics::ReaderObs::default(),
+        })
+    }
+
+    fn queued_ids(f: &Fanout) -> Vec<u64> {
+        f.queued.borrow().iter().map(|r| r.id).collect()
+    }
+
+    #[test]
+    fn live_udp_readers_leave_the_per_packet_walk() {
+        let udp = ReaderTrack::Udp {
+            rtp: "127.0.0.1:6000".parse::<SocketAddr>().unwrap().into(),
+            rtcp: None,
+        };
+        let f = Fanout::new();
+        f.add(reader(1, ReaderTrack::Tcp { channel: 0 }));
+        let u = reader(2, udp);
+        f.add(u.clone());
+        assert_eq!(queued_ids(&f), [1, 2], "a UDP reader queues until it goes live");
+        u.live.set(true);
+        f.rebuild_udp();
+        assert_eq!(queued_ids(&f), [1], "a live UDP reader gets the batched sends only");
+        assert_eq!(f.udp_dests.borrow()[0].len(), 1);
+        let t = f.readers().into_iter().find(|r| r.id == 1).unwrap();
+        t.live.set(true);
+        f.rebuild_udp();
+        assert_eq!(queued_ids(&f), [1], "a live TCP reader still takes its queue");
+        assert!(!f.remove(1));
+        assert!(queued_ids(&f).is_empty());
+        assert!(f.remove(2));
+        assert!(f.udp_dests.borrow().iter().all(Vec::is_empty));
     }
 }
