@@ -36,12 +36,22 @@ pub(crate) fn section(result: &ScenarioResult, svg_name: Option<&str>) -> String
         s.stream.mtu,
         s.nominal_packet_rate()
     );
-    let _ =
-        writeln!(
+    let _ = writeln!(
         out,
-        "- Readers: `manifold load --transport {}`, {} s runs with a {} s ramp. CPUs: servers on \
-         {} (relay-all on {}), source and generator on {}.",
-        s.readers.transport, s.run.duration_s, s.run.ramp_s, result.cpus.server, result.cpus.all,
+        "- Readers: `manifold load --transport {}`, {} s runs with a {} s ramp{}. CPUs: servers \
+         on {} (relay-all on {}), source and generator on {}.",
+        s.readers.transport,
+        s.run.duration_s,
+        s.run.ramp_s,
+        s.run
+            .arrival_rate
+            .map(|r| format!(
+                " (at most {r} arrivals/s: a larger rung ramps for longer and runs longer by \
+                 as much)"
+            ))
+            .unwrap_or_default(),
+        result.cpus.server,
+        result.cpus.all,
         result.cpus.generator
     );
     let _ = writeln!(

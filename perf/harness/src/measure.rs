@@ -62,6 +62,9 @@ pub(crate) struct Measurement {
     pub(crate) target: Target,
     pub(crate) readers: u32,
     pub(crate) transport: String,
+    /// The generator's ramp and run length for this rung, seconds.
+    pub(crate) ramp_s: u32,
+    pub(crate) duration_s: u32,
     /// Sessions that only SETUP (memory per idle session), no media.
     pub(crate) idle: bool,
     /// The server's CPU time from the generator's start to its end, seconds.
@@ -134,8 +137,8 @@ impl Bench<'_> {
         let report = self.dir.join(format!("{tag}.load.json"));
         let mut load = self.start_load(&url, readers, idle, &report, &tag)?;
         let t0 = Instant::now();
-        let run = &self.scenario.run;
-        let limit = Duration::from_secs(u64::from(run.duration_s) + 120);
+        let (ramp_s, duration_s) = self.scenario.timing(readers);
+        let limit = Duration::from_secs(u64::from(duration_s) + 120);
         let mut samples: Vec<(Duration, Duration, u64)> = Vec::new();
         while load.running() {
             if t0.elapsed() > limit {
@@ -157,7 +160,7 @@ impl Bench<'_> {
         server.stop();
         source.stop();
         let json = read_report(&report)?;
-        let steady = steady_share(&samples, run.ramp_s, run.duration_s);
+        let steady = steady_share(&samples, ramp_s, duration_s);
         let rss_peak = samples.iter().map(|s| s.2).max().unwrap_or(rss_base);
         let server_cpu_s = cpu_end.saturating_sub(cpu_start).as_secs_f64();
         let delivered = num(&json, &["media", "packets"]) as u64;
@@ -165,6 +168,8 @@ impl Bench<'_> {
             target,
             readers,
             transport: self.scenario.readers.transport.clone(),
+            ramp_s,
+            duration_s,
             idle,
             server_cpu_s,
             wall_s: wall.as_secs_f64(),
@@ -277,15 +282,15 @@ impl Bench<'_> {
         report: &Path,
         tag: &str,
     ) -> anyhow::Result<Proc> {
-        let run = &self.scenario.run;
+        let (ramp_s, duration_s) = self.scenario.timing(readers);
         let transport = &self.scenario.readers.transport;
         let per_client = if transport == "tcp" { 1 } else { FDS_PER_UDP_CLIENT };
         let processes = (u64::from(readers) * per_client).div_ceil(FDS_PER_PROCESS).max(1);
         let mut cmd = Command::new(&self.programs.manifold);
         cmd.args(["load", url])
             .args(["--clients", &readers.to_string()])
-            .args(["--duration", &format!("{}s", run.duration_s)])
-            .args(["--ramp", &format!("{}s", run.ramp_s)])
+            .args(["--duration", &format!("{duration_s}s")])
+            .args(["--ramp", &format!("{ramp_s}s")])
             .args(["--transport", transport])
             .args(["--cpus", &self.cpus.generator])
             .args(["--processes", &processes.to_string()])

@@ -143,6 +143,8 @@ pub(crate) mod tests {
             target,
             readers,
             transport: "udp".into(),
+            ramp_s: 1,
+            duration_s: 5,
             idle: false,
             server_cpu_s: 1.0,
             wall_s: 6.0,

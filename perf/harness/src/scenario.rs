@@ -60,8 +60,13 @@ pub(crate) struct ReaderSpec {
 pub(crate) struct RunSpec {
     /// Seconds each generator run lasts (ramp included).
     pub(crate) duration_s: u32,
-    /// Seconds over which the readers arrive.
+    /// Seconds over which the readers arrive (at least).
     pub(crate) ramp_s: u32,
+    /// Most arrivals per second: a rung whose readers would arrive faster over `ramp_s` gets
+    /// a longer ramp (readers / rate), and its run grows by as much, so that every rung has
+    /// the same time with every reader playing.
+    #[serde(default)]
+    pub(crate) arrival_rate: Option<u32>,
     /// What is measured, in this order.
     pub(crate) targets: Vec<Target>,
     /// Rungs above this many readers skip GStreamer (its setup alone would outlast the run).
@@ -189,6 +194,9 @@ impl Scenario {
                 self.run.ramp_s
             );
         }
+        if self.run.arrival_rate == Some(0) {
+            bail!("run.arrival_rate must be positive");
+        }
         if self.stream.bitrate == 0 || self.stream.fps == 0 || self.stream.mtu < 100 {
             bail!("stream: bitrate and fps must be positive and mtu at least 100");
         }
@@ -203,6 +211,15 @@ impl Scenario {
             }
         }
         Ok(())
+    }
+
+    /// Ramp and duration of the rung with `readers` readers, seconds.
+    pub(crate) fn timing(&self, readers: u32) -> (u32, u32) {
+        let ramp = match self.run.arrival_rate {
+            Some(rate) if rate > 0 => self.run.ramp_s.max(readers.div_ceil(rate)),
+            _ => self.run.ramp_s,
+        };
+        (ramp, self.run.duration_s + (ramp - self.run.ramp_s))
     }
 
     /// RTP packets per second of the stream (nominal: bitrate over the largest packet, at
@@ -286,6 +303,15 @@ mod tests {
             let parsed: Result<Scenario, _> = toml::from_str(&text);
             assert!(parsed.map_err(anyhow::Error::from).and_then(|s| s.validate()).is_err());
         }
+    }
+
+    #[test]
+    fn a_fast_rung_gets_a_longer_ramp_and_run() {
+        let mut s: Scenario = toml::from_str(SMOKE).unwrap();
+        assert_eq!(s.timing(5000), (1, 6));
+        s.run.arrival_rate = Some(500);
+        assert_eq!(s.timing(300), (1, 6));
+        assert_eq!(s.timing(5000), (10, 15));
     }
 
     #[test]
