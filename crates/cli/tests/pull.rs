@@ -8,15 +8,15 @@
 // Test helpers outside #[test] functions: a panic here is a failed test, not a crashed server.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{exchange, run_bounded, Relay};
+use common::{exchange, run_bounded, PortPrinter, Relay};
 
 const GST_SERVER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../load/tests/gst_rtsp_server.py");
 
@@ -53,48 +53,22 @@ fn have_gst_server() -> bool {
 
 /// GStreamer's RTSP server (a live H.264 stream at /test), killed when dropped.
 struct GstServer {
-    child: Child,
+    /// Kept for its `Drop`, which stops the server.
+    _server: PortPrinter,
     port: u16,
 }
 
 impl GstServer {
     /// Starts on `port` (0: any free port) and waits until it listens.
     fn start(port: u16) -> GstServer {
-        let mut child = Command::new("/usr/bin/python3")
-            .arg(GST_SERVER)
-            .arg(port.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the GStreamer RTSP server");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(p) = line.strip_prefix("PORT ") {
-                    let _ = tx.send(p.trim().parse::<u16>().ok());
-                }
-            }
-        });
-        match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(Some(port)) => GstServer { child, port },
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("the GStreamer RTSP server did not start on port {port}");
-            }
-        }
+        let mut cmd = Command::new("/usr/bin/python3");
+        cmd.arg(GST_SERVER).arg(port.to_string()).stderr(Stdio::null());
+        let server = PortPrinter::start(cmd, &format!("the GStreamer RTSP server (port {port})"));
+        GstServer { port: server.port, _server: server }
     }
 
     fn url(&self) -> String {
         format!("rtsp://127.0.0.1:{}/test", self.port)
-    }
-}
-
-impl Drop for GstServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

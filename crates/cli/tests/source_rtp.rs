@@ -10,15 +10,13 @@
 // Test helpers outside #[test] functions: a panic here is a failed test.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader};
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{run_bounded, text, Relay};
+use common::{run_bounded, text, PortPrinter, Relay};
 
 const BIN: &str = env!("CARGO_BIN_EXE_manifold");
 const GST_RELAY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../perf/peers/gst_rtsp_relay.py");
@@ -261,49 +259,24 @@ fn rtp_source_through_our_relay_pinned_to_a_cpu_reaches_readers_with_e2e_and_no_
 
 /// `perf/peers/gst_rtsp_relay.py` relaying the RTP at `port`, killed when dropped.
 struct GstRelay {
-    child: Child,
+    /// Kept for its `Drop`, which stops the server.
+    _server: PortPrinter,
     port: u16,
 }
 
 impl GstRelay {
     fn start(rtp_port: u16, sdp: &Path) -> GstRelay {
-        let mut child = Command::new("/usr/bin/python3")
-            .arg(GST_RELAY)
+        let mut cmd = Command::new("/usr/bin/python3");
+        cmd.arg(GST_RELAY)
             .args(["--rtp-port", &rtp_port.to_string(), "--port", "0", "--sdp"])
             .arg(sdp)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start gst_rtsp_relay.py");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(p) = line.strip_prefix("PORT ") {
-                    let _ = tx.send(p.trim().parse::<u16>().ok());
-                }
-            }
-        });
-        match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(Some(port)) => GstRelay { child, port },
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("gst_rtsp_relay.py did not print its port");
-            }
-        }
+            .stderr(Stdio::inherit());
+        let server = PortPrinter::start(cmd, "gst_rtsp_relay.py");
+        GstRelay { port: server.port, _server: server }
     }
 
     fn url(&self) -> String {
         format!("rtsp://127.0.0.1:{}/perf", self.port)
-    }
-}
-
-impl Drop for GstRelay {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -17,7 +17,6 @@ mod results;
 mod scenario;
 mod svg;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -26,7 +25,7 @@ use anyhow::Context;
 use clap::Parser;
 
 use measure::{Bench, CpuPlan, Programs};
-use results::{ScenarioResult, SCHEMA};
+use results::ScenarioResult;
 use scenario::{Scenario, Target};
 
 /// Runs perf scenarios: the relay beside the raw send limit and GStreamer's RTSP server.
@@ -139,22 +138,8 @@ fn run_scenario(
     eprintln!("manifold-perf: scenario {} (logs in {})", scenario.name, work.display());
     let started_unix =
         SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let mut result = ScenarioResult {
-        schema: SCHEMA,
-        scenario: scenario.clone(),
-        machine,
-        cpus: cpus.clone(),
-        commit: git_commit(),
-        started_unix,
-        runs: Vec::new(),
-        idle: Vec::new(),
-        failures: Vec::new(),
-        skipped: Vec::new(),
-        ratios: Vec::new(),
-        verdicts: Vec::new(),
-        gate: BTreeMap::new(),
-        passed: false,
-    };
+    let mut result =
+        ScenarioResult::new(scenario.clone(), machine, cpus.clone(), git_commit(), started_unix);
     let bench = Bench { scenario: &scenario, programs, cpus: &cpus, dir: &work };
     let mut jobs: Vec<(Target, u32, bool)> = Vec::new();
     for &readers in &scenario.readers.ladder {

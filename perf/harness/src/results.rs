@@ -76,6 +76,32 @@ pub(crate) struct ScenarioResult {
 }
 
 impl ScenarioResult {
+    /// A result with no measurement yet.
+    pub(crate) fn new(
+        scenario: Scenario,
+        machine: Machine,
+        cpus: CpuPlan,
+        commit: Option<String>,
+        started_unix: u64,
+    ) -> ScenarioResult {
+        ScenarioResult {
+            schema: SCHEMA,
+            scenario,
+            machine,
+            cpus,
+            commit,
+            started_unix,
+            runs: Vec::new(),
+            idle: Vec::new(),
+            failures: Vec::new(),
+            skipped: Vec::new(),
+            ratios: Vec::new(),
+            verdicts: Vec::new(),
+            gate: BTreeMap::new(),
+            passed: false,
+        }
+    }
+
     /// Works out the ratios, verdicts and compare values from the measurements.
     pub(crate) fn conclude(&mut self) {
         self.ratios.clear();
@@ -174,28 +200,16 @@ pub(crate) mod tests {
         );
         let scenario: Scenario = toml::from_str(&text).unwrap();
         scenario.validate().unwrap();
-        ScenarioResult {
-            schema: SCHEMA,
-            scenario,
-            machine: Machine {
-                nproc: 2,
-                cpu: "cpu".into(),
-                kernel: "k".into(),
-                load_start: 0.5,
-                load_end: 0.7,
-            },
-            cpus: CpuPlan::for_machine(2),
-            commit: None,
-            started_unix: 0,
-            runs,
-            idle: Vec::new(),
-            failures: Vec::new(),
-            skipped: Vec::new(),
-            ratios: Vec::new(),
-            verdicts: Vec::new(),
-            gate: BTreeMap::new(),
-            passed: false,
-        }
+        let machine = Machine {
+            nproc: 2,
+            cpu: "cpu".into(),
+            kernel: "k".into(),
+            load_start: 0.5,
+            load_end: 0.7,
+        };
+        let mut r = ScenarioResult::new(scenario, machine, CpuPlan::for_machine(2), None, 0);
+        r.runs = runs;
+        r
     }
 
     #[test]

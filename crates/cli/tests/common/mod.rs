@@ -66,6 +66,48 @@ impl Drop for Relay {
     }
 }
 
+/// A peer server (GStreamer's RTSP server scripts) that prints `PORT <n>` once it listens;
+/// killed when dropped.
+pub(crate) struct PortPrinter {
+    pub(crate) child: Child,
+    pub(crate) port: u16,
+}
+
+impl PortPrinter {
+    /// Starts `cmd` with stdout piped and waits up to 20 s for its `PORT <n>` line.
+    pub(crate) fn start(mut cmd: Command, what: &str) -> PortPrinter {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {what}: {e}"));
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(p) = line.strip_prefix("PORT ") {
+                    let _ = tx.send(p.trim().parse::<u16>().ok());
+                }
+            }
+        });
+        match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(Some(port)) => PortPrinter { child, port },
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{what} did not print its port");
+            }
+        }
+    }
+}
+
+impl Drop for PortPrinter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 pub(crate) fn signal(pid: u32, sig: &str) {
     let _ = Command::new("kill").args([sig, &pid.to_string()]).status();
 }
