@@ -5,15 +5,13 @@
 //! "skipped: ..." and passes, except under `CI=true`, where it fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 mod common;
-use common::{run_bounded, text};
+use common::{have, run_bounded, text, wait_for_line};
 
 const BIN: &str = env!("CARGO_BIN_EXE_manifold");
 
@@ -32,19 +30,7 @@ impl Relay {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start manifold serve");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(a) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(a.trim().to_owned());
-                }
-            }
-        });
-        let Ok(addr) = rx.recv_timeout(Duration::from_secs(20)) else {
-            let _ = child.kill();
-            panic!("manifold serve did not print its address");
-        };
+        let addr = wait_for_line(&mut child, "listening on ", "manifold serve");
         Relay { child, addr: addr.parse().unwrap() }
     }
 
@@ -200,23 +186,8 @@ fn load_thresholds_pass_and_fail_and_merge_and_compare() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Whether ffmpeg runs; when it does not, fails under `CI=true`, else says why it skips.
-fn have_ffmpeg() -> bool {
-    let found = Command::new("ffmpeg")
-        .arg("-version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "ffmpeg missing and CI=true");
-        println!("skipped: ffmpeg missing");
-    }
-    found
-}
-
 fn source_through_relay(transport: &str) {
-    if !have_ffmpeg() {
+    if !have("ffmpeg", "-version") {
         return;
     }
     let relay = Relay::start();

@@ -11,13 +11,12 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 mod common;
-use common::{exchange, wait_timeout};
+use common::{exchange, have, wait_for_line, wait_timeout};
 
 /// A running relay, stopped with SIGINT (or killed) when dropped.
 struct Relay {
@@ -68,23 +67,8 @@ impl Relay {
             })
             .spawn()
             .expect("start manifold serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(addr.trim().to_owned());
-                }
-            }
-        });
-        let addr = match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(a) => a.parse().expect("listening address"),
-            Err(_) => {
-                let _ = child.kill();
-                panic!("manifold serve did not print its address");
-            }
-        };
-        Relay { child, addr, metrics }
+        let addr = wait_for_line(&mut child, "listening on ", "manifold serve");
+        Relay { child, addr: addr.parse().expect("listening address"), metrics }
     }
 
     fn url(&self, path: &str) -> String {
@@ -161,21 +145,6 @@ fn http_raw(addr: SocketAddr, request: &str) -> (u16, String, String) {
         .expect("Content-Length");
     assert_eq!(length, body.len(), "Content-Length matches the body");
     (status, head.to_owned(), body.to_owned())
-}
-
-/// Whether `tool` runs; when it does not, fails under `CI=true`, else says why it skips.
-fn have(tool: &str, version_flag: &str) -> bool {
-    let found = Command::new(tool)
-        .arg(version_flag)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "{tool} missing and CI=true");
-        println!("skipped: {tool} missing");
-    }
-    found
 }
 
 fn session_of(head: &str) -> String {

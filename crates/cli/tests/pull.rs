@@ -16,40 +16,9 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{exchange, run_bounded, PortPrinter, Relay};
+use common::{exchange, have, have_gst_server, run_bounded, PortPrinter, Relay};
 
 const GST_SERVER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../load/tests/gst_rtsp_server.py");
-
-/// Fails under `CI=true`, else says why the test skips.
-fn missing(what: &str) -> bool {
-    assert!(std::env::var("CI").as_deref() != Ok("true"), "{what} missing and CI=true");
-    println!("skipped: {what} missing");
-    true
-}
-
-fn have_ffmpeg() -> bool {
-    let ok = Command::new("ffmpeg")
-        .arg("-version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    ok || !missing("ffmpeg")
-}
-
-fn have_gst_server() -> bool {
-    let ok = Command::new("/usr/bin/python3")
-        .args([
-            "-c",
-            "import gi; gi.require_version('GstRtspServer', '1.0'); \
-             from gi.repository import GstRtspServer",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    ok || !missing("python3-gi with GstRtspServer")
-}
 
 /// GStreamer's RTSP server (a live H.264 stream at /test), killed when dropped.
 struct GstServer {
@@ -255,7 +224,7 @@ fn pulls_over_udp_and_udp_readers_survive_an_upstream_restart() {
 /// it over UDP and TCP; then the upstream is killed and restarted under two readers: ours
 /// (TCP, checks sequence continuity) and ffmpeg over `reader` (decodes before and after).
 fn upstream_restart(options: &str, reader: &'static str) {
-    if !have_ffmpeg() || !have_gst_server() {
+    if !have("ffmpeg", "-version") || !have_gst_server() {
         return;
     }
     let mut upstream = GstServer::start(0);
@@ -294,7 +263,7 @@ fn upstream_restart(options: &str, reader: &'static str) {
 
 #[test]
 fn pulls_over_udp_on_demand() {
-    if !have_ffmpeg() || !have_gst_server() {
+    if !have("ffmpeg", "-version") || !have_gst_server() {
         return;
     }
     let upstream = GstServer::start(0);
@@ -349,7 +318,7 @@ fn rtp_sender(port: u16, sdp: Option<&Path>) -> Child {
 
 #[test]
 fn raw_rtp_from_ffmpeg_is_relayed_and_a_restarted_sender_continues_the_stream() {
-    if !have_ffmpeg() {
+    if !have("ffmpeg", "-version") {
         return;
     }
     let port = free_port_pair();
@@ -417,7 +386,7 @@ fn a_republish_on_another_shard_continues_the_readers_stream() {
 /// A reader plays `/pub` while its publisher is replaced `republishes` times (1 s apart,
 /// within the grace), on a relay of `cores` shards: one continuous stream, no BYE.
 fn republish_continues(cores: &str, republishes: u32) {
-    if !have_ffmpeg() {
+    if !have("ffmpeg", "-version") {
         return;
     }
     let relay = Relay::start(&["--cores", cores, "--publish-grace-secs", "10"]);

@@ -15,22 +15,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{exchange, run_bounded, signal, wait_timeout, Relay};
-
-/// Whether `tool` runs; when it does not, fails under `CI=true`, else says why it skips.
-fn have(tool: &str) -> bool {
-    let found = Command::new(tool)
-        .arg(if tool == "gst-launch-1.0" { "--version" } else { "-version" })
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "{tool} missing and CI=true");
-        println!("skipped: {tool} missing");
-    }
-    found
-}
+use common::{exchange, have, run_bounded, signal, wait_timeout, Relay};
 
 /// The test clip (H.264 + AAC, 4 s, keyframe every second), made once per test run.
 fn clip() -> &'static Path {
@@ -232,7 +217,7 @@ fn sigint_stops_the_relay_with_exit_0() {
 
 #[test]
 fn synthetic_stream_plays_in_ffmpeg_and_gstreamer() {
-    if !have("ffmpeg") || !have("gst-launch-1.0") {
+    if !have("ffmpeg", "-version") || !have("gst-launch-1.0", "--version") {
         return;
     }
     let relay = Relay::start(&["--synthetic", "/demo"]);
@@ -244,7 +229,7 @@ fn synthetic_stream_plays_in_ffmpeg_and_gstreamer() {
 
 #[test]
 fn ffmpeg_publishes_over_tcp_and_is_read_back() {
-    if !have("ffmpeg") || !have("gst-launch-1.0") {
+    if !have("ffmpeg", "-version") || !have("gst-launch-1.0", "--version") {
         return;
     }
     let relay = Relay::start(&[]);
@@ -258,7 +243,7 @@ fn ffmpeg_publishes_over_tcp_and_is_read_back() {
 
 #[test]
 fn ffmpeg_publishes_over_udp_and_is_read_back() {
-    if !have("ffmpeg") {
+    if !have("ffmpeg", "-version") {
         return;
     }
     let relay = Relay::start(&[]);
@@ -511,7 +496,7 @@ fn udp_readers_get_every_packet_once_in_order_from_the_keyframe() {
 
 #[test]
 fn a_reader_that_stops_reading_is_cut_off_without_hurting_others() {
-    if !have("ffmpeg") {
+    if !have("ffmpeg", "-version") {
         return;
     }
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
@@ -711,7 +696,7 @@ fn count_frames(c: &mut TcpStream, listen: Duration) -> ([usize; 4], Option<u16>
 
 #[test]
 fn teardown_of_one_track_stops_only_that_track() {
-    if !have("ffmpeg") {
+    if !have("ffmpeg", "-version") {
         return;
     }
     let relay = Relay::start(&[]);

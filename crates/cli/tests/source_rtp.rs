@@ -16,41 +16,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{run_bounded, text, PortPrinter, Relay};
+use common::{have, have_gst_server, run_bounded, text, PortPrinter, Relay};
 
 const BIN: &str = env!("CARGO_BIN_EXE_manifold");
 const GST_RELAY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../perf/peers/gst_rtsp_relay.py");
-
-/// Fails under `CI=true`, else says why the test skips.
-fn missing(what: &str) -> bool {
-    assert!(std::env::var("CI").as_deref() != Ok("true"), "{what} missing and CI=true");
-    println!("skipped: {what} missing");
-    true
-}
-
-fn have_ffprobe() -> bool {
-    let ok = Command::new("ffprobe")
-        .arg("-version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    ok || !missing("ffprobe")
-}
-
-fn have_gst_server() -> bool {
-    let ok = Command::new("/usr/bin/python3")
-        .args([
-            "-c",
-            "import gi; gi.require_version('GstRtspServer', '1.0'); \
-             from gi.repository import GstRtspServer",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    ok || !missing("python3-gi with GstRtspServer")
-}
 
 fn scratch(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
@@ -282,7 +251,7 @@ impl GstRelay {
 
 #[test]
 fn rtp_source_through_gstreamer_keeps_the_capture_time_extension() {
-    if !have_gst_server() || !have_ffprobe() {
+    if !have_gst_server() || !have("ffprobe", "-version") {
         return;
     }
     let dir = scratch("gst");

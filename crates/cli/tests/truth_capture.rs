@@ -16,7 +16,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{run_bounded, text};
+use common::{have, run_bounded, text};
 
 const BIN: &str = env!("CARGO_BIN_EXE_manifold");
 const CLIENTS: usize = 5;
@@ -150,21 +150,6 @@ impl Drop for Capture {
     }
 }
 
-/// Whether tshark runs; when it does not, fails under `CI=true`, else says why it skips.
-fn have_tshark() -> bool {
-    let found = Command::new("tshark")
-        .arg("-v")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "tshark missing and CI=true");
-        println!("skipped: tshark missing");
-    }
-    found
-}
-
 fn scratch() -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("manifold-truth-capture-{}", std::process::id()));
@@ -276,7 +261,7 @@ fn analyse(file: &Path) -> BTreeMap<u16, WireStream> {
 
 #[test]
 fn generator_loss_and_jitter_agree_with_a_tshark_capture() {
-    if !have_tshark() {
+    if !have("tshark", "-v") {
         return;
     }
     let started = Instant::now();

@@ -25,23 +25,8 @@ impl Relay {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start manifold serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(addr.trim().to_owned());
-                }
-            }
-        });
-        let addr = match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(a) => a.parse().expect("listening address"),
-            Err(_) => {
-                let _ = child.kill();
-                panic!("manifold serve did not print its address");
-            }
-        };
-        Relay { child, addr }
+        let addr = wait_for_line(&mut child, "listening on ", "manifold serve");
+        Relay { child, addr: addr.parse().expect("listening address") }
     }
 
     pub(crate) fn url(&self, path: &str) -> String {
@@ -81,23 +66,8 @@ impl PortPrinter {
             .stdout(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("start {what}: {e}"));
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(p) = line.strip_prefix("PORT ") {
-                    let _ = tx.send(p.trim().parse::<u16>().ok());
-                }
-            }
-        });
-        match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(Some(port)) => PortPrinter { child, port },
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("{what} did not print its port");
-            }
-        }
+        let port = wait_for_line(&mut child, "PORT ", what);
+        PortPrinter { child, port: port.parse().expect("port number") }
     }
 }
 
@@ -106,6 +76,63 @@ impl Drop for PortPrinter {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Waits up to 20 s for `child` (with stdout piped) to print a line starting with `prefix`
+/// and returns the rest, trimmed; its stdout keeps being drained afterwards. Kills the child
+/// and panics when the line does not come (`what` names the child).
+pub(crate) fn wait_for_line(child: &mut Child, prefix: &'static str, what: &str) -> String {
+    let stdout = child.stdout.take().expect("stdout piped");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix(prefix) {
+                let _ = tx.send(rest.trim().to_owned());
+            }
+        }
+    });
+    match rx.recv_timeout(Duration::from_secs(20)) {
+        Ok(rest) => rest,
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not print {prefix:?}");
+        }
+    }
+}
+
+/// Whether `tool VERSION_ARG` runs; when it does not, fails under `CI=true`, else says why
+/// the test skips.
+pub(crate) fn have(tool: &str, version_arg: &str) -> bool {
+    let found = Command::new(tool)
+        .arg(version_arg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    found || !missing(tool)
+}
+
+/// Whether GStreamer's RTSP server bindings load in Debian's Python (same rules as [`have`]).
+pub(crate) fn have_gst_server() -> bool {
+    let found = Command::new("/usr/bin/python3")
+        .args([
+            "-c",
+            "import gi; gi.require_version('GstRtspServer', '1.0'); \
+             from gi.repository import GstRtspServer",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    found || !missing("python3-gi with GstRtspServer")
+}
+
+/// Fails under `CI=true`, else says why the test skips; returns true.
+fn missing(what: &str) -> bool {
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "{what} missing and CI=true");
+    println!("skipped: {what} missing");
+    true
 }
 
 pub(crate) fn signal(pid: u32, sig: &str) {
