@@ -179,6 +179,12 @@ pub struct Counts {
     pub behind_schedule: u64,
     /// Sessions not started because the open-file limit had no room.
     pub clipped: u64,
+    /// Sessions whose own hold time (or the run) ended before they reached PLAY while the server was
+    /// answering within the response timeout: torn down by the generator, neither ok nor
+    /// failed (a server that does not answer in time still fails them, as `timeout`).
+    /// Absent from hlogs written before it existed.
+    #[serde(default)]
+    pub cut_by_hold: u64,
     /// RTP packets received.
     pub packets: u64,
     /// RTP bytes received (datagram or interleaved payload sizes).
@@ -206,6 +212,7 @@ impl Counts {
         self.played += o.played;
         self.behind_schedule += o.behind_schedule;
         self.clipped += o.clipped;
+        self.cut_by_hold += o.cut_by_hold;
         self.packets += o.packets;
         self.bytes += o.bytes;
         self.lost += o.lost;

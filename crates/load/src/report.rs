@@ -86,6 +86,8 @@ pub struct Sessions {
     pub behind_schedule: u64,
     /// Sessions not started for want of file descriptors.
     pub clipped: u64,
+    /// Sessions whose own hold ended before PLAY, the server answering in time (not errors).
+    pub cut_by_hold: u64,
 }
 
 /// Media totals and rates.
@@ -160,13 +162,14 @@ pub struct Report {
 
 /// The plain values thresholds can name (see [`Report::value`]); besides these,
 /// `errors.<kind>` and `errors.<status code>`.
-pub const VALUE_NAMES: [&str; 21] = [
+pub const VALUE_NAMES: [&str; 22] = [
     "errors",
     "sessions.scheduled",
     "sessions.started",
     "sessions.ok",
     "sessions.failed",
     "sessions.played",
+    "sessions.cut_by_hold",
     "behind_schedule",
     "clipped",
     "loss",
@@ -278,6 +281,7 @@ impl Report {
                 failed: c.failed,
                 behind_schedule: c.behind_schedule,
                 clipped: c.clipped,
+                cut_by_hold: c.cut_by_hold,
             },
             // Setups are counted where they are timed (PLAY answered; the last SETUP with
             // `--no-play`), so merged interval logs have them too.
@@ -298,7 +302,7 @@ impl Report {
     }
 
     /// A plain value by name, for thresholds: `errors`, `errors.<kind>`, `errors.<status>`,
-    /// `sessions.{scheduled,started,ok,failed,played}`, `behind_schedule`, `clipped`,
+    /// `sessions.{scheduled,started,ok,failed,played,cut_by_hold}`, `behind_schedule`, `clipped`,
     /// `loss` (count), `loss.ratio`, `duplicates`, `reordered`, `packets`, `bytes`,
     /// `packets_per_s`, `bits_per_s`, `setups_per_s`, `rxq_drops`, `generator_limited` (0/1),
     /// `cpu` (share of the shards' cores). `None` for an unknown name, and for every name
@@ -318,6 +322,7 @@ impl Report {
             "sessions.played" => s.played as f64,
             "behind_schedule" => s.behind_schedule as f64,
             "clipped" => s.clipped as f64,
+            "sessions.cut_by_hold" => s.cut_by_hold as f64,
             "loss" | "lost" => m.lost as f64,
             "loss.ratio" => m.loss_ratio,
             "duplicates" => m.duplicates as f64,
@@ -392,7 +397,8 @@ impl Report {
             let _ = writeln!(
                 out,
                 "sessions: {} scheduled, {} started, {} played, {} ok, {} failed, {} behind \
-                 schedule, {} clipped; {:.1} setups/s over {:.1}s",
+                 schedule, {} clipped, {} cut by their hold before PLAY; {:.1} setups/s over \
+                 {:.1}s",
                 s.scheduled,
                 s.started,
                 s.played,
@@ -400,6 +406,7 @@ impl Report {
                 s.failed,
                 s.behind_schedule,
                 s.clipped,
+                s.cut_by_hold,
                 self.setups_per_s,
                 self.elapsed_s
             );

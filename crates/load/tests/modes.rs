@@ -23,9 +23,18 @@ static ONE_RUN: Mutex<()> = Mutex::new(());
 /// Every request the server got: when, on which connection, what.
 type Log = Arc<Mutex<Vec<(Instant, usize, Method)>>>;
 
+/// How the server misbehaves, if at all.
+#[derive(Debug, Clone, Copy, Default)]
+struct Quirks {
+    /// Answer DESCRIBE only after this long.
+    describe_delay: Duration,
+    /// Never answer PLAY.
+    silent_play: bool,
+}
+
 /// Answers one connection: OPTIONS, DESCRIBE, SETUP (UDP or interleaved, echoing the offer),
 /// PLAY, TEARDOWN; logs each request.
-fn serve_connection(mut conn: TcpStream, id: usize, sdp: String, log: Log) {
+fn serve_connection(mut conn: TcpStream, id: usize, sdp: String, log: Log, quirks: Quirks) {
     let mut buf = Vec::new();
     let mut decoder = Decoder::default();
     let mut chunk = [0u8; 4096];
@@ -51,6 +60,7 @@ fn serve_connection(mut conn: TcpStream, id: usize, sdp: String, log: Log) {
             match req.method {
                 Method::Options => resp.headers.append("Public", "DESCRIBE, SETUP, PLAY, TEARDOWN"),
                 Method::Describe => {
+                    std::thread::sleep(quirks.describe_delay);
                     resp.headers.append("Content-Base", format!("{}/", req.uri));
                     resp.headers.append("Content-Type", "application/sdp");
                     resp.body = sdp.clone().into_bytes();
@@ -68,6 +78,7 @@ fn serve_connection(mut conn: TcpStream, id: usize, sdp: String, log: Log) {
                         None => resp = Response::new(StatusCode::UNSUPPORTED_TRANSPORT),
                     }
                 }
+                Method::Play if quirks.silent_play => continue,
                 Method::Play | Method::Teardown => resp.headers.append("Session", id.to_string()),
                 _ => resp = Response::new(StatusCode::NOT_IMPLEMENTED),
             }
@@ -83,6 +94,11 @@ fn serve_connection(mut conn: TcpStream, id: usize, sdp: String, log: Log) {
 
 /// Starts the server; returns its port and its request log.
 fn start_server() -> (u16, Log) {
+    start_server_with(Quirks::default())
+}
+
+/// Starts a server with `quirks`; returns its port and its request log.
+fn start_server_with(quirks: Quirks) -> (u16, Log) {
     let s = SyntheticStream::new(StreamConfig::default()).unwrap();
     let media = s.sdp().media_section(0, Some("stream=0"));
     let sdp = format!(
@@ -96,7 +112,7 @@ fn start_server() -> (u16, Log) {
         for (id, conn) in listener.incoming().enumerate() {
             let Ok(conn) = conn else { break };
             let (sdp, log) = (sdp.clone(), server_log.clone());
-            std::thread::spawn(move || serve_connection(conn, id, sdp, log));
+            std::thread::spawn(move || serve_connection(conn, id, sdp, log, quirks));
         }
     });
     (port, log)
@@ -216,6 +232,51 @@ fn no_play_sets_up_holds_and_tears_down_without_play() {
     assert!(r.table().contains("SETUP-ONLY RUN"));
     assert!(r.thresholds.iter().all(|v| v.passed), "{:?}", r.thresholds);
     assert_eq!(outcome.exit_code(), 0);
+}
+
+/// A session whose own hold ends before PLAY is the generator's doing when the server is
+/// answering in time (counted as cut by its hold, no error); when the server does not answer
+/// within the response timeout, it is the server's failure all the same.
+#[test]
+fn a_hold_that_ends_before_play_blames_the_server_only_when_it_is_late() {
+    let _one = ONE_RUN.lock().unwrap_or_else(|e| e.into_inner());
+    let run = |quirks: Quirks| {
+        let (port, _log) = start_server_with(quirks);
+        let mut args = LoadArgs::new(format!("rtsp://127.0.0.1:{port}/modes"));
+        args.clients = 4;
+        args.transport = TransportChoice::Tcp;
+        args.duration = Duration::from_secs(3);
+        args.ramp = Duration::from_millis(100);
+        args.hold = Some("100ms".parse().unwrap());
+        args.response_timeout = Duration::from_secs(1);
+        args.shards = Some(1);
+        args.quiet = true;
+        args.thresholds = vec!["errors<1".into()];
+        manifold_load::execute(&args).expect("the run completes")
+    };
+
+    // DESCRIBE answered after 400 ms, within the 1 s response timeout: a slow answer, but
+    // the session's 100 ms hold was over before it came.
+    let slow = run(Quirks { describe_delay: Duration::from_millis(400), silent_play: false });
+    let r = &slow.report;
+    // Sessions keep arriving at 40/s with 100 ms holds: every one is cut, none fails.
+    let started = r.sessions.started;
+    assert!(started >= 4);
+    assert_eq!(r.sessions.cut_by_hold, started, "{:?}", r.errors.samples);
+    assert_eq!((r.errors.total, r.sessions.failed, r.sessions.ok), (0, 0, 0));
+    let line = format!("{started} cut by their hold before PLAY");
+    assert!(r.table().contains(&line), "{}", r.table());
+    assert_eq!(slow.exit_code(), 0);
+
+    // PLAY never answered: the in-flight request times out, and that is the server's.
+    let silent = run(Quirks { describe_delay: Duration::ZERO, silent_play: true });
+    let r = &silent.report;
+    let started = r.sessions.started;
+    assert!(started >= 4);
+    assert_eq!(r.sessions.cut_by_hold, 0);
+    assert_eq!(r.errors.total, started, "{:?}", r.errors.samples);
+    assert_eq!(r.errors.by_kind.get("timeout"), Some(&started), "{:?}", r.errors.by_kind);
+    assert_ne!(silent.exit_code(), 0);
 }
 
 #[test]

@@ -6,7 +6,6 @@
 use std::cell::RefCell;
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
@@ -44,6 +43,19 @@ const MAX_FRAMES: usize = (crate::sys::IOV_MAX - 1) / 2;
 /// readiness sources for reading and writing, so the two tasks never conflict.
 #[derive(Debug, Clone)]
 struct SharedStream(Rc<RefCell<TcpStream>>);
+
+impl SharedStream {
+    /// Shuts the socket down both ways, waking a task blocked reading it. Only through the
+    /// owning stream: once it is dropped its descriptor number may be another connection's.
+    fn shutdown(&self) {
+        crate::sys::shutdown_socket(crate::sys::fd_of(&*self.0.borrow()));
+    }
+
+    /// One non-blocking gathering `sendmsg` (see [`crate::sys::send_vectored`]).
+    fn send_vectored(&self, iov: &[IoSlice<'_>]) -> io::Result<usize> {
+        crate::sys::send_vectored(crate::sys::fd_of(&*self.0.borrow()), iov)
+    }
+}
 
 impl AsyncRead for SharedStream {
     fn poll_read(
@@ -125,7 +137,6 @@ pub(crate) async fn run(shard: Rc<Shard>, stream: TcpStream) {
         }
     };
     let _ = stream.set_nodelay(true);
-    let fd = stream.as_raw_fd();
     let id = shard.next_id();
     let stream = SharedStream(Rc::new(RefCell::new(stream)));
     let out = Rc::new(ConnOut::new(peer));
@@ -133,7 +144,7 @@ pub(crate) async fn run(shard: Rc<Shard>, stream: TcpStream) {
     tracing::debug!(%peer, shard = shard.id(), "connection accepted");
 
     let writer =
-        spawn_local(write_loop(stream.clone(), out.clone(), shard.config().reader_stall(), fd));
+        spawn_local(write_loop(stream.clone(), out.clone(), shard.config().reader_stall()));
     let timeout = shard.config().session_timeout();
     // Grace after the announced timeout: 5 s, or less for very short timeouts.
     let grace = timeout.min(std::time::Duration::from_secs(5));
@@ -153,8 +164,9 @@ pub(crate) async fn run(shard: Rc<Shard>, stream: TcpStream) {
     }
     conn.release_all();
     out.close();
+    // The writer shuts the socket down as it ends; both tasks' handles are gone after this,
+    // and with them the socket.
     writer.await;
-    crate::sys::shutdown_socket(fd);
     shard.remove_conn(id);
 }
 
@@ -310,7 +322,7 @@ struct Frame {
 /// is written with one gathering `sendmsg` per batch, straight from the shared packet buffers;
 /// when the socket is full the rest of the batch waits for it (bounded by `stall`, past which
 /// the connection closes) while the hub keeps queueing into the reader's bounded queue.
-async fn write_loop(mut wr: SharedStream, out: Rc<ConnOut>, stall: std::time::Duration, fd: i32) {
+async fn write_loop(mut wr: SharedStream, out: Rc<ConnOut>, stall: std::time::Duration) {
     let mut control: Vec<u8> = Vec::new();
     let mut frames: Vec<Frame> = Vec::new();
     loop {
@@ -361,25 +373,24 @@ async fn write_loop(mut wr: SharedStream, out: Rc<ConnOut>, stall: std::time::Du
                 }
             }
         }
-        if let Err(e) = write_gathered(&mut wr, fd, &iov, stall).await {
+        if let Err(e) = write_gathered(&mut wr, &iov, stall).await {
             tracing::info!(peer = %out.peer, side = "downstream", error = %e, "write failed, closing");
             break;
         }
     }
     out.closed.set(true);
     // Wake the reader task if it is blocked in `read`.
-    crate::sys::shutdown_socket(fd);
+    wr.shutdown();
 }
 
 /// Writes every slice: one gathering `sendmsg` first, then whatever the kernel did not take
 /// slice by slice through glommio (which waits for the socket to drain), each within `stall`.
 async fn write_gathered(
     wr: &mut SharedStream,
-    fd: i32,
     iov: &[IoSlice<'_>],
     stall: std::time::Duration,
 ) -> io::Result<()> {
-    let mut skip = match crate::sys::send_vectored(fd, iov) {
+    let mut skip = match wr.send_vectored(iov) {
         Ok(n) => n,
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
         Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,

@@ -322,10 +322,7 @@ fn bind_pairs(ip: std::net::IpAddr) -> std::io::Result<Vec<(UdpSocket, UdpSocket
             return Ok(pairs);
         }
         let rtp = UdpSocket::bind(SocketAddr::new(ip, 0))?;
-        crate::sys::set_recv_buffer(
-            std::os::fd::AsRawFd::as_raw_fd(&rtp),
-            crate::sys::INGEST_RCVBUF,
-        );
+        crate::sys::set_recv_buffer(crate::sys::fd_of(&rtp), crate::sys::INGEST_RCVBUF);
         let port = rtp.local_addr()?.port();
         if port == u16::MAX {
             continue;

@@ -76,7 +76,7 @@ fn start(shard: &Rc<Shard>, input: &RtpInput) -> Result<(), String> {
         sdp.media().iter().map(|m| m.media_line().payload_types().collect()).collect();
     let tracks = crate::pull::tracks_of(&sdp);
     let rtp = UdpSocket::bind(input.listen).map_err(|e| format!("binding RTP: {e}"))?;
-    crate::sys::set_recv_buffer(std::os::fd::AsRawFd::as_raw_fd(&rtp), crate::sys::INGEST_RCVBUF);
+    crate::sys::set_recv_buffer(crate::sys::fd_of(&rtp), crate::sys::INGEST_RCVBUF);
     let rtcp_addr = SocketAddr::new(input.listen.ip(), input.listen.port() + 1);
     let rtcp = UdpSocket::bind(rtcp_addr).map_err(|e| format!("binding RTCP {rtcp_addr}: {e}"))?;
     let relay_sdp = crate::control::relay_sdp(sdp);

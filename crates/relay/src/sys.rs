@@ -4,6 +4,7 @@
 #![allow(unsafe_code)]
 
 use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
 
 /// The signals the relay shuts down on.
 const SHUTDOWN_SIGNALS: [libc::c_int; 2] = [libc::SIGINT, libc::SIGTERM];
@@ -73,14 +74,20 @@ pub(crate) fn fill_random(buf: &mut [u8]) {
     }
 }
 
+/// The descriptor of a socket glommio owns (glommio's sockets give only `AsRawFd`), borrowed
+/// for as long as the socket is. This is the crate's only way to a descriptor: a bare number
+/// kept past its owner's drop names whatever the kernel opens next (a connection accepted a
+/// moment later, on any shard), and a call on it would hit that one instead.
+pub(crate) fn fd_of<S: AsRawFd>(owner: &S) -> BorrowedFd<'_> {
+    // SAFETY: the descriptor belongs to `owner`, which the returned borrow keeps borrowed, so
+    // it stays open for the borrow's whole lifetime.
+    unsafe { BorrowedFd::borrow_raw(owner.as_raw_fd()) }
+}
+
 /// Shuts down both directions of a socket, so that a task blocked reading it wakes up with
 /// end of stream. Errors (e.g. not connected any more) are ignored: the socket is going away.
-pub(crate) fn shutdown_socket(fd: std::os::fd::RawFd) {
-    // SAFETY: shutdown(2) on an fd number has no memory effects; a stale or invalid fd only
-    // yields an error, which is ignored.
-    unsafe {
-        libc::shutdown(fd, libc::SHUT_RDWR);
-    }
+pub(crate) fn shutdown_socket(fd: BorrowedFd<'_>) {
+    let _ = socket2::SockRef::from(&fd).shutdown(std::net::Shutdown::Both);
 }
 
 /// Hands a bound std UDP socket to glommio (which builds on socket2 0.4, so the socket2 0.5
@@ -99,10 +106,7 @@ pub(crate) fn glommio_udp(socket: std::net::UdpSocket) -> glommio::net::UdpSocke
 pub(crate) const INGEST_RCVBUF: usize = 4 << 20;
 
 /// Sets `SO_RCVBUF` of a socket glommio owns (best effort: a refusal only leaves the default).
-pub(crate) fn set_recv_buffer(fd: std::os::fd::RawFd, bytes: usize) {
-    // SAFETY: the caller's socket stays open for the duration of this call, and the
-    // borrowed fd does not outlive it.
-    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+pub(crate) fn set_recv_buffer(fd: BorrowedFd<'_>, bytes: usize) {
     if let Err(e) = socket2::SockRef::from(&fd).set_recv_buffer_size(bytes) {
         tracing::debug!(error = %e, "SO_RCVBUF not raised");
     }
@@ -115,7 +119,7 @@ pub(crate) const IOV_MAX: usize = 1024;
 /// [`IOV_MAX`] of them): the interleaved frames of a TCP reader straight from the shared packet
 /// buffers, no copy. Returns the bytes the kernel took (`WouldBlock` when it took none).
 pub(crate) fn send_vectored(
-    fd: std::os::fd::RawFd,
+    fd: BorrowedFd<'_>,
     bufs: &[std::io::IoSlice<'_>],
 ) -> io::Result<usize> {
     let bufs = &bufs[..bufs.len().min(IOV_MAX)];
@@ -126,7 +130,7 @@ pub(crate) fn send_vectored(
     msg.msg_iovlen = bufs.len() as _;
     // SAFETY: `msg` points at `bufs.len()` valid iovecs, each borrowing live memory for the
     // duration of the call; no address and no control data.
-    let n = unsafe { libc::sendmsg(fd, &msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
+    let n = unsafe { libc::sendmsg(fd.as_raw_fd(), &msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
     if n < 0 {
         Err(io::Error::last_os_error())
     } else {
