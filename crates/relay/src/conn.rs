@@ -1,11 +1,10 @@
 //! One RTSP connection: a reader task that decodes requests and interleaved frames from the
-//! socket (manifold-rtsp's streaming `Decoder` over a per-connection buffer), and a writer
-//! task that writes responses and the media of its TCP readers. What each request *means*
-//! lives in `control`; this module only moves bytes.
+//! socket (manifold-rtsp's streaming `Decoder` over a per-connection buffer) and hands them to
+//! the connection's [`Control`], and a writer task that writes responses and the media of its
+//! TCP readers. What each request *means* lives in `control`; this module only moves bytes.
 
 use std::cell::RefCell;
 use std::io::{self, IoSlice};
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
@@ -14,13 +13,13 @@ use std::time::Instant;
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use glommio::net::TcpStream;
 use glommio::{spawn_local, timer};
-use manifold_rtsp::codec::{interleaved_header, write_response, Decoder, Item, Limits};
-use manifold_rtsp::session::server::{ServerConfig, ServerSessions};
+use manifold_rtsp::codec::{interleaved_header, Decoder, Item, Limits};
 use manifold_rtsp::{ChannelId, Response};
 
-use crate::control::{Player, Publisher};
-use crate::egress::{ConnOut, ReaderTrack};
-use crate::packet::SharedPacket;
+use crate::control::Control;
+use crate::outbox::ConnOut;
+use crate::plane::packet::SharedPacket;
+use crate::plane::reader::ReaderTrack;
 use crate::shard::Shard;
 
 /// Bytes a connection reads per call at first, and keeps between requests. RTSP requests are
@@ -109,24 +108,6 @@ enum Wake {
     Timeout,
 }
 
-/// Random bytes for session ids.
-fn random(buf: &mut [u8]) {
-    crate::sys::fill_random(buf);
-}
-
-/// The state of one connection, driven by its reader task.
-#[derive(Debug)]
-pub(crate) struct Conn {
-    pub(crate) shard: Rc<Shard>,
-    pub(crate) peer: SocketAddr,
-    pub(crate) out: Rc<ConnOut>,
-    pub(crate) sessions: ServerSessions<fn(&mut [u8])>,
-    pub(crate) publisher: Option<Publisher>,
-    pub(crate) player: Option<Player>,
-    /// The slots of the session limit this connection's sessions hold.
-    pub(crate) permits: Vec<(manifold_rtsp::SessionId, crate::limits::SessionPermit)>,
-}
-
 /// Serves one accepted connection until it closes.
 pub(crate) async fn run(shard: Rc<Shard>, stream: TcpStream) {
     let peer = match stream.peer_addr() {
@@ -139,30 +120,23 @@ pub(crate) async fn run(shard: Rc<Shard>, stream: TcpStream) {
     let _ = stream.set_nodelay(true);
     let id = shard.next_id();
     let stream = SharedStream(Rc::new(RefCell::new(stream)));
-    let out = Rc::new(ConnOut::new(peer));
-    shard.add_conn(id, out.clone());
+    let out = Rc::new(ConnOut::new(id, peer));
+    shard.add_conn(out.clone());
     tracing::debug!(%peer, shard = shard.id(), "connection accepted");
 
     let writer =
         spawn_local(write_loop(stream.clone(), out.clone(), shard.config().reader_stall()));
-    let timeout = shard.config().session_timeout();
-    // Grace after the announced timeout: 5 s, or less for very short timeouts.
-    let grace = timeout.min(std::time::Duration::from_secs(5));
-    let config = ServerConfig { timeout, grace, ..ServerConfig::default() };
-    let mut conn = Conn {
-        shard: shard.clone(),
-        peer,
-        out: out.clone(),
-        sessions: ServerSessions::new(config, random as fn(&mut [u8])),
-        publisher: None,
-        player: None,
-        permits: Vec::new(),
+    let limits = Limits {
+        max_head: shard.config().max_request_head,
+        max_body: shard.config().max_request_body,
+        ..Limits::default()
     };
-    match conn.read_loop(stream).await {
+    let mut control = Control::new(shard.clone(), peer, out.clone());
+    match read_loop(&mut control, stream, limits).await {
         Ok(()) => tracing::debug!(%peer, "connection closed by peer"),
         Err(e) => tracing::info!(%peer, side = "downstream", error = %e, "connection closed"),
     }
-    conn.release_all();
+    control.release_all();
     out.close();
     // The writer shuts the socket down as it ends; both tasks' handles are gone after this,
     // and with them the socket.
@@ -182,129 +156,93 @@ fn next_chunk(chunk: usize, got: usize) -> usize {
     }
 }
 
-impl Conn {
-    async fn read_loop(&mut self, mut rd: SharedStream) -> Result<(), ConnError> {
-        let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK_MIN);
-        let mut chunk = READ_CHUNK_MIN;
-        let limits = Limits {
-            max_head: self.shard.config().max_request_head,
-            max_body: self.shard.config().max_request_body,
-            ..Limits::default()
-        };
-        let mut decoder = Decoder::new(limits);
+/// Decodes the connection's bytes into `control` until the peer closes, the connection is
+/// closed, or its input cannot be resynchronised; wakes `control` at its sessions' deadlines.
+async fn read_loop(
+    control: &mut Control,
+    mut rd: SharedStream,
+    limits: Limits,
+) -> Result<(), ConnError> {
+    let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK_MIN);
+    let mut chunk = READ_CHUNK_MIN;
+    let mut decoder = Decoder::new(limits);
+    loop {
+        let mut start = 0;
         loop {
-            let mut start = 0;
-            loop {
-                if self.out.closed.get() {
+            if control.closed() {
+                return Ok(());
+            }
+            match decoder.feed(&buf[start..]) {
+                Ok(None) => break,
+                Ok(Some((Item::Request(req), used))) => {
+                    start += used;
+                    tracing::debug!(peer = %control.peer(), method = %req.method, uri = %req.uri, "request");
+                    let (resp, after) = control.handle(req).await;
+                    control.send(&resp);
+                    if let Some(after) = after {
+                        control.after_response(after);
+                    }
+                }
+                Ok(Some((Item::Response(resp), used))) => {
+                    start += used;
+                    tracing::debug!(peer = %control.peer(), status = %resp.status, "unexpected response from client ignored");
+                }
+                Ok(Some((Item::Interleaved { channel, payload }, used))) => {
+                    control.interleaved(Instant::now(), channel, payload);
+                    start += used;
+                }
+                Err(e) => {
+                    let mut resp = Response::new(e.status());
+                    if let Some(cseq) = e.cseq() {
+                        resp.headers.set("CSeq", cseq.to_string());
+                    }
+                    control.send(&resp);
+                    match e.resume_at() {
+                        Some(n) => {
+                            tracing::info!(peer = %control.peer(), error = %e, side = "downstream", "malformed request answered");
+                            start += n;
+                        }
+                        None => return Err(ConnError::Malformed(e)),
+                    }
+                }
+            }
+        }
+        if start > 0 {
+            buf.drain(..start);
+            decoder.reset();
+        }
+        if buf.is_empty() && chunk == READ_CHUNK_MIN && buf.capacity() > 2 * READ_CHUNK_MIN {
+            // A burst is over: give its memory back while the connection idles.
+            buf.shrink_to(READ_CHUNK_MIN);
+        }
+        if buf.len() >= MAX_BUFFERED {
+            return Err(ConnError::Oversized);
+        }
+        let len = buf.len();
+        buf.resize(len + chunk, 0);
+        let woke = match control.poll_timeout() {
+            None => Wake::Read(rd.read(&mut buf[len..]).await),
+            Some(at) => {
+                let read = async { Wake::Read(rd.read(&mut buf[len..]).await) };
+                let expire = async {
+                    timer::sleep(at.saturating_duration_since(Instant::now())).await;
+                    Wake::Timeout
+                };
+                futures_lite::future::or(read, expire).await
+            }
+        };
+        match woke {
+            Wake::Read(n) => {
+                let got = *n.as_ref().unwrap_or(&0);
+                buf.truncate(len + got);
+                if n? == 0 {
                     return Ok(());
                 }
-                match decoder.feed(&buf[start..]) {
-                    Ok(None) => break,
-                    Ok(Some((Item::Request(req), used))) => {
-                        start += used;
-                        tracing::debug!(peer = %self.peer, method = %req.method, uri = %req.uri, "request");
-                        let (resp, after) = self.handle(req).await;
-                        self.send(&resp);
-                        if let Some(after) = after {
-                            self.after_response(after);
-                        }
-                    }
-                    Ok(Some((Item::Response(resp), used))) => {
-                        start += used;
-                        tracing::debug!(peer = %self.peer, status = %resp.status, "unexpected response from client ignored");
-                    }
-                    Ok(Some((Item::Interleaved { channel, payload }, used))) => {
-                        self.interleaved(channel, payload);
-                        start += used;
-                    }
-                    Err(e) => {
-                        let mut resp = Response::new(e.status());
-                        if let Some(cseq) = e.cseq() {
-                            resp.headers.set("CSeq", cseq.to_string());
-                        }
-                        self.send(&resp);
-                        match e.resume_at() {
-                            Some(n) => {
-                                tracing::info!(peer = %self.peer, error = %e, side = "downstream", "malformed request answered");
-                                start += n;
-                            }
-                            None => return Err(ConnError::Malformed(e)),
-                        }
-                    }
-                }
+                chunk = next_chunk(chunk, got);
             }
-            if start > 0 {
-                buf.drain(..start);
-                decoder.reset();
-            }
-            if buf.is_empty() && chunk == READ_CHUNK_MIN && buf.capacity() > 2 * READ_CHUNK_MIN {
-                // A burst is over: give its memory back while the connection idles.
-                buf.shrink_to(READ_CHUNK_MIN);
-            }
-            if buf.len() >= MAX_BUFFERED {
-                return Err(ConnError::Oversized);
-            }
-            let len = buf.len();
-            buf.resize(len + chunk, 0);
-            let woke = match self.sessions.poll_timeout() {
-                None => Wake::Read(rd.read(&mut buf[len..]).await),
-                Some(at) => {
-                    let read = async { Wake::Read(rd.read(&mut buf[len..]).await) };
-                    let expire = async {
-                        timer::sleep(at.saturating_duration_since(Instant::now())).await;
-                        Wake::Timeout
-                    };
-                    futures_lite::future::or(read, expire).await
-                }
-            };
-            match woke {
-                Wake::Read(n) => {
-                    let got = *n.as_ref().unwrap_or(&0);
-                    buf.truncate(len + got);
-                    if n? == 0 {
-                        return Ok(());
-                    }
-                    chunk = next_chunk(chunk, got);
-                }
-                Wake::Timeout => {
-                    buf.truncate(len);
-                    self.expire_sessions();
-                }
-            }
-        }
-    }
-
-    /// Queues a response for the writer.
-    fn send(&self, resp: &Response) {
-        let mut bytes = Vec::with_capacity(256 + resp.body.len());
-        write_response(resp, &mut bytes);
-        self.out.send_control(&bytes);
-    }
-
-    /// An interleaved frame from the client: media of a publisher, or RTCP.
-    fn interleaved(&mut self, channel: ChannelId, payload: &[u8]) {
-        if let Some(p) = &self.publisher {
-            if let Some(track) = p.track_of_channel(channel.0) {
-                if p.recording {
-                    p.hub.ingest(&self.shard, track, payload);
-                }
-                return;
-            }
-            if let Some(track) = p.track_of_rtcp_channel(channel.0) {
-                p.hub.ingest_rtcp(&self.shard, track, payload);
-                return;
-            }
-        }
-        // A reader's RTCP (receiver reports) shows it is alive, and says what it lost.
-        if let Some(reader) = self.player.as_ref().and_then(|p| p.reader()) {
-            reader.heard.set(Instant::now());
-            let track = reader.tracks.iter().position(|t| {
-                matches!(t, Some(ReaderTrack::Tcp { channel: c }) if c.checked_add(1) == Some(channel.0))
-            });
-            if let Some(track) = track {
-                if reader.obs.absorb_rtcp(track, payload) > 0 {
-                    self.shard.obs.rtcp_reports.set(self.shard.obs.rtcp_reports.get() + 1);
-                }
+            Wake::Timeout => {
+                buf.truncate(len);
+                control.expire_sessions();
             }
         }
     }
@@ -357,7 +295,7 @@ async fn write_loop(mut wr: SharedStream, out: Rc<ConnOut>, stall: std::time::Du
             if out.closed.get() {
                 break;
             }
-            out.notify.wait().await;
+            out.wake.wait().await;
             continue;
         }
         let mut iov: Vec<IoSlice<'_>> = Vec::with_capacity(1 + 2 * frames.len());

@@ -9,20 +9,23 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use manifold_rtp::codec::Codec;
+use manifold_rtsp::codec::write_response;
 use manifold_rtsp::header::{
     ChannelRange, Destination, LowerTransport, PortRange, Profile, RtpInfo, RtpInfoEntry, Session,
     Transport, TransportMode, TransportSpec, TypedHeader,
 };
-use manifold_rtsp::session::server::{Action, Decision, Pending, ServerEvent};
+use manifold_rtsp::session::server::{
+    Action, Decision, Pending, ServerConfig, ServerEvent, ServerSessions,
+};
 use manifold_rtsp::{ChannelId, Method, Request, Response, SessionId, StatusCode};
 use manifold_sdp::Sdp;
 use manifold_udp::RawAddr;
 
-use crate::conn::Conn;
-use crate::egress::{Reader, ReaderTrack};
-use crate::hub::Hub;
-use crate::queue::ReaderQueue;
-use crate::registry::{StreamInfo, TrackInfo};
+use crate::outbox::ConnOut;
+use crate::plane::hub::Hub;
+use crate::plane::reader::{Reader, ReaderSpec, ReaderTrack};
+use crate::registry::{relay_sdp, StreamInfo, TrackInfo};
+use crate::shard::{Media, Shard};
 
 /// The methods the relay answers, for `Public`.
 const PUBLIC: &str = "OPTIONS, DESCRIBE, ANNOUNCE, SETUP, PLAY, PAUSE, RECORD, TEARDOWN, \
@@ -87,13 +90,6 @@ pub(crate) struct Player {
     paused: bool,
 }
 
-impl Player {
-    /// The reader while playing.
-    pub(crate) fn reader(&self) -> Option<&Rc<Reader>> {
-        self.reader.as_ref()
-    }
-}
-
 /// The path of an RTSP URL: `rtsp://host:port/cam/x?q` → `/cam/x` (no trailing slash).
 pub(crate) fn url_path(uri: &str) -> String {
     let rest = uri.split_once("://").map_or(uri, |(_, r)| r);
@@ -113,7 +109,89 @@ fn split_track(uri: &str) -> Option<(&str, usize)> {
     Some((stream_url, n.parse().ok()?))
 }
 
-impl Conn {
+/// Random bytes for session ids.
+fn random(buf: &mut [u8]) {
+    crate::sys::fill_random(buf);
+}
+
+/// What one RTSP connection's requests mean: its sessions (manifold-rtsp's server session
+/// machine), the stream it publishes or plays, and the session-limit slots it holds. The
+/// connection hands it each request and interleaved frame; it answers and acts on the shard.
+#[derive(Debug)]
+pub(crate) struct Control {
+    shard: Rc<Shard>,
+    peer: SocketAddr,
+    out: Rc<ConnOut>,
+    sessions: ServerSessions<fn(&mut [u8])>,
+    publisher: Option<Publisher>,
+    player: Option<Player>,
+    /// The slots of the session limit this connection's sessions hold.
+    permits: Vec<(SessionId, crate::limits::SessionPermit)>,
+}
+
+impl Control {
+    /// The control of a new connection from `peer`, whose output is `out`.
+    pub(crate) fn new(shard: Rc<Shard>, peer: SocketAddr, out: Rc<ConnOut>) -> Control {
+        let timeout = shard.config().session_timeout();
+        // Grace after the announced timeout: 5 s, or less for very short timeouts.
+        let grace = timeout.min(std::time::Duration::from_secs(5));
+        let config = ServerConfig { timeout, grace, ..ServerConfig::default() };
+        Control {
+            shard,
+            peer,
+            out,
+            sessions: ServerSessions::new(config, random as fn(&mut [u8])),
+            publisher: None,
+            player: None,
+            permits: Vec::new(),
+        }
+    }
+
+    /// The peer, for logs.
+    pub(crate) fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// Whether the connection is closing.
+    pub(crate) fn closed(&self) -> bool {
+        self.out.closed.get()
+    }
+
+    /// When [`Control::expire_sessions`] should run next.
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        self.sessions.poll_timeout()
+    }
+
+    /// Queues a response for the writer.
+    pub(crate) fn send(&self, resp: &Response) {
+        let mut bytes = Vec::with_capacity(256 + resp.body.len());
+        write_response(resp, &mut bytes);
+        self.out.send_control(&bytes);
+    }
+
+    /// An interleaved frame from the client at `now`: media of a publisher, or RTCP (a
+    /// publisher's sender reports; a reader's receiver reports, which show it is alive and
+    /// say what it lost).
+    pub(crate) fn interleaved(&mut self, now: Instant, channel: ChannelId, payload: &[u8]) {
+        if let Some(p) = &self.publisher {
+            if let Some(track) = p.track_of_channel(channel.0) {
+                if p.recording {
+                    p.hub.ingest(&self.shard, now, track, payload, Media::Rtp);
+                }
+                return;
+            }
+            if let Some(track) = p.track_of_rtcp_channel(channel.0) {
+                p.hub.ingest(&self.shard, now, track, payload, Media::Rtcp);
+                return;
+            }
+        }
+        if let Some(reader) = self.player.as_ref().and_then(|p| p.reader.as_ref()) {
+            if reader.absorb_rtcp(now, reader.track_of_rtcp_channel(channel.0), payload) {
+                self.shard.obs.rtcp_reports.set(self.shard.obs.rtcp_reports.get() + 1);
+            }
+        }
+    }
+
     /// Answers one request; `After` is done once the response is queued.
     pub(crate) async fn handle(&mut self, req: Request) -> (Response, Option<After>) {
         let now = Instant::now();
@@ -224,13 +302,13 @@ impl Conn {
         }
         // A republish within the grace continues the stream its readers still play.
         if let Some(hub) = crate::republish::adopt(&self.shard, &path, &sdp, self.peer) {
-            if let crate::republish::Upstream::Hub(h) = &hub {
+            if let crate::republish::Upstream::Local(info) = &hub {
                 self.shard.obs.set_upstream(
-                    h.info().id,
+                    info.id,
                     crate::metrics::Upstream {
                         kind: "publisher",
                         peer: Some(self.peer),
-                        conn: Some(self.out.clone()),
+                        conn: Some(self.out.id),
                     },
                 );
             }
@@ -278,34 +356,29 @@ impl Conn {
                 return Response::new(StatusCode::FORBIDDEN);
             }
         };
-        let mut hub = Hub::new(info.clone(), self.shard_count(), self.shard.config().gop_cache);
+        let mut hub = Hub::new(info.clone(), self.shard.shards(), self.shard.config().gop_cache);
         if self.shard.config().publish_grace_secs > 0 {
             // A republish may continue this stream: rewrite it onto one continuous stream.
-            hub = hub.with_continuity();
+            hub = hub.with_continuity(crate::sys::random_u32);
         }
-        let hub = Rc::new(hub);
-        self.shard.add_hub(hub.clone());
+        self.shard.add_hub(hub);
         self.shard.obs.set_upstream(
             info.id,
             crate::metrics::Upstream {
                 kind: "publisher",
                 peer: Some(self.peer),
-                conn: Some(self.out.clone()),
+                conn: Some(self.out.id),
             },
         );
         tracing::info!(peer = %self.peer, %path, stream = info.id, tracks = info.tracks.len(), "announced");
         self.publisher = Some(Publisher {
             session: None,
-            hub: crate::republish::Upstream::Hub(hub),
+            hub: crate::republish::Upstream::Local(info),
             media_urls,
             channels: Vec::new(),
             recording: false,
         });
         Response::new(StatusCode::OK)
-    }
-
-    fn shard_count(&self) -> usize {
-        self.shard.shards()
     }
 
     fn setup(&mut self, req: &Request, pending: &Pending) -> Response {
@@ -509,22 +582,17 @@ impl Conn {
             return (Response::new(StatusCode::NOT_FOUND), None);
         }
         let config = self.shard.config();
-        let reader = Rc::new(Reader {
+        let spec = ReaderSpec {
             id: self.shard.next_id(),
+            conn: self.out.id,
+            peer: self.peer,
             session: pending.session.clone().unwrap_or(SessionId(String::new())),
             path: stream.path.clone(),
             tracks: player.tracks.iter().map(|t| t.as_ref().map(|(rt, _)| *rt)).collect(),
-            out: self.out.clone(),
-            queue: std::cell::RefCell::new(ReaderQueue::new(
-                config.reader_queue_packets,
-                config.reader_queue_bytes,
-            )),
-            torn_down: std::cell::Cell::new(0),
-            released: std::cell::Cell::new(false),
-            live: std::cell::Cell::new(false),
-            heard: std::cell::Cell::new(Instant::now()),
-            obs: crate::metrics::ReaderObs::default(),
-        });
+            queue_packets: config.reader_queue_packets,
+            queue_bytes: config.reader_queue_bytes,
+        };
+        let reader = Rc::new(Reader::new(spec, self.out.wake.clone(), Instant::now()));
         // A first PLAY starts at the cached GOP; a PLAY after PAUSE resumes at the next
         // keyframe (the cached GOP may hold packets the reader already got).
         let gop = !resumed;
@@ -658,7 +726,7 @@ impl Conn {
     pub(crate) fn expire_sessions(&mut self) {
         let now = Instant::now();
         if let Some(p) = &self.publisher {
-            if let (Some(id), Some(at)) = (&p.session, p.hub.stats().last_packet.get()) {
+            if let (Some(id), Some(at)) = (&p.session, p.hub.stats(&self.shard).last_packet) {
                 self.sessions.handle_activity(at, id);
             }
         }
@@ -694,20 +762,10 @@ impl Conn {
         self.player = None;
         if let Some(p) = self.publisher.take() {
             tracing::info!(peer = %self.peer, path = %p.hub.info().path, side = "upstream",
-                packets = p.hub.stats().packets_in.get(), "publisher gone");
+                packets = p.hub.stats(&self.shard).packets_in, "publisher gone");
             p.hub.gone(&self.shard);
         }
     }
-}
-
-/// The SDP readers get: the upstream's, with the aggregate control `*` and each media's
-/// control `trackID=N` (so SETUP URLs are `<path>/trackID=N`); everything else kept.
-pub(crate) fn relay_sdp(mut sdp: Sdp) -> String {
-    sdp.set_control("*");
-    for (i, m) in sdp.media_mut().iter_mut().enumerate() {
-        m.set_control(&format!("trackID={i}"));
-    }
-    sdp.to_string()
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
 use glommio::{spawn_local, timer};
 
-use crate::shard::Shard;
+use crate::metrics::Scrape;
 
 /// Largest request head accepted.
 pub(crate) const MAX_REQUEST: usize = 8 * 1024;
@@ -94,7 +94,7 @@ pub(crate) fn response(status: &str, content_type: &str, body: &[u8]) -> Vec<u8>
 }
 
 /// What a request gets: status, content type, body.
-pub(crate) fn route(request: Result<HttpRequest<'_>, HttpError>, shard: &Shard) -> Vec<u8> {
+pub(crate) fn route(request: Result<HttpRequest<'_>, HttpError>, scrape: &Scrape) -> Vec<u8> {
     const TEXT: &str = "text/plain; charset=utf-8";
     match request {
         Err(HttpError::TooLarge) => {
@@ -106,11 +106,9 @@ pub(crate) fn route(request: Result<HttpRequest<'_>, HttpError>, shard: &Shard) 
             "/metrics" => response(
                 "200 OK",
                 "text/plain; version=0.0.4; charset=utf-8",
-                crate::metrics::prometheus(shard).as_bytes(),
+                scrape.prometheus().as_bytes(),
             ),
-            "/api/v1/streams" => {
-                response("200 OK", "application/json", crate::metrics::json(shard).as_bytes())
-            }
+            "/api/v1/streams" => response("200 OK", "application/json", scrape.json().as_bytes()),
             _ => response("404 Not Found", TEXT, b"not found: try /metrics or /api/v1/streams\n"),
         },
     }
@@ -123,11 +121,11 @@ pub(crate) fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
 }
 
 /// Serves metrics requests until the task is dropped.
-pub(crate) async fn serve(shard: Rc<Shard>, listener: TcpListener) {
+pub(crate) async fn serve(scrape: Rc<Scrape>, listener: TcpListener) {
     loop {
         match listener.accept().await {
             Ok(stream) => {
-                spawn_local(answer(shard.clone(), stream)).detach();
+                spawn_local(answer(scrape.clone(), stream)).detach();
             }
             Err(e) => {
                 tracing::warn!(error = %e, "metrics accept failed");
@@ -137,7 +135,7 @@ pub(crate) async fn serve(shard: Rc<Shard>, listener: TcpListener) {
     }
 }
 
-async fn answer(shard: Rc<Shard>, mut stream: TcpStream) {
+async fn answer(scrape: Rc<Scrape>, mut stream: TcpStream) {
     let peer = stream.peer_addr().ok();
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
@@ -163,7 +161,7 @@ async fn answer(shard: Rc<Shard>, mut stream: TcpStream) {
             return;
         }
     }
-    let answer = route(parse_request(&buf).and_then(|r| r.ok_or(HttpError::Malformed)), &shard);
+    let answer = route(parse_request(&buf).and_then(|r| r.ok_or(HttpError::Malformed)), &scrape);
     let written = timer::timeout(WRITE_TIMEOUT, async {
         stream.write_all(&answer).await?;
         stream.close().await?;

@@ -19,15 +19,14 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::rc::Rc;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::egress::{ConnOut, Fanout, Reader, ReaderTrack};
-use crate::rtcp_feedback::{ticks_to_ms, TrackFeedback};
-use crate::shard::Shard;
+use crate::limits::Limits;
+use crate::plane::reader::{Reader, Totals};
+use crate::plane::rtcp_feedback::ticks_to_ms;
 
 /// How often each shard publishes its snapshot.
 pub(crate) const PUBLISH_PERIOD: Duration = Duration::from_secs(1);
@@ -44,7 +43,7 @@ impl Board {
         Board { shards: Mutex::new(vec![None; shards]) }
     }
 
-    fn publish(&self, snapshot: ShardSnapshot) {
+    pub(crate) fn publish(&self, snapshot: ShardSnapshot) {
         let mut shards = self.shards.lock().unwrap_or_else(|e| e.into_inner());
         if shards.len() <= snapshot.shard {
             shards.resize(snapshot.shard + 1, None);
@@ -65,44 +64,9 @@ pub(crate) struct Upstream {
     pub(crate) kind: &'static str,
     /// The upstream's address, when it has one.
     pub(crate) peer: Option<SocketAddr>,
-    /// The publisher's connection (closed when another publisher replaces it).
-    pub(crate) conn: Option<Rc<ConnOut>>,
-}
-
-/// Counters a reader accumulates (what its fan-out cannot count for it).
-#[derive(Debug, Default)]
-pub(crate) struct ReaderObs {
-    /// Packets sent to the reader one by one (TCP frames, UDP packets before it joins the
-    /// fan-out's batches).
-    packets: Cell<u64>,
-    /// Bytes of those packets.
-    bytes: Cell<u64>,
-    /// Per track: the fan-out's UDP counters when the reader joined its batches.
-    udp_base: RefCell<Vec<[u64; 2]>>,
-    /// Per track: what the reader's RTCP reports said.
-    pub(crate) feedback: RefCell<Vec<TrackFeedback>>,
-}
-
-impl ReaderObs {
-    /// Counts one packet of `len` bytes sent to the reader on its own.
-    pub(crate) fn count(&self, len: usize) {
-        self.packets.set(self.packets.get() + 1);
-        self.bytes.set(self.bytes.get() + len as u64);
-    }
-
-    /// Notes the fan-out's UDP counters as the reader joins its batched sends.
-    pub(crate) fn join_batches(&self, fanout: &Fanout) {
-        *self.udp_base.borrow_mut() = fanout.udp_sent();
-    }
-
-    /// Folds an RTCP compound packet from the reader about `track` into its feedback.
-    pub(crate) fn absorb_rtcp(&self, track: usize, compound: &[u8]) -> usize {
-        let mut feedback = self.feedback.borrow_mut();
-        if feedback.len() <= track {
-            feedback.resize(track + 1, TrackFeedback::default());
-        }
-        crate::rtcp_feedback::absorb(&mut feedback[track], compound, Instant::now())
-    }
+    /// The publisher's connection on the owning shard (closed when another publisher
+    /// replaces it).
+    pub(crate) conn: Option<u64>,
 }
 
 /// Per-shard observability state: upstream descriptions, mesh counters, retired readers'
@@ -150,29 +114,44 @@ impl ShardObs {
         self.retired.borrow_mut().remove(&stream);
     }
 
+    /// Packets queued to each shard.
+    pub(crate) fn mesh_sent(&self) -> Vec<u64> {
+        self.mesh_sent.iter().map(Cell::get).collect()
+    }
+
+    /// Packets received from each shard.
+    pub(crate) fn mesh_received(&self) -> Vec<u64> {
+        self.mesh_received.iter().map(Cell::get).collect()
+    }
+
+    /// Totals of the readers that left, by stream.
+    pub(crate) fn retired(&self) -> Vec<(u64, Totals)> {
+        self.retired.borrow().iter().map(|(id, t)| (*id, *t)).collect()
+    }
+
     /// Counts a packet queued to shard `to`.
-    pub(crate) fn mesh_sent(&self, to: usize) {
+    pub(crate) fn count_mesh_sent(&self, to: usize) {
         if let Some(c) = self.mesh_sent.get(to) {
             c.set(c.get() + 1);
         }
     }
 
     /// Counts a packet received from shard `from`.
-    pub(crate) fn mesh_received(&self, from: usize) {
+    pub(crate) fn count_mesh_received(&self, from: usize) {
         if let Some(c) = self.mesh_received.get(from) {
             c.set(c.get() + 1);
         }
     }
 
     /// Keeps the totals of the readers that left a fan-out of `stream` that is going away.
-    pub(crate) fn retire_fanout(&self, stream: u64, fanout: &Fanout) {
-        self.retired.borrow_mut().entry(stream).or_default().add(&fanout.retired());
+    pub(crate) fn retire_fanout(&self, stream: u64, retired: Totals) {
+        self.retired.borrow_mut().entry(stream).or_default().add(&retired);
     }
 
     /// The fraction of wall time the executor ran tasks since the previous call. glommio's
     /// `executor_stats()` hands out the time accumulated since it was last asked (it resets
     /// the counters), so this must be the only caller on the shard.
-    fn busy(&self) -> f64 {
+    pub(crate) fn busy(&self) -> f64 {
         let now = Instant::now();
         let ran = glommio::executor().executor_stats().executor_runtime();
         match self.busy_mark.replace(Some(now)) {
@@ -187,55 +166,6 @@ impl ShardObs {
             None => 0.0,
         }
     }
-}
-
-/// Packet counters of one reader, or summed over several.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub(crate) struct Totals {
-    /// Packets sent.
-    pub(crate) packets: u64,
-    /// Bytes sent.
-    pub(crate) bytes: u64,
-    /// Packets dropped by the reader's queue (behind, or waiting for a keyframe).
-    pub(crate) dropped: u64,
-    /// Times the reader fell behind and skipped to the next keyframe.
-    pub(crate) keyframe_skips: u64,
-}
-
-impl Totals {
-    /// Adds another's counts.
-    pub(crate) fn add(&mut self, o: &Totals) {
-        self.packets += o.packets;
-        self.bytes += o.bytes;
-        self.dropped += o.dropped;
-        self.keyframe_skips += o.keyframe_skips;
-    }
-}
-
-/// A reader's counters: its own, plus what the fan-out's batched UDP sends gave it.
-pub(crate) fn totals(reader: &Reader, fanout: &Fanout) -> Totals {
-    let mut t = Totals {
-        packets: reader.obs.packets.get(),
-        bytes: reader.obs.bytes.get(),
-        ..Totals::default()
-    };
-    if reader.live.get() && reader.is_udp() {
-        let sent = fanout.udp_sent();
-        let base = reader.obs.udp_base.borrow();
-        for (i, track) in reader.tracks.iter().enumerate() {
-            if !matches!(track, Some(ReaderTrack::Udp { .. })) {
-                continue;
-            }
-            let now = sent.get(i).copied().unwrap_or_default();
-            let then = base.get(i).copied().unwrap_or_default();
-            t.packets += now[0].saturating_sub(then[0]);
-            t.bytes += now[1].saturating_sub(then[1]);
-        }
-    }
-    let q = reader.queue.borrow().stats();
-    t.dropped = q.dropped;
-    t.keyframe_skips = q.skips;
-    t
 }
 
 /// What one shard knows, published once a period.
@@ -335,66 +265,12 @@ pub(crate) struct RtcpSnapshot {
     pub(crate) age_secs: f64,
 }
 
-/// Takes this shard's snapshot.
-pub(crate) fn snapshot(shard: &Shard) -> ShardSnapshot {
-    let now = Instant::now();
-    let obs = &shard.obs;
-    let mut streams: BTreeMap<u64, StreamPart> = BTreeMap::new();
-    for hub in shard.hubs() {
-        let info = hub.info();
-        let upstream = obs.upstream(info.id);
-        let part = streams.entry(info.id).or_default();
-        part.id = info.id;
-        part.path = info.path.clone();
-        part.upstream = Some(UpstreamSnapshot {
-            kind: upstream.as_ref().map_or("unknown", |u| u.kind).to_owned(),
-            peer: upstream.and_then(|u| u.peer).map(|p| p.to_string()),
-            packets_in: hub.stats.packets_in.get(),
-            bytes_in: hub.stats.bytes_in.get(),
-            malformed: hub.stats.malformed.get(),
-            shard_queue_drops: hub.stats.remote_drops.get(),
-            multicast_packets: shard.mcast.packets(info.id),
-        });
-    }
-    for (id, fanout) in shard.fanouts() {
-        let readers = fanout.readers();
-        let part = streams.entry(id).or_default();
-        part.id = id;
-        if part.path.is_empty() {
-            part.path = readers.first().map(|r| r.path.clone()).unwrap_or_default();
-        }
-        let clock_rates: Vec<u32> = shard
-            .registry()
-            .lookup(&part.path)
-            .filter(|s| s.id == id)
-            .map(|s| s.tracks.iter().map(|t| t.clock_rate).collect())
-            .unwrap_or_default();
-        part.retired = fanout.retired();
-        for r in &readers {
-            part.readers.push(reader_snapshot(shard.id(), r, &fanout, &clock_rates, now));
-        }
-    }
-    for (id, retired) in obs.retired.borrow().iter() {
-        if let Some(part) = streams.get_mut(id) {
-            part.retired.add(retired);
-        }
-    }
-    ShardSnapshot {
-        shard: shard.id(),
-        busy: obs.busy(),
-        connections: shard.connections() as u64,
-        udp_send_drops: shard.udp_drops() + shard.mcast.drops.get(),
-        rtcp_reports: obs.rtcp_reports.get(),
-        mesh_sent: obs.mesh_sent.iter().map(Cell::get).collect(),
-        mesh_received: obs.mesh_received.iter().map(Cell::get).collect(),
-        streams: streams.into_values().filter(|s| !s.path.is_empty()).collect(),
-    }
-}
-
-fn reader_snapshot(
+/// One reader's part of a snapshot: its counters (`totals`, from its fan-out) and what its
+/// RTCP reports said.
+pub(crate) fn reader_snapshot(
     shard: usize,
     r: &Reader,
-    fanout: &Fanout,
+    totals: Totals,
     clock_rates: &[u32],
     now: Instant,
 ) -> ReaderSnapshot {
@@ -426,19 +302,11 @@ fn reader_snapshot(
             (false, Some(_)) => "multicast",
             (false, None) => "tcp",
         },
-        peer: r.out.peer.to_string(),
+        peer: r.peer.to_string(),
         session: r.session.0.clone(),
         queued: r.queue.borrow().len(),
-        totals: totals(r, fanout),
+        totals,
         rtcp,
-    }
-}
-
-/// Publishes this shard's snapshot every [`PUBLISH_PERIOD`] until the task is dropped.
-pub(crate) async fn publish_loop(shard: Rc<Shard>) {
-    loop {
-        shard.shared.board.publish(snapshot(&shard));
-        glommio::timer::sleep(PUBLISH_PERIOD).await;
     }
 }
 
@@ -745,23 +613,34 @@ pub(crate) fn render_json(snapshots: &[ShardSnapshot], process: Process) -> Stri
     serde_json::to_string_pretty(&api).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
 }
 
-fn process(shard: &Shard) -> Process {
-    let limits = &shard.shared.limits;
-    Process {
-        sessions: limits.sessions(),
-        refused_connections: limits.refused_connections(),
-        refused_sessions: limits.refused_sessions(),
+/// What a scrape reads: every shard's latest snapshot, and the process-wide limits'
+/// counters. Never a shard's own state, so a scrape never touches a packet path.
+#[derive(Debug, Clone)]
+pub(crate) struct Scrape {
+    /// The shards' snapshots.
+    pub(crate) board: Arc<Board>,
+    /// Connection and session limits.
+    pub(crate) limits: Arc<Limits>,
+}
+
+impl Scrape {
+    fn process(&self) -> Process {
+        Process {
+            sessions: self.limits.sessions(),
+            refused_connections: self.limits.refused_connections(),
+            refused_sessions: self.limits.refused_sessions(),
+        }
     }
-}
 
-/// `/metrics` as of the latest snapshots.
-pub(crate) fn prometheus(shard: &Shard) -> String {
-    render_prometheus(&shard.shared.board.latest(), process(shard))
-}
+    /// `/metrics` as of the latest snapshots.
+    pub(crate) fn prometheus(&self) -> String {
+        render_prometheus(&self.board.latest(), self.process())
+    }
 
-/// `/api/v1/streams` as of the latest snapshots.
-pub(crate) fn json(shard: &Shard) -> String {
-    render_json(&shard.shared.board.latest(), process(shard))
+    /// `/api/v1/streams` as of the latest snapshots.
+    pub(crate) fn json(&self) -> String {
+        render_json(&self.board.latest(), self.process())
+    }
 }
 
 #[cfg(test)]

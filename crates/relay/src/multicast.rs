@@ -18,8 +18,8 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use manifold_rtsp::header::{Delivery, Destination, LowerTransport, PortRange, TransportSpec};
 
-use crate::egress::ReaderTrack;
-use crate::packet::SharedPacket;
+use crate::plane::packet::SharedPacket;
+use crate::plane::reader::ReaderTrack;
 
 /// Where multicast groups come from: an IPv4 range, a port pair, a TTL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -16,11 +16,10 @@
 //!   stops `pull_grace_secs` after its last reader left.
 
 use std::cell::Cell;
-use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
@@ -34,9 +33,9 @@ use manifold_rtsp::session::client::{
 };
 use manifold_sdp::Sdp;
 
-use crate::hub::Hub;
+use crate::plane::hub::Hub;
 use crate::registry::{StreamInfo, TrackInfo};
-use crate::shard::Shard;
+use crate::shard::{Media, Shard};
 
 /// First reconnect delay.
 const BACKOFF_MIN: Duration = Duration::from_millis(500);
@@ -137,33 +136,11 @@ fn redact(url: &str) -> String {
     }
 }
 
-/// Readers' demand for on-demand pulls: when each path was last asked for (DESCRIBE).
-/// Shared by all shards; touched only on the control path.
-#[derive(Debug, Default)]
-pub(crate) struct Demand {
-    wanted: Mutex<HashMap<String, Instant>>,
-}
-
-impl Demand {
-    /// A reader asks for `path`.
-    fn want(&self, path: &str) {
-        self.wanted
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(path.to_owned(), Instant::now());
-    }
-
-    /// When `path` was last asked for.
-    fn wanted_at(&self, path: &str) -> Option<Instant> {
-        self.wanted.lock().unwrap_or_else(|e| e.into_inner()).get(path).copied()
-    }
-}
-
 /// For a DESCRIBE of an unpublished `path`: if it is an on-demand pull, start it and wait
 /// (bounded) until the upstream's SDP is published.
 pub(crate) async fn describe_on_demand(shard: &Shard, path: &str) -> Option<Arc<StreamInfo>> {
     shard.config().pull.iter().find(|p| p.on_demand && p.path == path)?;
-    shard.shared.pulls.want(path);
+    shard.shared.pulls.want(path, Instant::now());
     let give_up = Instant::now() + DESCRIBE_WAIT;
     while Instant::now() < give_up {
         if let Some(info) = shard.registry().lookup(path) {
@@ -219,7 +196,7 @@ pub(crate) fn start_all(shard: &Rc<Shard>) {
 
 /// The stream a pull keeps across upstream sessions.
 struct Kept {
-    hub: Rc<Hub>,
+    stream: Arc<StreamInfo>,
     signature: Vec<(String, Vec<String>)>,
 }
 
@@ -231,17 +208,12 @@ enum Outcome {
     Shutdown,
 }
 
-/// Whether anyone reads the stream: readers on the owner, or shards subscribed.
-fn has_readers(shard: &Shard, hub: &Hub) -> bool {
-    shard.fanout(hub.info().id).is_some() || !hub.subscribed_shards().is_empty()
-}
-
 /// On demand: whether the pull may stop (no readers, and no DESCRIBE within the grace).
 fn idle(shard: &Shard, pull: &PullConfig, kept: Option<&Kept>, last_read: Instant) -> bool {
     if !pull.on_demand {
         return false;
     }
-    if kept.is_some_and(|k| has_readers(shard, &k.hub)) {
+    if kept.is_some_and(|k| shard.has_readers(k.stream.id)) {
         return false;
     }
     let grace = Duration::from_secs(shard.config().pull_grace_secs);
@@ -280,7 +252,7 @@ async fn run(shard: Rc<Shard>, pull: PullConfig) {
                 idle_at = at;
                 tracing::info!(%path, upstream = %url, "on-demand pull stopped: no readers");
                 if let Some(k) = kept.take() {
-                    shard.end_stream(&k.hub);
+                    shard.end_stream(k.stream.id);
                 }
                 backoff = BACKOFF_MIN;
                 continue;
@@ -307,7 +279,7 @@ async fn run(shard: Rc<Shard>, pull: PullConfig) {
             tracing::info!(%path, upstream = %url, "on-demand pull stopped while the upstream is away: no readers");
             idle_at = Instant::now();
             if let Some(k) = kept.take() {
-                shard.end_stream(&k.hub);
+                shard.end_stream(k.stream.id);
             }
         }
     }
@@ -342,7 +314,7 @@ fn bind_pairs(ip: std::net::IpAddr) -> std::io::Result<Vec<(UdpSocket, UdpSocket
 /// Receives one UDP track into the hub until cancelled.
 async fn udp_track(
     shard: Rc<Shard>,
-    hub: Rc<Hub>,
+    stream: Arc<StreamInfo>,
     socket: UdpSocket,
     track: usize,
     rtcp: bool,
@@ -353,15 +325,14 @@ async fn udp_track(
         match socket.recv_from(&mut buf).await {
             Ok((n, _from)) => {
                 let Some(bytes) = buf.get(..n) else { continue };
-                if rtcp {
-                    hub.ingest_rtcp(&shard, track, bytes);
-                } else {
+                let kind = if rtcp { Media::Rtcp } else { Media::Rtp };
+                if !rtcp {
                     media.set(media.get() + 1);
-                    hub.ingest(&shard, track, bytes);
                 }
+                shard.ingest(Instant::now(), stream.id, track, bytes, kind);
             }
             Err(e) => {
-                tracing::debug!(path = %hub.info().path, track, error = %e, side = "upstream",
+                tracing::debug!(path = %stream.path, track, error = %e, side = "upstream",
                     "pull UDP receive failed");
                 timer::sleep(Duration::from_millis(10)).await;
             }
@@ -375,37 +346,38 @@ fn adopt(
     pull: &PullConfig,
     kept: &mut Option<Kept>,
     sdp: &Sdp,
-) -> Result<Rc<Hub>, String> {
+) -> Result<Arc<StreamInfo>, String> {
     let sig = signature(sdp);
     // A stream ended by someone else (a publisher took the path over) is not continued.
-    if kept.as_ref().is_some_and(|k| shard.hub(k.hub.info().id).is_none()) {
+    if kept.as_ref().is_some_and(|k| !shard.has_hub(k.stream.id)) {
         *kept = None;
     }
     if let Some(k) = kept.as_ref() {
         if k.signature == sig {
-            k.hub.upstream_restarted();
-            tracing::info!(path = %pull.path, stream = k.hub.info().id, side = "upstream",
+            shard.upstream_restarted(k.stream.id);
+            tracing::info!(path = %pull.path, stream = k.stream.id, side = "upstream",
                 "upstream back: readers continue the same stream");
-            return Ok(k.hub.clone());
+            return Ok(k.stream.clone());
         }
         tracing::warn!(path = %pull.path, side = "upstream",
             "upstream came back with another SDP: closing its readers");
         if let Some(k) = kept.take() {
-            shard.end_stream(&k.hub);
+            shard.end_stream(k.stream.id);
         }
     }
     let tracks = tracks_of(sdp);
-    let relay_sdp = crate::control::relay_sdp(sdp.clone());
+    let relay_sdp = crate::registry::relay_sdp(sdp.clone());
     let info = shard
         .registry()
         .publish(&pull.path, shard.id(), relay_sdp, tracks)
         .map_err(|e| e.to_string())?;
-    let hub = Rc::new(Hub::new(info, shard.shards(), shard.config().gop_cache).with_continuity());
-    shard.add_hub(hub.clone());
-    tracing::info!(path = %pull.path, stream = hub.info().id, tracks = hub.info().tracks.len(),
+    let hub = Hub::new(info.clone(), shard.shards(), shard.config().gop_cache)
+        .with_continuity(crate::sys::random_u32);
+    shard.add_hub(hub);
+    tracing::info!(path = %pull.path, stream = info.id, tracks = info.tracks.len(),
         "pulled stream published");
-    *kept = Some(Kept { hub: hub.clone(), signature: sig });
-    Ok(hub)
+    *kept = Some(Kept { stream: info.clone(), signature: sig });
+    Ok(info)
 }
 
 /// Which track an interleaved channel carries, and whether it is RTCP.
@@ -486,7 +458,7 @@ async fn session(
     let mut decoder = Decoder::default();
     let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     let mut out = Vec::with_capacity(1024);
-    let mut hub: Option<Rc<Hub>> = None;
+    let mut stream_info: Option<Arc<StreamInfo>> = None;
     let mut tracks: Vec<ClientTrack> = Vec::new();
     let mut tasks: Vec<Task<()>> = Vec::new();
     let mut playing_since: Option<Instant> = None;
@@ -506,13 +478,13 @@ async fn session(
         while let Some(ev) = client.poll_event() {
             match ev {
                 ClientEvent::Described { sdp, .. } => match adopt(shard, pull, kept, &sdp) {
-                    Ok(h) => hub = Some(h),
+                    Ok(info) => stream_info = Some(info),
                     Err(e) => break 'run Err(e),
                 },
                 ClientEvent::Ready { tracks: ready, session } => {
                     tracing::debug!(path = %pull.path, session = %session, side = "upstream",
                         "pull set up");
-                    if let (Some(h), PullTransport::Udp) = (&hub, pull.transport) {
+                    if let (Some(info), PullTransport::Udp) = (&stream_info, pull.transport) {
                         for (i, (rtp, rtcp, _)) in
                             std::mem::take(&mut pairs).into_iter().enumerate()
                         {
@@ -521,7 +493,7 @@ async fn session(
                             }
                             let t = spawn_local(udp_track(
                                 shard.clone(),
-                                h.clone(),
+                                info.clone(),
                                 rtp,
                                 i,
                                 false,
@@ -530,7 +502,7 @@ async fn session(
                             tasks.push(t);
                             let t = spawn_local(udp_track(
                                 shard.clone(),
-                                h.clone(),
+                                info.clone(),
                                 rtcp,
                                 i,
                                 true,
@@ -561,11 +533,11 @@ async fn session(
             last_count = media.get();
             last_media = Instant::now();
         }
-        if let Some(h) = &hub {
-            if shard.hub(h.info().id).is_none() {
+        if let Some(info) = &stream_info {
+            if !shard.has_hub(info.id) {
                 break 'run Err("the stream was ended by the relay (path taken over)".to_owned());
             }
-            if has_readers(shard, h) {
+            if shard.has_readers(info.id) {
                 last_read = Instant::now();
             }
         }
@@ -623,15 +595,14 @@ async fn session(
                             write_response(&client.handle_request(now, &r), &mut answers)
                         }
                         Item::Interleaved { channel, payload } => {
-                            if let (Some(h), Some((track, rtcp))) =
-                                (&hub, route(&tracks, channel.0))
+                            if let (Some(info), Some((track, rtcp))) =
+                                (&stream_info, route(&tracks, channel.0))
                             {
-                                if rtcp {
-                                    h.ingest_rtcp(shard, track, payload);
-                                } else {
+                                let kind = if rtcp { Media::Rtcp } else { Media::Rtp };
+                                if !rtcp {
                                     media.set(media.get() + 1);
-                                    h.ingest(shard, track, payload);
                                 }
+                                shard.ingest(now, info.id, track, payload, kind);
                             }
                         }
                     }

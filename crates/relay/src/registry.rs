@@ -1,13 +1,64 @@
-//! The process-wide table of streams: which path is published, by which shard, with what SDP.
+//! The process-wide tables of streams: which path is published, by which shard, with what SDP
+//! ([`Registry`]); which on-demand pulls readers asked for ([`Demand`]); which streams lost
+//! their publisher and wait for a republish ([`Orphans`]).
 //!
 //! Touched only on the control path (ANNOUNCE, DESCRIBE, SETUP, publisher gone), never per
 //! packet, so a mutex is fine here.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use manifold_rtp::codec::Codec;
+use manifold_sdp::Sdp;
+
+/// The SDP readers get: the upstream's, with the aggregate control `*` and each media's
+/// control `trackID=N` (so SETUP URLs are `<path>/trackID=N`); everything else kept.
+pub(crate) fn relay_sdp(mut sdp: Sdp) -> String {
+    sdp.set_control("*");
+    for (i, m) in sdp.media_mut().iter_mut().enumerate() {
+        m.set_control(&format!("trackID={i}"));
+    }
+    sdp.to_string()
+}
+
+/// Readers' demand for on-demand pulls: when each path was last asked for.
+#[derive(Debug, Default)]
+pub(crate) struct Demand {
+    wanted: Mutex<HashMap<String, Instant>>,
+}
+
+impl Demand {
+    /// A reader asks for `path` at `now`.
+    pub(crate) fn want(&self, path: &str, now: Instant) {
+        self.wanted.lock().unwrap_or_else(|e| e.into_inner()).insert(path.to_owned(), now);
+    }
+
+    /// When `path` was last asked for.
+    pub(crate) fn wanted_at(&self, path: &str) -> Option<Instant> {
+        self.wanted.lock().unwrap_or_else(|e| e.into_inner()).get(path).copied()
+    }
+}
+
+/// Streams whose publisher left, by path: (stream id, generation).
+#[derive(Debug, Default)]
+pub(crate) struct Orphans {
+    by_path: Mutex<HashMap<String, (u64, u64)>>,
+    generation: AtomicU64,
+}
+
+impl Orphans {
+    /// The table, locked.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, HashMap<String, (u64, u64)>> {
+        self.by_path.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A generation number not handed out before.
+    pub(crate) fn next_generation(&self) -> u64 {
+        self.generation.fetch_add(1, Ordering::Relaxed)
+    }
+}
 
 /// What a reader needs to know about one track of a stream.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,13 +10,14 @@ use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::time::Instant;
 
 use glommio::net::UdpSocket;
 use glommio::{spawn_local, timer};
 use manifold_sdp::Sdp;
 
-use crate::hub::Hub;
-use crate::shard::Shard;
+use crate::plane::hub::Hub;
+use crate::shard::{Media, Shard};
 
 /// One raw RTP input (`--rtp PATH=ADDR` with `--rtp-sdp FILE`, or an `[[rtp]]` table).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
@@ -79,19 +80,20 @@ fn start(shard: &Rc<Shard>, input: &RtpInput) -> Result<(), String> {
     crate::sys::set_recv_buffer(crate::sys::fd_of(&rtp), crate::sys::INGEST_RCVBUF);
     let rtcp_addr = SocketAddr::new(input.listen.ip(), input.listen.port() + 1);
     let rtcp = UdpSocket::bind(rtcp_addr).map_err(|e| format!("binding RTCP {rtcp_addr}: {e}"))?;
-    let relay_sdp = crate::control::relay_sdp(sdp);
+    let relay_sdp = crate::registry::relay_sdp(sdp);
     let info = shard
         .registry()
         .publish(&input.path, shard.id(), relay_sdp, tracks)
         .map_err(|e| e.to_string())?;
-    let hub = Rc::new(Hub::new(info, shard.shards(), shard.config().gop_cache).with_continuity());
-    shard.add_hub(hub.clone());
-    tracing::info!(path = %input.path, listen = %input.listen, tracks = hub.info().tracks.len(),
+    let hub = Hub::new(info.clone(), shard.shards(), shard.config().gop_cache)
+        .with_continuity(crate::sys::random_u32);
+    shard.add_hub(hub);
+    tracing::info!(path = %input.path, listen = %input.listen, tracks = info.tracks.len(),
         "raw RTP input listening");
     // Per track: the sender's SSRC last seen, to route its sender reports.
     let ssrcs = Rc::new(RefCell::new(vec![None::<u32>; payload_types.len()]));
     {
-        let (shard, hub, ssrcs) = (shard.clone(), hub.clone(), ssrcs.clone());
+        let (shard, info, ssrcs) = (shard.clone(), info.clone(), ssrcs.clone());
         spawn_local(async move {
             let mut buf = vec![0u8; 65536];
             let mut seen = None::<SocketAddr>;
@@ -100,7 +102,7 @@ fn start(shard: &Rc<Shard>, input: &RtpInput) -> Result<(), String> {
                     Ok((n, from)) => {
                         let Some(bytes) = buf.get(..n).filter(|b| b.len() >= 12) else { continue };
                         if seen != Some(from) {
-                            tracing::info!(path = %hub.info().path, peer = %from, side = "upstream",
+                            tracing::info!(path = %info.path, peer = %from, side = "upstream",
                                 "raw RTP sender");
                             seen = Some(from);
                         }
@@ -110,10 +112,10 @@ fn start(shard: &Rc<Shard>, input: &RtpInput) -> Result<(), String> {
                         if let Some(s) = ssrcs.borrow_mut().get_mut(track) {
                             *s = Some(ssrc);
                         }
-                        hub.ingest(&shard, track, bytes);
+                        shard.ingest(Instant::now(), info.id, track, bytes, Media::Rtp);
                     }
                     Err(e) => {
-                        tracing::debug!(path = %hub.info().path, error = %e, side = "upstream",
+                        tracing::debug!(path = %info.path, error = %e, side = "upstream",
                             "raw RTP receive failed");
                         timer::sleep(std::time::Duration::from_millis(10)).await;
                     }
@@ -132,11 +134,11 @@ fn start(shard: &Rc<Shard>, input: &RtpInput) -> Result<(), String> {
                     let ssrc = u32::from_be_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
                     let track = ssrcs.borrow().iter().position(|s| *s == Some(ssrc));
                     if let Some(track) = track {
-                        hub.ingest_rtcp(&shard, track, bytes);
+                        shard.ingest(Instant::now(), info.id, track, bytes, Media::Rtcp);
                     }
                 }
                 Err(e) => {
-                    tracing::debug!(path = %hub.info().path, error = %e, side = "upstream",
+                    tracing::debug!(path = %info.path, error = %e, side = "upstream",
                         "raw RTCP receive failed");
                     timer::sleep(std::time::Duration::from_millis(10)).await;
                 }

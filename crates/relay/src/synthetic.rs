@@ -9,9 +9,9 @@ use manifold_rtp::codec::Codec;
 use manifold_rtp::rtcp::{SenderInfo, Writer};
 use manifold_synth::{NtpTime, StreamConfig, SyntheticStream};
 
-use crate::hub::Hub;
+use crate::plane::hub::Hub;
 use crate::registry::TrackInfo;
-use crate::shard::Shard;
+use crate::shard::{Media, Shard};
 
 /// Publishes `path` from a synthetic source owned by `shard`.
 pub(crate) fn start(shard: &Rc<Shard>, path: &str) -> Result<(), String> {
@@ -31,10 +31,10 @@ pub(crate) fn start(shard: &Rc<Shard>, path: &str) -> Result<(), String> {
         vec![TrackInfo { codec: Some(Codec::H264), clock_rate: manifold_synth::CLOCK_RATE }];
     let info =
         shard.registry().publish(&path, shard.id(), sdp, tracks).map_err(|e| e.to_string())?;
-    let hub = Rc::new(Hub::new(info, shard.shards(), shard.config().gop_cache));
-    shard.add_hub(hub.clone());
+    let id = info.id;
+    shard.add_hub(Hub::new(info, shard.shards(), shard.config().gop_cache));
     let upstream = crate::metrics::Upstream { kind: "synthetic", peer: None, conn: None };
-    shard.obs.set_upstream(hub.info().id, upstream);
+    shard.obs.set_upstream(id, upstream);
     tracing::info!(%path, "synthetic source started");
     let shard = shard.clone();
     spawn_local(async move {
@@ -53,7 +53,10 @@ pub(crate) fn start(shard: &Rc<Shard>, path: &str) -> Result<(), String> {
             let mut last = None;
             while let Some(info) = stream.poll_packet(start.elapsed(), capture, &mut buf) {
                 if let Some(bytes) = buf.get(..info.len) {
-                    hub.ingest(&shard, 0, bytes);
+                    if !shard.ingest(Instant::now(), id, 0, bytes, Media::Rtp) {
+                        // The stream was ended (its path taken over): stop.
+                        return;
+                    }
                     octets = octets.wrapping_add(info.len as u32);
                 }
                 last = Some(info);
@@ -71,7 +74,7 @@ pub(crate) fn start(shard: &Rc<Shard>, path: &str) -> Result<(), String> {
                 let mut report = [0u8; 64];
                 let mut w = Writer::new(&mut report);
                 if w.sender_report(ssrc, &sender, &[]).is_ok() {
-                    hub.ingest_rtcp(&shard, 0, w.written());
+                    shard.ingest(Instant::now(), id, 0, w.written(), Media::Rtcp);
                 }
             }
             // Never spin if the source has nothing due yet.

@@ -84,6 +84,13 @@ pub(crate) fn fd_of<S: AsRawFd>(owner: &S) -> BorrowedFd<'_> {
     unsafe { BorrowedFd::borrow_raw(owner.as_raw_fd()) }
 }
 
+/// Four bytes of kernel randomness (outgoing SSRCs).
+pub(crate) fn random_u32() -> u32 {
+    let mut b = [0u8; 4];
+    fill_random(&mut b);
+    u32::from_be_bytes(b)
+}
+
 /// Shuts down both directions of a socket, so that a task blocked reading it wakes up with
 /// end of stream. Errors (e.g. not connected any more) are ignored: the socket is going away.
 pub(crate) fn shutdown_socket(fd: BorrowedFd<'_>) {

@@ -5,7 +5,7 @@
 //! The previous GOP is dropped when a new one starts. A GOP that grows past the bound (an
 //! encoder with very long GOPs) is dropped too, and the cache waits for the next keyframe.
 
-use crate::packet::SharedPacket;
+use crate::plane::packet::SharedPacket;
 
 /// The latest GOP of one stream.
 #[derive(Debug)]
@@ -68,7 +68,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::packet::Packet;
+    use crate::plane::packet::Packet;
 
     fn pkt(track: usize, seq: u16, sync: bool) -> SharedPacket {
         let mut p = vec![0x80, 96];

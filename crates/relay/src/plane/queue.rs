@@ -7,7 +7,7 @@
 
 use std::collections::VecDeque;
 
-use crate::packet::SharedPacket;
+use crate::plane::packet::SharedPacket;
 
 /// What happened to a packet offered to a [`ReaderQueue`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,7 +138,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::packet::Packet;
+    use crate::plane::packet::Packet;
 
     fn pkt(seq: u16, sync: bool) -> SharedPacket {
         let mut p = vec![0x80, 96];

@@ -1,0 +1,320 @@
+//! A shard's tasks: the mesh's receive loops, the server-port receive loops, the RTSP accept
+//! loop, the ingests it owns (synthetic, pull, raw RTP), the metrics publisher and endpoint,
+//! and shutdown. Each task only moves bytes into the shard and carries out what it decides.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use glommio::channels::channel_mesh::{Full, MeshBuilder, Receivers, Senders};
+use glommio::net::TcpListener;
+use glommio::{spawn_local, timer};
+
+use crate::egress::UdpEgress;
+use crate::outbox::ConnOut;
+use crate::plane::fanout::Fanout;
+use crate::shard::{Media, Shard, ShardMsg, Shared, JOIN_TIMEOUT};
+use crate::udp::ServerPorts;
+
+/// How often a shard looks at the shutdown flag.
+const SHUTDOWN_POLL: Duration = Duration::from_millis(50);
+
+/// Runs one shard until shutdown: joins the mesh, binds, tells `ready`, serves.
+pub(crate) async fn run(
+    shared: Shared,
+    mesh: MeshBuilder<ShardMsg, Full>,
+    ready: std::sync::mpsc::Sender<Result<(), String>>,
+) {
+    let shards = mesh.nr_peers();
+    let (senders, receivers): (Senders<ShardMsg>, Receivers<ShardMsg>) = match mesh.join().await {
+        Ok(joined) => joined,
+        Err(e) => {
+            let _ = ready.send(Err(format!("could not join the shard mesh: {e}")));
+            return;
+        }
+    };
+    let id = senders.peer_id();
+    let listener = match TcpListener::bind(shared.listen) {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = ready.send(Err(format!("shard {id}: cannot listen on {}: {e}", shared.listen)));
+            return;
+        }
+    };
+    let udp = match ServerPorts::bind(shared.listen.ip()) {
+        Ok(u) => u,
+        Err(e) => {
+            let _ = ready.send(Err(format!("shard {id}: cannot bind RTP/RTCP server ports: {e}")));
+            return;
+        }
+    };
+    let egress = UdpEgress::new(&udp);
+    let shard = Rc::new(Shard {
+        id,
+        shards,
+        shared: shared.clone(),
+        mesh: senders,
+        hubs: RefCell::default(),
+        fanouts: RefCell::default(),
+        joins: RefCell::default(),
+        udp,
+        egress,
+        actions: RefCell::default(),
+        targets: RefCell::default(),
+        udp_sources: RefCell::default(),
+        rtcp_sources: RefCell::default(),
+        rtcp_ingest: RefCell::default(),
+        forwards: RefCell::default(),
+        next_id: Cell::new(0),
+        conns: RefCell::default(),
+        obs: crate::metrics::ShardObs::new(shards),
+        mcast: crate::multicast::ShardMulticast::default(),
+    });
+    tracing::info!(
+        shard = id,
+        of = shard.shards,
+        rtp_port = shard.udp.port,
+        gso = shard.egress.gso(),
+        "shard up"
+    );
+
+    let mut receivers = receivers;
+    for (from, rx) in receivers.streams() {
+        let shard = shard.clone();
+        spawn_local(async move {
+            while let Some(msg) = rx.recv().await {
+                handle_msg(&shard, from, msg);
+            }
+        })
+        .detach();
+    }
+    spawn_local(udp_rtp_loop(shard.clone())).detach();
+    spawn_local(udp_rtcp_loop(shard.clone())).detach();
+    if shared.config.metrics.is_some() {
+        spawn_local(publish_metrics(shard.clone())).detach();
+    }
+    if let (0, Some(addr)) = (id, shared.config.metrics) {
+        match crate::http::bind(addr) {
+            Ok(listener) => {
+                tracing::info!(%addr, "metrics listening");
+                let scrape = crate::metrics::Scrape {
+                    board: shared.board.clone(),
+                    limits: shared.limits.clone(),
+                };
+                spawn_local(crate::http::serve(Rc::new(scrape), listener)).detach();
+            }
+            Err(e) => {
+                let _ = ready.send(Err(e));
+                return;
+            }
+        }
+    }
+    if id == 0 {
+        for path in &shared.config.synthetic {
+            if let Err(e) = crate::synthetic::start(&shard, path) {
+                let _ = ready.send(Err(format!("synthetic source {path}: {e}")));
+                return;
+            }
+        }
+    }
+    crate::pull::start_all(&shard);
+    if let Err(e) = crate::rtp_ingest::start_all(&shard) {
+        let _ = ready.send(Err(e));
+        return;
+    }
+    let accept = spawn_local(accept_loop(shard.clone(), listener));
+    let _ = ready.send(Ok(()));
+
+    while !shared.shutdown.load(Ordering::Relaxed) {
+        timer::sleep(SHUTDOWN_POLL).await;
+    }
+    accept.cancel().await;
+    let fanouts: Vec<(u64, Rc<Fanout>)> = shard.fanouts();
+    for (stream, f) in &fanouts {
+        for r in f.readers() {
+            shard.send_bye(*stream, &r, "relay shutting down");
+        }
+    }
+    let conns: Vec<Rc<ConnOut>> = shard.conns.borrow().values().cloned().collect();
+    tracing::info!(shard = id, connections = conns.len(), "shutting down");
+    for c in &conns {
+        c.close();
+    }
+    // Let writers flush and connections close.
+    timer::sleep(Duration::from_millis(100)).await;
+}
+
+/// Accepts RTSP connections within the per-address limit, each served by its own task.
+async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
+    loop {
+        match listener.accept().await {
+            Ok(stream) => {
+                let Ok(peer) = stream.peer_addr() else { continue };
+                let Some(permit) = shard.shared.limits.admit_connection(peer.ip()) else {
+                    tracing::warn!(%peer, shard = shard.id, limit =
+                        shard.config().max_connections_per_ip,
+                        "connection refused: too many from this address");
+                    drop(stream);
+                    continue;
+                };
+                let shard = shard.clone();
+                spawn_local(async move {
+                    crate::conn::run(shard, stream).await;
+                    drop(permit);
+                })
+                .detach();
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, shard = shard.id, "accept failed");
+                timer::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+/// Publishes this shard's metrics snapshot every [`crate::metrics::PUBLISH_PERIOD`].
+async fn publish_metrics(shard: Rc<Shard>) {
+    loop {
+        shard.shared.board.publish(shard.snapshot());
+        timer::sleep(crate::metrics::PUBLISH_PERIOD).await;
+    }
+}
+
+/// Answers shard `to`'s subscription for its reader with a snapshot of the GOP. The snapshot
+/// is taken and queued in one step (retrying while the queue is full), so the live packets
+/// that follow it in the queue continue it without a gap; and the receive loops never wait
+/// on a queue, so two shards flooding each other cannot deadlock.
+async fn answer_subscribe(shard: Rc<Shard>, stream: u64, to: usize, reader: u64, gop: bool) {
+    let give_up = Instant::now() + JOIN_TIMEOUT;
+    loop {
+        let packets =
+            shard.hubs.borrow().get(&stream).map(|h| if gop { h.snapshot() } else { Vec::new() });
+        let found = packets.is_some();
+        match shard.mesh.try_send_to(to, ShardMsg::Snapshot { stream, reader, packets }) {
+            Ok(()) => {
+                if found {
+                    if let Some(h) = shard.hubs.borrow_mut().get_mut(&stream) {
+                        h.set_subscribed(to, true);
+                    }
+                }
+                return;
+            }
+            Err(_) if Instant::now() < give_up => timer::sleep(Duration::from_millis(1)).await,
+            Err(_) => return,
+        }
+    }
+}
+
+fn handle_msg(shard: &Rc<Shard>, from: usize, msg: ShardMsg) {
+    match msg {
+        ShardMsg::Packet { stream, packet } => {
+            shard.obs.count_mesh_received(from);
+            shard.deliver(stream, &packet);
+        }
+        ShardMsg::Subscribe { stream, from: to, reader, gop } => {
+            spawn_local(answer_subscribe(shard.clone(), stream, to, reader, gop)).detach();
+        }
+        ShardMsg::Snapshot { stream, reader, packets } => {
+            let join = shard.joins.borrow_mut().remove(&reader);
+            match (join, packets) {
+                (Some(join), Some(packets)) if join.stream == stream => {
+                    join.reader.preload(&packets);
+                    shard.fanout_or_new(stream).add(join.reader.clone());
+                    join.outcome.set(Some(true));
+                    join.notify.notify();
+                }
+                (Some(join), _) => {
+                    join.outcome.set(Some(false));
+                    join.notify.notify();
+                }
+                // The PLAY gave up waiting; if this shard has no readers of the stream, tell
+                // the owner so it stops sending.
+                (None, _) => {
+                    if shard.fanout(stream).is_none() {
+                        shard.send_later(from, ShardMsg::Unsubscribe { stream, from: shard.id });
+                    }
+                }
+            }
+        }
+        ShardMsg::Unsubscribe { stream, from } => {
+            if let Some(hub) = shard.hubs.borrow_mut().get_mut(&stream) {
+                hub.set_subscribed(from, false);
+            }
+        }
+        ShardMsg::Ingest { stream, packet } => {
+            let media = if packet.is_rtcp() { Media::Rtcp } else { Media::Rtp };
+            shard.ingest(Instant::now(), stream, packet.track(), packet.rtp(), media);
+        }
+        ShardMsg::Republished { stream, peer } => {
+            if shard.upstream_restarted(stream) {
+                shard.obs.set_upstream(
+                    stream,
+                    crate::metrics::Upstream { kind: "publisher", peer: Some(peer), conn: None },
+                );
+                tracing::info!(%peer, stream, publisher_shard = from, shard = shard.id,
+                    side = "upstream",
+                    "republished on another shard: readers continue the same stream");
+            }
+        }
+        ShardMsg::PublisherGone { stream, end } => {
+            if shard.has_hub(stream) {
+                if end {
+                    shard.end_stream(stream);
+                } else {
+                    crate::republish::publisher_gone(shard, stream);
+                }
+            }
+        }
+        ShardMsg::Ended { stream } => shard.close_fanout(stream),
+        ShardMsg::Evict { stream } => shard.evict(stream, shard.id),
+        ShardMsg::Multicast { stream, group, delta } => {
+            shard.multicast_readers(stream, shard.id, group, delta);
+        }
+    }
+}
+
+/// Publishers' RTP on the server port: into their stream's hub (or its owner).
+async fn udp_rtp_loop(shard: Rc<Shard>) {
+    let mut buf = vec![0u8; 65536];
+    loop {
+        match shard.udp.rtp.recv_from(&mut buf).await {
+            Ok((n, from)) => {
+                let route = shard.udp_sources.borrow().get(&from).copied();
+                if let Some((stream, track)) = route {
+                    shard.ingest_udp(Instant::now(), stream, track, &buf[..n], Media::Rtp);
+                }
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, shard = shard.id, "RTP server port receive failed");
+                timer::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+/// RTCP on the server port: publishers' sender reports go to their hub; readers' receiver
+/// reports count as liveness and become the reader's loss and jitter.
+async fn udp_rtcp_loop(shard: Rc<Shard>) {
+    let mut buf = vec![0u8; 65536];
+    loop {
+        match shard.udp.rtcp.recv_from(&mut buf).await {
+            Ok((n, from)) => {
+                let now = Instant::now();
+                let route = shard.rtcp_ingest.borrow().get(&from).copied();
+                match route {
+                    Some((stream, track)) => {
+                        shard.ingest_udp(now, stream, track, &buf[..n], Media::Rtcp);
+                    }
+                    None => {
+                        shard.reader_rtcp(now, from, &buf[..n]);
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, shard = shard.id, "RTCP server port receive failed");
+                timer::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
