@@ -76,7 +76,8 @@ pub(crate) struct Reader {
     /// By stream track index: how the track is sent, or `None` when not set up.
     pub(crate) tracks: Vec<Option<ReaderTrack>>,
     /// Per track: torn down while playing (TEARDOWN of its URL): nothing of it is sent.
-    torn_down: RefCell<Vec<bool>>,
+    /// (Plain cells: read per packet per reader, so no borrow flag.)
+    torn_down: Box<[Cell<bool>]>,
     /// Wakes the writer of the reader's connection when its queue has packets.
     pub(crate) wake: Rc<Notify>,
     /// Packets waiting: for TCP readers always, for UDP readers until they go live.
@@ -97,7 +98,7 @@ impl Reader {
     /// writer's wake-up.
     pub(crate) fn new(spec: ReaderSpec, wake: Rc<Notify>, now: Instant) -> Reader {
         Reader {
-            torn_down: RefCell::new(vec![false; spec.tracks.len()]),
+            torn_down: spec.tracks.iter().map(|_| Cell::new(false)).collect(),
             id: spec.id,
             conn: spec.conn,
             peer: spec.peer,
@@ -120,7 +121,7 @@ impl Reader {
 
     /// The track's transport, if set up (and not torn down since).
     pub(crate) fn track(&self, track: usize) -> Option<ReaderTrack> {
-        if self.torn_down.borrow().get(track).copied().unwrap_or(false) {
+        if self.torn_down.get(track).is_some_and(Cell::get) {
             return None;
         }
         self.tracks.get(track).copied().flatten()
@@ -133,8 +134,8 @@ impl Reader {
         if self.track(track).is_none() {
             return false;
         }
-        if let Some(t) = self.torn_down.borrow_mut().get_mut(track) {
-            *t = true;
+        if let Some(t) = self.torn_down.get(track) {
+            t.set(true);
         }
         self.queue.borrow_mut().drop_track(track);
         true
