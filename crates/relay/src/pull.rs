@@ -26,7 +26,6 @@ use std::time::{Duration, Instant};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpStream, UdpSocket};
 use glommio::{spawn_local, timer, Task};
-use manifold_rtp::codec::Codec;
 use manifold_rtsp::codec::{write_request, write_response, Decoder, Item};
 use manifold_rtsp::header::PortRange;
 use manifold_rtsp::session::client::{
@@ -173,20 +172,6 @@ pub(crate) async fn describe_on_demand(shard: &Shard, path: &str) -> Option<Arc<
     }
     tracing::info!(%path, side = "upstream", "on-demand pull gave no SDP in time");
     None
-}
-
-/// The tracks of an upstream SDP, in media order.
-pub(crate) fn tracks_of(sdp: &Sdp) -> Vec<TrackInfo> {
-    sdp.media()
-        .iter()
-        .map(|m| {
-            let rtpmap = m.media_line().payload_types().next().and_then(|pt| m.rtpmap(pt));
-            TrackInfo {
-                codec: rtpmap.as_ref().and_then(|r| Codec::from_encoding_name(&r.encoding)),
-                clock_rate: rtpmap.map_or(90_000, |r| r.clock_rate),
-            }
-        })
-        .collect()
 }
 
 /// What must stay the same for a returning upstream to continue the readers' stream: per
@@ -394,7 +379,7 @@ fn adopt(
             shard.end_stream(&k.hub);
         }
     }
-    let tracks = tracks_of(sdp);
+    let tracks = TrackInfo::all_of(sdp);
     let relay_sdp = crate::control::relay_sdp(sdp.clone());
     let info = shard
         .registry()
@@ -433,28 +418,14 @@ async fn session(
     kept: &mut Option<Kept>,
     media: &Rc<Cell<u64>>,
 ) -> Result<Outcome, String> {
-    let host = pull
-        .url
-        .split_once("://")
-        .map(|(_, r)| r.split(['/', '?', '#']).next().unwrap_or(""))
-        .map(|h| h.rsplit_once('@').map_or(h, |(_, h)| h))
-        .unwrap_or("");
-    let with_port = if host.starts_with('[') {
-        if host.contains("]:") {
-            host.to_owned()
-        } else {
-            format!("{host}:554")
-        }
-    } else if host.contains(':') {
-        host.to_owned()
-    } else {
-        format!("{host}:554")
-    };
-    let addr = with_port
+    let upstream = manifold_rtsp::url::authority(&pull.url)
+        .map_err(|e| format!("upstream URL {}: {e}", redact(&pull.url)))?;
+    let (host, port) = (upstream.host, upstream.port);
+    let addr = (host, port)
         .to_socket_addrs()
-        .map_err(|e| format!("resolving {with_port}: {e}"))?
+        .map_err(|e| format!("resolving {host} port {port}: {e}"))?
         .next()
-        .ok_or_else(|| format!("{with_port} resolves to nothing"))?;
+        .ok_or_else(|| format!("{host} port {port} resolves to nothing"))?;
     let mut stream = TcpStream::connect_timeout(addr, CONNECT_TIMEOUT)
         .await
         .map_err(|e| format!("connecting to {addr}: {e}"))?;
@@ -702,6 +673,6 @@ mod tests {
         .unwrap();
         assert_eq!(signature(&a), signature(&b));
         assert_ne!(signature(&a), signature(&c));
-        assert_eq!(tracks_of(&a)[0].codec, Some(Codec::H264));
+        assert_eq!(TrackInfo::all_of(&a)[0].codec, Some(manifold_rtp::codec::Codec::H264));
     }
 }

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use manifold_rtp::codec::Codec;
+use manifold_rtp::track::TrackFormat;
 
 /// What a reader needs to know about one track of a stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +17,17 @@ pub(crate) struct TrackInfo {
     pub(crate) codec: Option<Codec>,
     /// The RTP clock rate (90000 when the SDP does not say).
     pub(crate) clock_rate: u32,
+}
+
+impl TrackInfo {
+    /// The tracks of a presentation, in SDP media order, by the one rule of
+    /// [`manifold_rtp::track`] (which the load generator follows too).
+    pub(crate) fn all_of(sdp: &manifold_sdp::Sdp) -> Vec<TrackInfo> {
+        TrackFormat::all_of(sdp)
+            .into_iter()
+            .map(|f| TrackInfo { codec: f.codec, clock_rate: f.clock_rate })
+            .collect()
+    }
 }
 
 /// One published stream.

@@ -74,7 +74,7 @@ fn start(shard: &Rc<Shard>, input: &RtpInput) -> Result<(), String> {
     }
     let payload_types: Vec<Vec<u8>> =
         sdp.media().iter().map(|m| m.media_line().payload_types().collect()).collect();
-    let tracks = crate::pull::tracks_of(&sdp);
+    let tracks = crate::registry::TrackInfo::all_of(&sdp);
     let rtp = UdpSocket::bind(input.listen).map_err(|e| format!("binding RTP: {e}"))?;
     crate::sys::set_recv_buffer(crate::sys::fd_of(&rtp), crate::sys::INGEST_RCVBUF);
     let rtcp_addr = SocketAddr::new(input.listen.ip(), input.listen.port() + 1);
