@@ -5,7 +5,7 @@
 
 use std::cell::RefCell;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -99,53 +99,14 @@ struct UdpPair {
     port: u16,
 }
 
-fn bind_udp(ip: IpAddr, port: u16) -> io::Result<socket2::Socket> {
-    let addr = SocketAddr::new(ip, port);
-    let s = socket2::Socket::new(
-        socket2::Domain::for_address(addr),
-        socket2::Type::DGRAM,
-        Some(socket2::Protocol::UDP),
-    )?;
-    s.bind(&addr.into())?;
-    Ok(s)
-}
-
-fn local_port(s: &socket2::Socket) -> io::Result<u16> {
-    s.local_addr()?
-        .as_socket()
-        .map(|a| a.port())
-        .ok_or_else(|| io::Error::other("not an IP socket"))
-}
-
-/// Binds an even RTP port and the odd RTCP port above it on `ip`.
+/// Binds an even RTP port and the odd RTCP port above it on `ip`, with the receive options on
+/// the RTP socket.
 fn bind_pair(ip: IpAddr, rcvbuf: usize) -> io::Result<UdpPair> {
-    let mut last = io::Error::new(io::ErrorKind::AddrInUse, "no free RTP/RTCP port pair");
-    for _ in 0..32 {
-        let first = bind_udp(ip, 0)?;
-        let port = local_port(&first)?;
-        let (rtp, rtcp, rtp_port) = if port % 2 == 0 && port < u16::MAX {
-            match bind_udp(ip, port + 1) {
-                Ok(rtcp) => (first, rtcp, port),
-                Err(e) => {
-                    last = e;
-                    continue;
-                }
-            }
-        } else {
-            match bind_udp(ip, port - 1) {
-                Ok(rtp) => (rtp, first, port - 1),
-                Err(e) => {
-                    last = e;
-                    continue;
-                }
-            }
-        };
-        let _ = rtp.set_recv_buffer_size(rcvbuf);
-        let _ = manifold_udp::set_gro(&rtp, true);
-        let _ = manifold_udp::set_rxq_ovfl(&rtp, true);
-        return Ok(UdpPair { rtp, rtcp, port: rtp_port });
-    }
-    Err(last)
+    let manifold_udp::PortPair { rtp, rtcp, port } = manifold_udp::bind_pair(ip)?;
+    let _ = rtp.set_recv_buffer_size(rcvbuf);
+    let _ = manifold_udp::set_gro(&rtp, true);
+    let _ = manifold_udp::set_rxq_ovfl(&rtp, true);
+    Ok(UdpPair { rtp, rtcp, port })
 }
 
 /// Runs one session from its intended start to its end, and accounts for it.

@@ -30,8 +30,6 @@ use crate::target::Target;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long TEARDOWN may take at the end.
 const TEARDOWN_LIMIT: Duration = Duration::from_secs(2);
-/// Tries at finding a free even/odd UDP port pair.
-const PORT_PAIR_TRIES: usize = 64;
 
 /// How the published media travels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -419,17 +417,8 @@ fn read_server(mut tcp: TcpStream, tx: &mpsc::Sender<FromServer>) {
 
 /// An RTP socket on an even port and an RTCP socket on the next one.
 pub(crate) fn udp_pair(ip: std::net::IpAddr) -> std::io::Result<(UdpSocket, UdpSocket)> {
-    for _ in 0..PORT_PAIR_TRIES {
-        let rtp = UdpSocket::bind(SocketAddr::new(ip, 0))?;
-        let port = rtp.local_addr()?.port();
-        if port % 2 != 0 || port == u16::MAX {
-            continue;
-        }
-        if let Ok(rtcp) = UdpSocket::bind(SocketAddr::new(ip, port + 1)) {
-            return Ok((rtp, rtcp));
-        }
-    }
-    Err(std::io::Error::new(std::io::ErrorKind::AddrInUse, "no free even/odd UDP port pair"))
+    let pair = manifold_udp::bind_pair(ip)?;
+    Ok((pair.rtp.into(), pair.rtcp.into()))
 }
 
 /// A value that differs from run to run (SSRC, first sequence number, cnonce); not secret.

@@ -17,7 +17,7 @@
 
 use std::cell::Cell;
 use std::collections::HashMap;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::ToSocketAddrs;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -298,30 +298,16 @@ async fn run(shard: Rc<Shard>, pull: PullConfig) {
     }
 }
 
-/// Binds `UDP_PAIRS` RTP/RTCP socket pairs (RTCP on RTP + 1) on `ip`.
+/// Binds `UDP_PAIRS` RTP/RTCP socket pairs (even RTP port, RTCP on the next) on `ip`.
 fn bind_pairs(ip: std::net::IpAddr) -> std::io::Result<Vec<(UdpSocket, UdpSocket, u16)>> {
-    let mut pairs = Vec::new();
-    let mut last = std::io::Error::other("no port pair");
-    for _ in 0..UDP_PAIRS * 16 {
-        if pairs.len() == UDP_PAIRS {
-            return Ok(pairs);
-        }
-        let rtp = UdpSocket::bind(SocketAddr::new(ip, 0))?;
-        crate::sys::set_recv_buffer(crate::sys::fd_of(&rtp), crate::sys::INGEST_RCVBUF);
-        let port = rtp.local_addr()?.port();
-        if port == u16::MAX {
-            continue;
-        }
-        match UdpSocket::bind(SocketAddr::new(ip, port + 1)) {
-            Ok(rtcp) => pairs.push((rtp, rtcp, port)),
-            Err(e) => last = e.into(),
-        }
-    }
-    if pairs.len() == UDP_PAIRS {
-        Ok(pairs)
-    } else {
-        Err(last)
-    }
+    (0..UDP_PAIRS)
+        .map(|_| {
+            let manifold_udp::PortPair { rtp, rtcp, port } = manifold_udp::bind_pair(ip)?;
+            let rtp = crate::sys::glommio_udp(rtp.into());
+            crate::sys::set_recv_buffer(crate::sys::fd_of(&rtp), crate::sys::INGEST_RCVBUF);
+            Ok((rtp, crate::sys::glommio_udp(rtcp.into()), port))
+        })
+        .collect()
 }
 
 /// Receives one UDP track into the hub until cancelled.
