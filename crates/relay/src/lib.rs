@@ -51,11 +51,9 @@ mod synthetic;
 mod sys;
 mod udp;
 
-pub use config::{parse_cpu_list, ServeConfig};
+pub use config::{parse_cpu_list, PullConfig, PullTransport, RtpInput, ServeConfig};
 pub use error::RelayError;
 pub use packet::{Packet, SharedPacket};
-pub use pull::{PullConfig, PullTransport};
-pub use rtp_ingest::RtpInput;
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;

@@ -33,6 +33,7 @@ use manifold_rtsp::session::client::{
 };
 use manifold_sdp::Sdp;
 
+use crate::config::{redact, PullConfig, PullTransport};
 use crate::hub::Hub;
 use crate::registry::{StreamInfo, TrackInfo};
 use crate::shard::Shard;
@@ -56,85 +57,6 @@ const UDP_PAIRS: usize = 4;
 const READ_CHUNK: usize = 64 * 1024;
 /// Most bytes buffered for one incomplete item (an interleaved frame is at most 64 KiB).
 const MAX_BUFFERED: usize = 1 << 20;
-
-/// How a pull receives media.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PullTransport {
-    /// RTP/RTCP interleaved on the RTSP connection.
-    #[default]
-    Tcp,
-    /// RTP/RTCP over UDP, on port pairs the relay binds.
-    Udp,
-}
-
-/// One upstream to pull (`--pull PATH=URL[#udp][,on-demand]`, or a `[[pull]]` table).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PullConfig {
-    /// The relay path readers play, e.g. `/cam`.
-    pub path: String,
-    /// The upstream's RTSP URL; `user:password@` in it authenticates (Digest, or Basic).
-    pub url: String,
-    /// Interleaved (`tcp`, default) or `udp`.
-    #[serde(default)]
-    pub transport: PullTransport,
-    /// Start when a reader asks for the path, stop after the last reader left.
-    #[serde(default)]
-    pub on_demand: bool,
-}
-
-impl PullConfig {
-    /// Parses `--pull` values: `/cam=rtsp://host/stream`, with options in the URL fragment,
-    /// comma-separated: `#udp`, `#tcp`, `#on-demand`, e.g. `rtsp://host/s#udp,on-demand`
-    /// (a fragment is never sent to the upstream).
-    pub fn parse_arg(arg: &str) -> Result<PullConfig, String> {
-        let (path, url) =
-            arg.split_once('=').ok_or_else(|| format!("--pull {arg:?}: expected PATH=URL"))?;
-        let (url, options) = url.split_once('#').unwrap_or((url, ""));
-        let mut pull = PullConfig {
-            path: path.to_owned(),
-            url: url.to_owned(),
-            transport: PullTransport::Tcp,
-            on_demand: false,
-        };
-        for option in options.split(',').filter(|o| !o.is_empty()) {
-            match option {
-                "tcp" => pull.transport = PullTransport::Tcp,
-                "udp" => pull.transport = PullTransport::Udp,
-                "on-demand" => pull.on_demand = true,
-                other => return Err(format!("--pull {arg:?}: unknown option {other:?}")),
-            }
-        }
-        pull.validate()?;
-        Ok(pull)
-    }
-
-    /// Checks the path and URL.
-    pub fn validate(&self) -> Result<(), String> {
-        if !self.path.starts_with('/') {
-            return Err(format!("pull path {:?} must start with '/'", self.path));
-        }
-        if !self.url.starts_with("rtsp://") {
-            return Err(format!("pull URL {:?} must be rtsp://", redact(&self.url)));
-        }
-        Ok(())
-    }
-}
-
-/// A URL without its password, for logs.
-fn redact(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => {
-            let host_end = rest.find('/').unwrap_or(rest.len());
-            match rest[..host_end].rsplit_once('@') {
-                Some((_, host)) => format!("{scheme}://***@{host}{}", &rest[host_end..]),
-                None => url.to_owned(),
-            }
-        }
-        None => url.to_owned(),
-    }
-}
 
 /// Readers' demand for on-demand pulls: when each path was last asked for (DESCRIBE).
 /// Shared by all shards; touched only on the control path.
@@ -616,29 +538,6 @@ async fn session(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn pull_args() {
-        let p = PullConfig::parse_arg("/cam=rtsp://u:p@h:8554/s").unwrap();
-        assert_eq!(p.path, "/cam");
-        assert_eq!(p.url, "rtsp://u:p@h:8554/s");
-        assert_eq!(p.transport, PullTransport::Tcp);
-        assert!(!p.on_demand);
-        let p = PullConfig::parse_arg("/cam=rtsp://h/s?x=1#udp,on-demand").unwrap();
-        assert_eq!(p.url, "rtsp://h/s?x=1");
-        assert_eq!(p.transport, PullTransport::Udp);
-        assert!(p.on_demand);
-        assert!(PullConfig::parse_arg("cam=rtsp://h/s").is_err());
-        assert!(PullConfig::parse_arg("/cam=http://h/s").is_err());
-        assert!(PullConfig::parse_arg("/cam=rtsp://h/s#bogus").is_err());
-        assert!(PullConfig::parse_arg("/cam").is_err());
-    }
-
-    #[test]
-    fn redacts_passwords() {
-        assert_eq!(redact("rtsp://u:p@h:1/s"), "rtsp://***@h:1/s");
-        assert_eq!(redact("rtsp://h/s"), "rtsp://h/s");
-    }
 
     #[test]
     fn compatible_sdps_have_the_same_signature() {
