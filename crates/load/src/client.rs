@@ -27,7 +27,6 @@ use crate::metrics::{ErrorKind, Metric, Metrics};
 use crate::progress::Live;
 use crate::receiver::TrackReceiver;
 use crate::schedule::{Arrival, SplitMix};
-use crate::sys;
 use crate::target::{Target, TrackInfo};
 
 /// Largest RTSP message or interleaved frame the connection buffer holds.
@@ -455,7 +454,7 @@ fn start_track(
         }
         LowerTransport::Udp => {
             if let Some(sock) = udp_sockets.get_mut(i).and_then(Option::take) {
-                let socket = sys::glommio_udp(sock);
+                let socket = manifold_sys::glommio_udp(sock);
                 let env = env.clone();
                 let receivers = receivers.clone();
                 rx_tasks.push(glommio::spawn_local(udp_receiver(env, socket, i, receivers)));
@@ -476,7 +475,7 @@ async fn udp_receiver(env: Rc<SessionEnv>, socket: UdpSocket, track: usize, rece
         }
         loop {
             let mut batch = env.recv.borrow_mut();
-            let got = match sys::recv_batch(&mut batch, &socket) {
+            let got = match batch.recv(manifold_sys::fd_of(&socket)) {
                 Ok(n) => n,
                 Err(_) => break,
             };

@@ -225,9 +225,9 @@ fn bind_pairs(ip: std::net::IpAddr) -> std::io::Result<Vec<(UdpSocket, UdpSocket
     (0..UDP_PAIRS)
         .map(|_| {
             let manifold_udp::PortPair { rtp, rtcp, port } = manifold_udp::bind_pair(ip)?;
-            let rtp = crate::sys::glommio_udp(rtp.into());
+            let rtp = crate::sys::glommio_udp(rtp);
             crate::sys::set_recv_buffer(crate::sys::fd_of(&rtp), crate::sys::INGEST_RCVBUF);
-            Ok((rtp, crate::sys::glommio_udp(rtcp.into()), port))
+            Ok((rtp, crate::sys::glommio_udp(rtcp), port))
         })
         .collect()
 }

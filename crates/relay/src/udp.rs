@@ -36,8 +36,8 @@ impl ServerPorts {
         // Readers on slow links: a larger send buffer absorbs a keyframe's burst.
         let _ = send.set_send_buffer_size(4 << 20);
         Ok(ServerPorts {
-            rtp: crate::sys::glommio_udp(rtp.into()),
-            rtcp: crate::sys::glommio_udp(rtcp.into()),
+            rtp: crate::sys::glommio_udp(rtp),
+            rtcp: crate::sys::glommio_udp(rtcp),
             rtp_send: send.into(),
             rtcp_send: rtcp_send.into(),
             port,
