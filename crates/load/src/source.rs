@@ -422,12 +422,11 @@ pub(crate) fn udp_pair(ip: std::net::IpAddr) -> std::io::Result<(UdpSocket, UdpS
 }
 
 /// A value that differs from run to run (SSRC, first sequence number, cnonce); not secret.
+/// From the kernel (`manifold_sys::fill_random`), so two calls in a row differ too.
 pub(crate) fn seed32() -> u32 {
-    let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    let mixed = (u64::from(t.subsec_nanos()) ^ t.as_secs().rotate_left(32))
-        .wrapping_add(u64::from(std::process::id()) << 16)
-        .wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    (mixed >> 32) as u32
+    let mut bytes = [0u8; 4];
+    manifold_sys::fill_random(&mut bytes);
+    u32::from_ne_bytes(bytes)
 }
 
 #[cfg(test)]
