@@ -16,8 +16,6 @@ use anyhow::{bail, Context as _};
 use manifold_load::args::parse_duration;
 use manifold_load::{LoadArgs, TransportChoice};
 
-use crate::sys;
-
 /// The stream path the demo relay serves.
 const DEMO_PATH: &str = "/demo";
 /// How long the relay gets to come up.
@@ -75,7 +73,8 @@ impl RelayChild {
         if let Some(status) = self.child.try_wait()? {
             return Ok(status);
         }
-        sys::terminate(self.child.id()).context("signalling the relay")?;
+        manifold_sys::process::send_signal(self.child.id(), libc::SIGTERM)
+            .context("signalling the relay")?;
         let deadline = Instant::now() + STOP_LIMIT;
         loop {
             if let Some(status) = self.child.try_wait()? {
@@ -104,7 +103,7 @@ impl Drop for RelayChild {
 /// once it accepts connections.
 fn start_relay(args: &DemoArgs) -> anyhow::Result<(RelayChild, SocketAddr)> {
     // Best effort: the generator raises its own limit anyway, and reports what fits.
-    if let Err(e) = sys::raise_nofile() {
+    if let Err(e) = manifold_sys::limits::raise_nofile() {
         eprintln!("manifold demo: cannot raise the open-file limit: {e}");
     }
     let exe = std::env::current_exe().context("finding this binary to run the relay")?;
@@ -121,7 +120,7 @@ fn start_relay(args: &DemoArgs) -> anyhow::Result<(RelayChild, SocketAddr)> {
         command.env("RUST_LOG", "warn");
     }
     command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit());
-    sys::die_with_parent(&mut command);
+    manifold_sys::process::die_with_parent(&mut command);
     let mut child = command.spawn().context("starting the relay (manifold serve)")?;
     let stdout = child.stdout.take().context("the relay's stdout")?;
     let mut relay = RelayChild { child };

@@ -2,7 +2,6 @@
 //! (`source`), the one-command `demo`, and the report tools (`merge`, `compare`), in one binary.
 
 mod demo;
-mod sys;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -5,7 +5,7 @@
 
 use std::cell::RefCell;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -27,7 +27,6 @@ use crate::metrics::{ErrorKind, Metric, Metrics};
 use crate::progress::Live;
 use crate::receiver::TrackReceiver;
 use crate::schedule::{Arrival, SplitMix};
-use crate::sys;
 use crate::target::{Target, TrackInfo};
 
 /// Largest RTSP message or interleaved frame the connection buffer holds.
@@ -99,53 +98,14 @@ struct UdpPair {
     port: u16,
 }
 
-fn bind_udp(ip: IpAddr, port: u16) -> io::Result<socket2::Socket> {
-    let addr = SocketAddr::new(ip, port);
-    let s = socket2::Socket::new(
-        socket2::Domain::for_address(addr),
-        socket2::Type::DGRAM,
-        Some(socket2::Protocol::UDP),
-    )?;
-    s.bind(&addr.into())?;
-    Ok(s)
-}
-
-fn local_port(s: &socket2::Socket) -> io::Result<u16> {
-    s.local_addr()?
-        .as_socket()
-        .map(|a| a.port())
-        .ok_or_else(|| io::Error::other("not an IP socket"))
-}
-
-/// Binds an even RTP port and the odd RTCP port above it on `ip`.
+/// Binds an even RTP port and the odd RTCP port above it on `ip`, with the receive options on
+/// the RTP socket.
 fn bind_pair(ip: IpAddr, rcvbuf: usize) -> io::Result<UdpPair> {
-    let mut last = io::Error::new(io::ErrorKind::AddrInUse, "no free RTP/RTCP port pair");
-    for _ in 0..32 {
-        let first = bind_udp(ip, 0)?;
-        let port = local_port(&first)?;
-        let (rtp, rtcp, rtp_port) = if port % 2 == 0 && port < u16::MAX {
-            match bind_udp(ip, port + 1) {
-                Ok(rtcp) => (first, rtcp, port),
-                Err(e) => {
-                    last = e;
-                    continue;
-                }
-            }
-        } else {
-            match bind_udp(ip, port - 1) {
-                Ok(rtp) => (rtp, first, port - 1),
-                Err(e) => {
-                    last = e;
-                    continue;
-                }
-            }
-        };
-        let _ = rtp.set_recv_buffer_size(rcvbuf);
-        let _ = manifold_udp::set_gro(&rtp, true);
-        let _ = manifold_udp::set_rxq_ovfl(&rtp, true);
-        return Ok(UdpPair { rtp, rtcp, port: rtp_port });
-    }
-    Err(last)
+    let manifold_udp::PortPair { rtp, rtcp, port } = manifold_udp::bind_pair(ip)?;
+    let _ = rtp.set_recv_buffer_size(rcvbuf);
+    let _ = manifold_udp::set_gro(&rtp, true);
+    let _ = manifold_udp::set_rxq_ovfl(&rtp, true);
+    Ok(UdpPair { rtp, rtcp, port })
 }
 
 /// Runs one session from its intended start to its end, and accounts for it.
@@ -494,7 +454,7 @@ fn start_track(
         }
         LowerTransport::Udp => {
             if let Some(sock) = udp_sockets.get_mut(i).and_then(Option::take) {
-                let socket = sys::glommio_udp(sock);
+                let socket = manifold_sys::glommio_udp(sock);
                 let env = env.clone();
                 let receivers = receivers.clone();
                 rx_tasks.push(glommio::spawn_local(udp_receiver(env, socket, i, receivers)));
@@ -515,7 +475,7 @@ async fn udp_receiver(env: Rc<SessionEnv>, socket: UdpSocket, track: usize, rece
         }
         loop {
             let mut batch = env.recv.borrow_mut();
-            let got = match sys::recv_batch(&mut batch, &socket) {
+            let got = match batch.recv(manifold_sys::fd_of(&socket)) {
                 Ok(n) => n,
                 Err(_) => break,
             };

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::metrics::{Metric, Metrics};
-use crate::sys;
+use manifold_sys::limits;
 
 /// File descriptors kept free for the process itself (stdio, glommio rings and eventfds, the
 /// JSON file, the probe connection), plus this many per shard.
@@ -37,8 +37,9 @@ impl FdBudget {
     /// Raises the soft limit to the hard one and works out how many sessions needing
     /// `per_session` descriptors fit next to `shards` shards.
     pub fn raise_and_measure(per_session: u64, shards: usize) -> FdBudget {
-        let (soft, hard) = sys::raise_nofile().or_else(|_| sys::nofile()).unwrap_or((1024, 1024));
-        let in_use = sys::open_fds().unwrap_or(16);
+        let (soft, hard) =
+            limits::raise_nofile().or_else(|_| limits::nofile()).unwrap_or((1024, 1024));
+        let in_use = limits::open_fds().unwrap_or(16);
         FdBudget::compute(soft, hard, in_use, per_session, shards)
     }
 

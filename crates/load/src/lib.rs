@@ -11,7 +11,8 @@
 //! [`metrics`] (histograms and counts), [`threshold`], [`report`] (table, JSON), [`junit`],
 //! [`hlog`] (interval log), [`health`] (self-health), [`progress`] (live line), [`workers`]
 //! (`--processes`), [`source`] (`manifold source`: the synthetic publisher), [`merge`] and [`compare`] (reports from
-//! hlogs, regression gate), [`plot`] (SVG percentile spectrum), `sys` (the only module with `unsafe`: syscalls).
+//! hlogs, regression gate), [`plot`] (SVG percentile spectrum). Syscalls are manifold-sys's and manifold-udp's: this crate has
+//! no `unsafe`.
 //!
 //! Where latencies start: `connect` and `setup` from the session's *intended* start (so a
 //! generator or server that falls behind cannot hide it), each `rtt.*` from the request's
@@ -34,7 +35,6 @@ pub mod schedule;
 mod shard;
 pub mod source;
 mod source_rtp;
-mod sys;
 pub mod target;
 pub mod threshold;
 pub mod workers;
@@ -403,5 +403,5 @@ fn pinned_cpus(args: &LoadArgs) -> Result<Option<Vec<usize>>, LoadError> {
 }
 
 fn sys_cpu() -> Duration {
-    sys::cpu_time()
+    manifold_sys::limits::cpu_time()
 }

@@ -30,8 +30,6 @@ use crate::target::Target;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long TEARDOWN may take at the end.
 const TEARDOWN_LIMIT: Duration = Duration::from_secs(2);
-/// Tries at finding a free even/odd UDP port pair.
-const PORT_PAIR_TRIES: usize = 64;
 
 /// How the published media travels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -419,26 +417,16 @@ fn read_server(mut tcp: TcpStream, tx: &mpsc::Sender<FromServer>) {
 
 /// An RTP socket on an even port and an RTCP socket on the next one.
 pub(crate) fn udp_pair(ip: std::net::IpAddr) -> std::io::Result<(UdpSocket, UdpSocket)> {
-    for _ in 0..PORT_PAIR_TRIES {
-        let rtp = UdpSocket::bind(SocketAddr::new(ip, 0))?;
-        let port = rtp.local_addr()?.port();
-        if port % 2 != 0 || port == u16::MAX {
-            continue;
-        }
-        if let Ok(rtcp) = UdpSocket::bind(SocketAddr::new(ip, port + 1)) {
-            return Ok((rtp, rtcp));
-        }
-    }
-    Err(std::io::Error::new(std::io::ErrorKind::AddrInUse, "no free even/odd UDP port pair"))
+    let pair = manifold_udp::bind_pair(ip)?;
+    Ok((pair.rtp.into(), pair.rtcp.into()))
 }
 
 /// A value that differs from run to run (SSRC, first sequence number, cnonce); not secret.
+/// From the kernel (`manifold_sys::fill_random`), so two calls in a row differ too.
 pub(crate) fn seed32() -> u32 {
-    let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    let mixed = (u64::from(t.subsec_nanos()) ^ t.as_secs().rotate_left(32))
-        .wrapping_add(u64::from(std::process::id()) << 16)
-        .wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    (mixed >> 32) as u32
+    let mut bytes = [0u8; 4];
+    manifold_sys::fill_random(&mut bytes);
+    u32::from_ne_bytes(bytes)
 }
 
 #[cfg(test)]

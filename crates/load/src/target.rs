@@ -6,6 +6,7 @@ use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use manifold_rtp::codec::Codec;
+use manifold_rtp::track::TrackFormat;
 use manifold_rtsp::auth::Credentials;
 use manifold_rtsp::codec::{write_request, Decoder, Item};
 use manifold_rtsp::session::client::{ClientConfig, ClientEvent, ClientSession};
@@ -29,33 +30,14 @@ impl Target {
     /// Parses `rtsp://[user[:pass]@]host[:port][/path]` and resolves the host.
     pub fn resolve(url: &str) -> Result<Target, LoadError> {
         let bad = |why: &str| LoadError::Url { url: url.to_owned(), reason: why.to_owned() };
-        let rest =
-            url.strip_prefix("rtsp://").ok_or_else(|| bad("only rtsp:// URLs are supported"))?;
-        let authority_end = rest.find('/').unwrap_or(rest.len());
-        let authority = &rest[..authority_end];
-        let host_port = match authority.rfind('@') {
-            Some(at) => &authority[at + 1..],
-            None => authority,
-        };
+        let manifold_rtsp::url::Authority { secure, host, port } =
+            manifold_rtsp::url::authority(url).map_err(|e| bad(&e.to_string()))?;
+        if secure {
+            return Err(bad("only rtsp:// URLs are supported"));
+        }
         let display_url = match Credentials::from_url(url) {
             Some((_, stripped)) => stripped,
             None => url.to_owned(),
-        };
-        let (host, port) = if let Some(v6) = host_port.strip_prefix('[') {
-            let (h, tail) = v6.split_once(']').ok_or_else(|| bad("unclosed [ in host"))?;
-            (h, tail.strip_prefix(':'))
-        } else {
-            match host_port.rsplit_once(':') {
-                Some((h, p)) => (h, Some(p)),
-                None => (host_port, None),
-            }
-        };
-        if host.is_empty() {
-            return Err(bad("no host"));
-        }
-        let port = match port {
-            Some(p) => p.parse::<u16>().map_err(|_| bad("bad port"))?,
-            None => 554,
         };
         let addr = (host, port)
             .to_socket_addrs()
@@ -71,9 +53,9 @@ impl Target {
 pub struct TrackInfo {
     /// `video`, `audio`, ...
     pub kind: String,
-    /// The media clock rate of its first format (90 kHz when the SDP gives none).
+    /// The media clock rate ([`TrackFormat`]'s rule, the relay's too).
     pub clock_rate: u32,
-    /// The codec, when it is one whose keyframes we can see.
+    /// The codec, when it is one whose keyframes we can see ([`TrackFormat`]'s rule).
     pub codec: Option<Codec>,
     /// Header extension ids of the capture-time and packet-counter stamps, from the SDP's
     /// `a=extmap` (the synthetic source's defaults when it has none).
@@ -85,7 +67,7 @@ pub fn tracks_of(sdp: &Sdp) -> Vec<TrackInfo> {
     sdp.media()
         .iter()
         .map(|m| {
-            let rtpmap = m.rtpmaps().next();
+            let format = TrackFormat::of(m);
             let mut stamp_ids = ExtensionIds::default();
             for e in m.extmaps() {
                 let Ok(id) = u8::try_from(e.id) else { continue };
@@ -97,8 +79,8 @@ pub fn tracks_of(sdp: &Sdp) -> Vec<TrackInfo> {
             }
             TrackInfo {
                 kind: m.kind().to_owned(),
-                clock_rate: rtpmap.as_ref().map_or(90_000, |r| r.clock_rate),
-                codec: rtpmap.and_then(|r| Codec::from_encoding_name(&r.encoding)),
+                clock_rate: format.clock_rate,
+                codec: format.codec,
                 stamp_ids,
             }
         })

@@ -1,7 +1,12 @@
 //! What `manifold serve` is told to do: addresses, cores (and the CPUs they are pinned to),
-//! limits, synthetic streams.
+//! limits, synthetic streams, upstreams to pull and raw RTP inputs.
+//!
+//! Settings, their parsing and their checks only: this module imports nothing of the runtime,
+//! so reading a configuration cannot depend on how the relay runs it (`pull.rs` and
+//! `rtp_ingest.rs` take their settings from here).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// The relay's configuration (every flag of `manifold serve`, and its TOML config file).
@@ -62,11 +67,11 @@ pub struct ServeConfig {
     /// RTP port of the multicast groups (even; RTCP is the next one).
     pub multicast_port: u16,
     /// Upstream RTSP servers to pull from (`--pull`, `[[pull]]` tables).
-    pub pull: Vec<crate::pull::PullConfig>,
+    pub pull: Vec<PullConfig>,
     /// Seconds an on-demand pull keeps its upstream after the last reader left.
     pub pull_grace_secs: u64,
     /// Raw RTP inputs described by SDP files (`--rtp` with `--rtp-sdp`, `[[rtp]]` tables).
-    pub rtp: Vec<crate::rtp_ingest::RtpInput>,
+    pub rtp: Vec<RtpInput>,
     /// Seconds a stream whose RTSP publisher left keeps its readers, waiting for a republish
     /// with a compatible SDP that continues it; 0 ends the stream (readers get BYE) at once.
     pub publish_grace_secs: u64,
@@ -220,6 +225,120 @@ fn cpu_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<usize>, D::Err
     parse_cpu_list(&text).map_err(serde::de::Error::custom)
 }
 
+/// How a pull receives media.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PullTransport {
+    /// RTP/RTCP interleaved on the RTSP connection.
+    #[default]
+    Tcp,
+    /// RTP/RTCP over UDP, on port pairs the relay binds.
+    Udp,
+}
+
+/// One upstream to pull (`--pull PATH=URL[#udp][,on-demand]`, or a `[[pull]]` table).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PullConfig {
+    /// The relay path readers play, e.g. `/cam`.
+    pub path: String,
+    /// The upstream's RTSP URL; `user:password@` in it authenticates (Digest, or Basic).
+    pub url: String,
+    /// Interleaved (`tcp`, default) or `udp`.
+    #[serde(default)]
+    pub transport: PullTransport,
+    /// Start when a reader asks for the path, stop after the last reader left.
+    #[serde(default)]
+    pub on_demand: bool,
+}
+
+impl PullConfig {
+    /// Parses `--pull` values: `/cam=rtsp://host/stream`, with options in the URL fragment,
+    /// comma-separated: `#udp`, `#tcp`, `#on-demand`, e.g. `rtsp://host/s#udp,on-demand`
+    /// (a fragment is never sent to the upstream).
+    pub fn parse_arg(arg: &str) -> Result<PullConfig, String> {
+        let (path, url) =
+            arg.split_once('=').ok_or_else(|| format!("--pull {arg:?}: expected PATH=URL"))?;
+        let (url, options) = url.split_once('#').unwrap_or((url, ""));
+        let mut pull = PullConfig {
+            path: path.to_owned(),
+            url: url.to_owned(),
+            transport: PullTransport::Tcp,
+            on_demand: false,
+        };
+        for option in options.split(',').filter(|o| !o.is_empty()) {
+            match option {
+                "tcp" => pull.transport = PullTransport::Tcp,
+                "udp" => pull.transport = PullTransport::Udp,
+                "on-demand" => pull.on_demand = true,
+                other => return Err(format!("--pull {arg:?}: unknown option {other:?}")),
+            }
+        }
+        pull.validate()?;
+        Ok(pull)
+    }
+
+    /// Checks the path and URL.
+    pub fn validate(&self) -> Result<(), String> {
+        if !self.path.starts_with('/') {
+            return Err(format!("pull path {:?} must start with '/'", self.path));
+        }
+        if !self.url.starts_with("rtsp://") {
+            return Err(format!("pull URL {:?} must be rtsp://", redact(&self.url)));
+        }
+        Ok(())
+    }
+}
+
+/// A URL without its password, for logs.
+pub(crate) fn redact(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let host_end = rest.find('/').unwrap_or(rest.len());
+            match rest[..host_end].rsplit_once('@') {
+                Some((_, host)) => format!("{scheme}://***@{host}{}", &rest[host_end..]),
+                None => url.to_owned(),
+            }
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// One raw RTP input (`--rtp PATH=ADDR` with `--rtp-sdp FILE`, or an `[[rtp]]` table).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RtpInput {
+    /// The relay path readers play, e.g. `/cam`.
+    pub path: String,
+    /// Where RTP arrives; RTCP arrives on the next port.
+    pub listen: SocketAddr,
+    /// The SDP file describing the RTP (e.g. what `ffmpeg -sdp_file` wrote).
+    pub sdp: PathBuf,
+}
+
+impl RtpInput {
+    /// Parses a `--rtp` value, `/cam=0.0.0.0:5004`, with its `--rtp-sdp` file.
+    pub fn parse_arg(arg: &str, sdp: PathBuf) -> Result<RtpInput, String> {
+        let (path, listen) =
+            arg.split_once('=').ok_or_else(|| format!("--rtp {arg:?}: expected PATH=ADDR:PORT"))?;
+        let listen = listen.parse().map_err(|e| format!("--rtp {arg:?}: {e}"))?;
+        let input = RtpInput { path: path.to_owned(), listen, sdp };
+        input.validate()?;
+        Ok(input)
+    }
+
+    /// Checks the path and port.
+    pub fn validate(&self) -> Result<(), String> {
+        if !self.path.starts_with('/') {
+            return Err(format!("rtp path {:?} must start with '/'", self.path));
+        }
+        if self.listen.port() == 0 || self.listen.port() == u16::MAX {
+            return Err(format!("rtp input {}: needs a port with a free next port", self.listen));
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,5 +408,38 @@ mod tests {
         assert!(parse("{}").unwrap().cpus.is_empty());
         assert!(parse(r#"{"cpus": [1, 1]}"#).is_err());
         assert!(parse(r#"{"cpus": "x"}"#).is_err());
+    }
+
+    #[test]
+    fn pull_args() {
+        let p = PullConfig::parse_arg("/cam=rtsp://u:p@h:8554/s").unwrap();
+        assert_eq!(p.path, "/cam");
+        assert_eq!(p.url, "rtsp://u:p@h:8554/s");
+        assert_eq!(p.transport, PullTransport::Tcp);
+        assert!(!p.on_demand);
+        let p = PullConfig::parse_arg("/cam=rtsp://h/s?x=1#udp,on-demand").unwrap();
+        assert_eq!(p.url, "rtsp://h/s?x=1");
+        assert_eq!(p.transport, PullTransport::Udp);
+        assert!(p.on_demand);
+        assert!(PullConfig::parse_arg("cam=rtsp://h/s").is_err());
+        assert!(PullConfig::parse_arg("/cam=http://h/s").is_err());
+        assert!(PullConfig::parse_arg("/cam=rtsp://h/s#bogus").is_err());
+        assert!(PullConfig::parse_arg("/cam").is_err());
+    }
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(redact("rtsp://u:p@h:1/s"), "rtsp://***@h:1/s");
+        assert_eq!(redact("rtsp://h/s"), "rtsp://h/s");
+    }
+
+    #[test]
+    fn rtp_args() {
+        let i = RtpInput::parse_arg("/cam=127.0.0.1:5004", "a.sdp".into()).unwrap();
+        assert_eq!(i.path, "/cam");
+        assert_eq!(i.listen, "127.0.0.1:5004".parse().unwrap());
+        assert!(RtpInput::parse_arg("/cam=127.0.0.1:0", "a.sdp".into()).is_err());
+        assert!(RtpInput::parse_arg("cam=127.0.0.1:5004", "a.sdp".into()).is_err());
+        assert!(RtpInput::parse_arg("/cam", "a.sdp".into()).is_err());
     }
 }

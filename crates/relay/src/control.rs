@@ -8,7 +8,6 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
-use manifold_rtp::codec::Codec;
 use manifold_rtsp::codec::write_response;
 use manifold_rtsp::header::{
     ChannelRange, Destination, LowerTransport, PortRange, Profile, RtpInfo, RtpInfoEntry, Session,
@@ -322,17 +321,7 @@ impl Control {
             });
             return Response::new(StatusCode::OK);
         }
-        let tracks: Vec<TrackInfo> = sdp
-            .media()
-            .iter()
-            .map(|m| {
-                let rtpmap = m.media_line().payload_types().next().and_then(|pt| m.rtpmap(pt));
-                TrackInfo {
-                    codec: rtpmap.as_ref().and_then(|r| Codec::from_encoding_name(&r.encoding)),
-                    clock_rate: rtpmap.map_or(90_000, |r| r.clock_rate),
-                }
-            })
-            .collect();
+        let tracks = TrackInfo::all_of(&sdp);
         let media_urls = sdp.media_urls(&req.uri);
         let relay_sdp = relay_sdp(sdp);
         let registry = self.shard.registry();

@@ -17,7 +17,8 @@
 //! loops), `conn` (bytes of one RTSP connection), `control` (what requests mean, on
 //! manifold-rtsp's server session machine), `hub`, `egress`, `queue`, `gop`, `packet`,
 //! `registry` (streams by path), `udp` (server ports), `synthetic`, `notify` (wake-ups),
-//! `signal` and `sys` (the only unsafe code: signals, getrandom, gathering send);
+//! `signal` (SIGINT/SIGTERM, through manifold-sys) and `sys` (the only unsafe code: the
+//! gathering send; the syscalls shared with the generator are manifold-sys's);
 //! observability and admission: `metrics` (per-shard counters published once a second,
 //! rendered as Prometheus text and JSON), `http` (the metrics endpoint), `rtcp_feedback`
 //! (readers' receiver reports), `limits` (connections per IP, sessions), `multicast` (one
@@ -48,11 +49,9 @@ mod synthetic;
 mod sys;
 mod udp;
 
-pub use config::{parse_cpu_list, ServeConfig};
+pub use config::{parse_cpu_list, PullConfig, PullTransport, RtpInput, ServeConfig};
 pub use error::RelayError;
 pub use plane::packet::{Packet, SharedPacket};
-pub use pull::{PullConfig, PullTransport};
-pub use rtp_ingest::RtpInput;
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;

@@ -16,7 +16,7 @@
 //!   stops `pull_grace_secs` after its last reader left.
 
 use std::cell::Cell;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::ToSocketAddrs;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -25,7 +25,6 @@ use std::time::{Duration, Instant};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpStream, UdpSocket};
 use glommio::{spawn_local, timer, Task};
-use manifold_rtp::codec::Codec;
 use manifold_rtsp::codec::{write_request, write_response, Decoder, Item};
 use manifold_rtsp::header::PortRange;
 use manifold_rtsp::session::client::{
@@ -33,6 +32,7 @@ use manifold_rtsp::session::client::{
 };
 use manifold_sdp::Sdp;
 
+use crate::config::{redact, PullConfig, PullTransport};
 use crate::plane::hub::Hub;
 use crate::registry::{StreamInfo, TrackInfo};
 use crate::shard::{Media, Shard};
@@ -57,85 +57,6 @@ const READ_CHUNK: usize = 64 * 1024;
 /// Most bytes buffered for one incomplete item (an interleaved frame is at most 64 KiB).
 const MAX_BUFFERED: usize = 1 << 20;
 
-/// How a pull receives media.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PullTransport {
-    /// RTP/RTCP interleaved on the RTSP connection.
-    #[default]
-    Tcp,
-    /// RTP/RTCP over UDP, on port pairs the relay binds.
-    Udp,
-}
-
-/// One upstream to pull (`--pull PATH=URL[#udp][,on-demand]`, or a `[[pull]]` table).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PullConfig {
-    /// The relay path readers play, e.g. `/cam`.
-    pub path: String,
-    /// The upstream's RTSP URL; `user:password@` in it authenticates (Digest, or Basic).
-    pub url: String,
-    /// Interleaved (`tcp`, default) or `udp`.
-    #[serde(default)]
-    pub transport: PullTransport,
-    /// Start when a reader asks for the path, stop after the last reader left.
-    #[serde(default)]
-    pub on_demand: bool,
-}
-
-impl PullConfig {
-    /// Parses `--pull` values: `/cam=rtsp://host/stream`, with options in the URL fragment,
-    /// comma-separated: `#udp`, `#tcp`, `#on-demand`, e.g. `rtsp://host/s#udp,on-demand`
-    /// (a fragment is never sent to the upstream).
-    pub fn parse_arg(arg: &str) -> Result<PullConfig, String> {
-        let (path, url) =
-            arg.split_once('=').ok_or_else(|| format!("--pull {arg:?}: expected PATH=URL"))?;
-        let (url, options) = url.split_once('#').unwrap_or((url, ""));
-        let mut pull = PullConfig {
-            path: path.to_owned(),
-            url: url.to_owned(),
-            transport: PullTransport::Tcp,
-            on_demand: false,
-        };
-        for option in options.split(',').filter(|o| !o.is_empty()) {
-            match option {
-                "tcp" => pull.transport = PullTransport::Tcp,
-                "udp" => pull.transport = PullTransport::Udp,
-                "on-demand" => pull.on_demand = true,
-                other => return Err(format!("--pull {arg:?}: unknown option {other:?}")),
-            }
-        }
-        pull.validate()?;
-        Ok(pull)
-    }
-
-    /// Checks the path and URL.
-    pub fn validate(&self) -> Result<(), String> {
-        if !self.path.starts_with('/') {
-            return Err(format!("pull path {:?} must start with '/'", self.path));
-        }
-        if !self.url.starts_with("rtsp://") {
-            return Err(format!("pull URL {:?} must be rtsp://", redact(&self.url)));
-        }
-        Ok(())
-    }
-}
-
-/// A URL without its password, for logs.
-fn redact(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => {
-            let host_end = rest.find('/').unwrap_or(rest.len());
-            match rest[..host_end].rsplit_once('@') {
-                Some((_, host)) => format!("{scheme}://***@{host}{}", &rest[host_end..]),
-                None => url.to_owned(),
-            }
-        }
-        None => url.to_owned(),
-    }
-}
-
 /// For a DESCRIBE of an unpublished `path`: if it is an on-demand pull, start it and wait
 /// (bounded) until the upstream's SDP is published.
 pub(crate) async fn describe_on_demand(shard: &Shard, path: &str) -> Option<Arc<StreamInfo>> {
@@ -150,20 +71,6 @@ pub(crate) async fn describe_on_demand(shard: &Shard, path: &str) -> Option<Arc<
     }
     tracing::info!(%path, side = "upstream", "on-demand pull gave no SDP in time");
     None
-}
-
-/// The tracks of an upstream SDP, in media order.
-pub(crate) fn tracks_of(sdp: &Sdp) -> Vec<TrackInfo> {
-    sdp.media()
-        .iter()
-        .map(|m| {
-            let rtpmap = m.media_line().payload_types().next().and_then(|pt| m.rtpmap(pt));
-            TrackInfo {
-                codec: rtpmap.as_ref().and_then(|r| Codec::from_encoding_name(&r.encoding)),
-                clock_rate: rtpmap.map_or(90_000, |r| r.clock_rate),
-            }
-        })
-        .collect()
 }
 
 /// What must stay the same for a returning upstream to continue the readers' stream: per
@@ -285,30 +192,16 @@ async fn run(shard: Rc<Shard>, pull: PullConfig) {
     }
 }
 
-/// Binds `UDP_PAIRS` RTP/RTCP socket pairs (RTCP on RTP + 1) on `ip`.
+/// Binds `UDP_PAIRS` RTP/RTCP socket pairs (even RTP port, RTCP on the next) on `ip`.
 fn bind_pairs(ip: std::net::IpAddr) -> std::io::Result<Vec<(UdpSocket, UdpSocket, u16)>> {
-    let mut pairs = Vec::new();
-    let mut last = std::io::Error::other("no port pair");
-    for _ in 0..UDP_PAIRS * 16 {
-        if pairs.len() == UDP_PAIRS {
-            return Ok(pairs);
-        }
-        let rtp = UdpSocket::bind(SocketAddr::new(ip, 0))?;
-        crate::sys::set_recv_buffer(crate::sys::fd_of(&rtp), crate::sys::INGEST_RCVBUF);
-        let port = rtp.local_addr()?.port();
-        if port == u16::MAX {
-            continue;
-        }
-        match UdpSocket::bind(SocketAddr::new(ip, port + 1)) {
-            Ok(rtcp) => pairs.push((rtp, rtcp, port)),
-            Err(e) => last = e.into(),
-        }
-    }
-    if pairs.len() == UDP_PAIRS {
-        Ok(pairs)
-    } else {
-        Err(last)
-    }
+    (0..UDP_PAIRS)
+        .map(|_| {
+            let manifold_udp::PortPair { rtp, rtcp, port } = manifold_udp::bind_pair(ip)?;
+            let rtp = crate::sys::glommio_udp(rtp);
+            crate::sys::set_recv_buffer(crate::sys::fd_of(&rtp), crate::sys::INGEST_RCVBUF);
+            Ok((rtp, crate::sys::glommio_udp(rtcp), port))
+        })
+        .collect()
 }
 
 /// Receives one UDP track into the hub until cancelled.
@@ -365,7 +258,7 @@ fn adopt(
             shard.end_stream(k.stream.id);
         }
     }
-    let tracks = tracks_of(sdp);
+    let tracks = TrackInfo::all_of(sdp);
     let relay_sdp = crate::registry::relay_sdp(sdp.clone());
     let info = shard
         .registry()
@@ -405,28 +298,14 @@ async fn session(
     kept: &mut Option<Kept>,
     media: &Rc<Cell<u64>>,
 ) -> Result<Outcome, String> {
-    let host = pull
-        .url
-        .split_once("://")
-        .map(|(_, r)| r.split(['/', '?', '#']).next().unwrap_or(""))
-        .map(|h| h.rsplit_once('@').map_or(h, |(_, h)| h))
-        .unwrap_or("");
-    let with_port = if host.starts_with('[') {
-        if host.contains("]:") {
-            host.to_owned()
-        } else {
-            format!("{host}:554")
-        }
-    } else if host.contains(':') {
-        host.to_owned()
-    } else {
-        format!("{host}:554")
-    };
-    let addr = with_port
+    let upstream = manifold_rtsp::url::authority(&pull.url)
+        .map_err(|e| format!("upstream URL {}: {e}", redact(&pull.url)))?;
+    let (host, port) = (upstream.host, upstream.port);
+    let addr = (host, port)
         .to_socket_addrs()
-        .map_err(|e| format!("resolving {with_port}: {e}"))?
+        .map_err(|e| format!("resolving {host} port {port}: {e}"))?
         .next()
-        .ok_or_else(|| format!("{with_port} resolves to nothing"))?;
+        .ok_or_else(|| format!("{host} port {port} resolves to nothing"))?;
     let mut stream = TcpStream::connect_timeout(addr, CONNECT_TIMEOUT)
         .await
         .map_err(|e| format!("connecting to {addr}: {e}"))?;
@@ -632,29 +511,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pull_args() {
-        let p = PullConfig::parse_arg("/cam=rtsp://u:p@h:8554/s").unwrap();
-        assert_eq!(p.path, "/cam");
-        assert_eq!(p.url, "rtsp://u:p@h:8554/s");
-        assert_eq!(p.transport, PullTransport::Tcp);
-        assert!(!p.on_demand);
-        let p = PullConfig::parse_arg("/cam=rtsp://h/s?x=1#udp,on-demand").unwrap();
-        assert_eq!(p.url, "rtsp://h/s?x=1");
-        assert_eq!(p.transport, PullTransport::Udp);
-        assert!(p.on_demand);
-        assert!(PullConfig::parse_arg("cam=rtsp://h/s").is_err());
-        assert!(PullConfig::parse_arg("/cam=http://h/s").is_err());
-        assert!(PullConfig::parse_arg("/cam=rtsp://h/s#bogus").is_err());
-        assert!(PullConfig::parse_arg("/cam").is_err());
-    }
-
-    #[test]
-    fn redacts_passwords() {
-        assert_eq!(redact("rtsp://u:p@h:1/s"), "rtsp://***@h:1/s");
-        assert_eq!(redact("rtsp://h/s"), "rtsp://h/s");
-    }
-
-    #[test]
     fn compatible_sdps_have_the_same_signature() {
         let a = Sdp::parse(
             b"v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=x\r\nt=0 0\r\n\
@@ -673,6 +529,6 @@ mod tests {
         .unwrap();
         assert_eq!(signature(&a), signature(&b));
         assert_ne!(signature(&a), signature(&c));
-        assert_eq!(tracks_of(&a)[0].codec, Some(Codec::H264));
+        assert_eq!(TrackInfo::all_of(&a)[0].codec, Some(manifold_rtp::codec::Codec::H264));
     }
 }

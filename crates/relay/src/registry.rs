@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use manifold_rtp::codec::Codec;
+use manifold_rtp::track::TrackFormat;
 use manifold_sdp::Sdp;
 
 /// The SDP readers get: the upstream's, with the aggregate control `*` and each media's
@@ -67,6 +68,17 @@ pub(crate) struct TrackInfo {
     pub(crate) codec: Option<Codec>,
     /// The RTP clock rate (90000 when the SDP does not say).
     pub(crate) clock_rate: u32,
+}
+
+impl TrackInfo {
+    /// The tracks of a presentation, in SDP media order, by the one rule of
+    /// [`manifold_rtp::track`] (which the load generator follows too).
+    pub(crate) fn all_of(sdp: &manifold_sdp::Sdp) -> Vec<TrackInfo> {
+        TrackFormat::all_of(sdp)
+            .into_iter()
+            .map(|f| TrackInfo { codec: f.codec, clock_rate: f.clock_rate })
+            .collect()
+    }
 }
 
 /// One published stream.

@@ -8,7 +8,6 @@
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -16,43 +15,9 @@ use glommio::net::UdpSocket;
 use glommio::{spawn_local, timer};
 use manifold_sdp::Sdp;
 
+use crate::config::RtpInput;
 use crate::plane::hub::Hub;
 use crate::shard::{Media, Shard};
-
-/// One raw RTP input (`--rtp PATH=ADDR` with `--rtp-sdp FILE`, or an `[[rtp]]` table).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RtpInput {
-    /// The relay path readers play, e.g. `/cam`.
-    pub path: String,
-    /// Where RTP arrives; RTCP arrives on the next port.
-    pub listen: SocketAddr,
-    /// The SDP file describing the RTP (e.g. what `ffmpeg -sdp_file` wrote).
-    pub sdp: PathBuf,
-}
-
-impl RtpInput {
-    /// Parses a `--rtp` value, `/cam=0.0.0.0:5004`, with its `--rtp-sdp` file.
-    pub fn parse_arg(arg: &str, sdp: PathBuf) -> Result<RtpInput, String> {
-        let (path, listen) =
-            arg.split_once('=').ok_or_else(|| format!("--rtp {arg:?}: expected PATH=ADDR:PORT"))?;
-        let listen = listen.parse().map_err(|e| format!("--rtp {arg:?}: {e}"))?;
-        let input = RtpInput { path: path.to_owned(), listen, sdp };
-        input.validate()?;
-        Ok(input)
-    }
-
-    /// Checks the path and port.
-    pub fn validate(&self) -> Result<(), String> {
-        if !self.path.starts_with('/') {
-            return Err(format!("rtp path {:?} must start with '/'", self.path));
-        }
-        if self.listen.port() == 0 || self.listen.port() == u16::MAX {
-            return Err(format!("rtp input {}: needs a port with a free next port", self.listen));
-        }
-        Ok(())
-    }
-}
 
 /// Starts the raw RTP inputs this shard owns (input `i` belongs to shard `i % shards`).
 pub(crate) fn start_all(shard: &Rc<Shard>) -> Result<(), String> {
@@ -75,7 +40,7 @@ fn start(shard: &Rc<Shard>, input: &RtpInput) -> Result<(), String> {
     }
     let payload_types: Vec<Vec<u8>> =
         sdp.media().iter().map(|m| m.media_line().payload_types().collect()).collect();
-    let tracks = crate::pull::tracks_of(&sdp);
+    let tracks = crate::registry::TrackInfo::all_of(&sdp);
     let rtp = UdpSocket::bind(input.listen).map_err(|e| format!("binding RTP: {e}"))?;
     crate::sys::set_recv_buffer(crate::sys::fd_of(&rtp), crate::sys::INGEST_RCVBUF);
     let rtcp_addr = SocketAddr::new(input.listen.ip(), input.listen.port() + 1);
@@ -147,19 +112,4 @@ fn start(shard: &Rc<Shard>, input: &RtpInput) -> Result<(), String> {
     })
     .detach();
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rtp_args() {
-        let i = RtpInput::parse_arg("/cam=127.0.0.1:5004", "a.sdp".into()).unwrap();
-        assert_eq!(i.path, "/cam");
-        assert_eq!(i.listen, "127.0.0.1:5004".parse().unwrap());
-        assert!(RtpInput::parse_arg("/cam=127.0.0.1:0", "a.sdp".into()).is_err());
-        assert!(RtpInput::parse_arg("cam=127.0.0.1:5004", "a.sdp".into()).is_err());
-        assert!(RtpInput::parse_arg("/cam", "a.sdp".into()).is_err());
-    }
 }

@@ -6,18 +6,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::error::RelayError;
-use crate::sys;
+use manifold_sys::signal;
 
 /// Blocks the shutdown signals in this thread (call before spawning any other thread) and
 /// starts the thread that turns them into `flag`.
 pub(crate) fn install(flag: Arc<AtomicBool>) -> Result<(), RelayError> {
-    sys::block_shutdown_signals().map_err(RelayError::Signal)?;
+    signal::block_shutdown_signals().map_err(RelayError::Signal)?;
     std::thread::Builder::new()
         .name("manifold-signals".into())
-        .spawn(move || match sys::wait_shutdown_signal() {
+        .spawn(move || match signal::wait_shutdown_signal() {
             Ok(sig) => {
-                let name = if sig == libc::SIGINT { "SIGINT" } else { "SIGTERM" };
-                tracing::info!(signal = name, "shutting down");
+                tracing::info!(signal = signal::name(sig), "shutting down");
                 flag.store(true, Ordering::Relaxed);
             }
             Err(e) => {

@@ -1,88 +1,16 @@
-//! The relay's syscall module: signal masks and `sigwait`, and kernel randomness. Every
-//! `unsafe` block of the crate lives here, each with its `// SAFETY:` line.
+//! The relay's syscall module: what only the relay does (shutting a socket down, `SO_RCVBUF` of
+//! a glommio socket, the gathering `sendmsg` of TCP egress), and the shared syscalls of
+//! `manifold-sys` re-exported. Every `unsafe` block of the crate lives here, each with its
+//! `// SAFETY:` line.
 // The workspace denies unsafe code; this module is the one place that needs it (libc calls).
 #![allow(unsafe_code)]
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsRawFd as _, BorrowedFd};
 
-/// The signals the relay shuts down on.
-const SHUTDOWN_SIGNALS: [libc::c_int; 2] = [libc::SIGINT, libc::SIGTERM];
-
-/// A signal set holding SIGINT and SIGTERM.
-fn shutdown_set() -> io::Result<libc::sigset_t> {
-    // SAFETY: sigset_t is plain data; sigemptyset initialises it before any other use.
-    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `set` is a valid, exclusively borrowed sigset_t.
-    if unsafe { libc::sigemptyset(&mut set) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    for sig in SHUTDOWN_SIGNALS {
-        // SAFETY: `set` was initialised by sigemptyset; `sig` is a valid signal number.
-        if unsafe { libc::sigaddset(&mut set, sig) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(set)
-}
-
-/// Blocks SIGINT and SIGTERM in the calling thread, so that threads spawned afterwards inherit
-/// the mask and the signals wait for [`wait_shutdown_signal`] instead of killing the process.
-pub(crate) fn block_shutdown_signals() -> io::Result<()> {
-    let set = shutdown_set()?;
-    // SAFETY: `set` is an initialised sigset_t; a null old-set pointer is allowed.
-    let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
-    if rc != 0 {
-        return Err(io::Error::from_raw_os_error(rc));
-    }
-    Ok(())
-}
-
-/// Waits for SIGINT or SIGTERM (which must be blocked, see [`block_shutdown_signals`]) and
-/// returns the signal number.
-pub(crate) fn wait_shutdown_signal() -> io::Result<libc::c_int> {
-    let set = shutdown_set()?;
-    let mut sig: libc::c_int = 0;
-    // SAFETY: `set` is an initialised sigset_t and `sig` a valid place for the result.
-    let rc = unsafe { libc::sigwait(&set, &mut sig) };
-    if rc != 0 {
-        return Err(io::Error::from_raw_os_error(rc));
-    }
-    Ok(sig)
-}
-
-/// Fills `buf` with bytes from the kernel's CSPRNG (`getrandom(2)`). Falls back to a hash of
-/// the time if the call fails, which it does not on any supported kernel.
-pub(crate) fn fill_random(buf: &mut [u8]) {
-    let mut filled = 0;
-    while filled < buf.len() {
-        let rest = &mut buf[filled..];
-        // SAFETY: `rest` is a valid, exclusively borrowed buffer of `rest.len()` bytes.
-        let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
-        if n <= 0 {
-            break;
-        }
-        filled += n as usize;
-    }
-    if filled < buf.len() {
-        use std::hash::{BuildHasher, Hasher};
-        for b in &mut buf[filled..] {
-            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-            h.write_u128(std::time::SystemTime::now().elapsed().map_or(0, |d| d.as_nanos()));
-            *b = h.finish() as u8;
-        }
-    }
-}
-
-/// The descriptor of a socket glommio owns (glommio's sockets give only `AsRawFd`), borrowed
-/// for as long as the socket is. This is the crate's only way to a descriptor: a bare number
-/// kept past its owner's drop names whatever the kernel opens next (a connection accepted a
-/// moment later, on any shard), and a call on it would hit that one instead.
-pub(crate) fn fd_of<S: AsRawFd>(owner: &S) -> BorrowedFd<'_> {
-    // SAFETY: the descriptor belongs to `owner`, which the returned borrow keeps borrowed, so
-    // it stays open for the borrow's whole lifetime.
-    unsafe { BorrowedFd::borrow_raw(owner.as_raw_fd()) }
-}
+// Shared with the generator and the perf tools; re-exported so the relay's modules keep one
+// path to every syscall.
+pub(crate) use manifold_sys::{fd_of, fill_random, glommio_udp};
 
 /// Four bytes of kernel randomness (outgoing SSRCs).
 pub(crate) fn random_u32() -> u32 {
@@ -95,16 +23,6 @@ pub(crate) fn random_u32() -> u32 {
 /// end of stream. Errors (e.g. not connected any more) are ignored: the socket is going away.
 pub(crate) fn shutdown_socket(fd: BorrowedFd<'_>) {
     let _ = socket2::SockRef::from(&fd).shutdown(std::net::Shutdown::Both);
-}
-
-/// Hands a bound std UDP socket to glommio (which builds on socket2 0.4, so the socket2 0.5
-/// `From` impls do not apply).
-pub(crate) fn glommio_udp(socket: std::net::UdpSocket) -> glommio::net::UdpSocket {
-    use std::os::fd::{FromRawFd, IntoRawFd};
-    let fd = socket.into_raw_fd();
-    // SAFETY: `fd` is an open UDP socket whose ownership `into_raw_fd` just released; glommio
-    // takes it over and is its only owner from here on.
-    unsafe { glommio::net::UdpSocket::from_raw_fd(fd) }
 }
 
 /// Receive buffer of the sockets an upstream's RTP arrives on: 4 MiB (where `rmem_max`

@@ -12,6 +12,7 @@ pub mod error;
 pub mod header;
 mod message;
 pub mod session;
+pub mod url;
 
 pub use error::{ParseError, StatusCode};
 pub use message::{ChannelId, Headers, Method, Request, Response, SessionId, Version};

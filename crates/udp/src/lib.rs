@@ -1,4 +1,4 @@
-//! Batched UDP send and receive paths on raw sockets.
+//! Batched UDP send and receive paths on raw sockets, and RTP/RTCP port pairs.
 //!
 //! The relay's egress and the send-path benchmark both use these; the load generator uses the
 //! receive side. Every function works on a borrowed fd ([`AsFd`](std::os::fd::AsFd)), so it
@@ -25,6 +25,9 @@
 //! each reader as one GSO message, and those messages are batched across readers
 //! ([`MmsgSender::send_gso_to_many`] or [`UringSender::send_gso_to_many`]).
 //!
+//! Binding: [`bind_pair`] binds the RTP/RTCP socket pair (even port, next port) that the
+//! relay's shards and UDP pulls and the generator's clients and source all need.
+//!
 //! Errors are `io::Error` straight from the kernel: the caller knows which peer it was sending
 //! to, this crate does not.
 
@@ -35,6 +38,7 @@
 
 mod addr;
 mod gso;
+mod pair;
 mod recv;
 mod send;
 mod uring;
@@ -44,6 +48,7 @@ pub use gso::{
     gso_runs, gso_segment_size, gso_supported, GsoRun, GsoRuns, GSO_MAX_BYTES_V4, GSO_MAX_BYTES_V6,
     GSO_MAX_SEGMENTS,
 };
+pub use pair::{bind_pair, PortPair, PAIR_TRIES};
 pub use recv::{set_gro, set_rxq_ovfl, Datagrams, Message, RecvBatch};
 pub use send::{send_gso, send_to, BatchSent, Datagram, MmsgSender};
 pub use uring::{SendOutcome, UringSender};

@@ -230,7 +230,7 @@ impl Control {
                         handed_over: false,
                         sessions: ServerSessions::new(
                             ServerConfig::default(),
-                            sys::fill_random as fn(&mut [u8]),
+                            manifold_sys::fill_random as fn(&mut [u8]),
                         ),
                         player: None,
                         closing: false,

@@ -89,10 +89,10 @@ fn main() {
 }
 
 fn run(args: &Args) -> anyhow::Result<()> {
-    sys::raise_nofile_limit().context("raising the open-files limit")?;
+    manifold_sys::limits::raise_nofile().context("raising the open-files limit")?;
     // Before any thread exists, so every thread inherits the mask and the signals wait for
     // the main thread's sigwait.
-    sys::block_shutdown_signals().context("blocking SIGINT/SIGTERM")?;
+    manifold_sys::signal::block_shutdown_signals().context("blocking SIGINT/SIGTERM")?;
 
     let text = std::fs::read(&args.sdp)
         .with_context(|| format!("reading the SDP file {}", args.sdp.display()))?;
@@ -149,7 +149,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
     let packet_thread = std::thread::Builder::new()
         .name("blaster-packets".into())
         .spawn(move || -> Stats {
-            if let Err(e) = sys::pin_to_cpu(cpu) {
+            if let Err(e) = manifold_sys::pin_to_cpu(cpu) {
                 let _ = ready_tx.send(Err(format!("pinning the packet thread to CPU {cpu}: {e}")));
                 return Stats::default();
             }
@@ -179,7 +179,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
         .name("blaster-control".into())
         .spawn(move || {
             if let Some(cpu) = control_cpu {
-                if let Err(e) = sys::pin_to_cpu(cpu) {
+                if let Err(e) = manifold_sys::pin_to_cpu(cpu) {
                     let _ =
                         ready_tx.send(Err(format!("pinning the control thread to CPU {cpu}: {e}")));
                     return;
@@ -199,7 +199,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
     out.flush()?;
     drop(out);
 
-    let sig = sys::wait_shutdown_signal().context("waiting for SIGINT/SIGTERM")?;
+    let sig = manifold_sys::signal::wait_shutdown_signal().context("waiting for SIGINT/SIGTERM")?;
     if args.verbose {
         eprintln!("manifold-perf-blaster: signal {sig}, stopping");
     }

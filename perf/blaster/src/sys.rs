@@ -1,7 +1,7 @@
-//! The blaster's syscall module: CPU pinning, the open-files limit, signal masks and
-//! `sigwait`, kernel randomness, epoll (control plane), poll (packet thread) and non-blocking
+//! The blaster's own syscalls: epoll (control plane), poll (packet thread) and non-blocking
 //! gathered writes on stream sockets. Every `unsafe` block of the crate lives here, each with
-//! its `// SAFETY:` line. UDP sends are manifold-udp's.
+//! its `// SAFETY:` line. CPU pinning, the open-files limit, signals and randomness are
+//! manifold-sys's; UDP sends are manifold-udp's.
 
 // The workspace denies unsafe code; this module is the one place that needs it (libc calls).
 #![allow(unsafe_code, reason = "syscall wrappers")]
@@ -15,95 +15,6 @@ fn cvt(rc: libc::c_int) -> io::Result<libc::c_int> {
         Err(io::Error::last_os_error())
     } else {
         Ok(rc)
-    }
-}
-
-/// Pins the calling thread to one CPU.
-pub(crate) fn pin_to_cpu(cpu: usize) -> io::Result<()> {
-    if cpu >= libc::CPU_SETSIZE as usize {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("no CPU {cpu}")));
-    }
-    // SAFETY: cpu_set_t is a plain bit array; zeroed is the empty set.
-    let mut set: libc::cpu_set_t = unsafe { mem::zeroed() };
-    // SAFETY: CPU_SET writes one bit inside `set`; cpu is below CPU_SETSIZE (checked above).
-    unsafe { libc::CPU_SET(cpu, &mut set) };
-    // SAFETY: `set` is a valid cpu_set_t of the size passed; pid 0 is the calling thread.
-    cvt(unsafe { libc::sched_setaffinity(0, mem::size_of::<libc::cpu_set_t>(), &set) })?;
-    Ok(())
-}
-
-/// Raises the soft open-files limit to the hard one; returns the new soft limit.
-pub(crate) fn raise_nofile_limit() -> io::Result<u64> {
-    // SAFETY: rlimit is plain integers.
-    let mut lim: libc::rlimit = unsafe { mem::zeroed() };
-    // SAFETY: lim is valid for writes.
-    cvt(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) })?;
-    lim.rlim_cur = lim.rlim_max;
-    // SAFETY: lim is a valid rlimit.
-    cvt(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) })?;
-    Ok(lim.rlim_cur)
-}
-
-/// A signal set holding SIGINT and SIGTERM.
-fn shutdown_set() -> io::Result<libc::sigset_t> {
-    // SAFETY: sigset_t is plain data; sigemptyset initialises it before any other use.
-    let mut set: libc::sigset_t = unsafe { mem::zeroed() };
-    // SAFETY: `set` is a valid, exclusively borrowed sigset_t.
-    cvt(unsafe { libc::sigemptyset(&mut set) })?;
-    for sig in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: `set` was initialised by sigemptyset; `sig` is a valid signal number.
-        cvt(unsafe { libc::sigaddset(&mut set, sig) })?;
-    }
-    Ok(set)
-}
-
-/// Blocks SIGINT and SIGTERM in the calling thread, so that threads spawned afterwards inherit
-/// the mask and the signals wait for [`wait_shutdown_signal`] instead of killing the process.
-pub(crate) fn block_shutdown_signals() -> io::Result<()> {
-    let set = shutdown_set()?;
-    // SAFETY: `set` is an initialised sigset_t; a null old-set pointer is allowed.
-    let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
-    if rc != 0 {
-        return Err(io::Error::from_raw_os_error(rc));
-    }
-    Ok(())
-}
-
-/// Waits for SIGINT or SIGTERM (blocked by [`block_shutdown_signals`]); returns the signal.
-pub(crate) fn wait_shutdown_signal() -> io::Result<libc::c_int> {
-    let set = shutdown_set()?;
-    let mut sig: libc::c_int = 0;
-    // SAFETY: `set` is an initialised sigset_t and `sig` a valid place for the result.
-    let rc = unsafe { libc::sigwait(&set, &mut sig) };
-    if rc != 0 {
-        return Err(io::Error::from_raw_os_error(rc));
-    }
-    Ok(sig)
-}
-
-/// Fills `buf` from the kernel's CSPRNG (`getrandom(2)`), or from the clock if that fails
-/// (session ids of a benchmark server need uniqueness, not secrecy).
-pub(crate) fn fill_random(buf: &mut [u8]) {
-    let mut filled = 0;
-    while filled < buf.len() {
-        let rest = &mut buf[filled..];
-        // SAFETY: `rest` is a valid, exclusively borrowed buffer of `rest.len()` bytes.
-        let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
-        if n <= 0 {
-            break;
-        }
-        filled += n as usize;
-    }
-    if filled < buf.len() {
-        let mut x = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0x9e37_79b9_7f4a_7c15, |d| d.as_nanos() as u64);
-        for b in &mut buf[filled..] {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            *b = x as u8;
-        }
     }
 }
 

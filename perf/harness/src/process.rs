@@ -11,8 +11,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
-use crate::procfs;
-
 /// A running child process, stopped (SIGTERM, then SIGKILL) when dropped.
 pub(crate) struct Proc {
     name: String,
@@ -103,7 +101,7 @@ impl Proc {
         if let Ok(Some(status)) = self.child.try_wait() {
             return Some(status);
         }
-        procfs::kill(self.child.id(), libc::SIGTERM);
+        let _ = manifold_sys::process::send_signal(self.child.id(), libc::SIGTERM);
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {

@@ -1,7 +1,7 @@
 //! What the harness reads about processes and the machine from /proc: CPU time, resident
-//! memory, the CPU model, the kernel, the load average. Signals go out through `libc::kill`.
+//! memory, the CPU model, the kernel, the load average. Signals go out through manifold-sys.
 // The only module of this crate that may use `unsafe`.
-#![allow(unsafe_code, reason = "sysconf and kill wrappers")]
+#![allow(unsafe_code, reason = "the sysconf wrapper")]
 
 use std::time::Duration;
 
@@ -43,13 +43,6 @@ fn clock_ticks() -> f64 {
     } else {
         100.0
     }
-}
-
-/// Sends `signal` to `pid`; false when there was no such process.
-pub(crate) fn kill(pid: u32, signal: i32) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else { return false };
-    // SAFETY: kill has no memory preconditions; a stale pid at worst gets ESRCH.
-    unsafe { libc::kill(pid, signal) == 0 }
 }
 
 /// The machine a run was taken on.

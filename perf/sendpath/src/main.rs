@@ -353,7 +353,7 @@ fn run_sender(
     sock: &UdpSocket,
     dests: &[RawAddr],
 ) -> Result<SendStats> {
-    if let Err(e) = sys::pin_to_cpu(cfg.sender_cpu) {
+    if let Err(e) = manifold_sys::pin_to_cpu(cfg.sender_cpu) {
         eprintln!("warning: cannot pin sender to CPU {}: {e}", cfg.sender_cpu);
     }
     let frame = make_frame(cfg);
@@ -440,7 +440,7 @@ fn run_receiver(
     ready: &Barrier,
     stop: &AtomicBool,
 ) -> io::Result<RecvStats> {
-    let pinned = sys::pin_to_cpu(cpu);
+    let pinned = manifold_sys::pin_to_cpu(cpu);
     let setup = (|| {
         let epoll = sys::Epoll::new()?;
         for (i, s) in socks.iter().enumerate() {
@@ -599,7 +599,7 @@ fn main() {
 
 fn run() -> Result<()> {
     let cfg = parse_args()?;
-    let nofile = sys::raise_nofile_limit()?;
+    let (nofile, _) = manifold_sys::limits::raise_nofile()?;
     if (cfg.readers as u64) + 64 > nofile {
         return Err(format!(
             "{} readers need more than the open-files limit {nofile}",

@@ -1,5 +1,5 @@
-//! The few syscalls the benchmark needs beyond manifold-udp: CPU pinning, thread CPU time,
-//! rlimits, uname, epoll.
+//! The few syscalls the benchmark needs beyond manifold-udp and manifold-sys (CPU pinning, the
+//! open-files limit): thread CPU time, `SO_RCVBUF` read back, uname, epoll.
 
 // The benchmark's syscall module; each block carries a `// SAFETY:` line.
 #![allow(unsafe_code, reason = "syscall wrappers")]
@@ -17,17 +17,6 @@ fn cvt(rc: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
-/// Pins the calling thread to one CPU.
-pub(crate) fn pin_to_cpu(cpu: usize) -> io::Result<()> {
-    // SAFETY: cpu_set_t is a plain bit array; zeroed is the empty set.
-    let mut set: libc::cpu_set_t = unsafe { mem::zeroed() };
-    // SAFETY: CPU_SET writes one bit inside `set`; cpu is bounds-checked by the macro.
-    unsafe { libc::CPU_SET(cpu, &mut set) };
-    // SAFETY: `set` is a valid cpu_set_t of the size passed; pid 0 is the calling thread.
-    cvt(unsafe { libc::sched_setaffinity(0, mem::size_of::<libc::cpu_set_t>(), &set) })?;
-    Ok(())
-}
-
 /// CPU time consumed by the calling thread so far (includes softirq work it ran inline).
 pub(crate) fn thread_cpu_time() -> Duration {
     // SAFETY: timespec is plain integers.
@@ -38,18 +27,6 @@ pub(crate) fn thread_cpu_time() -> Duration {
         return Duration::ZERO;
     }
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
-
-/// Raises the soft open-files limit to the hard one; returns the new soft limit.
-pub(crate) fn raise_nofile_limit() -> io::Result<u64> {
-    // SAFETY: rlimit is plain integers.
-    let mut lim: libc::rlimit = unsafe { mem::zeroed() };
-    // SAFETY: lim is valid for writes.
-    cvt(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) })?;
-    lim.rlim_cur = lim.rlim_max;
-    // SAFETY: lim is a valid rlimit.
-    cvt(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) })?;
-    Ok(lim.rlim_cur)
 }
 
 /// Sets `SO_RCVBUF` (the kernel doubles it for bookkeeping and caps it at `rmem_max`) and
