@@ -510,7 +510,11 @@ impl Control {
                 continue;
             }
             if spec.is_multicast() {
-                match crate::multicast::answer(self.shard.shared.multicast.as_ref(), stream, spec) {
+                match crate::plane::multicast::answer(
+                    self.shard.shared.multicast.as_ref(),
+                    stream,
+                    spec,
+                ) {
                     Some(chosen) => return Some(chosen),
                     None => continue,
                 }

@@ -2,11 +2,15 @@
 //! frame to many readers as one UDP GSO message per reader, all readers in one `sendmmsg`
 //! (manifold-udp's `MmsgSender::send_gso_to_many`); odd-sized packets (parameter sets, audio)
 //! one packet to all readers per `sendmmsg` (`send_to_many`); single packets and RTCP with
-//! one `sendto`. Nothing here waits: a datagram the kernel refuses is counted and dropped.
+//! one `sendto`. Multicast groups are sent to from a socket of their own
+//! ([`MulticastEgress`]). Nothing here waits: a datagram the kernel refuses is counted and
+//! dropped.
 
 use std::cell::{Cell, RefCell};
-use std::io::IoSlice;
-use std::net::SocketAddr;
+use std::io::{self, IoSlice};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+
+use socket2::{Domain, Protocol, Socket, Type};
 
 use manifold_udp::{MmsgSender, RawAddr};
 
@@ -116,5 +120,71 @@ impl UdpEgress {
         if let Err(e) = ports.rtcp_send.send_to(bytes, to) {
             tracing::debug!(error = %e, dest = %to, side = "downstream", "RTCP send failed");
         }
+    }
+}
+
+/// A shard's multicast sender: one socket for every group of the streams it owns, made when
+/// the first multicast reader comes, with the plan's TTL, loopback delivery on (receivers on
+/// this host get the packets too), and the relay's address as the outgoing interface when it
+/// listens on a specific IPv4 address.
+#[derive(Debug, Default)]
+pub(crate) struct MulticastEgress {
+    socket: RefCell<Option<std::net::UdpSocket>>,
+    /// Sends the kernel refused.
+    drops: Cell<u64>,
+}
+
+impl MulticastEgress {
+    /// Makes the socket if there is none yet (bound to `local`, port chosen by the kernel).
+    pub(crate) fn open(&self, ttl: u8, local: IpAddr) -> io::Result<()> {
+        if self.socket.borrow().is_none() {
+            *self.socket.borrow_mut() = Some(multicast_socket(ttl, local)?);
+        }
+        Ok(())
+    }
+
+    /// Sends `bytes` to a group once.
+    pub(crate) fn send(&self, bytes: &[u8], to: SocketAddrV4) {
+        let socket = self.socket.borrow();
+        let Some(socket) = socket.as_ref() else { return };
+        if let Err(e) = socket.send_to(bytes, to) {
+            self.drops.set(self.drops.get() + 1);
+            tracing::debug!(error = %e, group = %to, "multicast send failed");
+        }
+    }
+
+    /// Sends the kernel refused so far.
+    pub(crate) fn drops(&self) -> u64 {
+        self.drops.get()
+    }
+}
+
+fn multicast_socket(ttl: u8, local: IpAddr) -> io::Result<std::net::UdpSocket> {
+    let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+    let local = match local {
+        IpAddr::V4(v4) => v4,
+        IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
+    };
+    s.set_multicast_ttl_v4(u32::from(ttl))?;
+    s.set_multicast_loop_v4(true)?;
+    if !local.is_unspecified() {
+        s.set_multicast_if_v4(&local)?;
+    }
+    s.bind(&SocketAddr::from((local, 0)).into())?;
+    s.set_nonblocking(true)?;
+    Ok(s.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_multicast_socket_has_ttl_loop_and_interface() {
+        let s = multicast_socket(3, "127.0.0.1".parse().unwrap()).unwrap();
+        let s = socket2::SockRef::from(&s);
+        assert_eq!(s.multicast_ttl_v4().unwrap(), 3);
+        assert!(s.multicast_loop_v4().unwrap());
+        assert_eq!(s.multicast_if_v4().unwrap(), Ipv4Addr::LOCALHOST);
     }
 }

@@ -35,7 +35,6 @@ mod error;
 mod http;
 mod limits;
 mod metrics;
-mod multicast;
 mod notify;
 mod outbox;
 mod plane;
@@ -94,8 +93,12 @@ pub fn serve(config: ServeConfig, on_listening: impl FnOnce(SocketAddr)) -> Resu
     }
     let multicast = match &config.multicast_range {
         Some(range) => Some(
-            multicast::MulticastPlan::new(range, config.multicast_port, config.multicast_ttl)
-                .map_err(RelayError::Config)?,
+            plane::multicast::MulticastPlan::new(
+                range,
+                config.multicast_port,
+                config.multicast_ttl,
+            )
+            .map_err(|e| RelayError::Config(e.to_string()))?,
         ),
         None => None,
     };

@@ -11,6 +11,8 @@
 //! - [`reader::Reader`]: one playing session, its tracks, queue and counters;
 //!   [`rtcp_feedback`] folds its receiver reports.
 //! - [`packet::Packet`]: the one shared buffer per packet, with interleave headroom.
+//! - [`multicast`]: a stream's group, the answer to a multicast SETUP, and which groups the
+//!   owning shard sends to (while they have readers).
 //!
 //! The drain contract, for the shard: hand the hub an upstream packet; give what it returns
 //! to the local fan-out (which pushes [`Egress`] actions into the shard's buffer) and to the
@@ -23,6 +25,7 @@ pub(crate) mod fanout;
 pub(crate) mod forward;
 pub(crate) mod gop;
 pub(crate) mod hub;
+pub(crate) mod multicast;
 pub(crate) mod packet;
 pub(crate) mod queue;
 pub(crate) mod reader;

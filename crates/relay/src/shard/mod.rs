@@ -155,7 +155,7 @@ pub(crate) struct Shared {
     /// Connection and session limits.
     pub(crate) limits: Arc<crate::limits::Limits>,
     /// Where multicast groups come from, when multicast is on.
-    pub(crate) multicast: Option<crate::multicast::MulticastPlan>,
+    pub(crate) multicast: Option<crate::plane::multicast::MulticastPlan>,
     /// Readers' demand for on-demand pulls.
     pub(crate) pulls: Arc<crate::registry::Demand>,
     /// Streams whose publisher left, waiting for a republish.
@@ -188,8 +188,9 @@ pub(crate) struct Shard {
     conns: RefCell<HashMap<u64, Rc<ConnOut>>>,
     /// Metrics state.
     pub(crate) obs: crate::metrics::ShardObs,
-    /// Multicast sends of the streams this shard owns.
-    pub(crate) mcast: crate::multicast::ShardMulticast,
+    /// The multicast groups of the streams this shard owns, and their sender.
+    groups: RefCell<crate::plane::multicast::MulticastGroups>,
+    mcast: crate::egress::MulticastEgress,
 }
 
 impl Shard {
@@ -273,7 +274,10 @@ impl Shard {
             packet
         };
         // Multicast readers, wherever they are: one send to the stream's group.
-        self.mcast.send(stream, &packet);
+        let group = self.groups.borrow_mut().destination(stream, &packet);
+        if let Some(to) = group {
+            self.mcast.send(packet.rtp(), to);
+        }
         self.deliver(stream, &packet);
         true
     }
@@ -330,9 +334,11 @@ impl Shard {
             return;
         }
         let Some(plan) = &self.shared.multicast else { return };
-        if let Err(e) = self.mcast.adjust(stream, group, delta, plan, self.shared.listen.ip()) {
-            tracing::warn!(stream, %group, error = %e, "multicast egress unavailable");
+        if let Err(e) = self.mcast.open(plan.ttl(), self.shared.listen.ip()) {
+            tracing::warn!(stream, %group, error = %e, "multicast socket unavailable");
+            return;
         }
+        self.groups.borrow_mut().adjust(stream, group, delta);
     }
 
     /// Registers the hub of a stream this shard owns.
@@ -415,7 +421,7 @@ impl Shard {
         }
         self.close_fanout(info.id);
         self.obs.forget(info.id);
-        self.mcast.forget(info.id);
+        self.groups.borrow_mut().forget(info.id);
         tracing::info!(path = %info.path, stream = info.id, "stream ended");
     }
 

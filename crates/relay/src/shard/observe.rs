@@ -25,7 +25,7 @@ impl Shard {
                 bytes_in: stats.bytes_in,
                 malformed: stats.malformed,
                 shard_queue_drops: stats.remote_drops,
-                multicast_packets: self.mcast.packets(info.id),
+                multicast_packets: self.groups.borrow().packets(info.id),
             });
         }
         for (id, fanout) in self.fanouts() {
@@ -56,7 +56,7 @@ impl Shard {
             shard: self.id(),
             busy: obs.busy(),
             connections: self.connections() as u64,
-            udp_send_drops: self.egress.drops() + self.mcast.drops.get(),
+            udp_send_drops: self.egress.drops() + self.mcast.drops(),
             rtcp_reports: obs.rtcp_reports.get(),
             mesh_sent: obs.mesh_sent(),
             mesh_received: obs.mesh_received(),

@@ -69,7 +69,8 @@ pub(crate) async fn run(
         next_id: Cell::new(0),
         conns: RefCell::default(),
         obs: crate::metrics::ShardObs::new(shards),
-        mcast: crate::multicast::ShardMulticast::default(),
+        groups: RefCell::default(),
+        mcast: crate::egress::MulticastEgress::default(),
     });
     tracing::info!(
         shard = id,

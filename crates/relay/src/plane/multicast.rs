@@ -1,8 +1,7 @@
-//! UDP multicast egress: a reader whose SETUP offers `multicast` is given its stream's group
-//! (an address of the configured range, the configured port pair and TTL) and joins it; the
-//! shard that owns the stream sends each packet to the group once, however many readers
-//! joined, from a socket of its own with `IP_MULTICAST_TTL`, `IP_MULTICAST_LOOP` and (when
-//! the relay listens on a specific IPv4 address) `IP_MULTICAST_IF` set.
+//! The multicast plan, sans-IO: a reader whose SETUP offers `multicast` is given its stream's
+//! group ([`answer`]: an address of the configured range, the configured port pair and TTL)
+//! and joins it; the shard that owns the stream sends each packet to the group once, however
+//! many readers joined ([`MulticastGroups::destination`]; the socket is `egress`'s).
 //!
 //! Groups are derived from the stream id (`range base + 1 + (id - 1) mod (hosts)`), so every
 //! shard computes the same group without asking; a range smaller than the number of live
@@ -10,16 +9,38 @@
 //! Readers' shards tell the owner when a multicast reader starts or stops
 //! (`ShardMsg::Multicast`); the owner sends while the count is above zero.
 
-use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
-
-use socket2::{Domain, Protocol, Socket, Type};
+use std::net::{Ipv4Addr, SocketAddrV4};
 
 use manifold_rtsp::header::{Delivery, Destination, LowerTransport, PortRange, TransportSpec};
 
 use crate::plane::packet::SharedPacket;
 use crate::plane::reader::ReaderTrack;
+
+/// Why a multicast range or port cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum MulticastConfigError {
+    /// Not `address/prefix`.
+    #[error("multicast range {0:?}: expected address/prefix, e.g. 239.255.42.0/24")]
+    Syntax(String),
+    /// The address does not parse.
+    #[error("multicast range {range:?}: {source}")]
+    Address {
+        /// The range as given.
+        range: String,
+        /// Why the address does not parse.
+        source: std::net::AddrParseError,
+    },
+    /// The prefix is not 4 to 30 bits.
+    #[error("multicast range {0:?}: the prefix must be 4..=30")]
+    Prefix(String),
+    /// The range is not in 224.0.0.0/4.
+    #[error("multicast range {0:?} is not in 224.0.0.0/4")]
+    NotMulticast(String),
+    /// The port is odd, 0 or 65535.
+    #[error("multicast port {0} must be even and non-zero (RTCP is the next port)")]
+    Port(u16),
+}
 
 /// Where multicast groups come from: an IPv4 range, a port pair, a TTL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,21 +53,26 @@ pub(crate) struct MulticastPlan {
 
 impl MulticastPlan {
     /// Parses `a.b.c.d/len` (a multicast network) with the RTP port (even; RTCP is next).
-    pub(crate) fn new(range: &str, port: u16, ttl: u8) -> Result<MulticastPlan, String> {
-        let (addr, len) = range
-            .split_once('/')
-            .ok_or_else(|| format!("multicast range {range:?}: expected address/prefix"))?;
-        let addr: Ipv4Addr = addr.parse().map_err(|e| format!("multicast range {range:?}: {e}"))?;
+    pub(crate) fn new(
+        range: &str,
+        port: u16,
+        ttl: u8,
+    ) -> Result<MulticastPlan, MulticastConfigError> {
+        let (addr, len) =
+            range.split_once('/').ok_or_else(|| MulticastConfigError::Syntax(range.to_owned()))?;
+        let addr: Ipv4Addr = addr
+            .parse()
+            .map_err(|source| MulticastConfigError::Address { range: range.to_owned(), source })?;
         let len: u32 = len
             .parse()
             .ok()
             .filter(|l| (4..=30).contains(l))
-            .ok_or_else(|| format!("multicast range {range:?}: prefix must be 4..=30"))?;
+            .ok_or_else(|| MulticastConfigError::Prefix(range.to_owned()))?;
         if !addr.is_multicast() {
-            return Err(format!("multicast range {range:?} is not in 224.0.0.0/4"));
+            return Err(MulticastConfigError::NotMulticast(range.to_owned()));
         }
         if port % 2 != 0 || port == 0 || port == u16::MAX {
-            return Err(format!("multicast port {port} must be even and non-zero"));
+            return Err(MulticastConfigError::Port(port));
         }
         let mask = u32::MAX << (32 - len);
         let network = Ipv4Addr::from(u32::from(addr) & mask);
@@ -72,99 +98,54 @@ impl MulticastPlan {
 struct Sending {
     group: SocketAddrV4,
     readers: i64,
-    packets: Cell<u64>,
+    packets: u64,
 }
 
-/// A shard's multicast sends (for the streams it owns).
+/// The groups a shard sends to (for the streams it owns), with their readers counted.
 #[derive(Debug, Default)]
-pub(crate) struct ShardMulticast {
-    socket: RefCell<Option<std::net::UdpSocket>>,
-    streams: RefCell<HashMap<u64, Sending>>,
-    /// Sends the kernel refused.
-    pub(crate) drops: Cell<u64>,
+pub(crate) struct MulticastGroups {
+    streams: HashMap<u64, Sending>,
 }
 
-impl ShardMulticast {
+impl MulticastGroups {
     /// A multicast reader of `stream` (sent to `group`) started (`delta` 1) or stopped (-1).
-    /// Returns an error when the sending socket cannot be made.
-    pub(crate) fn adjust(
-        &self,
-        stream: u64,
-        group: SocketAddrV4,
-        delta: i64,
-        plan: &MulticastPlan,
-        local: IpAddr,
-    ) -> Result<(), String> {
-        if self.socket.borrow().is_none() {
-            *self.socket.borrow_mut() = Some(sending_socket(plan, local)?);
-        }
-        let mut streams = self.streams.borrow_mut();
-        let s =
-            streams.entry(stream).or_insert(Sending { group, readers: 0, packets: Cell::new(0) });
+    pub(crate) fn adjust(&mut self, stream: u64, group: SocketAddrV4, delta: i64) {
+        let s = self.streams.entry(stream).or_insert(Sending { group, readers: 0, packets: 0 });
         s.readers += delta;
         if s.readers <= 0 {
-            streams.remove(&stream);
+            self.streams.remove(&stream);
         }
-        Ok(())
     }
 
-    /// Sends `packet` of `stream` to its group, once, if it has multicast readers.
-    pub(crate) fn send(&self, stream: u64, packet: &SharedPacket) {
-        let streams = self.streams.borrow();
-        if streams.is_empty() {
-            return;
+    /// Where `packet` of `stream` goes, once for all its multicast readers: the group's RTP
+    /// port, or the next one for RTCP; `None` while the stream has no multicast reader.
+    pub(crate) fn destination(
+        &mut self,
+        stream: u64,
+        packet: &SharedPacket,
+    ) -> Option<SocketAddrV4> {
+        if self.streams.is_empty() {
+            return None;
         }
-        let Some(s) = streams.get(&stream) else { return };
-        let socket = self.socket.borrow();
-        let Some(socket) = socket.as_ref() else { return };
+        let s = self.streams.get_mut(&stream)?;
         let mut to = s.group;
         if packet.is_rtcp() {
             to.set_port(to.port() + 1);
+        } else {
+            s.packets += 1;
         }
-        match socket.send_to(packet.rtp(), to) {
-            Ok(_) => {
-                if !packet.is_rtcp() {
-                    s.packets.set(s.packets.get() + 1);
-                }
-            }
-            Err(e) => {
-                self.drops.set(self.drops.get() + 1);
-                tracing::debug!(error = %e, group = %to, stream, "multicast send failed");
-            }
-        }
+        Some(to)
     }
 
     /// RTP packets sent to `stream`'s group so far (while it had readers), if it has any.
     pub(crate) fn packets(&self, stream: u64) -> Option<u64> {
-        self.streams.borrow().get(&stream).map(|s| s.packets.get())
+        self.streams.get(&stream).map(|s| s.packets)
     }
 
     /// Forgets a stream that ended.
-    pub(crate) fn forget(&self, stream: u64) {
-        self.streams.borrow_mut().remove(&stream);
+    pub(crate) fn forget(&mut self, stream: u64) {
+        self.streams.remove(&stream);
     }
-}
-
-/// A non-blocking UDP socket for multicast sends, bound to `local` (port chosen by the
-/// kernel), with the plan's TTL, loopback delivery on (receivers on this host get the
-/// packets too), and `local` as the outgoing interface when it is a specific IPv4 address.
-fn sending_socket(plan: &MulticastPlan, local: IpAddr) -> Result<std::net::UdpSocket, String> {
-    let make = || -> std::io::Result<std::net::UdpSocket> {
-        let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
-        let local = match local {
-            IpAddr::V4(v4) => v4,
-            IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
-        };
-        s.set_multicast_ttl_v4(u32::from(plan.ttl))?;
-        s.set_multicast_loop_v4(true)?;
-        if !local.is_unspecified() {
-            s.set_multicast_if_v4(&local)?;
-        }
-        s.bind(&SocketAddr::from((local, 0)).into())?;
-        s.set_nonblocking(true)?;
-        Ok(s.into())
-    };
-    make().map_err(|e| format!("multicast socket: {e}"))
 }
 
 /// The answer to a reader's `multicast` offer for `stream`: the track joins the stream's
@@ -236,12 +217,27 @@ mod tests {
     }
 
     #[test]
-    fn the_sending_socket_has_ttl_loop_and_interface() {
-        let p = MulticastPlan::new("239.255.42.0/24", 40000, 3).unwrap();
-        let s = sending_socket(&p, "127.0.0.1".parse().unwrap()).unwrap();
-        let s = socket2::SockRef::from(&s);
-        assert_eq!(s.multicast_ttl_v4().unwrap(), 3);
-        assert!(s.multicast_loop_v4().unwrap());
-        assert_eq!(s.multicast_if_v4().unwrap(), Ipv4Addr::LOCALHOST);
+    fn a_group_is_sent_to_while_it_has_readers() {
+        let p = MulticastPlan::new("239.255.42.0/24", 40000, 1).unwrap();
+        let mut g = MulticastGroups::default();
+        let rtp = std::sync::Arc::new(
+            crate::plane::packet::Packet::new(0, &[0x80, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 9], true)
+                .unwrap(),
+        );
+        let rtcp = std::sync::Arc::new(
+            crate::plane::packet::Packet::rtcp(0, &[0x80, 200, 0, 1, 0, 0, 0, 9]).unwrap(),
+        );
+        assert_eq!(g.destination(5, &rtp), None, "no reader yet");
+        g.adjust(5, p.group(5), 1);
+        g.adjust(5, p.group(5), 1);
+        assert_eq!(g.destination(5, &rtp), Some("239.255.42.5:40000".parse().unwrap()));
+        assert_eq!(g.destination(5, &rtcp), Some("239.255.42.5:40001".parse().unwrap()));
+        assert_eq!(g.destination(6, &rtp), None, "another stream");
+        assert_eq!(g.packets(5), Some(1), "RTP counted once, however many readers");
+        g.adjust(5, p.group(5), -1);
+        assert!(g.destination(5, &rtp).is_some(), "one reader left");
+        g.adjust(5, p.group(5), -1);
+        assert_eq!(g.destination(5, &rtp), None);
+        assert_eq!(g.packets(5), None);
     }
 }
