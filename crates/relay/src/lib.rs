@@ -1,31 +1,33 @@
-//! The relay runtime behind `manifold serve`: thread-per-core shards on glommio, each with its
-//! own RTSP listener (same port, `SO_REUSEPORT`) and RTP/RTCP server ports; stream hubs that
-//! take one upstream per path (an RTSP publisher over TCP-interleaved or UDP, an RTSP server
-//! pulled, raw RTP, or the synthetic source) and fan it out to readers on every shard over UDP and TCP-interleaved, one shared
-//! buffer per packet.
+//! The relay behind `manifold serve`: thread-per-core shards on glommio, each with its own
+//! RTSP listener (same port, `SO_REUSEPORT`) and RTP/RTCP server ports, driving a sans-IO data
+//! plane that takes one upstream per path (an RTSP publisher over TCP-interleaved or UDP, an
+//! RTSP server pulled, raw RTP, or the synthetic source) and fans it out to readers on every
+//! shard over UDP and TCP-interleaved, one shared buffer per packet.
 //!
-//! The packet path: ingest (`conn` for interleaved frames, `shard`'s server-port loop for UDP)
-//! → `hub` (RTP header parsed once, keyframes found with manifold-rtp, `gop` cache, one
-//! `Arc` handle to the local fan-out and one per other shard through glommio's channel mesh,
-//! never waiting: a full queue drops and resumes at the next keyframe) → `egress` on each shard
-//! (UDP: a frame at a time, GSO per reader batched across readers with `sendmmsg`; TCP: a
-//! bounded per-reader `queue` that skips to the next keyframe when the reader falls behind,
-//! drained by the connection's writer with gathering `sendmsg` straight from the shared
-//! buffers).
+//! The packet path: ingest (`conn` and `control` for interleaved frames, the shard's
+//! server-port loop for UDP, `pull`, `rtp_ingest`, `synthetic`) → `shard` (`Shard::ingest`)
+//! → `plane::hub` (RTP header parsed once, keyframes, GOP cache, continuity; which other
+//! shards get the handle, never waiting: a full queue drops and that shard resumes at the next
+//! keyframe) → `plane::fanout` (a frame at a time for live UDP readers; a bounded per-reader
+//! queue that skips to the next keyframe for the others) → `egress` (GSO per reader batched
+//! across readers with `sendmmsg`); TCP readers' writers in `conn` drain their queues with
+//! gathering `sendmsg` straight from the shared buffers. The shard carries out what the plane
+//! returns and is never re-entered.
 //!
-//! Module map: `config` (what to serve), `shard` (executor, listener, mesh, server-port
-//! loops), `conn` (bytes of one RTSP connection), `control` (what requests mean, on
-//! manifold-rtsp's server session machine), `hub`, `egress`, `queue`, `gop`, `packet`,
-//! `registry` (streams by path), `udp` (server ports), `synthetic`, `notify` (wake-ups),
+//! Module map: `config` (what to serve; imports nothing of the runtime), `plane` (the sans-IO
+//! data plane: hub, forward, fanout, reader, queue, gop, packet, multicast plan, RTCP
+//! feedback), `shard` (the I/O owner and its tasks), `egress` (UDP and multicast sends),
+//! `conn` (bytes of one RTSP connection), `control` (what requests mean, on manifold-rtsp's
+//! server session machine), `outbox` (what a connection's writer sends), `registry` (streams
+//! by path, pull demand, orphaned streams), `udp` (server ports), `notify` (wake-ups),
 //! `signal` (SIGINT/SIGTERM, through manifold-sys) and `sys` (the only unsafe code: the
-//! gathering send; the syscalls shared with the generator are manifold-sys's);
-//! observability and admission: `metrics` (per-shard counters published once a second,
-//! rendered as Prometheus text and JSON), `http` (the metrics endpoint), `rtcp_feedback`
-//! (readers' receiver reports), `limits` (connections per IP, sessions), `multicast` (one
-//! send per packet to a stream's group, from its owning shard); other ingests: `pull` (the
-//! relay as an RTSP client of an upstream, reconnecting, always-on or on demand),
-//! `rtp_ingest` (raw RTP described by an SDP file), `republish` (a publisher's grace); their
-//! hubs rewrite packets onto one continuous outgoing stream per track (continuity).
+//! gathering send; the syscalls shared with the generator are manifold-sys's); observability
+//! and admission: `metrics` (per-shard snapshots published once a second, rendered as
+//! Prometheus text and JSON), `http` (the metrics endpoint), `limits` (connections per IP,
+//! sessions); other ingests: `pull` (the relay as an RTSP client of an upstream,
+//! reconnecting, always-on or on demand), `rtp_ingest` (raw RTP described by an SDP file),
+//! `republish` (a publisher's grace), `synthetic`; their hubs rewrite packets onto one
+//! continuous outgoing stream per track (continuity).
 
 mod config;
 mod conn;
