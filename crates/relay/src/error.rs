@@ -3,13 +3,18 @@
 use std::io;
 use std::net::SocketAddr;
 
+use crate::config::ConfigError;
+
 /// Why the relay could not start or keep running.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RelayError {
     /// The configuration is unusable.
+    #[error("invalid configuration")]
+    Config(#[from] ConfigError),
+    /// The multicast range is unusable (why, as text: the multicast module's own message).
     #[error("invalid configuration: {0}")]
-    Config(String),
+    Multicast(String),
     /// Binding a listening or server-port socket failed.
     #[error("cannot bind {addr}: {source}")]
     Bind {

@@ -49,7 +49,9 @@ mod synthetic;
 mod sys;
 mod udp;
 
-pub use config::{parse_cpu_list, PullConfig, PullTransport, RtpInput, ServeConfig};
+pub use config::{
+    parse_cpu_list, ConfigError, CpuListProblem, PullConfig, PullTransport, RtpInput, ServeConfig,
+};
 pub use error::RelayError;
 pub use plane::packet::{Packet, SharedPacket};
 
@@ -68,10 +70,10 @@ pub fn serve(config: ServeConfig, on_listening: impl FnOnce(SocketAddr)) -> Resu
     let online = CpuSet::online().ok();
     let online_ids: Vec<usize> = online.iter().flatten().map(|l| l.cpu).collect();
     if !config.cpus.is_empty() && online.is_none() {
-        return Err(RelayError::Config("cpus: cannot read which CPUs are online".into()));
+        return Err(ConfigError::OnlineUnknown.into());
     }
     let available = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let cores = config.shard_count(&online_ids, available).map_err(RelayError::Config)?;
+    let cores = config.shard_count(&online_ids, available)?;
     let placement = placement(&config.cpus, cores, online);
     // Resolve port 0 once, so every shard listens on the same port: a bound (not listening)
     // SO_REUSEPORT socket holds the port until the shards have bound it too.
@@ -80,22 +82,23 @@ pub fn serve(config: ServeConfig, on_listening: impl FnOnce(SocketAddr)) -> Resu
         .local_addr()
         .ok()
         .and_then(|a| a.as_socket())
-        .ok_or_else(|| RelayError::Config(format!("cannot resolve {}", config.listen)))?;
+        .ok_or(ConfigError::Listen { listen: config.listen })?;
     for path in &config.synthetic {
         if !path.starts_with('/') {
-            return Err(RelayError::Config(format!("synthetic path {path:?} must start with '/'")));
+            return Err(ConfigError::SyntheticPath { path: path.clone() }.into());
         }
     }
     for pull in &config.pull {
-        pull.validate().map_err(RelayError::Config)?;
+        pull.validate()?;
     }
     for input in &config.rtp {
-        input.validate().map_err(RelayError::Config)?;
+        input.validate()?;
     }
     let multicast = match &config.multicast_range {
         Some(range) => Some(
             multicast::MulticastPlan::new(range, config.multicast_port, config.multicast_ttl)
-                .map_err(RelayError::Config)?,
+                // multicast.rs still reports why as text.
+                .map_err(RelayError::Multicast)?,
         ),
         None => None,
     };

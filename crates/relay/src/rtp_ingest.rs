@@ -31,7 +31,7 @@ pub(crate) fn start_all(shard: &Rc<Shard>) -> Result<(), String> {
 }
 
 fn start(shard: &Rc<Shard>, input: &RtpInput) -> Result<(), String> {
-    input.validate()?;
+    input.validate().map_err(|e| e.to_string())?;
     let text = std::fs::read(&input.sdp)
         .map_err(|e| format!("reading SDP {}: {e}", input.sdp.display()))?;
     let sdp = Sdp::parse(&text).map_err(|e| format!("SDP {}: {e}", input.sdp.display()))?;
