@@ -52,8 +52,11 @@ mod udp;
 pub use config::{
     parse_cpu_list, ConfigError, CpuListProblem, PullConfig, PullTransport, RtpInput, ServeConfig,
 };
-pub use error::RelayError;
+pub use error::{RelayError, ShardError};
 pub use plane::packet::{Packet, SharedPacket};
+pub use registry::PathBusy;
+pub use rtp_ingest::RtpInputError;
+pub use synthetic::SyntheticError;
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
@@ -128,7 +131,7 @@ pub fn serve(config: ServeConfig, on_listening: impl FnOnce(SocketAddr)) -> Resu
             let ready = ready_tx.clone();
             async move { shard::run(shared, mesh, ready).await }
         })
-        .map_err(|e| RelayError::Runtime(e.to_string()))?;
+        .map_err(|e| RelayError::Runtime(e.into()))?;
     let mut failure = None;
     for _ in 0..cores {
         match ready_rx.recv() {
@@ -137,7 +140,7 @@ pub fn serve(config: ServeConfig, on_listening: impl FnOnce(SocketAddr)) -> Resu
                 failure.get_or_insert(e);
             }
             Err(_) => {
-                failure.get_or_insert_with(|| "a shard exited before it was ready".into());
+                failure.get_or_insert(RelayError::ShardLost);
                 break;
             }
         }
@@ -146,12 +149,12 @@ pub fn serve(config: ServeConfig, on_listening: impl FnOnce(SocketAddr)) -> Resu
     if let Some(e) = failure {
         shutdown.store(true, std::sync::atomic::Ordering::Relaxed);
         let _ = handles.join_all();
-        return Err(RelayError::Runtime(e));
+        return Err(e);
     }
     tracing::info!(%listen, shards = cores, cpus = ?config.cpus, "relay listening");
     on_listening(listen);
     for r in handles.join_all() {
-        r.map_err(|e| RelayError::Runtime(e.to_string()))?;
+        r.map_err(|e| RelayError::Runtime(e.into()))?;
     }
     tracing::info!("relay stopped");
     Ok(())
