@@ -1,8 +1,9 @@
 //! The relay's runtime errors. Each names the peer, session or path at fault where known.
 //!
 //! An error's message says what failed; the error it wraps is its `source()`, not repeated in
-//! the message (the binary prints the whole chain).
+//! the message (the binary prints the whole chain; logs use [`chain`]).
 
+use std::fmt;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 
@@ -96,4 +97,44 @@ pub enum ShardError {
         /// Why (boxed: it is large, and rare).
         source: Box<RtpInputError>,
     },
+}
+
+/// An error with its sources, `outer: inner: innermost`, for log lines.
+pub(crate) fn chain<'a>(error: &'a (dyn std::error::Error + 'static)) -> Chain<'a> {
+    Chain(error)
+}
+
+/// See [`chain`].
+pub(crate) struct Chain<'a>(&'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(e) = source {
+            write!(f, ": {e}")?;
+            source = e.source();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chains_join_the_sources() {
+        let e = ShardError::Metrics {
+            addr: "127.0.0.1:9".parse().unwrap(),
+            source: io::Error::new(io::ErrorKind::AddrInUse, "in use"),
+        };
+        assert_eq!(e.to_string(), "cannot listen for metrics on 127.0.0.1:9");
+        assert_eq!(chain(&e).to_string(), "cannot listen for metrics on 127.0.0.1:9: in use");
+        let e = RelayError::Shard { shard: 1, source: e };
+        assert_eq!(
+            chain(&e).to_string(),
+            "shard 1 could not start: cannot listen for metrics on 127.0.0.1:9: in use"
+        );
+    }
 }
