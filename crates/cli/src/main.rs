@@ -273,8 +273,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .iter()
             .zip(args.rtp_sdp)
             .map(|(a, sdp)| manifold_relay::RtpInput::parse_arg(a, sdp))
-            .collect::<Result<_, _>>()
-            .map_err(anyhow::Error::msg)?;
+            .collect::<Result<_, _>>()?;
     }
     manifold_relay::serve(config, |addr| {
         // Scripts and tests read the bound address from this line.

@@ -5,9 +5,142 @@
 //! so reading a configuration cannot depend on how the relay runs it (`pull.rs` and
 //! `rtp_ingest.rs` take their settings from here).
 
-use std::net::SocketAddr;
+use std::net::{AddrParseError, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
+
+/// Why a setting of `manifold serve` (a flag, or an entry of its config file) is unusable.
+/// Each names the setting and the bad value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A `--pull` value without `=` between path and URL.
+    #[error("--pull {arg:?}: expected PATH=URL")]
+    PullSyntax {
+        /// The whole value.
+        arg: String,
+    },
+    /// A `--pull` option (after `#`) that is not `tcp`, `udp` or `on-demand`.
+    #[error("--pull {arg:?}: unknown option {option:?}")]
+    PullOption {
+        /// The whole value.
+        arg: String,
+        /// The option.
+        option: String,
+    },
+    /// A pull's path does not start with `/`.
+    #[error("pull path {path:?} must start with '/'")]
+    PullPath {
+        /// The path.
+        path: String,
+    },
+    /// A pull's URL is not `rtsp://`.
+    #[error("pull URL {url:?} must be rtsp://")]
+    PullUrl {
+        /// The URL, its password replaced by `***`.
+        url: String,
+    },
+    /// A `--rtp` value without `=` between path and address.
+    #[error("--rtp {arg:?}: expected PATH=ADDR:PORT")]
+    RtpSyntax {
+        /// The whole value.
+        arg: String,
+    },
+    /// A `--rtp` address that is not `ADDR:PORT`.
+    #[error("--rtp {arg:?}: {addr:?} is not ADDR:PORT")]
+    RtpAddress {
+        /// The whole value.
+        arg: String,
+        /// The part after `=`.
+        addr: String,
+        /// Why it does not parse.
+        #[source]
+        source: AddrParseError,
+    },
+    /// A raw RTP input's path does not start with `/`.
+    #[error("rtp path {path:?} must start with '/'")]
+    RtpPath {
+        /// The path.
+        path: String,
+    },
+    /// A raw RTP input's port is 0 or 65535 (RTCP takes the next port).
+    #[error("rtp input {listen}: needs a port with a free next port")]
+    RtpPort {
+        /// The address.
+        listen: SocketAddr,
+    },
+    /// A synthetic stream's path does not start with `/`.
+    #[error("synthetic path {path:?} must start with '/'")]
+    SyntheticPath {
+        /// The path.
+        path: String,
+    },
+    /// A CPU list that does not parse.
+    #[error("CPU list {text:?}: {problem}")]
+    CpuList {
+        /// The list as given.
+        text: String,
+        /// What is wrong with it.
+        problem: CpuListProblem,
+    },
+    /// CPUs named in `cpus` that are not online.
+    #[error("cpus: CPU {} not online (online: {})", join(offline), format_cpu_list(online))]
+    CpusOffline {
+        /// The CPUs not online, in the order given.
+        offline: Vec<usize>,
+        /// The CPUs online, sorted.
+        online: Vec<usize>,
+    },
+    /// `cpus` is set but which CPUs are online cannot be read.
+    #[error("cpus: cannot read which CPUs are online")]
+    OnlineUnknown,
+    /// `cores` is set and is not the number of CPUs in `cpus`.
+    #[error(
+        "cores = {cores} but cpus = {} lists {} CPU(s): one shard per CPU (leave cores out)",
+        format_cpu_list(cpus),
+        cpus.len()
+    )]
+    CoresDisagree {
+        /// The `cores` setting.
+        cores: usize,
+        /// The `cpus` setting.
+        cpus: Vec<usize>,
+    },
+    /// The listen address does not resolve to a socket address.
+    #[error("cannot resolve the listen address {listen}")]
+    Listen {
+        /// The address.
+        listen: SocketAddr,
+    },
+}
+
+/// What is wrong with a CPU list (in [`ConfigError::CpuList`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CpuListProblem {
+    /// An item (or an end of a range) that is not a number.
+    #[error("{0:?} is not a CPU number")]
+    NotANumber(String),
+    /// A CPU above the largest Linux supports.
+    #[error("CPU {cpu} is above {max}")]
+    TooHigh {
+        /// The CPU.
+        cpu: usize,
+        /// The largest allowed.
+        max: usize,
+    },
+    /// A range whose end is below its start.
+    #[error("range {0:?} runs backwards")]
+    Backwards(String),
+    /// A CPU named twice.
+    #[error("CPU {0} is named twice")]
+    Twice(usize),
+}
+
+/// `[1, 7]` as `1, 7`.
+fn join(cpus: &[usize]) -> String {
+    cpus.iter().map(usize::to_string).collect::<Vec<_>>().join(", ")
+}
 
 /// The relay's configuration (every flag of `manifold serve`, and its TOML config file).
 #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
@@ -124,28 +257,19 @@ impl ServeConfig {
     /// The number of shards, given the CPUs that are online and how many the process may
     /// use: `cores`, else one per CPU of `cpus`, else `available`. Refuses a `cpus` entry
     /// that is not online, and a `cores` that disagrees with `cpus`.
-    pub fn shard_count(&self, online: &[usize], available: usize) -> Result<usize, String> {
+    pub fn shard_count(&self, online: &[usize], available: usize) -> Result<usize, ConfigError> {
         if self.cpus.is_empty() {
             return Ok(if self.cores == 0 { available.max(1) } else { self.cores });
         }
-        let offline: Vec<String> =
-            self.cpus.iter().filter(|c| !online.contains(c)).map(usize::to_string).collect();
+        let offline: Vec<usize> =
+            self.cpus.iter().filter(|c| !online.contains(c)).copied().collect();
         if !offline.is_empty() {
-            let mut on = online.to_vec();
-            on.sort_unstable();
-            return Err(format!(
-                "cpus: CPU {} not online (online: {})",
-                offline.join(", "),
-                format_cpu_list(&on)
-            ));
+            let mut online = online.to_vec();
+            online.sort_unstable();
+            return Err(ConfigError::CpusOffline { offline, online });
         }
         if self.cores != 0 && self.cores != self.cpus.len() {
-            return Err(format!(
-                "cores = {} but cpus = {} lists {} CPU(s): one shard per CPU (leave cores out)",
-                self.cores,
-                format_cpu_list(&self.cpus),
-                self.cpus.len()
-            ));
+            return Err(ConfigError::CoresDisagree { cores: self.cores, cpus: self.cpus.clone() });
         }
         Ok(self.cpus.len())
     }
@@ -158,15 +282,15 @@ const MAX_CPU: usize = 8191;
 /// Parses a CPU list as `taskset -c` and `/sys/devices/system/cpu/online` write it:
 /// comma-separated CPUs and inclusive ranges, e.g. `1`, `0,1`, `2-3`, `0-1,6`. The order is
 /// kept (shard `i` goes to the `i`th CPU); a CPU named twice is refused.
-pub fn parse_cpu_list(text: &str) -> Result<Vec<usize>, String> {
-    let bad = |why: String| format!("CPU list {text:?}: {why}");
-    let number = |s: &str| -> Result<usize, String> {
+pub fn parse_cpu_list(text: &str) -> Result<Vec<usize>, ConfigError> {
+    let bad = |problem| ConfigError::CpuList { text: text.to_owned(), problem };
+    let number = |s: &str| -> Result<usize, ConfigError> {
         let n = s
             .trim()
             .parse::<usize>()
-            .map_err(|_| bad(format!("{:?} is not a CPU number", s.trim())))?;
+            .map_err(|_| bad(CpuListProblem::NotANumber(s.trim().to_owned())))?;
         if n > MAX_CPU {
-            return Err(bad(format!("CPU {n} is above {MAX_CPU}")));
+            return Err(bad(CpuListProblem::TooHigh { cpu: n, max: MAX_CPU }));
         }
         Ok(n)
     };
@@ -180,11 +304,11 @@ pub fn parse_cpu_list(text: &str) -> Result<Vec<usize>, String> {
             }
         };
         if last < first {
-            return Err(bad(format!("range {:?} runs backwards", item.trim())));
+            return Err(bad(CpuListProblem::Backwards(item.trim().to_owned())));
         }
         for cpu in first..=last {
             if cpus.contains(&cpu) {
-                return Err(bad(format!("CPU {cpu} is named twice")));
+                return Err(bad(CpuListProblem::Twice(cpu)));
             }
             cpus.push(cpu);
         }
@@ -256,9 +380,9 @@ impl PullConfig {
     /// Parses `--pull` values: `/cam=rtsp://host/stream`, with options in the URL fragment,
     /// comma-separated: `#udp`, `#tcp`, `#on-demand`, e.g. `rtsp://host/s#udp,on-demand`
     /// (a fragment is never sent to the upstream).
-    pub fn parse_arg(arg: &str) -> Result<PullConfig, String> {
+    pub fn parse_arg(arg: &str) -> Result<PullConfig, ConfigError> {
         let (path, url) =
-            arg.split_once('=').ok_or_else(|| format!("--pull {arg:?}: expected PATH=URL"))?;
+            arg.split_once('=').ok_or_else(|| ConfigError::PullSyntax { arg: arg.to_owned() })?;
         let (url, options) = url.split_once('#').unwrap_or((url, ""));
         let mut pull = PullConfig {
             path: path.to_owned(),
@@ -271,7 +395,12 @@ impl PullConfig {
                 "tcp" => pull.transport = PullTransport::Tcp,
                 "udp" => pull.transport = PullTransport::Udp,
                 "on-demand" => pull.on_demand = true,
-                other => return Err(format!("--pull {arg:?}: unknown option {other:?}")),
+                other => {
+                    return Err(ConfigError::PullOption {
+                        arg: arg.to_owned(),
+                        option: other.to_owned(),
+                    })
+                }
             }
         }
         pull.validate()?;
@@ -279,12 +408,12 @@ impl PullConfig {
     }
 
     /// Checks the path and URL.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if !self.path.starts_with('/') {
-            return Err(format!("pull path {:?} must start with '/'", self.path));
+            return Err(ConfigError::PullPath { path: self.path.clone() });
         }
         if !self.url.starts_with("rtsp://") {
-            return Err(format!("pull URL {:?} must be rtsp://", redact(&self.url)));
+            return Err(ConfigError::PullUrl { url: redact(&self.url) });
         }
         Ok(())
     }
@@ -318,22 +447,26 @@ pub struct RtpInput {
 
 impl RtpInput {
     /// Parses a `--rtp` value, `/cam=0.0.0.0:5004`, with its `--rtp-sdp` file.
-    pub fn parse_arg(arg: &str, sdp: PathBuf) -> Result<RtpInput, String> {
+    pub fn parse_arg(arg: &str, sdp: PathBuf) -> Result<RtpInput, ConfigError> {
         let (path, listen) =
-            arg.split_once('=').ok_or_else(|| format!("--rtp {arg:?}: expected PATH=ADDR:PORT"))?;
-        let listen = listen.parse().map_err(|e| format!("--rtp {arg:?}: {e}"))?;
+            arg.split_once('=').ok_or_else(|| ConfigError::RtpSyntax { arg: arg.to_owned() })?;
+        let listen = listen.parse().map_err(|source| ConfigError::RtpAddress {
+            arg: arg.to_owned(),
+            addr: listen.to_owned(),
+            source,
+        })?;
         let input = RtpInput { path: path.to_owned(), listen, sdp };
         input.validate()?;
         Ok(input)
     }
 
     /// Checks the path and port.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if !self.path.starts_with('/') {
-            return Err(format!("rtp path {:?} must start with '/'", self.path));
+            return Err(ConfigError::RtpPath { path: self.path.clone() });
         }
         if self.listen.port() == 0 || self.listen.port() == u16::MAX {
-            return Err(format!("rtp input {}: needs a port with a free next port", self.listen));
+            return Err(ConfigError::RtpPort { listen: self.listen });
         }
         Ok(())
     }
@@ -367,9 +500,22 @@ mod tests {
             ("0-2,1", "twice"),
             ("0-100000000", "above"),
         ] {
-            let e = parse_cpu_list(text).unwrap_err();
+            let e = parse_cpu_list(text).unwrap_err().to_string();
             assert!(e.contains(why), "{text:?}: {e}");
         }
+    }
+
+    #[test]
+    fn bad_cpu_lists_name_the_bad_part() {
+        let problem = |text: &str| match parse_cpu_list(text) {
+            Err(ConfigError::CpuList { text: t, problem }) if t == text => problem,
+            other => panic!("{text:?}: {other:?}"),
+        };
+        assert_eq!(problem("0,x"), CpuListProblem::NotANumber("x".into()));
+        assert_eq!(problem("1- "), CpuListProblem::NotANumber(String::new()));
+        assert_eq!(problem("0, 3-2"), CpuListProblem::Backwards("3-2".into()));
+        assert_eq!(problem("0-2,1"), CpuListProblem::Twice(1));
+        assert_eq!(problem("9000"), CpuListProblem::TooHigh { cpu: 9000, max: MAX_CPU });
     }
 
     #[test]
@@ -394,8 +540,12 @@ mod tests {
         assert_eq!(with(0, &[1]).shard_count(&online, 4), Ok(1));
         assert_eq!(with(2, &[2, 3]).shard_count(&online, 4), Ok(2));
         let e = with(2, &[1]).shard_count(&online, 4).unwrap_err();
+        assert_eq!(e, ConfigError::CoresDisagree { cores: 2, cpus: vec![1] });
+        let e = e.to_string();
         assert!(e.contains("cores = 2") && e.contains("1 CPU(s)"), "{e}");
-        let e = with(0, &[1, 7, 9]).shard_count(&online, 4).unwrap_err();
+        let e = with(0, &[1, 7, 9]).shard_count(&[3, 0, 2, 1], 4).unwrap_err();
+        assert_eq!(e, ConfigError::CpusOffline { offline: vec![7, 9], online: vec![0, 1, 2, 3] });
+        let e = e.to_string();
         assert!(e.contains("CPU 7, 9 not online (online: 0-3)"), "{e}");
     }
 
@@ -428,6 +578,32 @@ mod tests {
     }
 
     #[test]
+    fn bad_pull_args_name_the_bad_part() {
+        assert_eq!(
+            PullConfig::parse_arg("/cam"),
+            Err(ConfigError::PullSyntax { arg: "/cam".into() })
+        );
+        assert_eq!(
+            PullConfig::parse_arg("cam=rtsp://h/s"),
+            Err(ConfigError::PullPath { path: "cam".into() })
+        );
+        // The password never reaches the error.
+        assert_eq!(
+            PullConfig::parse_arg("/cam=http://u:secret@h/s"),
+            Err(ConfigError::PullUrl { url: "http://***@h/s".into() })
+        );
+        let e = PullConfig::parse_arg("/cam=rtsp://h/s#udp,bogus").unwrap_err();
+        assert_eq!(
+            e,
+            ConfigError::PullOption {
+                arg: "/cam=rtsp://h/s#udp,bogus".into(),
+                option: "bogus".into()
+            }
+        );
+        assert_eq!(e.to_string(), r#"--pull "/cam=rtsp://h/s#udp,bogus": unknown option "bogus""#);
+    }
+
+    #[test]
     fn redacts_passwords() {
         assert_eq!(redact("rtsp://u:p@h:1/s"), "rtsp://***@h:1/s");
         assert_eq!(redact("rtsp://h/s"), "rtsp://h/s");
@@ -441,5 +617,23 @@ mod tests {
         assert!(RtpInput::parse_arg("/cam=127.0.0.1:0", "a.sdp".into()).is_err());
         assert!(RtpInput::parse_arg("cam=127.0.0.1:5004", "a.sdp".into()).is_err());
         assert!(RtpInput::parse_arg("/cam", "a.sdp".into()).is_err());
+    }
+
+    #[test]
+    fn bad_rtp_args_name_the_bad_part() {
+        let parse = |arg: &str| RtpInput::parse_arg(arg, "a.sdp".into()).unwrap_err();
+        assert_eq!(parse("/cam"), ConfigError::RtpSyntax { arg: "/cam".into() });
+        assert_eq!(parse("cam=127.0.0.1:5004"), ConfigError::RtpPath { path: "cam".into() });
+        assert_eq!(
+            parse("/cam=127.0.0.1:65535"),
+            ConfigError::RtpPort { listen: "127.0.0.1:65535".parse().unwrap() }
+        );
+        let e = parse("/cam=host");
+        assert!(
+            matches!(&e, ConfigError::RtpAddress { arg, addr, .. } if arg == "/cam=host" && addr == "host"),
+            "{e:?}"
+        );
+        assert!(std::error::Error::source(&e).is_some());
+        assert_eq!(e.to_string(), r#"--rtp "/cam=host": "host" is not ADDR:PORT"#);
     }
 }

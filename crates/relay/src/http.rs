@@ -13,6 +13,7 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
 use glommio::{spawn_local, timer};
 
+use crate::error::ShardError;
 use crate::metrics::Scrape;
 
 /// Largest request head accepted.
@@ -116,8 +117,8 @@ pub(crate) fn route(request: Result<HttpRequest<'_>, HttpError>, scrape: &Scrape
 
 /// Binds the metrics listener (on the calling shard only: no `SO_REUSEPORT` sharing needed,
 /// but glommio sets it anyway).
-pub(crate) fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
-    TcpListener::bind(addr).map_err(|e| format!("cannot listen for metrics on {addr}: {e}"))
+pub(crate) fn bind(addr: SocketAddr) -> Result<TcpListener, ShardError> {
+    TcpListener::bind(addr).map_err(|e| ShardError::Metrics { addr, source: e.into() })
 }
 
 /// Serves metrics requests until the task is dropped.

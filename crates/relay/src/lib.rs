@@ -50,9 +50,15 @@ mod synthetic;
 mod sys;
 mod udp;
 
-pub use config::{parse_cpu_list, PullConfig, PullTransport, RtpInput, ServeConfig};
-pub use error::RelayError;
+pub use config::{
+    parse_cpu_list, ConfigError, CpuListProblem, PullConfig, PullTransport, RtpInput, ServeConfig,
+};
+pub use error::{RelayError, ShardError};
+pub use plane::multicast::MulticastConfigError;
 pub use plane::packet::{Packet, SharedPacket};
+pub use registry::PathBusy;
+pub use rtp_ingest::RtpInputError;
+pub use synthetic::SyntheticError;
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
@@ -69,10 +75,10 @@ pub fn serve(config: ServeConfig, on_listening: impl FnOnce(SocketAddr)) -> Resu
     let online = CpuSet::online().ok();
     let online_ids: Vec<usize> = online.iter().flatten().map(|l| l.cpu).collect();
     if !config.cpus.is_empty() && online.is_none() {
-        return Err(RelayError::Config("cpus: cannot read which CPUs are online".into()));
+        return Err(ConfigError::OnlineUnknown.into());
     }
     let available = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let cores = config.shard_count(&online_ids, available).map_err(RelayError::Config)?;
+    let cores = config.shard_count(&online_ids, available)?;
     let placement = placement(&config.cpus, cores, online);
     // Resolve port 0 once, so every shard listens on the same port: a bound (not listening)
     // SO_REUSEPORT socket holds the port until the shards have bound it too.
@@ -81,17 +87,17 @@ pub fn serve(config: ServeConfig, on_listening: impl FnOnce(SocketAddr)) -> Resu
         .local_addr()
         .ok()
         .and_then(|a| a.as_socket())
-        .ok_or_else(|| RelayError::Config(format!("cannot resolve {}", config.listen)))?;
+        .ok_or(ConfigError::Listen { listen: config.listen })?;
     for path in &config.synthetic {
         if !path.starts_with('/') {
-            return Err(RelayError::Config(format!("synthetic path {path:?} must start with '/'")));
+            return Err(ConfigError::SyntheticPath { path: path.clone() }.into());
         }
     }
     for pull in &config.pull {
-        pull.validate().map_err(RelayError::Config)?;
+        pull.validate()?;
     }
     for input in &config.rtp {
-        input.validate().map_err(RelayError::Config)?;
+        input.validate()?;
     }
     let multicast = match &config.multicast_range {
         Some(range) => Some(
@@ -100,7 +106,7 @@ pub fn serve(config: ServeConfig, on_listening: impl FnOnce(SocketAddr)) -> Resu
                 config.multicast_port,
                 config.multicast_ttl,
             )
-            .map_err(|e| RelayError::Config(e.to_string()))?,
+            .map_err(RelayError::Multicast)?,
         ),
         None => None,
     };
@@ -130,7 +136,7 @@ pub fn serve(config: ServeConfig, on_listening: impl FnOnce(SocketAddr)) -> Resu
             let ready = ready_tx.clone();
             async move { shard::run(shared, mesh, ready).await }
         })
-        .map_err(|e| RelayError::Runtime(e.to_string()))?;
+        .map_err(|e| RelayError::Runtime(e.into()))?;
     let mut failure = None;
     for _ in 0..cores {
         match ready_rx.recv() {
@@ -139,7 +145,7 @@ pub fn serve(config: ServeConfig, on_listening: impl FnOnce(SocketAddr)) -> Resu
                 failure.get_or_insert(e);
             }
             Err(_) => {
-                failure.get_or_insert_with(|| "a shard exited before it was ready".into());
+                failure.get_or_insert(RelayError::ShardLost);
                 break;
             }
         }
@@ -148,12 +154,12 @@ pub fn serve(config: ServeConfig, on_listening: impl FnOnce(SocketAddr)) -> Resu
     if let Some(e) = failure {
         shutdown.store(true, std::sync::atomic::Ordering::Relaxed);
         let _ = handles.join_all();
-        return Err(RelayError::Runtime(e));
+        return Err(e);
     }
     tracing::info!(%listen, shards = cores, cpus = ?config.cpus, "relay listening");
     on_listening(listen);
     for r in handles.join_all() {
-        r.map_err(|e| RelayError::Runtime(e.to_string()))?;
+        r.map_err(|e| RelayError::Runtime(e.into()))?;
     }
     tracing::info!("relay stopped");
     Ok(())

@@ -16,7 +16,8 @@
 //!   stops `pull_grace_secs` after its last reader left.
 
 use std::cell::Cell;
-use std::net::ToSocketAddrs;
+use std::io;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -28,13 +29,15 @@ use glommio::{spawn_local, timer, Task};
 use manifold_rtsp::codec::{write_request, write_response, Decoder, Item};
 use manifold_rtsp::header::PortRange;
 use manifold_rtsp::session::client::{
-    ClientConfig, ClientEvent, ClientSession, ClientTrack, MediaTransport,
+    ClientConfig, ClientError, ClientEvent, ClientSession, ClientTrack, MediaTransport,
 };
+use manifold_rtsp::Method;
 use manifold_sdp::Sdp;
 
 use crate::config::{redact, PullConfig, PullTransport};
+use crate::error::chain;
 use crate::plane::hub::Hub;
-use crate::registry::{StreamInfo, TrackInfo};
+use crate::registry::{PathBusy, StreamInfo, TrackInfo};
 use crate::shard::{Media, Shard};
 
 /// First reconnect delay.
@@ -107,6 +110,67 @@ struct Kept {
     signature: Vec<(String, Vec<String>)>,
 }
 
+/// Why an upstream session ended (logged with the path, the upstream's URL and
+/// `side = "upstream"`, then the pull reconnects).
+#[derive(Debug, thiserror::Error)]
+enum PullError {
+    /// The URL names no RTSP server.
+    #[error("upstream URL {url} is unusable")]
+    Url {
+        /// The URL, its password replaced by `***`.
+        url: String,
+        source: manifold_rtsp::url::UrlError,
+    },
+    /// Resolving the upstream's host failed.
+    #[error("cannot resolve {host} port {port}")]
+    Resolve { host: String, port: u16, source: io::Error },
+    /// The upstream's host resolves to no address.
+    #[error("{host} port {port} resolves to nothing")]
+    Unresolved { host: String, port: u16 },
+    /// The TCP connection to the upstream failed (or timed out).
+    #[error("cannot connect to {addr}")]
+    Connect { addr: SocketAddr, source: io::Error },
+    /// The connection's local address (where the UDP ports are bound) is unknown.
+    #[error("cannot read the connection's local address")]
+    LocalAddress(#[source] io::Error),
+    /// Binding the UDP port pairs for the upstream's media failed.
+    #[error("cannot bind UDP port pairs on {ip}")]
+    UdpPorts { ip: IpAddr, source: io::Error },
+    /// Sending a request to the upstream failed.
+    #[error("sending {method}")]
+    Send { method: Method, source: io::Error },
+    /// Answering the upstream's request failed.
+    #[error("answering the upstream")]
+    Answer(#[source] io::Error),
+    /// Reading from the upstream failed.
+    #[error("reading")]
+    Read(#[source] io::Error),
+    /// The upstream closed the TCP connection.
+    #[error("the upstream closed the connection")]
+    Closed,
+    /// The upstream sent bytes that are not RTSP.
+    #[error("unparseable bytes from the upstream")]
+    Unparseable(#[source] manifold_rtsp::ParseError),
+    /// The upstream answered with an error, did not answer, or answered wrongly.
+    #[error(transparent)]
+    Session(#[from] ClientError),
+    /// The client session machine ended the session (TEARDOWN answered).
+    #[error("session closed")]
+    SessionClosed,
+    /// A playing session stopped delivering media.
+    #[error("no media for {} s", .0.as_secs())]
+    Silent(Duration),
+    /// An item grew beyond what is buffered for one.
+    #[error("more than {0} bytes without a complete message")]
+    Oversized(usize),
+    /// The relay ended the stream (a publisher took the path over).
+    #[error("the stream was ended by the relay (path taken over)")]
+    Ended,
+    /// The path is published by someone else.
+    #[error(transparent)]
+    Publish(#[from] PathBusy),
+}
+
 /// How a session ended without an error.
 enum Outcome {
     /// On demand, and nobody reads: stopped (at this instant: a DESCRIBE after it restarts).
@@ -168,7 +232,7 @@ async fn run(shard: Rc<Shard>, pull: PullConfig) {
                 if media.get() > 0 {
                     backoff = BACKOFF_MIN;
                 }
-                tracing::warn!(%path, upstream = %url, side = "upstream", error = %e,
+                tracing::warn!(%path, upstream = %url, side = "upstream", error = %chain(&e),
                     packets = media.get(), retry_in_ms = backoff.as_millis() as u64,
                     "pull session ended; reconnecting");
             }
@@ -239,7 +303,7 @@ fn adopt(
     pull: &PullConfig,
     kept: &mut Option<Kept>,
     sdp: &Sdp,
-) -> Result<Arc<StreamInfo>, String> {
+) -> Result<Arc<StreamInfo>, PathBusy> {
     let sig = signature(sdp);
     // A stream ended by someone else (a publisher took the path over) is not continued.
     if kept.as_ref().is_some_and(|k| !shard.has_hub(k.stream.id)) {
@@ -260,10 +324,7 @@ fn adopt(
     }
     let tracks = TrackInfo::all_of(sdp);
     let relay_sdp = crate::registry::relay_sdp(sdp.clone());
-    let info = shard
-        .registry()
-        .publish(&pull.path, shard.id(), relay_sdp, tracks)
-        .map_err(|e| e.to_string())?;
+    let info = shard.registry().publish(&pull.path, shard.id(), relay_sdp, tracks)?;
     let hub = Hub::new(info.clone(), shard.shards(), shard.config().gop_cache)
         .with_continuity(crate::sys::random_u32);
     shard.add_hub(hub);
@@ -297,25 +358,25 @@ async fn session(
     pull: &PullConfig,
     kept: &mut Option<Kept>,
     media: &Rc<Cell<u64>>,
-) -> Result<Outcome, String> {
+) -> Result<Outcome, PullError> {
     let upstream = manifold_rtsp::url::authority(&pull.url)
-        .map_err(|e| format!("upstream URL {}: {e}", redact(&pull.url)))?;
+        .map_err(|source| PullError::Url { url: redact(&pull.url), source })?;
     let (host, port) = (upstream.host, upstream.port);
     let addr = (host, port)
         .to_socket_addrs()
-        .map_err(|e| format!("resolving {host} port {port}: {e}"))?
+        .map_err(|source| PullError::Resolve { host: host.to_owned(), port, source })?
         .next()
-        .ok_or_else(|| format!("{host} port {port} resolves to nothing"))?;
+        .ok_or_else(|| PullError::Unresolved { host: host.to_owned(), port })?;
     let mut stream = TcpStream::connect_timeout(addr, CONNECT_TIMEOUT)
         .await
-        .map_err(|e| format!("connecting to {addr}: {e}"))?;
+        .map_err(|e| PullError::Connect { addr, source: e.into() })?;
     let _ = stream.set_nodelay(true);
     let mut pairs = Vec::new();
     let transport = match pull.transport {
         PullTransport::Tcp => MediaTransport::Interleaved,
         PullTransport::Udp => {
-            let ip = stream.local_addr().map_err(|e| format!("local address: {e}"))?.ip();
-            pairs = bind_pairs(ip).map_err(|e| format!("binding UDP ports: {e}"))?;
+            let ip = stream.local_addr().map_err(|e| PullError::LocalAddress(e.into()))?.ip();
+            pairs = bind_pairs(ip).map_err(|source| PullError::UdpPorts { ip, source })?;
             MediaTransport::Udp {
                 client_ports: pairs
                     .iter()
@@ -344,21 +405,21 @@ async fn session(
     let mut last_media = Instant::now();
     let mut last_count = 0u64;
     let mut last_read = Instant::now();
-    let result: Result<Outcome, String> = 'run: loop {
+    let result: Result<Outcome, PullError> = 'run: loop {
         let now = Instant::now();
         while let Some(req) = client.poll_transmit(now) {
             out.clear();
             write_request(&req, &mut out);
             tracing::debug!(path = %pull.path, method = %req.method, side = "upstream", "pull request");
             if let Err(e) = stream.write_all(&out).await {
-                break 'run Err(format!("sending {}: {e}", req.method));
+                break 'run Err(PullError::Send { method: req.method, source: e });
             }
         }
         while let Some(ev) = client.poll_event() {
             match ev {
                 ClientEvent::Described { sdp, .. } => match adopt(shard, pull, kept, &sdp) {
                     Ok(info) => stream_info = Some(info),
-                    Err(e) => break 'run Err(e),
+                    Err(e) => break 'run Err(e.into()),
                 },
                 ClientEvent::Ready { tracks: ready, session } => {
                     tracing::debug!(path = %pull.path, session = %session, side = "upstream",
@@ -399,8 +460,8 @@ async fn session(
                     playing_since = Some(Instant::now());
                     last_media = Instant::now();
                 }
-                ClientEvent::Failed(e) => break 'run Err(e.to_string()),
-                ClientEvent::Closed => break 'run Err("session closed".to_owned()),
+                ClientEvent::Failed(e) => break 'run Err(e.into()),
+                ClientEvent::Closed => break 'run Err(PullError::SessionClosed),
                 _ => {}
             }
         }
@@ -414,14 +475,14 @@ async fn session(
         }
         if let Some(info) = &stream_info {
             if !shard.has_hub(info.id) {
-                break 'run Err("the stream was ended by the relay (path taken over)".to_owned());
+                break 'run Err(PullError::Ended);
             }
             if shard.has_readers(info.id) {
                 last_read = Instant::now();
             }
         }
         if playing_since.is_some() && last_media.elapsed() >= MEDIA_SILENCE {
-            break 'run Err(format!("no media for {} s", MEDIA_SILENCE.as_secs()));
+            break 'run Err(PullError::Silent(MEDIA_SILENCE));
         }
         if idle(shard, pull, kept.as_ref(), last_read) {
             let at = Instant::now();
@@ -434,7 +495,7 @@ async fn session(
             break 'run Ok(Outcome::Idle(at));
         }
         if buf.len() >= MAX_BUFFERED {
-            break 'run Err(format!("more than {MAX_BUFFERED} bytes without a complete message"));
+            break 'run Err(PullError::Oversized(MAX_BUFFERED));
         }
         let deadline = client.poll_timeout().map_or(now + TICK, |d| d.min(now + TICK));
         let len = buf.len();
@@ -453,9 +514,9 @@ async fn session(
             }
             Some(Ok(0)) => {
                 buf.truncate(len);
-                break 'run Err("the upstream closed the connection".to_owned());
+                break 'run Err(PullError::Closed);
             }
-            Some(Err(e)) => break 'run Err(format!("reading: {e}")),
+            Some(Err(e)) => break 'run Err(PullError::Read(e)),
             Some(Ok(n)) => {
                 buf.truncate(len + n);
                 let mut start = 0;
@@ -464,9 +525,7 @@ async fn session(
                     let (item, used) = match decoder.feed(&buf[start..]) {
                         Ok(Some(x)) => x,
                         Ok(None) => break,
-                        Err(e) => {
-                            break 'run Err(format!("unparseable bytes from the upstream: {e}"))
-                        }
+                        Err(e) => break 'run Err(PullError::Unparseable(e)),
                     };
                     match item {
                         Item::Response(r) => client.handle_response(now, &r),
@@ -493,7 +552,7 @@ async fn session(
                 }
                 if !answers.is_empty() {
                     if let Err(e) = stream.write_all(&answers).await {
-                        break 'run Err(format!("answering the upstream: {e}"));
+                        break 'run Err(PullError::Answer(e));
                     }
                 }
             }
@@ -509,6 +568,28 @@ async fn session(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn session_errors_name_the_upstream_side_and_keep_the_cause() {
+        let e = PullError::Connect {
+            addr: "192.0.2.1:554".parse().unwrap(),
+            source: io::Error::from(io::ErrorKind::ConnectionRefused),
+        };
+        assert_eq!(e.to_string(), "cannot connect to 192.0.2.1:554");
+        assert!(
+            chain(&e).to_string().starts_with("cannot connect to 192.0.2.1:554: "),
+            "{}",
+            chain(&e)
+        );
+        let e = PullError::Url {
+            url: redact("rtsp://u:secret@h:x/s"),
+            source: manifold_rtsp::url::authority("rtsp://u:secret@h:x/s").unwrap_err(),
+        };
+        assert!(!chain(&e).to_string().contains("secret"), "{}", chain(&e));
+        assert_eq!(PullError::Silent(MEDIA_SILENCE).to_string(), "no media for 10 s");
+        let e = PullError::from(ClientError::Timeout { method: Method::Describe });
+        assert_eq!(e.to_string(), "no response to DESCRIBE");
+    }
 
     #[test]
     fn compatible_sdps_have_the_same_signature() {

@@ -99,8 +99,10 @@ pub(crate) struct StreamInfo {
 /// Why a path could not be published.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("path {path} already has a live publisher")]
-pub(crate) struct PathBusy {
-    pub(crate) path: String,
+#[non_exhaustive]
+pub struct PathBusy {
+    /// The path.
+    pub path: String,
 }
 
 /// Every published stream, by path.

@@ -7,7 +7,9 @@
 //! counters) continues the same outgoing stream for the readers.
 
 use std::cell::RefCell;
+use std::io;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -15,41 +17,98 @@ use glommio::net::UdpSocket;
 use glommio::{spawn_local, timer};
 use manifold_sdp::Sdp;
 
-use crate::config::RtpInput;
+use crate::config::{ConfigError, RtpInput};
+use crate::error::ShardError;
 use crate::plane::hub::Hub;
+use crate::registry::PathBusy;
 use crate::shard::{Media, Shard};
 
+/// Why a raw RTP input could not start (in [`crate::ShardError::RtpInput`], which names its
+/// path and address).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RtpInputError {
+    /// The input's settings are unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The SDP file cannot be read.
+    #[error("cannot read SDP {}", file.display())]
+    ReadSdp {
+        /// The file.
+        file: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The SDP file is not SDP.
+    #[error("SDP {} does not parse", file.display())]
+    ParseSdp {
+        /// The file.
+        file: PathBuf,
+        /// Why it does not parse.
+        source: manifold_sdp::ParseError,
+    },
+    /// The SDP file describes no media.
+    #[error("SDP {} has no media", file.display())]
+    NoMedia {
+        /// The file.
+        file: PathBuf,
+    },
+    /// Binding the RTP or the RTCP socket failed.
+    #[error("cannot bind {what} on {addr}")]
+    Bind {
+        /// `"RTP"` or `"RTCP"`.
+        what: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The path is already published.
+    #[error(transparent)]
+    Publish(#[from] PathBusy),
+}
+
 /// Starts the raw RTP inputs this shard owns (input `i` belongs to shard `i % shards`).
-pub(crate) fn start_all(shard: &Rc<Shard>) -> Result<(), String> {
+pub(crate) fn start_all(shard: &Rc<Shard>) -> Result<(), ShardError> {
     for (i, input) in shard.config().rtp.iter().enumerate() {
         if i % shard.shards() == shard.id() {
-            start(shard, input)
-                .map_err(|e| format!("rtp input {} at {}: {e}", input.path, input.listen))?;
+            start(shard, input).map_err(|source| ShardError::RtpInput {
+                path: input.path.clone(),
+                listen: input.listen,
+                source: Box::new(source),
+            })?;
         }
     }
     Ok(())
 }
 
-fn start(shard: &Rc<Shard>, input: &RtpInput) -> Result<(), String> {
+fn start(shard: &Rc<Shard>, input: &RtpInput) -> Result<(), RtpInputError> {
     input.validate()?;
+    let file = || input.sdp.clone();
     let text = std::fs::read(&input.sdp)
-        .map_err(|e| format!("reading SDP {}: {e}", input.sdp.display()))?;
-    let sdp = Sdp::parse(&text).map_err(|e| format!("SDP {}: {e}", input.sdp.display()))?;
+        .map_err(|source| RtpInputError::ReadSdp { file: file(), source })?;
+    let sdp =
+        Sdp::parse(&text).map_err(|source| RtpInputError::ParseSdp { file: file(), source })?;
     if sdp.media().is_empty() {
-        return Err(format!("SDP {} has no media", input.sdp.display()));
+        return Err(RtpInputError::NoMedia { file: file() });
     }
     let payload_types: Vec<Vec<u8>> =
         sdp.media().iter().map(|m| m.media_line().payload_types().collect()).collect();
     let tracks = crate::registry::TrackInfo::all_of(&sdp);
-    let rtp = UdpSocket::bind(input.listen).map_err(|e| format!("binding RTP: {e}"))?;
+    let rtp = UdpSocket::bind(input.listen).map_err(|e| RtpInputError::Bind {
+        what: "RTP",
+        addr: input.listen,
+        source: e.into(),
+    })?;
     crate::sys::set_recv_buffer(crate::sys::fd_of(&rtp), crate::sys::INGEST_RCVBUF);
     let rtcp_addr = SocketAddr::new(input.listen.ip(), input.listen.port() + 1);
-    let rtcp = UdpSocket::bind(rtcp_addr).map_err(|e| format!("binding RTCP {rtcp_addr}: {e}"))?;
+    let rtcp = UdpSocket::bind(rtcp_addr).map_err(|e| RtpInputError::Bind {
+        what: "RTCP",
+        addr: rtcp_addr,
+        source: e.into(),
+    })?;
     let relay_sdp = crate::registry::relay_sdp(sdp);
-    let info = shard
-        .registry()
-        .publish(&input.path, shard.id(), relay_sdp, tracks)
-        .map_err(|e| e.to_string())?;
+    let info = shard.registry().publish(&input.path, shard.id(), relay_sdp, tracks)?;
     let hub = Hub::new(info.clone(), shard.shards(), shard.config().gop_cache)
         .with_continuity(crate::sys::random_u32);
     shard.add_hub(hub);

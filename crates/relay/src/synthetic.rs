@@ -10,17 +10,30 @@ use manifold_rtp::rtcp::{SenderInfo, Writer};
 use manifold_synth::{NtpTime, StreamConfig, SyntheticStream};
 
 use crate::plane::hub::Hub;
-use crate::registry::TrackInfo;
+use crate::registry::{PathBusy, TrackInfo};
 use crate::shard::{Media, Shard};
 
+/// Why a synthetic source could not start (in [`crate::ShardError::Synthetic`], which names
+/// the path).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SyntheticError {
+    /// The source refused its configuration (e.g. the bitrate).
+    #[error("cannot create the synthetic stream")]
+    Stream(#[source] manifold_synth::SynthError),
+    /// The path is already published.
+    #[error(transparent)]
+    Publish(#[from] PathBusy),
+}
+
 /// Publishes `path` from a synthetic source owned by `shard`.
-pub(crate) fn start(shard: &Rc<Shard>, path: &str) -> Result<(), String> {
+pub(crate) fn start(shard: &Rc<Shard>, path: &str) -> Result<(), SyntheticError> {
     let path = if path.starts_with('/') { path.to_owned() } else { format!("/{path}") };
     let config = StreamConfig {
         target_bitrate: shard.config().synthetic_bitrate,
         ..StreamConfig::default()
     };
-    let mut stream = SyntheticStream::new(config).map_err(|e| e.to_string())?;
+    let mut stream = SyntheticStream::new(config).map_err(SyntheticError::Stream)?;
     let media = stream.sdp();
     let sdp = format!(
         "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=manifold synthetic {path}\r\nt=0 0\r\n\
@@ -29,8 +42,7 @@ pub(crate) fn start(shard: &Rc<Shard>, path: &str) -> Result<(), String> {
     );
     let tracks =
         vec![TrackInfo { codec: Some(Codec::H264), clock_rate: manifold_synth::CLOCK_RATE }];
-    let info =
-        shard.registry().publish(&path, shard.id(), sdp, tracks).map_err(|e| e.to_string())?;
+    let info = shard.registry().publish(&path, shard.id(), sdp, tracks)?;
     let id = info.id;
     shard.add_hub(Hub::new(info, shard.shards(), shard.config().gop_cache));
     let upstream = crate::metrics::Upstream { kind: "synthetic", peer: None, conn: None };

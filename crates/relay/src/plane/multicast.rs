@@ -19,7 +19,8 @@ use crate::plane::reader::ReaderTrack;
 
 /// Why a multicast range or port cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum MulticastConfigError {
+#[non_exhaustive]
+pub enum MulticastConfigError {
     /// Not `address/prefix`.
     #[error("multicast range {0:?}: expected address/prefix, e.g. 239.255.42.0/24")]
     Syntax(String),

@@ -12,6 +12,7 @@ use glommio::net::TcpListener;
 use glommio::{spawn_local, timer};
 
 use crate::egress::UdpEgress;
+use crate::error::{RelayError, ShardError};
 use crate::outbox::ConnOut;
 use crate::plane::fanout::Fanout;
 use crate::shard::{Media, Shard, ShardMsg, Shared, JOIN_TIMEOUT};
@@ -24,28 +25,31 @@ const SHUTDOWN_POLL: Duration = Duration::from_millis(50);
 pub(crate) async fn run(
     shared: Shared,
     mesh: MeshBuilder<ShardMsg, Full>,
-    ready: std::sync::mpsc::Sender<Result<(), String>>,
+    ready: std::sync::mpsc::Sender<Result<(), RelayError>>,
 ) {
     let shards = mesh.nr_peers();
     let (senders, receivers): (Senders<ShardMsg>, Receivers<ShardMsg>) = match mesh.join().await {
         Ok(joined) => joined,
         Err(e) => {
-            let _ = ready.send(Err(format!("could not join the shard mesh: {e}")));
+            let _ = ready.send(Err(RelayError::Mesh(e.into())));
             return;
         }
     };
     let id = senders.peer_id();
+    let fail = |source: ShardError| {
+        let _ = ready.send(Err(RelayError::Shard { shard: id, source }));
+    };
     let listener = match TcpListener::bind(shared.listen) {
         Ok(l) => l,
         Err(e) => {
-            let _ = ready.send(Err(format!("shard {id}: cannot listen on {}: {e}", shared.listen)));
+            fail(ShardError::Listen { addr: shared.listen, source: e.into() });
             return;
         }
     };
     let udp = match ServerPorts::bind(shared.listen.ip()) {
         Ok(u) => u,
-        Err(e) => {
-            let _ = ready.send(Err(format!("shard {id}: cannot bind RTP/RTCP server ports: {e}")));
+        Err(source) => {
+            fail(ShardError::ServerPorts { ip: shared.listen.ip(), source });
             return;
         }
     };
@@ -106,22 +110,22 @@ pub(crate) async fn run(
                 spawn_local(crate::http::serve(Rc::new(scrape), listener)).detach();
             }
             Err(e) => {
-                let _ = ready.send(Err(e));
+                fail(e);
                 return;
             }
         }
     }
     if id == 0 {
         for path in &shared.config.synthetic {
-            if let Err(e) = crate::synthetic::start(&shard, path) {
-                let _ = ready.send(Err(format!("synthetic source {path}: {e}")));
+            if let Err(source) = crate::synthetic::start(&shard, path) {
+                fail(ShardError::Synthetic { path: path.clone(), source });
                 return;
             }
         }
     }
     crate::pull::start_all(&shard);
     if let Err(e) = crate::rtp_ingest::start_all(&shard) {
-        let _ = ready.send(Err(e));
+        fail(e);
         return;
     }
     let accept = spawn_local(accept_loop(shard.clone(), listener));
