@@ -22,6 +22,7 @@
 pub mod args;
 mod client;
 pub mod compare;
+pub mod guard;
 pub mod health;
 pub mod hlog;
 pub mod junit;
