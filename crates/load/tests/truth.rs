@@ -135,8 +135,9 @@ fn loss_duplicates_and_reordering_on_plain_rtp_sequence_numbers() {
 /// Destinations the in-test server sends to.
 type Readers = Arc<Mutex<Vec<SocketAddr>>>;
 
-/// Answers one RTSP connection: DESCRIBE, SETUP (UDP only), PLAY, TEARDOWN.
-fn serve_connection(mut conn: TcpStream, sdp: String, readers: Readers) {
+/// Answers one RTSP connection: DESCRIBE, SETUP (UDP only, announcing `media_port`, the port
+/// the stream is sent from), PLAY, TEARDOWN.
+fn serve_connection(mut conn: TcpStream, sdp: String, readers: Readers, media_port: u16) {
     let mut buf = Vec::new();
     let mut decoder = Decoder::default();
     let mut mine: Vec<SocketAddr> = Vec::new();
@@ -176,8 +177,8 @@ fn serve_connection(mut conn: TcpStream, sdp: String, readers: Readers) {
                             mine.push(SocketAddr::new(peer_ip, p.first));
                             let spec = TransportSpec {
                                 server_port: Some(manifold_rtsp::header::PortRange {
-                                    first: 40000,
-                                    last: 40001,
+                                    first: media_port,
+                                    last: media_port + 1,
                                 }),
                                 ..TransportSpec::udp_unicast(p)
                             };
@@ -221,8 +222,7 @@ struct Faults {
 
 /// The synthetic stream to every reader, with `faults` (capture times stay those of the
 /// frames, as a relay stalling would).
-fn send_stream(readers: Readers, stop: Arc<AtomicBool>, faults: Faults) {
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+fn send_stream(socket: UdpSocket, readers: Readers, stop: Arc<AtomicBool>, faults: Faults) {
     let mut s = SyntheticStream::new(StreamConfig {
         target_bitrate: faults.bitrate,
         ..StreamConfig::default()
@@ -269,19 +269,21 @@ fn start_server(faults: Faults) -> (u16, Arc<AtomicBool>, std::thread::JoinHandl
     let port = listener.local_addr().unwrap().port();
     let readers: Readers = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let media_port = socket.local_addr().unwrap().port();
     {
         let readers = readers.clone();
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(conn) = conn else { break };
                 let (sdp, readers) = (sdp.clone(), readers.clone());
-                std::thread::spawn(move || serve_connection(conn, sdp, readers));
+                std::thread::spawn(move || serve_connection(conn, sdp, readers, media_port));
             }
         });
     }
     let sender = {
         let stop = stop.clone();
-        std::thread::spawn(move || send_stream(readers, stop, faults))
+        std::thread::spawn(move || send_stream(socket, readers, stop, faults))
     };
     (port, stop, sender)
 }
