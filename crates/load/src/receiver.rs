@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use manifold_rtp::codec::Codec;
 use manifold_rtp::ntp::NtpTime;
 use manifold_rtp::packet::RtpPacket;
-use manifold_rtp::stats::{ReceiverStats, MAX_DROPOUT};
+use manifold_rtp::stats::{ReceiverStats, MAX_DROPOUT, MAX_MISORDER};
 use manifold_rtp::Ssrc;
 use manifold_synth::{ExtensionIds, Stamps};
 
@@ -123,9 +123,10 @@ pub struct TrackReceiver {
     ssrc_changes: u64,
     /// `seq` of the track's RTP-Info entry: the first packet the server will send.
     announced_seq: Option<u16>,
-    /// Smallest distance from `announced_seq` of a first-source packet: packets before it
-    /// were sent and never arrived.
-    leading_missing: Option<u16>,
+    /// The lowest sequence number of the first source: packets between `announced_seq` and it
+    /// were sent and never arrived. (Packets may come before PLAY's answer tells the
+    /// announcement, so it is compared at the end.)
+    first_source_lowest: Option<u16>,
     /// The session's media deadline passed with nothing from this track.
     deadline_missed: bool,
     counter: Option<CounterTrack>,
@@ -152,7 +153,7 @@ impl TrackReceiver {
             retired: SequenceTotals::default(),
             ssrc_changes: 0,
             announced_seq: None,
-            leading_missing: None,
+            first_source_lowest: None,
             deadline_missed: false,
             counter: None,
             last_arrival: None,
@@ -216,12 +217,10 @@ impl TrackReceiver {
         let stats = self.stats_for(packet.ssrc(), metrics);
         stats.handle_packet(arrival, packet.sequence(), packet.timestamp());
         if self.ssrc_changes == 0 {
-            if let Some(announced) = self.announced_seq {
-                let ahead = packet.sequence().wrapping_sub(announced);
-                if ahead < MAX_DROPOUT {
-                    let least = self.leading_missing.map_or(ahead, |l| l.min(ahead));
-                    self.leading_missing = Some(least);
-                }
+            let seq = packet.sequence();
+            let lowest = self.first_source_lowest.get_or_insert(seq);
+            if lowest.wrapping_sub(seq) < MAX_MISORDER {
+                *lowest = seq;
             }
         }
         if let Some(c) = stamps.counter {
@@ -276,10 +275,13 @@ impl TrackReceiver {
     /// Packets RTP-Info says were sent before the first one received (or the announced one,
     /// when nothing came by the media deadline).
     fn lost_before_first(&self) -> u64 {
-        match (self.leading_missing, self.announced_seq) {
-            (Some(n), _) => u64::from(n),
-            (None, Some(_)) if self.packets == 0 && self.deadline_missed => 1,
-            _ => 0,
+        let Some(announced) = self.announced_seq else { return 0 };
+        match self.first_source_lowest {
+            // Farther than a dropout ahead is not a loss but a server that numbers otherwise.
+            Some(lowest) => Some(lowest.wrapping_sub(announced))
+                .filter(|ahead| *ahead < MAX_DROPOUT)
+                .map_or(0, u64::from),
+            None => u64::from(self.deadline_missed),
         }
     }
 
@@ -345,8 +347,7 @@ impl TrackReceiver {
 
     /// RFC 3550 interarrival jitter so far.
     pub fn jitter(&self) -> Duration {
-        let ticks = self.stats.as_ref().map_or(0, ReceiverStats::jitter);
-        Duration::from_secs_f64(f64::from(ticks) / f64::from(self.clock_rate))
+        self.stats.as_ref().map_or(Duration::ZERO, |s| jitter_of(s, self.clock_rate))
     }
 
     /// Adds the track's loss, duplicates, reordering and jitter to `metrics` (once; later
@@ -358,10 +359,16 @@ impl TrackReceiver {
         metrics.counts.lost += self.lost();
         metrics.counts.duplicates += self.duplicates();
         metrics.counts.reordered += self.reordered();
-        if self.stats.as_ref().is_some_and(ReceiverStats::is_valid) {
-            metrics.record(Metric::Jitter, self.jitter());
+        // One jitter per source: the one before the last SSRC change, and the current one.
+        for s in self.previous.iter().chain(&self.stats).filter(|s| s.is_valid()) {
+            metrics.record(Metric::Jitter, jitter_of(s, self.clock_rate));
         }
     }
+}
+
+/// A source's RFC 3550 interarrival jitter as a duration.
+fn jitter_of(s: &ReceiverStats, clock_rate: u32) -> Duration {
+    Duration::from_secs_f64(f64::from(s.jitter()) / f64::from(clock_rate.max(1)))
 }
 
 /// Sequence-number loss, duplicates and reordering summed over sources.
@@ -385,8 +392,7 @@ impl SequenceTotals {
     fn retire(&mut self, s: &ReceiverStats, clock_rate: u32, metrics: &mut Metrics) {
         self.add(s);
         if s.is_valid() {
-            let secs = f64::from(s.jitter()) / f64::from(clock_rate.max(1));
-            metrics.record(Metric::Jitter, Duration::from_secs_f64(secs));
+            metrics.record(Metric::Jitter, jitter_of(s, clock_rate));
         }
     }
 }
