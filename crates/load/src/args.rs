@@ -94,6 +94,11 @@ pub struct LoadArgs {
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub response_timeout: Duration,
 
+    /// A playing session that receives no media for this long (none at all after PLAY was
+    /// answered: `no_media`; none since the last packet: `stalled`) fails.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub media_timeout: Duration,
+
     /// A start later than this behind its intended time counts as behind schedule.
     #[arg(long, default_value = "10ms", value_parser = parse_duration)]
     pub behind_tolerance: Duration,
@@ -164,6 +169,7 @@ impl LoadArgs {
             options: false,
             connect_timeout: Duration::from_secs(5),
             response_timeout: Duration::from_secs(10),
+            media_timeout: Duration::from_secs(5),
             behind_tolerance: Duration::from_millis(10),
             seed: 1,
             udp_rcvbuf: 256 * 1024,

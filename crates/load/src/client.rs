@@ -16,6 +16,7 @@ use glommio::net::{TcpStream, UdpSocket};
 use glommio::Task;
 use manifold_rtp::ntp::NtpTime;
 use manifold_rtsp::codec::{write_request, write_response, Decoder, Item};
+use manifold_rtsp::header::RtpInfo;
 use manifold_rtsp::header::{LowerTransport, PortRange};
 use manifold_rtsp::session::client::{
     ClientConfig, ClientError, ClientEvent, ClientSession, ClientState, ClientTrack, MediaTransport,
@@ -23,6 +24,7 @@ use manifold_rtsp::session::client::{
 use manifold_rtsp::Method;
 use manifold_udp::RecvBatch;
 
+use crate::guard::{MediaFault, MediaWatch, RequestLedger, SourceFilter};
 use crate::metrics::{ErrorKind, Metric, Metrics};
 use crate::progress::Live;
 use crate::receiver::TrackReceiver;
@@ -41,6 +43,10 @@ pub(crate) struct SessionEnv {
     pub(crate) udp_rcvbuf: usize,
     pub(crate) seed: u64,
     pub(crate) run_end: Instant,
+    /// Past this no session is waited for: it is reported as stuck.
+    pub(crate) run_deadline: Instant,
+    /// `--media-timeout`.
+    pub(crate) media_timeout: Duration,
     /// `--no-play`: hold after the last SETUP without sending PLAY.
     pub(crate) no_play: bool,
     pub(crate) metrics: RefCell<Metrics>,
@@ -113,7 +119,19 @@ pub(crate) async fn run_session(env: Rc<SessionEnv>, arrival: Arrival, intended:
     env.active.set(env.active.get() + 1);
     env.live.active.fetch_add(1, Ordering::Relaxed);
     let who = Who { index: arrival.index, udp: arrival.udp, target: &env.target };
-    let result = session(&env, &who, &arrival, intended).await;
+    // The session watches the run's deadline itself; this only catches an await that would
+    // not end (it drops the session, and with it its receivers).
+    let backstop = env.run_deadline + BACKSTOP;
+    let result = futures_lite::future::or(session(&env, &who, &arrival, intended), async {
+        sleep_until(backstop).await;
+        Err(who.fail(
+            ErrorKind::Stuck,
+            None,
+            "server",
+            "still running past the run's deadline; abandoned".to_owned(),
+        ))
+    })
+    .await;
     {
         let mut m = env.metrics.borrow_mut();
         match result {
@@ -128,6 +146,24 @@ pub(crate) async fn run_session(env: Rc<SessionEnv>, arrival: Arrival, intended:
     }
     env.live.active.fetch_sub(1, Ordering::Relaxed);
     env.active.set(env.active.get().saturating_sub(1));
+}
+
+/// How long past the run's deadline a session that did not stop by itself is abandoned.
+const BACKSTOP: Duration = Duration::from_secs(1);
+
+async fn sleep_until(at: Instant) {
+    glommio::timer::sleep(at.saturating_duration_since(Instant::now())).await;
+}
+
+/// Writes all of `bytes`, or fails with `TimedOut` after `limit`: a server that stops reading
+/// cannot hold a session forever.
+async fn write_within(stream: &mut TcpStream, bytes: &[u8], limit: Duration) -> io::Result<()> {
+    let write = async { stream.write_all(bytes).await };
+    futures_lite::future::or(write, async {
+        glommio::timer::sleep(limit).await;
+        Err(io::Error::new(io::ErrorKind::TimedOut, format!("write not done in {limit:?}")))
+    })
+    .await
 }
 
 /// How a session that did not fail ended.
@@ -150,7 +186,9 @@ async fn session(
     intended: Instant,
 ) -> Result<Ended, Failure> {
     let peer = env.target.addr;
-    let mut stream = TcpStream::connect_timeout(peer, env.connect_timeout)
+    let connect_limit =
+        env.connect_timeout.min(env.run_deadline.saturating_duration_since(Instant::now()));
+    let mut stream = TcpStream::connect_timeout(peer, connect_limit.max(Duration::from_millis(1)))
         .await
         .map_err(|e| who.io("connect", &io::Error::from(e)))?;
     env.metrics.borrow_mut().record(Metric::Connect, intended.elapsed());
@@ -201,7 +239,9 @@ async fn session(
     let (mut start, mut end) = (0usize, 0usize);
     let mut decoder = Decoder::default();
     let mut out = Vec::with_capacity(1024);
-    let mut inflight: Option<(Method, Instant)> = None;
+    let mut ledger = RequestLedger::new();
+    let mut watch = MediaWatch::new(env.media_timeout);
+    let write_limit = env.config.response_timeout;
     let mut play_sent: Option<Instant> = None;
     // PLAY answered; with `--no-play`, every track set up.
     let mut reached = false;
@@ -218,7 +258,9 @@ async fn session(
         while let Some(req) = if holding { None } else { session.poll_transmit(now) } {
             out.clear();
             write_request(&req, &mut out);
-            inflight = Some((req.method, now));
+            if let Some(cseq) = req.cseq() {
+                ledger.sent(cseq, req.method, now);
+            }
             if req.method == Method::Play {
                 play_sent = Some(now);
                 let wall = NtpTime::from_system_time(SystemTime::now());
@@ -226,7 +268,7 @@ async fn session(
                     rx.play_sent(wall);
                 }
             }
-            let sent = stream.write_all(&out).await;
+            let sent = write_within(&mut stream, &out, write_limit).await;
             out.clear();
             if let Err(e) = sent {
                 break 'run Err(who.io(&format!("sending {}", req.method), &e));
@@ -260,8 +302,12 @@ async fn session(
                         );
                     }
                 }
-                ClientEvent::Playing { .. } => {
+                ClientEvent::Playing { rtp_info } => {
                     reached = true;
+                    watch.play_answered(now);
+                    if let Some(info) = rtp_info {
+                        announce_first_sequences(&info, session.tracks(), &receivers);
+                    }
                     let setup = intended.elapsed();
                     let mut m = env.metrics.borrow_mut();
                     m.record(Metric::Setup, setup);
@@ -279,11 +325,20 @@ async fn session(
         if let Some(r) = finished {
             break 'run r;
         }
-        // Wait for bytes or the next deadline.
-        let mut deadline = session.poll_timeout();
+        // Wait for bytes or the next deadline. An unanswered TEARDOWN is waited for up to the
+        // run's deadline (then the session is stuck), not failed as a slow answer.
+        let tearing_down = closing && ledger.waiting_for() == Some(Method::Teardown);
+        let mut deadline = if tearing_down { None } else { session.poll_timeout() };
+        let mut soonest = |at: Option<Instant>| {
+            if let Some(at) = at {
+                deadline = Some(deadline.map_or(at, |d| d.min(at)));
+            }
+        };
         if !closing {
-            deadline = Some(deadline.map_or(end_at, |d| d.min(end_at)));
+            soonest(Some(end_at));
+            soonest(watch.poll_timeout());
         }
+        soonest(Some(env.run_deadline));
         if end == buf.len() {
             if start == 0 {
                 break 'run Err(who.fail(
@@ -311,9 +366,32 @@ async fn session(
         let now = Instant::now();
         match wake {
             None => {
+                if now >= env.run_deadline {
+                    let waiting = ledger.waiting_for().map_or("-".to_owned(), |m| m.to_string());
+                    break 'run Err(who.fail(
+                        ErrorKind::Stuck,
+                        None,
+                        "server",
+                        format!("not finished at the run's deadline (waiting for {waiting})"),
+                    ));
+                }
+                if !closing {
+                    let latest =
+                        receivers.borrow().iter().filter_map(TrackReceiver::last_packet).max();
+                    if let Some(at) = latest {
+                        watch.media(at);
+                    }
+                    if let Some(fault) = watch.handle_timeout(now) {
+                        for rx in receivers.borrow_mut().iter_mut() {
+                            rx.deadline_missed();
+                        }
+                        break 'run Err(media_failure(who, fault, env.media_timeout));
+                    }
+                }
                 if !closing && now >= end_at {
                     cut_by_hold = !reached;
                     closing = true;
+                    watch.stop();
                     session.teardown();
                 }
                 session.handle_timeout(now);
@@ -349,12 +427,20 @@ async fn session(
                     };
                     let (item, used) = item;
                     match item {
-                        Item::Response(r) => {
-                            if let Some((method, sent)) = inflight.take() {
-                                env.metrics.borrow_mut().record(Metric::rtt_of(method), now - sent);
+                        Item::Response(r) => match ledger.answered(r.cseq(), now) {
+                            Ok((method, rtt)) => {
+                                env.metrics.borrow_mut().record(Metric::rtt_of(method), rtt);
+                                session.handle_response(now, &r);
                             }
-                            session.handle_response(now, &r);
-                        }
+                            Err(e) => {
+                                break 'run Err(who.fail(
+                                    ErrorKind::Protocol,
+                                    None,
+                                    "server",
+                                    e.to_string(),
+                                ))
+                            }
+                        },
                         Item::Request(r) => {
                             let answer = session.handle_request(now, &r);
                             write_response(&answer, &mut out);
@@ -381,7 +467,7 @@ async fn session(
                 }
                 env.live.packets.fetch_add(packets, Ordering::Relaxed);
                 if !out.is_empty() {
-                    if let Err(e) = stream.write_all(&out).await {
+                    if let Err(e) = write_within(&mut stream, &out, write_limit).await {
                         break 'run Err(who.io("answering a server request", &e));
                     }
                     out.clear();
@@ -424,6 +510,40 @@ fn warn_no_keepalive(timeout: Duration) {
     }
 }
 
+fn media_failure(who: &Who<'_>, fault: MediaFault, timeout: Duration) -> Failure {
+    match fault {
+        MediaFault::NoMedia => who.fail(
+            ErrorKind::NoMedia,
+            None,
+            "server",
+            format!("no media within {:.1}s of PLAY's answer", timeout.as_secs_f64()),
+        ),
+        MediaFault::Stalled { silent_for } => who.fail(
+            ErrorKind::Stalled,
+            None,
+            "server",
+            format!("media stopped for {:.1}s", silent_for.as_secs_f64()),
+        ),
+    }
+}
+
+/// Tells each track's receiver the first sequence number RTP-Info announced for it: entries
+/// are matched to tracks by URL (equal, or one ending in the other, as servers send relative
+/// or absolute ones), else by position when there is one entry per track.
+fn announce_first_sequences(info: &RtpInfo, tracks: &[ClientTrack], receivers: &Receivers) {
+    let mut rxs = receivers.borrow_mut();
+    for (index, entry) in info.entries.iter().enumerate() {
+        let Some(seq) = entry.seq else { continue };
+        let by_url = tracks.iter().position(|t| {
+            t.url == entry.url || t.url.ends_with(&entry.url) || entry.url.ends_with(&t.url)
+        });
+        let track = by_url.or((info.entries.len() == tracks.len()).then_some(index));
+        if let Some(rx) = track.and_then(|i| rxs.get_mut(i)) {
+            rx.rtp_info(seq);
+        }
+    }
+}
+
 fn client_failure(who: &Who<'_>, sid: &str, e: &ClientError) -> Failure {
     let (kind, status) = match e {
         ClientError::Status { status, .. } => (ErrorKind::Status, Some(status.0)),
@@ -455,16 +575,33 @@ fn start_track(
         LowerTransport::Udp => {
             if let Some(sock) = udp_sockets.get_mut(i).and_then(Option::take) {
                 let socket = manifold_sys::glommio_udp(sock);
+                // The server sends from its address (or the `source` its answer names) and
+                // the `server_port`s it announced.
+                let ip = spec
+                    .source
+                    .as_deref()
+                    .and_then(|s| s.parse::<IpAddr>().ok())
+                    .unwrap_or(env.target.addr.ip());
+                let ports = track.transport.as_ref().and_then(|t| t.server_port);
+                let filter = SourceFilter::new(ip, ports);
                 let env = env.clone();
                 let receivers = receivers.clone();
-                rx_tasks.push(glommio::spawn_local(udp_receiver(env, socket, i, receivers)));
+                let task = udp_receiver(env, socket, i, filter, receivers);
+                rx_tasks.push(glommio::spawn_local(task));
             }
         }
     }
 }
 
 /// Drains one RTP socket: wait until readable, then `recvmmsg` batches until it is empty.
-async fn udp_receiver(env: Rc<SessionEnv>, socket: UdpSocket, track: usize, receivers: Receivers) {
+/// Datagrams from elsewhere than `filter` allows are counted as foreign and dropped.
+async fn udp_receiver(
+    env: Rc<SessionEnv>,
+    socket: UdpSocket,
+    track: usize,
+    filter: SourceFilter,
+    receivers: Receivers,
+) {
     let mut peek = [0u8; 1];
     let mut drops_seen = 0u32;
     loop {
@@ -488,6 +625,10 @@ async fn udp_receiver(env: Rc<SessionEnv>, socket: UdpSocket, track: usize, rece
                 if let Some(d) = msg.drops {
                     m.counts.rxq_drops += u64::from(d.wrapping_sub(drops_seen));
                     drops_seen = d;
+                }
+                if !filter.accepts(msg.source) {
+                    m.counts.foreign += msg.datagram_count() as u64;
+                    continue;
                 }
                 if let Some(rx) = rxs.get_mut(track) {
                     for datagram in msg.datagrams() {

@@ -22,6 +22,7 @@
 pub mod args;
 mod client;
 pub mod compare;
+pub mod guard;
 pub mod health;
 pub mod hlog;
 pub mod junit;
@@ -72,6 +73,9 @@ pub const EXIT_ERROR: i32 = 1;
 
 /// Time the shards get to come up before the first intended start.
 const STARTUP_GRACE: Duration = Duration::from_millis(200);
+/// Past the run's end plus the response timeout, what sessions still get before those not
+/// finished are reported as stuck.
+const STUCK_GRACE: Duration = Duration::from_secs(1);
 /// Time worker processes get to start (and probe) before the shared start.
 const WORKER_GRACE: Duration = Duration::from_millis(1500);
 
@@ -308,6 +312,8 @@ fn execute_raw(args: &LoadArgs) -> Result<(Outcome, Raw), LoadError> {
             seed: args.seed,
             run_start,
             run_end: run_start + args.duration,
+            run_deadline: run_start + args.duration + args.response_timeout + STUCK_GRACE,
+            media_timeout: args.media_timeout,
             cap: fd.fits.div_ceil(shards as u64),
             live: live.clone(),
             hlog: args.hlog.is_some(),

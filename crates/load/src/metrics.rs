@@ -132,11 +132,18 @@ pub enum ErrorKind {
     Io,
     /// The generator could not start the session (no file descriptors left).
     Generator,
+    /// PLAY was answered but no media arrived within `--media-timeout`.
+    NoMedia,
+    /// Media arrived, then stopped for longer than `--media-timeout` before the session's end.
+    Stalled,
+    /// Still not finished at the run's overall deadline (the run's end plus the response
+    /// timeout plus a grace): the server stopped answering, typically a TEARDOWN.
+    Stuck,
 }
 
 impl ErrorKind {
     /// Every kind.
-    pub const ALL: [ErrorKind; 8] = [
+    pub const ALL: [ErrorKind; 11] = [
         ErrorKind::Status,
         ErrorKind::Timeout,
         ErrorKind::Reset,
@@ -145,6 +152,9 @@ impl ErrorKind {
         ErrorKind::Protocol,
         ErrorKind::Io,
         ErrorKind::Generator,
+        ErrorKind::NoMedia,
+        ErrorKind::Stalled,
+        ErrorKind::Stuck,
     ];
 
     /// The name in reports.
@@ -158,6 +168,9 @@ impl ErrorKind {
             ErrorKind::Protocol => "protocol",
             ErrorKind::Io => "io",
             ErrorKind::Generator => "generator",
+            ErrorKind::NoMedia => "no_media",
+            ErrorKind::Stalled => "stalled",
+            ErrorKind::Stuck => "stuck",
         }
     }
 }
@@ -201,6 +214,14 @@ pub struct Counts {
     pub rxq_drops: u64,
     /// Packets whose loss accounting used the packet-counter extension (else RTP sequence).
     pub counted_by_counter: u64,
+    /// UDP datagrams from another address or port than the server's announced ones: not
+    /// counted as packets, not fed to the statistics. Absent from older hlogs.
+    #[serde(default)]
+    pub foreign: u64,
+    /// Times a track's SSRC changed mid-session (statistics restart per SSRC; no false loss).
+    /// Absent from older hlogs.
+    #[serde(default)]
+    pub ssrc_changes: u64,
 }
 
 impl Counts {
@@ -221,6 +242,8 @@ impl Counts {
         self.malformed += o.malformed;
         self.rxq_drops += o.rxq_drops;
         self.counted_by_counter += o.counted_by_counter;
+        self.foreign += o.foreign;
+        self.ssrc_changes += o.ssrc_changes;
     }
 }
 

@@ -6,13 +6,19 @@
 //! (header extension) when packets carry it, since a relay may rewrite RTP sequence numbers;
 //! otherwise on the RTP sequence number through RFC 3550 [`ReceiverStats`]. Jitter always comes
 //! from [`ReceiverStats`] (RTP timestamps against arrival times).
+//!
+//! A new SSRC mid-session (a server that restarted its source) is counted (`ssrc_changes`) and
+//! starts new sequence statistics: the old source's counts are kept, and the jump between the
+//! two sources' sequence numbers is never taken for loss. The first sequence number the server
+//! announced in RTP-Info makes packets missing before the first one received count as lost.
 
 use std::time::{Duration, Instant};
 
 use manifold_rtp::codec::Codec;
 use manifold_rtp::ntp::NtpTime;
 use manifold_rtp::packet::RtpPacket;
-use manifold_rtp::stats::ReceiverStats;
+use manifold_rtp::stats::{ReceiverStats, MAX_DROPOUT, MAX_MISORDER};
+use manifold_rtp::Ssrc;
 use manifold_synth::{ExtensionIds, Stamps};
 
 use crate::metrics::{Metric, Metrics};
@@ -108,7 +114,21 @@ pub struct TrackReceiver {
     clock_rate: u32,
     codec: Option<Codec>,
     ids: ExtensionIds,
+    /// The current source's sequence statistics.
     stats: Option<ReceiverStats>,
+    /// The source before the last SSRC change, kept for its late packets.
+    previous: Option<ReceiverStats>,
+    /// Loss, duplicates and reordering of sources no longer current.
+    retired: SequenceTotals,
+    ssrc_changes: u64,
+    /// `seq` of the track's RTP-Info entry: the first packet the server will send.
+    announced_seq: Option<u16>,
+    /// The lowest sequence number of the first source: packets between `announced_seq` and it
+    /// were sent and never arrived. (Packets may come before PLAY's answer tells the
+    /// announcement, so it is compared at the end.)
+    first_source_lowest: Option<u16>,
+    /// The session's media deadline passed with nothing from this track.
+    deadline_missed: bool,
     counter: Option<CounterTrack>,
     last_arrival: Option<Instant>,
     first_packet: Option<Instant>,
@@ -129,6 +149,12 @@ impl TrackReceiver {
             codec,
             ids,
             stats: None,
+            previous: None,
+            retired: SequenceTotals::default(),
+            ssrc_changes: 0,
+            announced_seq: None,
+            first_source_lowest: None,
+            deadline_missed: false,
             counter: None,
             last_arrival: None,
             first_packet: None,
@@ -188,9 +214,15 @@ impl TrackReceiver {
             let metric = if live { Metric::E2e } else { Metric::E2eCached };
             metrics.record_us(metric, u64::try_from(us).unwrap_or(u64::MAX));
         }
-        let ssrc = packet.ssrc();
-        let stats = self.stats.get_or_insert_with(|| ReceiverStats::new(ssrc, self.clock_rate));
+        let stats = self.stats_for(packet.ssrc(), metrics);
         stats.handle_packet(arrival, packet.sequence(), packet.timestamp());
+        if self.ssrc_changes == 0 {
+            let seq = packet.sequence();
+            let lowest = self.first_source_lowest.get_or_insert(seq);
+            if lowest.wrapping_sub(seq) < MAX_MISORDER {
+                *lowest = seq;
+            }
+        }
         if let Some(c) = stamps.counter {
             metrics.counts.counted_by_counter += 1;
             match &mut self.counter {
@@ -199,6 +231,63 @@ impl TrackReceiver {
             }
         }
         true
+    }
+
+    /// The statistics of source `ssrc`: the current one, the one before it (a late packet), or
+    /// new ones when the source changed.
+    fn stats_for(&mut self, ssrc: Ssrc, metrics: &mut Metrics) -> &mut ReceiverStats {
+        let clock_rate = self.clock_rate;
+        let changed = self.stats.as_ref().is_some_and(|c| c.ssrc() != ssrc);
+        let late = changed && self.previous.as_ref().is_some_and(|p| p.ssrc() == ssrc);
+        let slot = if late {
+            // A late packet of the source before: its own statistics take it.
+            &mut self.previous
+        } else {
+            if changed {
+                metrics.counts.ssrc_changes += 1;
+                self.ssrc_changes += 1;
+                if let Some(old) = self.previous.take() {
+                    self.retired.retire(&old, clock_rate, metrics);
+                }
+                self.previous = self.stats.take();
+            }
+            &mut self.stats
+        };
+        slot.get_or_insert_with(|| ReceiverStats::new(ssrc, clock_rate))
+    }
+
+    /// The `seq` the server announced in RTP-Info for this track: the first packet it sends.
+    pub fn rtp_info(&mut self, seq: u16) {
+        self.announced_seq.get_or_insert(seq);
+    }
+
+    /// The session's media deadline passed: with nothing received, the packet RTP-Info
+    /// announced (the one loss that is known) counts as lost.
+    pub fn deadline_missed(&mut self) {
+        self.deadline_missed = true;
+    }
+
+    /// Times the SSRC changed.
+    pub fn ssrc_changes(&self) -> u64 {
+        self.ssrc_changes
+    }
+
+    /// Packets RTP-Info says were sent before the first one received (or the announced one,
+    /// when nothing came by the media deadline).
+    fn lost_before_first(&self) -> u64 {
+        let Some(announced) = self.announced_seq else { return 0 };
+        match self.first_source_lowest {
+            // Farther than a dropout ahead is not a loss but a server that numbers otherwise.
+            Some(lowest) => Some(lowest.wrapping_sub(announced))
+                .filter(|ahead| *ahead < MAX_DROPOUT)
+                .map_or(0, u64::from),
+            None => u64::from(self.deadline_missed),
+        }
+    }
+
+    /// When the latest packet arrived.
+    pub fn last_packet(&self) -> Option<Instant> {
+        self.last_arrival
     }
 
     /// When the first packet arrived.
@@ -221,41 +310,44 @@ impl TrackReceiver {
         self.packets
     }
 
-    /// Lost packets so far (counter-based when the stamps are there).
-    pub fn lost(&self) -> u64 {
-        match (&self.counter, &self.stats) {
-            (Some(c), _) => c.lost(),
-            // RFC 3550 counts duplicates as received; a duplicate does not make up for a loss.
-            (None, Some(s)) => {
-                u64::try_from(s.cumulative_lost().saturating_add_unsigned(s.duplicates()))
-                    .unwrap_or(0)
-            }
-            (None, None) => 0,
+    /// The sequence totals of every source so far: retired, previous and current.
+    fn sequence_totals(&self) -> SequenceTotals {
+        let mut t = self.retired;
+        for s in self.previous.iter().chain(&self.stats) {
+            t.add(s);
         }
+        t
+    }
+
+    /// Lost packets so far (counter-based when the stamps are there), with those RTP-Info
+    /// says were sent before the first one received.
+    pub fn lost(&self) -> u64 {
+        let after_first = match &self.counter {
+            Some(c) => c.lost(),
+            None => self.sequence_totals().lost,
+        };
+        after_first + self.lost_before_first()
     }
 
     /// Duplicates so far.
     pub fn duplicates(&self) -> u64 {
-        match (&self.counter, &self.stats) {
-            (Some(c), _) => c.duplicates,
-            (None, Some(s)) => s.duplicates(),
-            (None, None) => 0,
+        match &self.counter {
+            Some(c) => c.duplicates,
+            None => self.sequence_totals().duplicates,
         }
     }
 
     /// Reordered packets so far.
     pub fn reordered(&self) -> u64 {
-        match (&self.counter, &self.stats) {
-            (Some(c), _) => c.reordered,
-            (None, Some(s)) => s.reordered(),
-            (None, None) => 0,
+        match &self.counter {
+            Some(c) => c.reordered,
+            None => self.sequence_totals().reordered,
         }
     }
 
     /// RFC 3550 interarrival jitter so far.
     pub fn jitter(&self) -> Duration {
-        let ticks = self.stats.as_ref().map_or(0, ReceiverStats::jitter);
-        Duration::from_secs_f64(f64::from(ticks) / f64::from(self.clock_rate))
+        self.stats.as_ref().map_or(Duration::ZERO, |s| jitter_of(s, self.clock_rate))
     }
 
     /// Adds the track's loss, duplicates, reordering and jitter to `metrics` (once; later
@@ -267,8 +359,40 @@ impl TrackReceiver {
         metrics.counts.lost += self.lost();
         metrics.counts.duplicates += self.duplicates();
         metrics.counts.reordered += self.reordered();
-        if self.stats.as_ref().is_some_and(ReceiverStats::is_valid) {
-            metrics.record(Metric::Jitter, self.jitter());
+        // One jitter per source: the one before the last SSRC change, and the current one.
+        for s in self.previous.iter().chain(&self.stats).filter(|s| s.is_valid()) {
+            metrics.record(Metric::Jitter, jitter_of(s, self.clock_rate));
+        }
+    }
+}
+
+/// A source's RFC 3550 interarrival jitter as a duration.
+fn jitter_of(s: &ReceiverStats, clock_rate: u32) -> Duration {
+    Duration::from_secs_f64(f64::from(s.jitter()) / f64::from(clock_rate.max(1)))
+}
+
+/// Sequence-number loss, duplicates and reordering summed over sources.
+#[derive(Debug, Clone, Copy, Default)]
+struct SequenceTotals {
+    lost: u64,
+    duplicates: u64,
+    reordered: u64,
+}
+
+impl SequenceTotals {
+    fn add(&mut self, s: &ReceiverStats) {
+        // RFC 3550 counts duplicates as received; a duplicate does not make up for a loss.
+        let lost = s.cumulative_lost().saturating_add_unsigned(s.duplicates());
+        self.lost += u64::try_from(lost).unwrap_or(0);
+        self.duplicates += s.duplicates();
+        self.reordered += s.reordered();
+    }
+
+    /// Adds a source that will not come back, and records its jitter.
+    fn retire(&mut self, s: &ReceiverStats, clock_rate: u32, metrics: &mut Metrics) {
+        self.add(s);
+        if s.is_valid() {
+            metrics.record(Metric::Jitter, jitter_of(s, clock_rate));
         }
     }
 }

@@ -99,7 +99,8 @@ pub struct Media {
     pub bytes: u64,
     /// Packets lost.
     pub lost: u64,
-    /// Lost / (received + lost).
+    /// Lost / (received + lost); 1 when a run meant to play received not one packet (nothing
+    /// received is total loss, never a 0/0 pass).
     pub loss_ratio: f64,
     /// Duplicates.
     pub duplicates: u64,
@@ -107,6 +108,10 @@ pub struct Media {
     pub reordered: u64,
     /// Non-RTP packets.
     pub malformed: u64,
+    /// UDP datagrams from another address or port than the server's: not counted as packets.
+    pub foreign: u64,
+    /// Times a track's SSRC changed mid-session.
+    pub ssrc_changes: u64,
     /// Packets whose loss accounting used the packet-counter extension (the rest used RTP
     /// sequence numbers).
     pub counted_by_counter: u64,
@@ -123,7 +128,8 @@ pub struct Errors {
     pub total: u64,
     /// By status code.
     pub by_status: BTreeMap<String, u64>,
-    /// By kind (`status`, `timeout`, `reset`, `refused`, `auth`, `protocol`, `io`, `generator`).
+    /// By kind (`status`, `timeout`, `reset`, `refused`, `auth`, `protocol`, `io`, `generator`,
+    /// `no_media`, `stalled`, `stuck`).
     pub by_kind: BTreeMap<String, u64>,
     /// The first few messages.
     pub samples: Vec<String>,
@@ -162,7 +168,7 @@ pub struct Report {
 
 /// The plain values thresholds can name (see [`Report::value`]); besides these,
 /// `errors.<kind>` and `errors.<status code>`.
-pub const VALUE_NAMES: [&str; 22] = [
+pub const VALUE_NAMES: [&str; 24] = [
     "errors",
     "sessions.scheduled",
     "sessions.started",
@@ -177,6 +183,8 @@ pub const VALUE_NAMES: [&str; 22] = [
     "loss.ratio",
     "duplicates",
     "reordered",
+    "foreign",
+    "ssrc_changes",
     "packets",
     "bytes",
     "packets_per_s",
@@ -197,6 +205,20 @@ pub fn is_value_name(name: &str) -> bool {
         ErrorKind::ALL.iter().any(|k| k.name() == key)
             || (key.len() == 3 && key.bytes().all(|b| b.is_ascii_digit()))
     })
+}
+
+/// Lost / (received + lost). A run meant to play (not `--no-play`) that received not one
+/// packet has lost everything it came for, counted or not: the ratio is 1 then, never the 0 of
+/// 0/0, so a loss threshold cannot pass on nothing.
+pub fn loss_ratio(c: &crate::metrics::Counts, no_play: bool) -> f64 {
+    let denominator = c.packets.saturating_sub(c.duplicates) + c.lost;
+    if c.packets == 0 && !no_play {
+        1.0
+    } else if denominator == 0 {
+        0.0
+    } else {
+        c.lost as f64 / denominator as f64
+    }
 }
 
 /// Summarizes one histogram; `None` when empty.
@@ -244,15 +266,16 @@ impl Report {
     ) -> Report {
         let c = &metrics.counts;
         let secs = elapsed_s.max(1e-9);
-        let denominator = c.packets.saturating_sub(c.duplicates) + c.lost;
         let media = Media {
             packets: c.packets,
             bytes: c.bytes,
             lost: c.lost,
-            loss_ratio: if denominator == 0 { 0.0 } else { c.lost as f64 / denominator as f64 },
+            loss_ratio: loss_ratio(c, config.no_play),
             duplicates: c.duplicates,
             reordered: c.reordered,
             malformed: c.malformed,
+            foreign: c.foreign,
+            ssrc_changes: c.ssrc_changes,
             counted_by_counter: c.counted_by_counter,
             packets_per_s: c.packets as f64 / secs,
             bits_per_s: c.bytes as f64 * 8.0 / secs,
@@ -303,7 +326,7 @@ impl Report {
 
     /// A plain value by name, for thresholds: `errors`, `errors.<kind>`, `errors.<status>`,
     /// `sessions.{scheduled,started,ok,failed,played,cut_by_hold}`, `behind_schedule`, `clipped`,
-    /// `loss` (count), `loss.ratio`, `duplicates`, `reordered`, `packets`, `bytes`,
+    /// `loss` (count), `loss.ratio`, `duplicates`, `reordered`, `foreign`, `ssrc_changes`, `packets`, `bytes`,
     /// `packets_per_s`, `bits_per_s`, `setups_per_s`, `rxq_drops`, `generator_limited` (0/1),
     /// `cpu` (share of the shards' cores). `None` for an unknown name, and for every name
     /// when the counts are missing (see [`Report::counts_missing_from`]).
@@ -327,6 +350,8 @@ impl Report {
             "loss.ratio" => m.loss_ratio,
             "duplicates" => m.duplicates as f64,
             "reordered" => m.reordered as f64,
+            "foreign" => m.foreign as f64,
+            "ssrc_changes" => m.ssrc_changes as f64,
             "packets" => m.packets as f64,
             "bytes" => m.bytes as f64,
             "packets_per_s" => m.packets_per_s,
@@ -414,7 +439,7 @@ impl Report {
             let _ = writeln!(
                 out,
                 "media: {} packets, {} bytes ({:.0} pkt/s, {:.2} Mbit/s), lost {} ({:.4}%), \
-                 duplicates {}, reordered {}, malformed {}",
+                 duplicates {}, reordered {}, malformed {}, foreign {}, SSRC changes {}",
                 m.packets,
                 m.bytes,
                 m.packets_per_s,
@@ -423,7 +448,9 @@ impl Report {
                 m.loss_ratio * 100.0,
                 m.duplicates,
                 m.reordered,
-                m.malformed
+                m.malformed,
+                m.foreign,
+                m.ssrc_changes
             );
         } else {
             let _ = writeln!(

@@ -38,6 +38,10 @@ pub(crate) struct ShardPlan {
     pub(crate) seed: u64,
     pub(crate) run_start: Instant,
     pub(crate) run_end: Instant,
+    /// Past this no session is waited for: it is reported as stuck.
+    pub(crate) run_deadline: Instant,
+    /// `--media-timeout`.
+    pub(crate) media_timeout: Duration,
     /// Most sessions this shard may have open at once (the open-file budget's share).
     pub(crate) cap: u64,
     pub(crate) live: Arc<Live>,
@@ -67,6 +71,8 @@ pub(crate) async fn run_shard(plan: ShardPlan, shard: usize) -> ShardOutput {
         udp_rcvbuf: plan.udp_rcvbuf,
         seed: plan.seed,
         run_end: plan.run_end,
+        run_deadline: plan.run_deadline,
+        media_timeout: plan.media_timeout,
         no_play: plan.no_play,
         metrics: RefCell::new(Metrics::new()),
         recv: RefCell::new(RecvBatch::new(RECV_BATCH, RECV_BUF)),

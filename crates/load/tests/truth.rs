@@ -135,8 +135,9 @@ fn loss_duplicates_and_reordering_on_plain_rtp_sequence_numbers() {
 /// Destinations the in-test server sends to.
 type Readers = Arc<Mutex<Vec<SocketAddr>>>;
 
-/// Answers one RTSP connection: DESCRIBE, SETUP (UDP only), PLAY, TEARDOWN.
-fn serve_connection(mut conn: TcpStream, sdp: String, readers: Readers) {
+/// Answers one RTSP connection: DESCRIBE, SETUP (UDP only, announcing `media_port`, the port
+/// the stream is sent from), PLAY, TEARDOWN.
+fn serve_connection(mut conn: TcpStream, sdp: String, readers: Readers, media_port: u16) {
     let mut buf = Vec::new();
     let mut decoder = Decoder::default();
     let mut mine: Vec<SocketAddr> = Vec::new();
@@ -176,8 +177,8 @@ fn serve_connection(mut conn: TcpStream, sdp: String, readers: Readers) {
                             mine.push(SocketAddr::new(peer_ip, p.first));
                             let spec = TransportSpec {
                                 server_port: Some(manifold_rtsp::header::PortRange {
-                                    first: 40000,
-                                    last: 40001,
+                                    first: media_port,
+                                    last: media_port + 1,
                                 }),
                                 ..TransportSpec::udp_unicast(p)
                             };
@@ -221,8 +222,7 @@ struct Faults {
 
 /// The synthetic stream to every reader, with `faults` (capture times stay those of the
 /// frames, as a relay stalling would).
-fn send_stream(readers: Readers, stop: Arc<AtomicBool>, faults: Faults) {
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+fn send_stream(socket: UdpSocket, readers: Readers, stop: Arc<AtomicBool>, faults: Faults) {
     let mut s = SyntheticStream::new(StreamConfig {
         target_bitrate: faults.bitrate,
         ..StreamConfig::default()
@@ -269,19 +269,21 @@ fn start_server(faults: Faults) -> (u16, Arc<AtomicBool>, std::thread::JoinHandl
     let port = listener.local_addr().unwrap().port();
     let readers: Readers = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let media_port = socket.local_addr().unwrap().port();
     {
         let readers = readers.clone();
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(conn) = conn else { break };
                 let (sdp, readers) = (sdp.clone(), readers.clone());
-                std::thread::spawn(move || serve_connection(conn, sdp, readers));
+                std::thread::spawn(move || serve_connection(conn, sdp, readers, media_port));
             }
         });
     }
     let sender = {
         let stop = stop.clone();
-        std::thread::spawn(move || send_stream(readers, stop, faults))
+        std::thread::spawn(move || send_stream(socket, readers, stop, faults))
     };
     (port, stop, sender)
 }
@@ -376,4 +378,108 @@ fn packets_captured_before_play_are_kept_out_of_e2e() {
     assert!(live_max < 3_000.0, "live e2e max {live_max} µs");
     let cached_max = stat_of(&m, Metric::E2eCached, Stat::Max).unwrap();
     assert!(cached_max > 900_000.0, "cached e2e max {cached_max} µs");
+}
+
+// ---- sources that change, and what RTP-Info announced ---------------------------------------
+
+/// One plain RTP packet (no stamps) of source `ssrc`.
+fn plain(seq: u16, ssrc: u32) -> Vec<u8> {
+    let mut buf = Vec::new();
+    RtpBuilder::new(96, seq, RtpTime(u32::from(seq).wrapping_mul(900)), Ssrc(ssrc))
+        .payload(&[0x41, 1, 2, 3])
+        .write_to_vec(&mut buf)
+        .unwrap();
+    buf
+}
+
+#[test]
+fn statistics_continue_across_an_ssrc_change_without_false_loss() {
+    // 1000 packets of one source, then 1000 of a restarted one with sequence numbers far
+    // away; every 100th of each is dropped.
+    let base = Instant::now();
+    let ntp = NtpTime::from_unix(Duration::from_secs(1_700_000_000));
+    let mut rx = TrackReceiver::new(90_000, None, ExtensionIds::default());
+    let mut m = Metrics::new();
+    let first = (0..1000u16).map(|i| (100 + i, 0xaaaa, i));
+    let second = (0..1000u16).map(|i| (40_000u16.wrapping_add(i), 0xbbbb, i));
+    for (n, (seq, ssrc, i)) in first.chain(second).enumerate() {
+        if i % 100 == 50 {
+            continue;
+        }
+        rx.handle_packet(base + MS * (10 * n as u32), ntp, &plain(seq, ssrc), &mut m);
+    }
+    rx.finish(&mut m);
+    assert_eq!(m.counts.ssrc_changes, 1);
+    assert_eq!(rx.ssrc_changes(), 1);
+    assert_eq!(m.counts.lost, 20, "each source's 10 losses, and no burst at the switch");
+    assert_eq!(m.counts.duplicates + m.counts.reordered, 0);
+    assert_eq!(m.histogram(Metric::Jitter).len(), 2, "one jitter per source");
+}
+
+#[test]
+fn a_late_packet_of_the_source_before_is_not_another_change() {
+    let base = Instant::now();
+    let ntp = NtpTime::from_unix(Duration::from_secs(1_700_000_000));
+    let mut rx = TrackReceiver::new(90_000, None, ExtensionIds::default());
+    let mut m = Metrics::new();
+    let mut order: Vec<(u16, u32)> = (0..100).map(|i| (i, 1)).collect();
+    order.extend((0..100).map(|i| (30_000 + i, 2)));
+    order.swap(99, 101); // the old source's last packet comes after the new one's first two
+    for (n, (seq, ssrc)) in order.iter().enumerate() {
+        rx.handle_packet(base + MS * (10 * n as u32), ntp, &plain(*seq, *ssrc), &mut m);
+    }
+    rx.finish(&mut m);
+    assert_eq!(m.counts.ssrc_changes, 1);
+    assert_eq!(m.counts.lost, 0);
+}
+
+#[test]
+fn packets_missing_before_the_first_received_count_as_lost_from_rtp_info() {
+    let base = Instant::now();
+    let ntp = NtpTime::from_unix(Duration::from_secs(1_700_000_000));
+    let run = |announced: Option<u16>, seqs: &[u16], deadline_missed: bool| {
+        let mut rx = TrackReceiver::new(90_000, None, ExtensionIds::default());
+        let mut m = Metrics::new();
+        for (n, seq) in seqs.iter().enumerate() {
+            rx.handle_packet(base + MS * (10 * n as u32), ntp, &plain(*seq, 9), &mut m);
+            if n == 1 {
+                // PLAY's answer (with RTP-Info) may come after the first packets.
+                if let Some(a) = announced {
+                    rx.rtp_info(a);
+                }
+            }
+        }
+        if seqs.len() < 2 {
+            if let Some(a) = announced {
+                rx.rtp_info(a);
+            }
+        }
+        if deadline_missed {
+            rx.deadline_missed();
+        }
+        rx.finish(&mut m);
+        m.counts.lost
+    };
+    let from = |first: u16| (0..50u16).map(|i| first.wrapping_add(i)).collect::<Vec<_>>();
+    assert_eq!(run(Some(1000), &from(1005), false), 5, "1000 to 1004 never came");
+    assert_eq!(run(Some(1000), &from(1000), false), 0);
+    assert_eq!(run(None, &from(1005), false), 0, "nothing announced, nothing known");
+    let mut late_first = from(1000);
+    late_first.swap(0, 3);
+    assert_eq!(run(Some(1000), &late_first, false), 0, "the first packet came late, not lost");
+    assert_eq!(run(Some(1000), &from(65_530), false), 0, "a numbering far off is not loss");
+    assert_eq!(run(Some(65_534), &from(1), false), 3, "across the wrap");
+    assert_eq!(run(Some(1000), &[], true), 1, "silent past the deadline: the announced one");
+    assert_eq!(run(Some(1000), &[], false), 0, "ended before the deadline: nothing known");
+}
+
+#[test]
+fn nothing_received_in_a_playing_run_is_total_loss_not_zero_over_zero() {
+    use manifold_load::metrics::Counts;
+    use manifold_load::report::loss_ratio;
+    let nothing = Counts { started: 10, played: 10, ..Counts::default() };
+    assert_eq!(loss_ratio(&nothing, false), 1.0);
+    assert_eq!(loss_ratio(&nothing, true), 0.0, "--no-play expects no media");
+    let some = Counts { packets: 990, lost: 10, ..nothing };
+    assert!((loss_ratio(&some, false) - 0.01).abs() < 1e-12);
 }

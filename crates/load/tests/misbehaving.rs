@@ -1,0 +1,334 @@
+//! A wrong "pass" is the worst bug a load tester can have: small RTSP servers on 127.0.0.1,
+//! each misbehaving in one way (silent after PLAY, stalling mid-stream, answering with wrong
+//! CSeqs, sending from a foreign port, never answering TEARDOWN, switching SSRC), and the
+//! counts and exit code (99) the generator must give against each. Every run is a few seconds.
+// Tests may unwrap: a panic here is a failed test, not a crashed generator.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use manifold_load::{LoadArgs, Outcome, TransportChoice};
+use manifold_rtp::packet::RtpBuilder;
+use manifold_rtp::{RtpTime, Ssrc};
+use manifold_rtsp::codec::{write_response, Decoder, Item};
+use manifold_rtsp::header::{PortRange, Transport, TypedHeader};
+use manifold_rtsp::{Method, Response, StatusCode};
+use manifold_synth::{StreamConfig, SyntheticStream};
+
+/// One glommio pool at a time in this process (locked memory is capped at 8 MiB).
+static ONE_RUN: Mutex<()> = Mutex::new(());
+
+/// How the server misbehaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// Answers everything, sends no media.
+    Silent,
+    /// Sends media for this long after PLAY, then nothing (the connection stays open).
+    StallAfter(Duration),
+    /// Answers PLAY with another CSeq than the request's.
+    WrongCseq,
+    /// Sends the stream from its announced port, and as much again from another port.
+    ForeignPort,
+    /// Sends media but never answers TEARDOWN.
+    NoTeardownAnswer,
+    /// Switches to a new SSRC (and sequence numbers far away) after this long.
+    SwitchSsrcAfter(Duration),
+}
+
+/// The first sequence number of every session's stream, announced in RTP-Info.
+const FIRST_SEQ: u16 = 1000;
+/// Packets per second the server sends.
+const RATE: u64 = 100;
+
+/// Where one session's media goes.
+#[derive(Clone)]
+enum Sink {
+    Udp(SocketAddr),
+    Interleaved(Arc<Mutex<TcpStream>>, u8),
+}
+
+/// Sends the session's stream until `stop`, misbehaving as `fault` says.
+fn send_media(sink: Sink, fault: Fault, stop: Arc<AtomicBool>, media: Arc<UdpSocket>) {
+    let foreign = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let t0 = Instant::now();
+    let mut buf = Vec::new();
+    let (mut ssrc, mut seq) = (Ssrc(0x1234_5678), FIRST_SEQ);
+    let mut switched = false;
+    for n in 0u64.. {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let due = t0 + Duration::from_millis(n * 1000 / RATE);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        match fault {
+            Fault::Silent | Fault::WrongCseq => continue,
+            Fault::StallAfter(d) if t0.elapsed() >= d => continue,
+            Fault::SwitchSsrcAfter(d) if !switched && t0.elapsed() >= d => {
+                switched = true;
+                ssrc = Ssrc(0x0bad_cafe);
+                seq = seq.wrapping_add(20_000);
+            }
+            _ => {}
+        }
+        buf.clear();
+        let ts = RtpTime((n * 90_000 / RATE) as u32);
+        RtpBuilder::new(96, seq, ts, ssrc)
+            .payload(&[0x41, 1, 2, 3])
+            .write_to_vec(&mut buf)
+            .unwrap();
+        seq = seq.wrapping_add(1);
+        match &sink {
+            Sink::Udp(to) => {
+                let _ = media.send_to(&buf, to);
+                if fault == Fault::ForeignPort {
+                    // Same source and sequence numbers far ahead: fed to the statistics,
+                    // these would show as loss.
+                    let mut fake = buf.clone();
+                    fake[2..4].copy_from_slice(&seq.wrapping_add(500).to_be_bytes());
+                    let _ = foreign.send_to(&fake, to);
+                }
+            }
+            Sink::Interleaved(conn, channel) => {
+                let mut frame = vec![b'$', *channel];
+                frame.extend_from_slice(&(buf.len() as u16).to_be_bytes());
+                frame.extend_from_slice(&buf);
+                if conn.lock().unwrap().write_all(&frame).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Answers one connection: OPTIONS, DESCRIBE, SETUP (UDP announcing the port media comes
+/// from, or interleaved), PLAY (with RTP-Info), TEARDOWN; sends media as `fault` says.
+fn serve_connection(conn: TcpStream, sdp: String, fault: Fault) {
+    let media = Arc::new(UdpSocket::bind("127.0.0.1:0").unwrap());
+    let media_port = media.local_addr().unwrap().port();
+    let writer = Arc::new(Mutex::new(conn.try_clone().unwrap()));
+    let peer_ip = conn.peer_addr().unwrap().ip();
+    let mut conn = conn;
+    let mut buf = Vec::new();
+    let mut decoder = Decoder::default();
+    let mut chunk = [0u8; 4096];
+    let mut sink = None;
+    let stop = Arc::new(AtomicBool::new(false));
+    'conn: loop {
+        let n = match conn.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        loop {
+            let (req, used) = match decoder.feed(&buf) {
+                Ok(Some((Item::Request(r), used))) => (r, used),
+                Ok(Some((_, used))) => {
+                    buf.drain(..used);
+                    continue;
+                }
+                Ok(None) => break,
+                Err(_) => break 'conn,
+            };
+            buf.drain(..used);
+            let mut cseq = req.cseq().unwrap_or(0);
+            let mut resp = Response::new(StatusCode::OK);
+            match req.method {
+                Method::Options => resp.headers.append("Public", "DESCRIBE, SETUP, PLAY, TEARDOWN"),
+                Method::Describe => {
+                    resp.headers.append("Content-Base", format!("{}/", req.uri));
+                    resp.headers.append("Content-Type", "application/sdp");
+                    resp.body = sdp.clone().into_bytes();
+                }
+                Method::Setup => {
+                    let offer = Transport::from_headers(&req.headers).ok().flatten();
+                    match offer.and_then(|t| t.specs.into_iter().next()) {
+                        Some(mut spec) => {
+                            if let Some(p) = spec.client_port {
+                                spec.server_port =
+                                    Some(PortRange { first: media_port, last: media_port + 1 });
+                                sink = Some(Sink::Udp(SocketAddr::new(peer_ip, p.first)));
+                            } else if let Some(ch) = spec.interleaved {
+                                sink = Some(Sink::Interleaved(writer.clone(), ch.first.0));
+                            }
+                            Transport::single(spec).set_in(&mut resp.headers);
+                            resp.headers.append("Session", "4711;timeout=60");
+                        }
+                        None => resp = Response::new(StatusCode::UNSUPPORTED_TRANSPORT),
+                    }
+                }
+                Method::Play => {
+                    resp.headers.append("Session", "4711");
+                    resp.headers
+                        .append("RTP-Info", format!("url={}/stream=0;seq={FIRST_SEQ}", req.uri));
+                    if fault == Fault::WrongCseq {
+                        cseq += 100;
+                    }
+                    if let Some(sink) = sink.clone() {
+                        let (stop, media) = (stop.clone(), media.clone());
+                        std::thread::spawn(move || send_media(sink, fault, stop, media));
+                    }
+                }
+                Method::Teardown if fault == Fault::NoTeardownAnswer => continue,
+                Method::Teardown => {
+                    stop.store(true, Ordering::Relaxed);
+                    resp.headers.append("Session", "4711");
+                }
+                _ => resp = Response::new(StatusCode::NOT_IMPLEMENTED),
+            }
+            resp.headers.set("CSeq", cseq.to_string());
+            let mut out = Vec::new();
+            write_response(&resp, &mut out);
+            if writer.lock().unwrap().write_all(&out).is_err() {
+                break 'conn;
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+}
+
+/// Starts a server with `fault`; returns its port.
+fn start_server(fault: Fault) -> u16 {
+    let s = SyntheticStream::new(StreamConfig::default()).unwrap();
+    let media = s.sdp().media_section(0, Some("stream=0"));
+    let sdp = format!(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=misbehaving\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n{media}"
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { break };
+            let sdp = sdp.clone();
+            std::thread::spawn(move || serve_connection(conn, sdp, fault));
+        }
+    });
+    port
+}
+
+/// Runs 4 clients for 3 s against a server with `fault` (media timeout 1 s, response timeout
+/// 1 s), with `thresholds`; asserts the run ended on time.
+fn run(fault: Fault, transport: TransportChoice, thresholds: &[&str]) -> Outcome {
+    let _one = ONE_RUN.lock().unwrap_or_else(|e| e.into_inner());
+    let port = start_server(fault);
+    let mut args = LoadArgs::new(format!("rtsp://127.0.0.1:{port}/misbehaving"));
+    args.clients = 4;
+    args.transport = transport;
+    args.duration = Duration::from_secs(3);
+    args.ramp = Duration::from_millis(200);
+    args.media_timeout = Duration::from_secs(1);
+    args.response_timeout = Duration::from_secs(1);
+    args.shards = Some(1);
+    args.quiet = true;
+    args.thresholds = thresholds.iter().map(|t| (*t).to_owned()).collect();
+    let started = Instant::now();
+    let outcome = manifold_load::execute(&args).expect("the run completes");
+    // The run's deadline: duration + response timeout + 1 s of grace, plus start-up.
+    assert!(started.elapsed() < Duration::from_secs(7), "the run took {:?}", started.elapsed());
+    println!("{}", outcome.report.table());
+    outcome
+}
+
+/// Every threshold a user would gate on: each must fail against a silent server.
+const LOSS_AND_ERROR_THRESHOLDS: [&str; 5] =
+    ["loss.ratio<0.001", "errors<1", "loss<1", "lost<1", "errors.no_media<1"];
+
+#[test]
+fn a_silent_server_fails_every_loss_and_error_threshold_over_udp_and_tcp() {
+    for transport in [TransportChoice::Udp, TransportChoice::Tcp] {
+        let outcome = run(Fault::Silent, transport, &LOSS_AND_ERROR_THRESHOLDS);
+        let r = &outcome.report;
+        assert_eq!(r.sessions.played, 4, "{transport}: {:?}", r.errors.samples);
+        assert_eq!(r.sessions.ok, 0, "{transport}");
+        assert_eq!(r.errors.by_kind.get("no_media"), Some(&4), "{transport}: {:?}", r.errors);
+        assert_eq!(r.errors.total, 4);
+        assert_eq!(r.media.packets, 0);
+        assert_eq!(r.media.lost, 4, "{transport}: the packet RTP-Info announced, per session");
+        assert_eq!(r.media.loss_ratio, 1.0);
+        for v in &r.thresholds {
+            assert!(v.judged && !v.passed, "{transport}: {v:?} must fail");
+        }
+        assert_eq!(outcome.exit_code(), 99);
+    }
+}
+
+#[test]
+fn media_that_stops_mid_run_is_stalled() {
+    let outcome = run(
+        Fault::StallAfter(Duration::from_millis(700)),
+        TransportChoice::Mix(50.0),
+        &["errors.stalled<1"],
+    );
+    let r = &outcome.report;
+    assert_eq!(r.errors.by_kind.get("stalled"), Some(&4), "{:?}", r.errors);
+    assert_eq!(r.errors.total, 4);
+    assert!(r.media.packets >= 4 * 50, "packets {}", r.media.packets);
+    assert_eq!(r.media.lost, 0, "nothing was sent after the stall, so nothing is known lost");
+    assert_eq!(outcome.exit_code(), 99);
+}
+
+#[test]
+fn an_answer_with_another_cseq_is_a_protocol_error() {
+    let outcome = run(Fault::WrongCseq, TransportChoice::Udp, &["errors.protocol<1"]);
+    let r = &outcome.report;
+    assert_eq!(r.errors.by_kind.get("protocol"), Some(&4), "{:?}", r.errors);
+    assert!(r.errors.samples.iter().all(|s| s.contains("CSeq")), "{:?}", r.errors.samples);
+    assert_eq!(r.sessions.played, 0, "the PLAY answer was never taken");
+    assert!(!r.metrics.contains_key("rtt.play"), "no round trip for an unmatched answer");
+    assert_eq!(r.metrics["rtt.setup"].count, 4);
+    assert_eq!(outcome.exit_code(), 99);
+}
+
+#[test]
+fn datagrams_from_a_foreign_port_are_counted_and_kept_out_of_the_statistics() {
+    let outcome = run(Fault::ForeignPort, TransportChoice::Udp, &["foreign<1"]);
+    let r = &outcome.report;
+    assert_eq!(r.errors.total, 0, "{:?}", r.errors.samples);
+    assert!(r.media.packets >= 4 * 200, "packets {}", r.media.packets);
+    assert!(r.media.foreign >= 4 * 200, "foreign {}", r.media.foreign);
+    // Within a packet or two of each other (the stream and its copy are sent together).
+    assert!(r.media.foreign.abs_diff(r.media.packets) <= 8, "{:?}", r.media);
+    assert_eq!((r.media.lost, r.media.duplicates, r.media.ssrc_changes), (0, 0, 0));
+    assert!(r.thresholds.iter().all(|v| !v.passed));
+    assert_eq!(outcome.exit_code(), 99);
+    let json: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+    assert_eq!(json["media"]["foreign"], r.media.foreign);
+    assert!(r.table().contains(&format!("foreign {}", r.media.foreign)));
+}
+
+#[test]
+fn a_server_that_never_answers_teardown_leaves_stuck_sessions_and_the_run_ends_on_time() {
+    // `run` asserts the run ended within its deadline.
+    let outcome = run(Fault::NoTeardownAnswer, TransportChoice::Mix(50.0), &["errors.stuck<1"]);
+    let r = &outcome.report;
+    assert_eq!(r.errors.by_kind.get("stuck"), Some(&4), "{:?}", r.errors);
+    assert_eq!(r.sessions.played, 4);
+    assert!(r.media.packets >= 4 * 200, "packets {}", r.media.packets);
+    assert_eq!(r.media.lost, 0, "their media was counted all the same");
+    assert!(!r.metrics.contains_key("rtt.teardown"));
+    assert_eq!(outcome.exit_code(), 99);
+}
+
+#[test]
+fn an_ssrc_switch_is_reported_and_not_taken_for_loss() {
+    let outcome = run(
+        Fault::SwitchSsrcAfter(Duration::from_millis(1200)),
+        TransportChoice::Mix(50.0),
+        &["ssrc_changes<1", "loss<1"],
+    );
+    let r = &outcome.report;
+    assert_eq!(r.errors.total, 0, "{:?}", r.errors.samples);
+    assert_eq!(r.media.ssrc_changes, 4);
+    assert_eq!(r.media.lost, 0, "no burst of false loss at the switch");
+    assert_eq!(r.media.duplicates + r.media.reordered, 0);
+    assert!(r.media.packets >= 4 * 200, "packets {}", r.media.packets);
+    assert_eq!(r.metrics["jitter"].count, 8, "one jitter per source per session");
+    let passed: Vec<bool> = r.thresholds.iter().map(|v| v.passed).collect();
+    assert_eq!(passed, [false, true], "the switch shows; loss does not");
+    assert_eq!(outcome.exit_code(), 99);
+}
