@@ -266,9 +266,15 @@ fn rtp_source_through_gstreamer_keeps_the_capture_time_extension() {
     // The extension reached the readers untouched, and the SDP named it: e2e samples.
     let report = load(&gst.url(), &dir);
     // GStreamer forwards the bytes as they come; loopback at ~150 kbit/s loses nothing, but
-    // its scheduling is not ours to bound tightly.
-    let ratio = report["media"]["loss_ratio"].as_f64().unwrap();
-    assert!(ratio < 0.01, "loss through GStreamer: {report:#}");
+    // its scheduling is not ours to bound tightly. And its shared media answers the PLAY of a
+    // reader joining it while it plays with RTP-Info naming the packet it sent last (to the
+    // others), not the first this reader gets (checked by hand: `seq=2450`, first packet
+    // 2451), which the generator rightly counts as one packet lost before the first: at most
+    // one per session, besides real loss.
+    let lost = report["media"]["lost"].as_u64().unwrap();
+    let packets = report["media"]["packets"].as_u64().unwrap();
+    let sessions = report["sessions"]["started"].as_u64().unwrap();
+    assert!(lost <= sessions + packets / 100, "loss through GStreamer: {report:#}");
 
     let probe = run_bounded(
         Command::new("ffprobe")
