@@ -5,7 +5,9 @@
 // Tests may unwrap: a panic here is a failed test, not a crashed generator.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{Read, Write};
+mod common;
+
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,7 +16,7 @@ use std::time::{Duration, Instant};
 use manifold_load::{LoadArgs, Outcome, TransportChoice};
 use manifold_rtp::packet::RtpBuilder;
 use manifold_rtp::{RtpTime, Ssrc};
-use manifold_rtsp::codec::{write_response, Decoder, Item};
+use manifold_rtsp::codec::write_response;
 use manifold_rtsp::header::{PortRange, Transport, TypedHeader};
 use manifold_rtsp::{Method, Response, StatusCode};
 use manifold_synth::{StreamConfig, SyntheticStream};
@@ -114,79 +116,60 @@ fn serve_connection(conn: TcpStream, sdp: String, fault: Fault) {
     let writer = Arc::new(Mutex::new(conn.try_clone().unwrap()));
     let peer_ip = conn.peer_addr().unwrap().ip();
     let mut conn = conn;
-    let mut buf = Vec::new();
-    let mut decoder = Decoder::default();
-    let mut chunk = [0u8; 4096];
     let mut sink = None;
     let stop = Arc::new(AtomicBool::new(false));
-    'conn: loop {
-        let n = match conn.read(&mut chunk) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        buf.extend_from_slice(&chunk[..n]);
-        loop {
-            let (req, used) = match decoder.feed(&buf) {
-                Ok(Some((Item::Request(r), used))) => (r, used),
-                Ok(Some((_, used))) => {
-                    buf.drain(..used);
-                    continue;
-                }
-                Ok(None) => break,
-                Err(_) => break 'conn,
-            };
-            buf.drain(..used);
-            let mut cseq = req.cseq().unwrap_or(0);
-            let mut resp = Response::new(StatusCode::OK);
-            match req.method {
-                Method::Options => resp.headers.append("Public", "DESCRIBE, SETUP, PLAY, TEARDOWN"),
-                Method::Describe => {
-                    resp.headers.append("Content-Base", format!("{}/", req.uri));
-                    resp.headers.append("Content-Type", "application/sdp");
-                    resp.body = sdp.clone().into_bytes();
-                }
-                Method::Setup => {
-                    let offer = Transport::from_headers(&req.headers).ok().flatten();
-                    match offer.and_then(|t| t.specs.into_iter().next()) {
-                        Some(mut spec) => {
-                            if let Some(p) = spec.client_port {
-                                spec.server_port =
-                                    Some(PortRange { first: media_port, last: media_port + 1 });
-                                sink = Some(Sink::Udp(SocketAddr::new(peer_ip, p.first)));
-                            } else if let Some(ch) = spec.interleaved {
-                                sink = Some(Sink::Interleaved(writer.clone(), ch.first.0));
-                            }
-                            Transport::single(spec).set_in(&mut resp.headers);
-                            resp.headers.append("Session", "4711;timeout=60");
+    let mut requests = common::Requests::default();
+    while let Some(req) = requests.next(&mut conn) {
+        let mut cseq = req.cseq().unwrap_or(0);
+        let mut resp = Response::new(StatusCode::OK);
+        match req.method {
+            Method::Options => resp.headers.append("Public", "DESCRIBE, SETUP, PLAY, TEARDOWN"),
+            Method::Describe => {
+                resp.headers.append("Content-Base", format!("{}/", req.uri));
+                resp.headers.append("Content-Type", "application/sdp");
+                resp.body = sdp.clone().into_bytes();
+            }
+            Method::Setup => {
+                let offer = Transport::from_headers(&req.headers).ok().flatten();
+                match offer.and_then(|t| t.specs.into_iter().next()) {
+                    Some(mut spec) => {
+                        if let Some(p) = spec.client_port {
+                            spec.server_port =
+                                Some(PortRange { first: media_port, last: media_port + 1 });
+                            sink = Some(Sink::Udp(SocketAddr::new(peer_ip, p.first)));
+                        } else if let Some(ch) = spec.interleaved {
+                            sink = Some(Sink::Interleaved(writer.clone(), ch.first.0));
                         }
-                        None => resp = Response::new(StatusCode::UNSUPPORTED_TRANSPORT),
+                        Transport::single(spec).set_in(&mut resp.headers);
+                        resp.headers.append("Session", "4711;timeout=60");
                     }
+                    None => resp = Response::new(StatusCode::UNSUPPORTED_TRANSPORT),
                 }
-                Method::Play => {
-                    resp.headers.append("Session", "4711");
-                    resp.headers
-                        .append("RTP-Info", format!("url={}/stream=0;seq={FIRST_SEQ}", req.uri));
-                    if fault == Fault::WrongCseq {
-                        cseq += 100;
-                    }
-                    if let Some(sink) = sink.clone() {
-                        let (stop, media) = (stop.clone(), media.clone());
-                        std::thread::spawn(move || send_media(sink, fault, stop, media));
-                    }
-                }
-                Method::Teardown if fault == Fault::NoTeardownAnswer => continue,
-                Method::Teardown => {
-                    stop.store(true, Ordering::Relaxed);
-                    resp.headers.append("Session", "4711");
-                }
-                _ => resp = Response::new(StatusCode::NOT_IMPLEMENTED),
             }
-            resp.headers.set("CSeq", cseq.to_string());
-            let mut out = Vec::new();
-            write_response(&resp, &mut out);
-            if writer.lock().unwrap().write_all(&out).is_err() {
-                break 'conn;
+            Method::Play => {
+                resp.headers.append("Session", "4711");
+                resp.headers
+                    .append("RTP-Info", format!("url={}/stream=0;seq={FIRST_SEQ}", req.uri));
+                if fault == Fault::WrongCseq {
+                    cseq += 100;
+                }
+                if let Some(sink) = sink.clone() {
+                    let (stop, media) = (stop.clone(), media.clone());
+                    std::thread::spawn(move || send_media(sink, fault, stop, media));
+                }
             }
+            Method::Teardown if fault == Fault::NoTeardownAnswer => continue,
+            Method::Teardown => {
+                stop.store(true, Ordering::Relaxed);
+                resp.headers.append("Session", "4711");
+            }
+            _ => resp = Response::new(StatusCode::NOT_IMPLEMENTED),
+        }
+        resp.headers.set("CSeq", cseq.to_string());
+        let mut out = Vec::new();
+        write_response(&resp, &mut out);
+        if writer.lock().unwrap().write_all(&out).is_err() {
+            break;
         }
     }
     stop.store(true, Ordering::Relaxed);

@@ -5,14 +5,16 @@
 // Tests may unwrap: a panic here is a failed test, not a crashed generator.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{Read, Write};
+mod common;
+
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use manifold_load::{CpuList, LoadArgs, LoadError, TransportChoice};
-use manifold_rtsp::codec::{write_response, Decoder, Item};
+use manifold_rtsp::codec::write_response;
 use manifold_rtsp::header::{PortRange, Transport, TypedHeader};
 use manifold_rtsp::{Method, Response, StatusCode};
 use manifold_synth::{StreamConfig, SyntheticStream};
@@ -35,59 +37,40 @@ struct Quirks {
 /// Answers one connection: OPTIONS, DESCRIBE, SETUP (UDP or interleaved, echoing the offer),
 /// PLAY, TEARDOWN; logs each request.
 fn serve_connection(mut conn: TcpStream, id: usize, sdp: String, log: Log, quirks: Quirks) {
-    let mut buf = Vec::new();
-    let mut decoder = Decoder::default();
-    let mut chunk = [0u8; 4096];
-    'conn: loop {
-        let n = match conn.read(&mut chunk) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        buf.extend_from_slice(&chunk[..n]);
-        loop {
-            let (req, used) = match decoder.feed(&buf) {
-                Ok(Some((Item::Request(r), used))) => (r, used),
-                Ok(Some((_, used))) => {
-                    buf.drain(..used);
-                    continue;
-                }
-                Ok(None) => break,
-                Err(_) => break 'conn,
-            };
-            buf.drain(..used);
-            log.lock().unwrap().push((Instant::now(), id, req.method));
-            let mut resp = Response::new(StatusCode::OK);
-            match req.method {
-                Method::Options => resp.headers.append("Public", "DESCRIBE, SETUP, PLAY, TEARDOWN"),
-                Method::Describe => {
-                    std::thread::sleep(quirks.describe_delay);
-                    resp.headers.append("Content-Base", format!("{}/", req.uri));
-                    resp.headers.append("Content-Type", "application/sdp");
-                    resp.body = sdp.clone().into_bytes();
-                }
-                Method::Setup => {
-                    let offer = Transport::from_headers(&req.headers).ok().flatten();
-                    match offer.and_then(|t| t.specs.into_iter().next()) {
-                        Some(mut spec) => {
-                            if spec.client_port.is_some() {
-                                spec.server_port = Some(PortRange { first: 40000, last: 40001 });
-                            }
-                            Transport::single(spec).set_in(&mut resp.headers);
-                            resp.headers.append("Session", format!("{id};timeout=60"));
+    let mut requests = common::Requests::default();
+    while let Some(req) = requests.next(&mut conn) {
+        log.lock().unwrap().push((Instant::now(), id, req.method));
+        let mut resp = Response::new(StatusCode::OK);
+        match req.method {
+            Method::Options => resp.headers.append("Public", "DESCRIBE, SETUP, PLAY, TEARDOWN"),
+            Method::Describe => {
+                std::thread::sleep(quirks.describe_delay);
+                resp.headers.append("Content-Base", format!("{}/", req.uri));
+                resp.headers.append("Content-Type", "application/sdp");
+                resp.body = sdp.clone().into_bytes();
+            }
+            Method::Setup => {
+                let offer = Transport::from_headers(&req.headers).ok().flatten();
+                match offer.and_then(|t| t.specs.into_iter().next()) {
+                    Some(mut spec) => {
+                        if spec.client_port.is_some() {
+                            spec.server_port = Some(PortRange { first: 40000, last: 40001 });
                         }
-                        None => resp = Response::new(StatusCode::UNSUPPORTED_TRANSPORT),
+                        Transport::single(spec).set_in(&mut resp.headers);
+                        resp.headers.append("Session", format!("{id};timeout=60"));
                     }
+                    None => resp = Response::new(StatusCode::UNSUPPORTED_TRANSPORT),
                 }
-                Method::Play if quirks.silent_play => continue,
-                Method::Play | Method::Teardown => resp.headers.append("Session", id.to_string()),
-                _ => resp = Response::new(StatusCode::NOT_IMPLEMENTED),
             }
-            resp.headers.set("CSeq", req.cseq().unwrap_or(0).to_string());
-            let mut out = Vec::new();
-            write_response(&resp, &mut out);
-            if conn.write_all(&out).is_err() {
-                break 'conn;
-            }
+            Method::Play if quirks.silent_play => continue,
+            Method::Play | Method::Teardown => resp.headers.append("Session", id.to_string()),
+            _ => resp = Response::new(StatusCode::NOT_IMPLEMENTED),
+        }
+        resp.headers.set("CSeq", req.cseq().unwrap_or(0).to_string());
+        let mut out = Vec::new();
+        write_response(&resp, &mut out);
+        if conn.write_all(&out).is_err() {
+            break;
         }
     }
 }

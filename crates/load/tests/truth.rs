@@ -5,7 +5,9 @@
 // Tests may unwrap: a panic here is a failed test, not a crashed generator.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{Read, Write};
+mod common;
+
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,7 +20,7 @@ use manifold_load::{LoadArgs, TransportChoice};
 use manifold_rtp::codec::Codec;
 use manifold_rtp::packet::RtpBuilder;
 use manifold_rtp::{RtpTime, Ssrc};
-use manifold_rtsp::codec::{write_response, Decoder, Item};
+use manifold_rtsp::codec::write_response;
 use manifold_rtsp::header::{Transport, TransportSpec, TypedHeader};
 use manifold_rtsp::{Method, Response, StatusCode};
 use manifold_synth::{ExtensionIds, NtpTime, StreamConfig, SyntheticStream};
@@ -138,72 +140,53 @@ type Readers = Arc<Mutex<Vec<SocketAddr>>>;
 /// Answers one RTSP connection: DESCRIBE, SETUP (UDP only, announcing `media_port`, the port
 /// the stream is sent from), PLAY, TEARDOWN.
 fn serve_connection(mut conn: TcpStream, sdp: String, readers: Readers, media_port: u16) {
-    let mut buf = Vec::new();
-    let mut decoder = Decoder::default();
     let mut mine: Vec<SocketAddr> = Vec::new();
     let peer_ip = conn.peer_addr().unwrap().ip();
-    let mut chunk = [0u8; 4096];
-    'conn: loop {
-        let n = match conn.read(&mut chunk) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        buf.extend_from_slice(&chunk[..n]);
-        loop {
-            let (req, used) = match decoder.feed(&buf) {
-                Ok(Some((Item::Request(r), used))) => (r, used),
-                Ok(Some((_, used))) => {
-                    buf.drain(..used);
-                    continue;
-                }
-                Ok(None) => break,
-                Err(_) => break 'conn,
-            };
-            buf.drain(..used);
-            let mut resp = Response::new(StatusCode::OK);
-            resp.headers.append("CSeq", req.cseq().unwrap_or(0).to_string());
-            match req.method {
-                Method::Options => resp.headers.append("Public", "DESCRIBE, SETUP, PLAY, TEARDOWN"),
-                Method::Describe => {
-                    resp.headers.append("Content-Base", format!("{}/", req.uri));
-                    resp.headers.append("Content-Type", "application/sdp");
-                    resp.body = sdp.clone().into_bytes();
-                }
-                Method::Setup => {
-                    let offer = Transport::from_headers(&req.headers).ok().flatten();
-                    let port = offer.as_ref().and_then(|t| t.first()).and_then(|s| s.client_port);
-                    match port {
-                        Some(p) => {
-                            mine.push(SocketAddr::new(peer_ip, p.first));
-                            let spec = TransportSpec {
-                                server_port: Some(manifold_rtsp::header::PortRange {
-                                    first: media_port,
-                                    last: media_port + 1,
-                                }),
-                                ..TransportSpec::udp_unicast(p)
-                            };
-                            Transport::single(spec).set_in(&mut resp.headers);
-                            resp.headers.append("Session", "4711;timeout=60");
-                        }
-                        None => resp = Response::new(StatusCode::UNSUPPORTED_TRANSPORT),
+    let mut requests = common::Requests::default();
+    while let Some(req) = requests.next(&mut conn) {
+        let mut resp = Response::new(StatusCode::OK);
+        resp.headers.append("CSeq", req.cseq().unwrap_or(0).to_string());
+        match req.method {
+            Method::Options => resp.headers.append("Public", "DESCRIBE, SETUP, PLAY, TEARDOWN"),
+            Method::Describe => {
+                resp.headers.append("Content-Base", format!("{}/", req.uri));
+                resp.headers.append("Content-Type", "application/sdp");
+                resp.body = sdp.clone().into_bytes();
+            }
+            Method::Setup => {
+                let offer = Transport::from_headers(&req.headers).ok().flatten();
+                let port = offer.as_ref().and_then(|t| t.first()).and_then(|s| s.client_port);
+                match port {
+                    Some(p) => {
+                        mine.push(SocketAddr::new(peer_ip, p.first));
+                        let spec = TransportSpec {
+                            server_port: Some(manifold_rtsp::header::PortRange {
+                                first: media_port,
+                                last: media_port + 1,
+                            }),
+                            ..TransportSpec::udp_unicast(p)
+                        };
+                        Transport::single(spec).set_in(&mut resp.headers);
+                        resp.headers.append("Session", "4711;timeout=60");
                     }
-                    resp.headers.set("CSeq", req.cseq().unwrap_or(0).to_string());
+                    None => resp = Response::new(StatusCode::UNSUPPORTED_TRANSPORT),
                 }
-                Method::Play => {
-                    readers.lock().unwrap().extend(mine.iter().copied());
-                    resp.headers.append("Session", "4711");
-                }
-                Method::Teardown => {
-                    readers.lock().unwrap().retain(|a| !mine.contains(a));
-                    resp.headers.append("Session", "4711");
-                }
-                _ => resp = Response::new(StatusCode::NOT_IMPLEMENTED),
+                resp.headers.set("CSeq", req.cseq().unwrap_or(0).to_string());
             }
-            let mut out = Vec::new();
-            write_response(&resp, &mut out);
-            if conn.write_all(&out).is_err() {
-                break 'conn;
+            Method::Play => {
+                readers.lock().unwrap().extend(mine.iter().copied());
+                resp.headers.append("Session", "4711");
             }
+            Method::Teardown => {
+                readers.lock().unwrap().retain(|a| !mine.contains(a));
+                resp.headers.append("Session", "4711");
+            }
+            _ => resp = Response::new(StatusCode::NOT_IMPLEMENTED),
+        }
+        let mut out = Vec::new();
+        write_response(&resp, &mut out);
+        if conn.write_all(&out).is_err() {
+            break;
         }
     }
     readers.lock().unwrap().retain(|a| !mine.contains(a));
