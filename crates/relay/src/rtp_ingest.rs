@@ -18,7 +18,6 @@ use glommio::{spawn_local, timer};
 use manifold_sdp::Sdp;
 
 use crate::config::{ConfigError, RtpInput};
-use crate::error::ShardError;
 use crate::plane::hub::Hub;
 use crate::registry::PathBusy;
 use crate::shard::{Media, Shard};
@@ -68,21 +67,8 @@ pub enum RtpInputError {
     Publish(#[from] PathBusy),
 }
 
-/// Starts the raw RTP inputs this shard owns (input `i` belongs to shard `i % shards`).
-pub(crate) fn start_all(shard: &Rc<Shard>) -> Result<(), ShardError> {
-    for (i, input) in shard.config().rtp.iter().enumerate() {
-        if i % shard.shards() == shard.id() {
-            start(shard, input).map_err(|source| ShardError::RtpInput {
-                path: input.path.clone(),
-                listen: input.listen,
-                source: Box::new(source),
-            })?;
-        }
-    }
-    Ok(())
-}
-
-fn start(shard: &Rc<Shard>, input: &RtpInput) -> Result<(), RtpInputError> {
+/// Starts raw RTP input `input` on `shard`: binds its ports and publishes its SDP.
+pub(crate) fn start(shard: &Rc<Shard>, input: &RtpInput) -> Result<(), RtpInputError> {
     input.validate()?;
     let file = || input.sdp.clone();
     let text = std::fs::read(&input.sdp)

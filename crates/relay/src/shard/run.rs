@@ -124,9 +124,19 @@ pub(crate) async fn run(
         }
     }
     crate::pull::start_all(&shard);
-    if let Err(e) = crate::rtp_ingest::start_all(&shard) {
-        fail(e);
-        return;
+    // Raw RTP input `i` belongs to shard `i % shards`.
+    for (i, input) in shared.config.rtp.iter().enumerate() {
+        if i % shards != id {
+            continue;
+        }
+        if let Err(source) = crate::rtp_ingest::start(&shard, input) {
+            fail(ShardError::RtpInput {
+                path: input.path.clone(),
+                listen: input.listen,
+                source: Box::new(source),
+            });
+            return;
+        }
     }
     let accept = spawn_local(accept_loop(shard.clone(), listener));
     let _ = ready.send(Ok(()));
