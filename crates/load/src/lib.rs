@@ -32,6 +32,7 @@ pub mod plot;
 pub mod progress;
 pub mod receiver;
 pub mod report;
+pub mod rtcp;
 pub mod schedule;
 mod shard;
 pub mod source;
@@ -318,6 +319,7 @@ fn execute_raw(args: &LoadArgs) -> Result<(Outcome, Raw), LoadError> {
             live: live.clone(),
             hlog: args.hlog.is_some(),
             no_play: args.no_play,
+            no_rtcp: args.no_rtcp,
         };
         let placement = match &pinned {
             // One shard per listed CPU.
