@@ -20,7 +20,7 @@ use manifold_rtsp::codec::{write_interleaved, write_request, write_response, Dec
 use manifold_rtsp::header::RtpInfo;
 use manifold_rtsp::header::{LowerTransport, PortRange};
 use manifold_rtsp::session::client::{
-    ClientConfig, ClientError, ClientEvent, ClientSession, ClientState, ClientTrack, MediaTransport,
+    ClientConfig, ClientError, ClientEvent, ClientSession, ClientTrack, MediaTransport,
 };
 use manifold_rtsp::{ChannelId, Method};
 use manifold_udp::RecvBatch;
@@ -271,10 +271,9 @@ async fn session(
 
     let result: Result<(), Failure> = 'run: loop {
         let now = Instant::now();
-        // Setup only: once every track is set up the session's next request is the PLAY,
-        // which is never sent; at the end of the hold `teardown()` replaces it.
-        let holding = env.no_play && !closing && session.state() == ClientState::Ready;
-        while let Some(req) = if holding { None } else { session.poll_transmit(now) } {
+        // With `--no-play` the session machine holds after the SETUPs (sending keep-alives)
+        // until `teardown()` at the end of the hold.
+        while let Some(req) = session.poll_transmit(now) {
             out.clear();
             write_request(&req, &mut out);
             if let Some(cseq) = req.cseq() {
@@ -321,9 +320,6 @@ async fn session(
                         let setup = intended.elapsed();
                         env.metrics.borrow_mut().record(Metric::Setup, setup);
                         env.live.setup_done(setup);
-                        if session.session_timeout() < arrival.hold {
-                            warn_no_keepalive(session.session_timeout());
-                        }
                     }
                     // Set up even without PLAY: a server that sends media anyway shows in
                     // the counts.
@@ -618,20 +614,6 @@ async fn send_reports(
         write_within(stream, &frames, write_limit).await?;
     }
     Ok(())
-}
-
-/// Says once per process that setup-only sessions outlive the server's session timeout: the
-/// protocol crate's client sends keep-alives only once nothing else is queued, and before
-/// PLAY the PLAY is, so the server may expire such sessions before their TEARDOWN.
-fn warn_no_keepalive(timeout: Duration) {
-    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    if !WARNED.swap(true, Ordering::Relaxed) {
-        tracing::warn!(
-            "--no-play: sessions hold longer than the server's session timeout ({:.0}s) and send \
-             no keep-alive before PLAY; the server may expire them early",
-            timeout.as_secs_f64()
-        );
-    }
 }
 
 fn media_failure(who: &Who<'_>, fault: MediaFault, timeout: Duration) -> Failure {
