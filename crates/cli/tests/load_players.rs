@@ -1,7 +1,8 @@
-//! End to end: `manifold load`'s simulated clients send RTCP receiver reports as players do,
-//! and the relay's per-reader RTCP figures (`/api/v1/streams`) fill in for UDP and TCP readers
-//! alike; with `--no-rtcp` they stay empty. The relay plays its synthetic stream; everything
-//! stays on 127.0.0.1 and every wait is bounded.
+//! End to end: `manifold load`'s simulated clients behave like players. They send RTCP
+//! receiver reports, and the relay's per-reader RTCP figures (`/api/v1/streams`) fill in for
+//! UDP and TCP readers alike (with `--no-rtcp` they stay empty); and they keep their sessions
+//! alive, so a relay with a short session timeout keeps even sessions that never PLAY. The
+//! relay plays its synthetic stream; everything stays on 127.0.0.1 and every wait is bounded.
 
 // Test helpers outside #[test] functions: a panic here is a failed test.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
@@ -52,10 +53,10 @@ fn readers(v: &Value) -> Vec<(String, u64, u64)> {
         .collect()
 }
 
-/// Starts `manifold load` with three clients over `transport` for [`RUN`].
-fn load(url: &str, transport: &str, extra: &[&str]) -> Child {
+/// Starts `manifold load` with three clients over `transport` for `run`.
+fn load(url: &str, transport: &str, run: &str, extra: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_manifold"))
-        .args(["load", url, "--clients", "3", "--duration", RUN, "--transport", transport])
+        .args(["load", url, "--clients", "3", "--duration", run, "--transport", transport])
         .args(["--quiet"])
         .args(extra)
         .env("RUST_LOG", "warn")
@@ -77,8 +78,8 @@ fn run_generators(extra: &[&str]) -> Seen {
     let metrics = free_port();
     let relay = Relay::start(&["--metrics", &metrics.to_string(), "--synthetic", "/demo"]);
     let url = relay.url("/demo");
-    let mut udp = load(&url, "udp", extra);
-    let mut tcp = load(&url, "tcp", extra);
+    let mut udp = load(&url, "udp", RUN, extra);
+    let mut tcp = load(&url, "tcp", RUN, extra);
     let mut seen = Seen { udp: (0, 0), tcp: (0, 0), readers_for: Duration::ZERO };
     let mut first_with_readers = None;
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -118,4 +119,37 @@ fn no_rtcp_leaves_the_relays_rtcp_figures_empty() {
         seen.readers_for
     );
     assert_eq!((seen.udp.1, seen.tcp.1), (0, 0), "reports came despite --no-rtcp");
+}
+
+#[test]
+fn sessions_held_without_play_outlive_a_short_session_timeout() {
+    // The relay expires a silent session after its timeout (1 s) plus 5 s of grace; only the
+    // generator's keep-alives (every half timeout) hold these sessions, which never PLAY and
+    // so send no RTCP.
+    let metrics = free_port();
+    let relay = Relay::start(&[
+        "--metrics",
+        &metrics.to_string(),
+        "--synthetic",
+        "/demo",
+        "--session-timeout-secs",
+        "1",
+    ]);
+    let url = relay.url("/demo");
+    let mut udp = load(&url, "udp", "10s", &["--no-play"]);
+    let mut tcp = load(&url, "tcp", "10s", &["--no-play"]);
+    let sessions = || streams(metrics)["sessions"].as_u64().unwrap_or(0);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while sessions() < 6 {
+        assert!(Instant::now() < deadline, "the six sessions were never set up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let all_set_up = Instant::now();
+    // Past the timeout and its grace, with a margin, and before the runs end.
+    std::thread::sleep(Duration::from_millis(7500).saturating_sub(all_set_up.elapsed()));
+    assert_eq!(sessions(), 6, "the relay expired sessions the generator held");
+    for (name, child) in [("udp", &mut udp), ("tcp", &mut tcp)] {
+        let status = wait_timeout(child, Duration::from_secs(15)).expect("generator ended");
+        assert_eq!(status.code(), Some(0), "{name} generator failed");
+    }
 }
