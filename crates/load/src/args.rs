@@ -70,6 +70,12 @@ pub struct LoadArgs {
     #[arg(long)]
     pub no_play: bool,
 
+    /// Send no RTCP receiver reports. By default each playing session reports every track's
+    /// loss and jitter as players do (RFC 3550 intervals, about every 4 s, randomised; on the
+    /// track's RTCP port over UDP, on its RTP channel + 1 interleaved).
+    #[arg(long)]
+    pub no_rtcp: bool,
+
     /// User name (overrides the URL's userinfo).
     #[arg(long)]
     pub user: Option<String>,
@@ -163,6 +169,7 @@ impl LoadArgs {
             shards: None,
             cpus: None,
             no_play: false,
+            no_rtcp: false,
             user: None,
             password: None,
             no_basic: false,

@@ -5,7 +5,7 @@
 
 use std::cell::RefCell;
 use std::io;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -15,19 +15,21 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpStream, UdpSocket};
 use glommio::Task;
 use manifold_rtp::ntp::NtpTime;
-use manifold_rtsp::codec::{write_request, write_response, Decoder, Item};
+use manifold_rtp::Ssrc;
+use manifold_rtsp::codec::{write_interleaved, write_request, write_response, Decoder, Item};
 use manifold_rtsp::header::RtpInfo;
 use manifold_rtsp::header::{LowerTransport, PortRange};
 use manifold_rtsp::session::client::{
-    ClientConfig, ClientError, ClientEvent, ClientSession, ClientState, ClientTrack, MediaTransport,
+    ClientConfig, ClientError, ClientEvent, ClientSession, ClientTrack, MediaTransport,
 };
-use manifold_rtsp::Method;
+use manifold_rtsp::{ChannelId, Method};
 use manifold_udp::RecvBatch;
 
 use crate::guard::{MediaFault, MediaWatch, RequestLedger, SourceFilter};
 use crate::metrics::{ErrorKind, Metric, Metrics};
 use crate::progress::Live;
 use crate::receiver::TrackReceiver;
+use crate::rtcp::{receiver_report, ReportClock, MIN_INTERVAL};
 use crate::schedule::{Arrival, SplitMix};
 use crate::target::{Target, TrackInfo};
 
@@ -49,6 +51,8 @@ pub(crate) struct SessionEnv {
     pub(crate) media_timeout: Duration,
     /// `--no-play`: hold after the last SETUP without sending PLAY.
     pub(crate) no_play: bool,
+    /// `--no-rtcp`: send no receiver reports.
+    pub(crate) no_rtcp: bool,
     pub(crate) metrics: RefCell<Metrics>,
     pub(crate) recv: RefCell<RecvBatch>,
     pub(crate) live: Arc<Live>,
@@ -96,8 +100,8 @@ impl Who<'_> {
     }
 }
 
-/// One UDP port pair: the RTP socket (handed to glommio) and the RTCP socket (held so the port
-/// stays ours; RTCP is not read).
+/// One UDP port pair: the RTP socket (handed to glommio) and the RTCP socket (receiver reports
+/// go out from it; what the server sends to it is not read).
 struct UdpPair {
     rtp: socket2::Socket,
     rtcp: socket2::Socket,
@@ -111,6 +115,8 @@ fn bind_pair(ip: IpAddr, rcvbuf: usize) -> io::Result<UdpPair> {
     let _ = rtp.set_recv_buffer_size(rcvbuf);
     let _ = manifold_udp::set_gro(&rtp, true);
     let _ = manifold_udp::set_rxq_ovfl(&rtp, true);
+    // Reports are sent from a shard's thread: never wait on a full send buffer.
+    rtcp.set_nonblocking(true)?;
     Ok(UdpPair { rtp, rtcp, port })
 }
 
@@ -233,6 +239,19 @@ async fn session(
     }
     let mut rx_tasks: Vec<Task<()>> = Vec::new();
     let mut channels: Vec<(u8, usize)> = Vec::new();
+    // Receiver reports: when (started once PLAY is answered), where, and as whom.
+    let mut reports: Option<ReportClock> = None;
+    let mut report_routes: Vec<(usize, ReportRoute)> = Vec::new();
+    let reporter = Reporter {
+        ssrc: Ssrc(rng.next_u64() as u32),
+        cname: format!(
+            "manifold-load-{}@{}",
+            arrival.index,
+            stream.local_addr().map_or_else(|_| "unknown".to_owned(), |a| a.ip().to_string())
+        ),
+    };
+    let report_seed = rng.next_u64();
+    let mut report_buf = [0u8; 256];
 
     let end_at = (intended + arrival.hold).min(env.run_end);
     let mut buf = vec![0u8; READ_BUF];
@@ -252,10 +271,9 @@ async fn session(
 
     let result: Result<(), Failure> = 'run: loop {
         let now = Instant::now();
-        // Setup only: once every track is set up the session's next request is the PLAY,
-        // which is never sent; at the end of the hold `teardown()` replaces it.
-        let holding = env.no_play && !closing && session.state() == ClientState::Ready;
-        while let Some(req) = if holding { None } else { session.poll_transmit(now) } {
+        // With `--no-play` the session machine holds after the SETUPs (sending keep-alives)
+        // until `teardown()` at the end of the hold.
+        while let Some(req) = session.poll_transmit(now) {
             out.clear();
             write_request(&req, &mut out);
             if let Some(cseq) = req.cseq() {
@@ -274,6 +292,24 @@ async fn session(
                 break 'run Err(who.io(&format!("sending {}", req.method), &e));
             }
         }
+        if let Some(clock) = reports.as_mut().filter(|_| !closing) {
+            if clock.handle_timeout(now) {
+                let sent = send_reports(
+                    &mut stream,
+                    &reporter,
+                    &report_routes,
+                    &rtcp_sockets,
+                    &receivers,
+                    now,
+                    &mut report_buf,
+                    write_limit,
+                )
+                .await;
+                if let Err(e) = sent {
+                    break 'run Err(who.io("sending an RTCP receiver report", &e));
+                }
+            }
+        }
         // Events.
         let mut finished = None;
         while let Some(ev) = session.poll_event() {
@@ -284,13 +320,13 @@ async fn session(
                         let setup = intended.elapsed();
                         env.metrics.borrow_mut().record(Metric::Setup, setup);
                         env.live.setup_done(setup);
-                        if session.session_timeout() < arrival.hold {
-                            warn_no_keepalive(session.session_timeout());
-                        }
                     }
                     // Set up even without PLAY: a server that sends media anyway shows in
                     // the counts.
                     for (i, track) in tracks.iter().enumerate() {
+                        if let Some(route) = report_route(env, track) {
+                            report_routes.push((i, route));
+                        }
                         start_track(
                             env,
                             i,
@@ -305,6 +341,9 @@ async fn session(
                 ClientEvent::Playing { rtp_info } => {
                     reached = true;
                     watch.play_answered(now);
+                    if !env.no_rtcp {
+                        reports = Some(ReportClock::start(now, MIN_INTERVAL, report_seed));
+                    }
                     if let Some(info) = rtp_info {
                         announce_first_sequences(&info, session.tracks(), &receivers);
                     }
@@ -337,6 +376,7 @@ async fn session(
         if !closing {
             soonest(Some(end_at));
             soonest(watch.poll_timeout());
+            soonest(reports.as_ref().map(ReportClock::poll_timeout));
         }
         soonest(Some(env.run_deadline));
         if end == buf.len() {
@@ -364,8 +404,10 @@ async fn session(
             })
             .await;
         let now = Instant::now();
-        match wake {
-            None => {
+        // Deadlines are checked after bytes too: over TCP the media may keep the read ready,
+        // and keep-alives, reports and the end of the hold must not wait for a quiet moment.
+        if wake.is_none() || deadline.is_some_and(|d| now >= d) {
+            {
                 if now >= env.run_deadline {
                     let waiting = ledger.waiting_for().map_or("-".to_owned(), |m| m.to_string());
                     break 'run Err(who.fail(
@@ -396,6 +438,9 @@ async fn session(
                 }
                 session.handle_timeout(now);
             }
+        }
+        match wake {
+            None => {}
             Some(Ok(0)) => {
                 if closing {
                     break 'run Ok(());
@@ -496,18 +541,79 @@ async fn session(
     result.map(|()| if cut_by_hold { Ended::CutByHold } else { Ended::Held })
 }
 
-/// Says once per process that setup-only sessions outlive the server's session timeout: the
-/// protocol crate's client sends keep-alives only once nothing else is queued, and before
-/// PLAY the PLAY is, so the server may expire such sessions before their TEARDOWN.
-fn warn_no_keepalive(timeout: Duration) {
-    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    if !WARNED.swap(true, Ordering::Relaxed) {
-        tracing::warn!(
-            "--no-play: sessions hold longer than the server's session timeout ({:.0}s) and send \
-             no keep-alive before PLAY; the server may expire them early",
-            timeout.as_secs_f64()
-        );
+/// Who a session's receiver reports come from.
+struct Reporter {
+    ssrc: Ssrc,
+    cname: String,
+}
+
+/// Where one track's receiver reports go.
+enum ReportRoute {
+    /// From the track's RTCP socket (its client port + 1) to the server's RTCP port.
+    Udp { to: SocketAddr },
+    /// On the track's RTCP channel: its RTP channel + 1.
+    Interleaved { channel: ChannelId },
+}
+
+/// The route of `track`'s reports, from the transport the server answered (none when it named
+/// no RTCP port or channel).
+fn report_route(env: &SessionEnv, track: &ClientTrack) -> Option<ReportRoute> {
+    let spec = track.transport.as_ref().unwrap_or(&track.offer);
+    match spec.lower_transport() {
+        LowerTransport::Tcp => {
+            let range = spec.interleaved.or(track.offer.interleaved)?;
+            let channel = if range.last != range.first {
+                range.last
+            } else {
+                ChannelId(range.first.0.checked_add(1)?)
+            };
+            Some(ReportRoute::Interleaved { channel })
+        }
+        LowerTransport::Udp => {
+            let ports = track.transport.as_ref()?.server_port?;
+            let port =
+                if ports.last != ports.first { ports.last } else { ports.first.checked_add(1)? };
+            Some(ReportRoute::Udp { to: SocketAddr::new(env.target.addr.ip(), port) })
+        }
     }
+}
+
+/// Sends one receiver report per routed track, each with that track's report block (RFC 3550:
+/// every track is an RTP session of its own, reported on its own RTCP port or channel).
+#[allow(clippy::too_many_arguments)] // The session's parts it reads; no state of its own.
+async fn send_reports(
+    stream: &mut TcpStream,
+    reporter: &Reporter,
+    routes: &[(usize, ReportRoute)],
+    rtcp_sockets: &[socket2::Socket],
+    receivers: &Receivers,
+    now: Instant,
+    buf: &mut [u8],
+    write_limit: Duration,
+) -> io::Result<()> {
+    let mut frames = Vec::new();
+    for (track, route) in routes {
+        let block = receivers.borrow_mut().get_mut(*track).and_then(|rx| rx.report_block(now));
+        let len = receiver_report(buf, reporter.ssrc, &reporter.cname, block)
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        let compound = &buf[..len];
+        match route {
+            ReportRoute::Udp { to } => {
+                if let Some(socket) = rtcp_sockets.get(*track) {
+                    // Best effort, as for any datagram: a full send buffer loses one report.
+                    let _ = socket.send_to(compound, &(*to).into());
+                }
+            }
+            ReportRoute::Interleaved { channel } => {
+                write_interleaved(*channel, compound, &mut frames)
+                    .map_err(|e| io::Error::other(e.to_string()))?;
+            }
+        }
+    }
+    if !frames.is_empty() {
+        write_within(stream, &frames, write_limit).await?;
+    }
+    Ok(())
 }
 
 fn media_failure(who: &Who<'_>, fault: MediaFault, timeout: Duration) -> Failure {

@@ -32,6 +32,7 @@ pub mod plot;
 pub mod progress;
 pub mod receiver;
 pub mod report;
+pub mod rtcp;
 pub mod schedule;
 mod shard;
 pub mod source;
@@ -225,6 +226,8 @@ fn execute_raw(args: &LoadArgs) -> Result<(Outcome, Raw), LoadError> {
     probe_config.cnonce = "0a4f113b".to_owned();
     let tracks =
         target::probe(&target, probe_config, args.connect_timeout + args.response_timeout)?;
+    // `--no-play`: held after the SETUPs, kept alive like any session, until TEARDOWN.
+    config.start_after_setup = !args.no_play;
 
     let udp_share = match args.transport {
         TransportChoice::Udp => 1.0,
@@ -318,6 +321,7 @@ fn execute_raw(args: &LoadArgs) -> Result<(Outcome, Raw), LoadError> {
             live: live.clone(),
             hlog: args.hlog.is_some(),
             no_play: args.no_play,
+            no_rtcp: args.no_rtcp,
         };
         let placement = match &pinned {
             // One shard per listed CPU.

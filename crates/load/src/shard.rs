@@ -49,6 +49,8 @@ pub(crate) struct ShardPlan {
     pub(crate) hlog: bool,
     /// `--no-play`: sessions set up and hold without PLAY.
     pub(crate) no_play: bool,
+    /// `--no-rtcp`: sessions send no receiver reports.
+    pub(crate) no_rtcp: bool,
 }
 
 /// What a shard hands back.
@@ -74,6 +76,7 @@ pub(crate) async fn run_shard(plan: ShardPlan, shard: usize) -> ShardOutput {
         run_deadline: plan.run_deadline,
         media_timeout: plan.media_timeout,
         no_play: plan.no_play,
+        no_rtcp: plan.no_rtcp,
         metrics: RefCell::new(Metrics::new()),
         recv: RefCell::new(RecvBatch::new(RECV_BATCH, RECV_BUF)),
         live: plan.live.clone(),

@@ -325,6 +325,35 @@ fn keepalives_hold_the_session_for_ten_minutes() {
 }
 
 #[test]
+fn a_session_held_after_setup_is_kept_alive_until_told_to_play() {
+    let t0 = Instant::now();
+    let mut config = ClientConfig::play(URL);
+    config.start_after_setup = false;
+    let mut c = ClientSession::new(config);
+    let mut s = TestServer::new();
+    s.public = Some("OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN, GET_PARAMETER");
+    assert!(!c.play(), "nothing to start before the SETUPs");
+    let server_events = run(&mut c, &mut s, t0, t0 + Duration::from_secs(300), &mut no_loss);
+    assert!(server_events.is_empty(), "the server kept the session: {server_events:?}");
+    assert_eq!(c.state(), ClientState::Ready);
+    assert_eq!(
+        methods(&s.seen[..4]),
+        [Method::Options, Method::Describe, Method::Setup, Method::Setup]
+    );
+    let keepalives = &s.seen[4..];
+    assert_eq!(keepalives.len(), 10, "every 30 s for 300 s, and no PLAY");
+    assert!(keepalives.iter().all(|k| k.method == Method::GetParameter), "{keepalives:?}");
+    // Told to play: one PLAY, then playing.
+    let at = t0 + Duration::from_secs(301);
+    assert!(c.play());
+    assert!(!c.play(), "PLAY is queued once");
+    pump(&mut c, &mut s, at, &mut no_loss);
+    assert_eq!(s.seen.last().map(|r| r.method), Some(Method::Play));
+    assert_eq!(c.state(), ClientState::Playing);
+    assert!(!c.play(), "already playing");
+}
+
+#[test]
 fn a_lost_keepalive_times_out_both_sides() {
     let t0 = Instant::now();
     let mut c = ClientSession::new(ClientConfig::play(URL));

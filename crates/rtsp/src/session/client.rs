@@ -2,7 +2,8 @@
 //!
 //! Play: `OPTIONS` (optional) → `DESCRIBE` → `SETUP` each track → `PLAY`.
 //! Record (publish): `OPTIONS` (optional) → `ANNOUNCE` (the caller's SDP) → `SETUP` each track
-//! with `mode=record` → `RECORD`. Then keep-alives at half the server's session timeout,
+//! with `mode=record` → `RECORD` (or, with `start_after_setup` off, held after the SETUPs
+//! until told to start). Then keep-alives at half the server's session timeout,
 //! `PAUSE`/`PLAY`/`RECORD` on command, and `TEARDOWN`. A 401 is answered once with the
 //! strongest Digest (or Basic, if allowed) challenge; later requests carry `Authorization`.
 
@@ -64,6 +65,10 @@ pub struct ClientConfig {
     pub send_options: bool,
     /// The `Range` of PLAY and RECORD, e.g. `npt=0.000-`; `None` sends none.
     pub range: Option<String>,
+    /// Whether PLAY (RECORD) follows the last SETUP at once. `false` holds the session in
+    /// [`ClientState::Ready`], kept alive, until [`ClientSession::play`]
+    /// ([`ClientSession::record`]) starts it or [`ClientSession::teardown`] ends it.
+    pub start_after_setup: bool,
     /// How long to wait for each response before failing.
     pub response_timeout: Duration,
     /// The session timeout assumed when the server's `Session` header gives none (RFC 2326:
@@ -85,6 +90,7 @@ impl ClientConfig {
             user_agent: None,
             send_options: true,
             range: Some("npt=0.000-".to_owned()),
+            start_after_setup: true,
             response_timeout: Duration::from_secs(10),
             default_session_timeout: Duration::from_secs(60),
         }
@@ -453,16 +459,30 @@ impl ClientSession {
         )
     }
 
-    /// Queues a PLAY to resume; `false` unless paused in play mode.
+    /// Queues a PLAY to resume, or to start a session held after setup (see
+    /// [`ClientConfig::start_after_setup`]); `false` unless paused or held in play mode.
     pub fn play(&mut self) -> bool {
-        let ok = self.state == ClientState::Paused && self.config.mode == ClientMode::Play;
+        let ok = self.may_start() && self.config.mode == ClientMode::Play;
         self.command(ok, Step::Play)
     }
 
-    /// Queues a RECORD to resume; `false` unless paused in record mode.
+    /// Queues a RECORD to resume, or to start a session held after setup; `false` unless
+    /// paused or held in record mode.
     pub fn record(&mut self) -> bool {
-        let ok = self.state == ClientState::Paused && self.config.mode != ClientMode::Play;
+        let ok = self.may_start() && self.config.mode != ClientMode::Play;
         self.command(ok, Step::Record)
+    }
+
+    /// Paused, or set up and held (nothing started it yet).
+    fn may_start(&self) -> bool {
+        let held = self.state == ClientState::Ready
+            && !self.config.start_after_setup
+            && !self.queue.iter().any(|s| matches!(s, Step::Play | Step::Record))
+            && !self
+                .in_flight
+                .as_ref()
+                .is_some_and(|f| matches!(f.step, Step::Play | Step::Record));
+        self.state == ClientState::Paused || held
     }
 
     /// Ends the session: drops queued requests and sends TEARDOWN once the in-flight request
@@ -623,10 +643,12 @@ impl ClientSession {
         for i in 0..self.tracks.len() {
             self.queue.push_back(Step::Setup(i));
         }
-        self.queue.push_back(match self.config.mode {
-            ClientMode::Play => Step::Play,
-            ClientMode::Record { .. } => Step::Record,
-        });
+        if self.config.start_after_setup {
+            self.queue.push_back(match self.config.mode {
+                ClientMode::Play => Step::Play,
+                ClientMode::Record { .. } => Step::Record,
+            });
+        }
     }
 
     fn set_tracks(&mut self, sdp: &Sdp) -> Result<(), ClientError> {
