@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::args::parse_duration;
+use crate::quantity::parse_duration;
 
 /// Flags of `manifold compare`.
 #[derive(Debug, Clone, clap::Args)]

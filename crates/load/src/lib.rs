@@ -30,6 +30,7 @@ pub mod merge;
 pub mod metrics;
 pub mod plot;
 pub mod progress;
+pub mod quantity;
 pub mod receiver;
 pub mod report;
 pub mod rtcp;
@@ -53,7 +54,7 @@ use manifold_rtsp::session::client::ClientConfig;
 
 pub use args::{CpuList, LoadArgs, TransportChoice};
 pub use report::Report;
-pub use source::{run_source, SourceArgs, SourceError, SourceStats, SourceTransport};
+pub use source::{SourceArgs, SourceError, SourceStats, SourceTransport};
 
 use crate::health::{FdBudget, Health};
 use crate::hlog::RunCounts;
@@ -414,4 +415,14 @@ fn pinned_cpus(args: &LoadArgs) -> Result<Option<Vec<usize>>, LoadError> {
 
 fn sys_cpu() -> Duration {
     manifold_sys::limits::cpu_time()
+}
+
+/// `manifold source`: publishes the synthetic stream until the duration ends: to an RTSP
+/// server (ANNOUNCE, RECORD, then TEARDOWN), or as plain RTP for an `rtp://` URL.
+pub fn run_source(args: &SourceArgs) -> Result<SourceStats, SourceError> {
+    if source_rtp::is_rtp_url(&args.url) {
+        source_rtp::run(args)
+    } else {
+        source::run_rtsp(args)
+    }
 }

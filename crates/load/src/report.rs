@@ -7,7 +7,8 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::health::Health;
-use crate::metrics::{ErrorKind, Metric, Metrics};
+use crate::metrics::{Metric, Metrics};
+pub use crate::threshold::{is_value_name, VALUE_NAMES};
 use crate::threshold::{Threshold, Verdict};
 
 /// The JSON schema id; bumped on any incompatible change.
@@ -164,47 +165,6 @@ pub struct Report {
     pub thresholds: Vec<Verdict>,
     /// Whether every threshold held (one that could not be judged did not).
     pub passed: bool,
-}
-
-/// The plain values thresholds can name (see [`Report::value`]); besides these,
-/// `errors.<kind>` and `errors.<status code>`.
-pub const VALUE_NAMES: [&str; 24] = [
-    "errors",
-    "sessions.scheduled",
-    "sessions.started",
-    "sessions.ok",
-    "sessions.failed",
-    "sessions.played",
-    "sessions.cut_by_hold",
-    "behind_schedule",
-    "clipped",
-    "loss",
-    "lost",
-    "loss.ratio",
-    "duplicates",
-    "reordered",
-    "foreign",
-    "ssrc_changes",
-    "packets",
-    "bytes",
-    "packets_per_s",
-    "bits_per_s",
-    "setups_per_s",
-    "rxq_drops",
-    "generator_limited",
-    "cpu",
-];
-
-/// Whether a threshold may name `name`: one of [`VALUE_NAMES`], or `errors.` with an error
-/// kind or a status code.
-pub fn is_value_name(name: &str) -> bool {
-    if VALUE_NAMES.contains(&name) {
-        return true;
-    }
-    name.strip_prefix("errors.").is_some_and(|key| {
-        ErrorKind::ALL.iter().any(|k| k.name() == key)
-            || (key.len() == 3 && key.bytes().all(|b| b.is_ascii_digit()))
-    })
 }
 
 /// Lost / (received + lost). A run meant to play (not `--no-play`) that received not one

@@ -25,7 +25,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::args::parse_duration;
+use crate::quantity::parse_duration;
 
 /// A hold-time distribution.
 #[derive(Debug, Clone, Copy, PartialEq)]

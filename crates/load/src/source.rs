@@ -23,7 +23,7 @@ use manifold_rtsp::session::client::{
 use manifold_rtsp::{ChannelId, Request, Response};
 use manifold_synth::{NtpTime, StreamConfig, SyntheticStream};
 
-use crate::args::parse_duration;
+use crate::quantity::parse_duration;
 use crate::target::Target;
 
 /// How long the TCP connection may take.
@@ -178,12 +178,9 @@ enum MediaOut {
     },
 }
 
-/// Publishes until the duration ends (then TEARDOWN) or the server fails the session.
-/// For an `rtp://` URL, sends plain RTP until the duration ends.
-pub fn run_source(args: &SourceArgs) -> Result<SourceStats, SourceError> {
-    if crate::source_rtp::is_rtp_url(&args.url) {
-        return crate::source_rtp::run(args);
-    }
+/// Publishes to an RTSP server (ANNOUNCE, RECORD) until the duration ends (then TEARDOWN) or
+/// the server fails the session.
+pub(crate) fn run_rtsp(args: &SourceArgs) -> Result<SourceStats, SourceError> {
     if args.sdp_file.is_some() {
         return Err(SourceError::Usage(
             "--sdp-file is for rtp:// URLs; an RTSP server gets the SDP in ANNOUNCE".into(),

@@ -12,8 +12,49 @@
 
 use std::fmt;
 
-use crate::args::parse_duration;
-use crate::metrics::{Metric, Metrics};
+use crate::metrics::{ErrorKind, Metric, Metrics};
+use crate::quantity::parse_duration;
+
+/// The plain values thresholds can name (see `Report::value`); besides these,
+/// `errors.<kind>` and `errors.<status code>`.
+pub const VALUE_NAMES: [&str; 24] = [
+    "errors",
+    "sessions.scheduled",
+    "sessions.started",
+    "sessions.ok",
+    "sessions.failed",
+    "sessions.played",
+    "sessions.cut_by_hold",
+    "behind_schedule",
+    "clipped",
+    "loss",
+    "lost",
+    "loss.ratio",
+    "duplicates",
+    "reordered",
+    "foreign",
+    "ssrc_changes",
+    "packets",
+    "bytes",
+    "packets_per_s",
+    "bits_per_s",
+    "setups_per_s",
+    "rxq_drops",
+    "generator_limited",
+    "cpu",
+];
+
+/// Whether a threshold may name `name`: one of [`VALUE_NAMES`], or `errors.` with an error
+/// kind or a status code.
+pub fn is_value_name(name: &str) -> bool {
+    if VALUE_NAMES.contains(&name) {
+        return true;
+    }
+    name.strip_prefix("errors.").is_some_and(|key| {
+        ErrorKind::ALL.iter().any(|k| k.name() == key)
+            || (key.len() == 3 && key.bytes().all(|b| b.is_ascii_digit()))
+    })
+}
 
 /// A statistic of a histogram.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -210,11 +251,11 @@ fn parse_subject(lhs: &str) -> Result<Subject, String> {
     if Metric::from_name(lhs).is_some() {
         return Err(format!("`{lhs}` needs a statistic, e.g. {lhs}.p99"));
     }
-    if !crate::report::is_value_name(lhs) {
+    if !is_value_name(lhs) {
         return Err(format!(
             "unknown value `{lhs}`: expected a metric with a statistic (e.g. e2e.p99) or one \
              of {}, errors.<kind>, errors.<status>",
-            crate::report::VALUE_NAMES.join(", ")
+            VALUE_NAMES.join(", ")
         ));
     }
     Ok(Subject::Value(lhs.to_owned()))
