@@ -4,7 +4,6 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::rtcp::SenderInfo;
 use crate::RtpTime;
 
 /// Seconds from the NTP epoch (1900-01-01) to the Unix epoch (1970-01-01).
@@ -160,11 +159,6 @@ pub struct SrMapping {
 }
 
 impl SrMapping {
-    /// The mapping a sender report's sender info establishes, for a `clock_rate` media clock.
-    pub fn from_sender_info(info: &SenderInfo, clock_rate: u32) -> SrMapping {
-        SrMapping { ntp: info.ntp, rtp: info.rtp, clock_rate }
-    }
-
     /// The wall-clock time of media time `rtp`, to the nearest 2^-32 s.
     pub fn rtp_to_ntp(&self, rtp: RtpTime) -> NtpTime {
         if self.clock_rate == 0 {

@@ -6,7 +6,21 @@ use crate::line::Line;
 use crate::media::Media;
 use crate::sdp::Sdp;
 
-pub(crate) fn parse(input: &[u8], strict: bool) -> Result<Sdp, ParseError> {
+impl Sdp {
+    /// Parses an SDP body (CRLF or LF line endings), leniently: only the line syntax, `v=`
+    /// first, and the `m=` lines are checked; see [`parse_strict`](Self::parse_strict).
+    pub fn parse(input: &[u8]) -> Result<Self, ParseError> {
+        parse(input, false)
+    }
+
+    /// Parses like [`parse`](Self::parse), and also rejects malformed `o=`, `c=`, `b=`, `t=`
+    /// lines and `a=rtpmap`/`fmtp`/`extmap`/`range`/`framerate`/`control` attributes.
+    pub fn parse_strict(input: &[u8]) -> Result<Self, ParseError> {
+        parse(input, true)
+    }
+}
+
+fn parse(input: &[u8], strict: bool) -> Result<Sdp, ParseError> {
     let input = input.strip_prefix(b"\xef\xbb\xbf").unwrap_or(input);
     // Some embedded servers count a C string's terminating NUL in Content-Length.
     let end = input.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);

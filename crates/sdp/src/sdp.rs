@@ -50,18 +50,6 @@ impl Sdp {
         Sdp { session, media }
     }
 
-    /// Parses an SDP body (CRLF or LF line endings), leniently: only the line syntax, `v=`
-    /// first, and the `m=` lines are checked; see [`parse_strict`](Self::parse_strict).
-    pub fn parse(input: &[u8]) -> Result<Self, ParseError> {
-        crate::parse::parse(input, false)
-    }
-
-    /// Parses like [`parse`](Self::parse), and also rejects malformed `o=`, `c=`, `b=`, `t=`
-    /// lines and `a=rtpmap`/`fmtp`/`extmap`/`range`/`framerate`/`control` attributes.
-    pub fn parse_strict(input: &[u8]) -> Result<Self, ParseError> {
-        crate::parse::parse(input, true)
-    }
-
     /// The session-level lines, `v=` first.
     pub fn session_lines(&self) -> &[Line] {
         &self.session

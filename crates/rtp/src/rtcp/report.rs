@@ -194,3 +194,10 @@ impl<'a> ReceiverReport<'a> {
         self.extension
     }
 }
+
+impl crate::ntp::SrMapping {
+    /// The mapping a sender report's sender info establishes, for a `clock_rate` media clock.
+    pub fn from_sender_info(info: &SenderInfo, clock_rate: u32) -> crate::ntp::SrMapping {
+        crate::ntp::SrMapping { ntp: info.ntp, rtp: info.rtp, clock_rate }
+    }
+}
