@@ -123,12 +123,8 @@ fn serve_connection(conn: TcpStream, sdp: String, fault: Fault) {
         let mut cseq = req.cseq().unwrap_or(0);
         let mut resp = Response::new(StatusCode::OK);
         match req.method {
-            Method::Options => resp.headers.append("Public", "DESCRIBE, SETUP, PLAY, TEARDOWN"),
-            Method::Describe => {
-                resp.headers.append("Content-Base", format!("{}/", req.uri));
-                resp.headers.append("Content-Type", "application/sdp");
-                resp.body = sdp.clone().into_bytes();
-            }
+            Method::Options => resp.headers.append("Public", common::PUBLIC),
+            Method::Describe => common::describe(&mut resp, &req, &sdp),
             Method::Setup => {
                 let offer = Transport::from_headers(&req.headers).ok().flatten();
                 match offer.and_then(|t| t.specs.into_iter().next()) {

@@ -42,12 +42,10 @@ fn serve_connection(mut conn: TcpStream, id: usize, sdp: String, log: Log, quirk
         log.lock().unwrap().push((Instant::now(), id, req.method));
         let mut resp = Response::new(StatusCode::OK);
         match req.method {
-            Method::Options => resp.headers.append("Public", "DESCRIBE, SETUP, PLAY, TEARDOWN"),
+            Method::Options => resp.headers.append("Public", common::PUBLIC),
             Method::Describe => {
                 std::thread::sleep(quirks.describe_delay);
-                resp.headers.append("Content-Base", format!("{}/", req.uri));
-                resp.headers.append("Content-Type", "application/sdp");
-                resp.body = sdp.clone().into_bytes();
+                common::describe(&mut resp, &req, &sdp);
             }
             Method::Setup => {
                 let offer = Transport::from_headers(&req.headers).ok().flatten();

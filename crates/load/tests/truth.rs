@@ -147,12 +147,8 @@ fn serve_connection(mut conn: TcpStream, sdp: String, readers: Readers, media_po
         let mut resp = Response::new(StatusCode::OK);
         resp.headers.append("CSeq", req.cseq().unwrap_or(0).to_string());
         match req.method {
-            Method::Options => resp.headers.append("Public", "DESCRIBE, SETUP, PLAY, TEARDOWN"),
-            Method::Describe => {
-                resp.headers.append("Content-Base", format!("{}/", req.uri));
-                resp.headers.append("Content-Type", "application/sdp");
-                resp.body = sdp.clone().into_bytes();
-            }
+            Method::Options => resp.headers.append("Public", common::PUBLIC),
+            Method::Describe => common::describe(&mut resp, &req, &sdp),
             Method::Setup => {
                 let offer = Transport::from_headers(&req.headers).ok().flatten();
                 let port = offer.as_ref().and_then(|t| t.first()).and_then(|s| s.client_port);

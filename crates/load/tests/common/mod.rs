@@ -1,10 +1,20 @@
 //! What the test servers of this crate's integration tests share: reading RTSP requests from a
-//! blocking connection. Each test file is its own crate and uses what it needs.
+//! blocking connection, and the OPTIONS and DESCRIBE answers. Each test file is its own crate and uses what it needs.
 
 use std::io::Read;
 
 use manifold_rtsp::codec::{Decoder, Item};
-use manifold_rtsp::Request;
+use manifold_rtsp::{Request, Response};
+
+/// The methods the test servers answer, for `Public`.
+pub(crate) const PUBLIC: &str = "DESCRIBE, SETUP, PLAY, TEARDOWN";
+
+/// Fills `resp` as the answer to DESCRIBE `req` with `sdp` (its base the request's URL).
+pub(crate) fn describe(resp: &mut Response, req: &Request, sdp: &str) {
+    resp.headers.append("Content-Base", format!("{}/", req.uri));
+    resp.headers.append("Content-Type", "application/sdp");
+    resp.body = sdp.as_bytes().to_vec();
+}
 
 /// The requests arriving on one connection, decoded as bytes come.
 #[derive(Default)]
