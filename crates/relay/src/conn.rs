@@ -16,10 +16,9 @@ use glommio::{spawn_local, timer};
 use manifold_rtsp::codec::{interleaved_header, Decoder, Item, Limits};
 use manifold_rtsp::{ChannelId, Response};
 
-use crate::control::Control;
+use crate::control::{Control, Route};
 use crate::outbox::ConnOut;
-use crate::plane::packet::SharedPacket;
-use crate::plane::reader::ReaderTrack;
+use crate::plane::reader::TcpFrame;
 use crate::shard::Shard;
 
 /// Bytes a connection reads per call at first, and keeps between requests. RTSP requests are
@@ -124,15 +123,19 @@ pub(crate) async fn run(shard: Rc<Shard>, stream: TcpStream) {
     shard.add_conn(out.clone());
     tracing::debug!(%peer, shard = shard.id(), "connection accepted");
 
-    let writer =
-        spawn_local(write_loop(stream.clone(), out.clone(), shard.config().reader_stall()));
+    let writer = spawn_local(write_loop(
+        shard.clone(),
+        stream.clone(),
+        out.clone(),
+        shard.config().reader_stall(),
+    ));
     let limits = Limits {
         max_head: shard.config().max_request_head,
         max_body: shard.config().max_request_body,
         ..Limits::default()
     };
     let mut control = Control::new(shard.clone(), peer, out.clone());
-    match read_loop(&mut control, stream, limits).await {
+    match read_loop(&shard, &mut control, stream, limits).await {
         Ok(()) => tracing::debug!(%peer, "connection closed by peer"),
         Err(e) => tracing::info!(%peer, side = "downstream", error = %e, "connection closed"),
     }
@@ -156,9 +159,12 @@ fn next_chunk(chunk: usize, got: usize) -> usize {
     }
 }
 
-/// Decodes the connection's bytes into `control` until the peer closes, the connection is
-/// closed, or its input cannot be resynchronised; wakes `control` at its sessions' deadlines.
+/// Decodes the connection's bytes until the peer closes, the connection is closed, or its
+/// input cannot be resynchronised: requests to `control`, interleaved frames where `control`
+/// routes them (straight to the shard: a publisher's packet does not pass through the
+/// session machine); wakes `control` at its sessions' deadlines.
 async fn read_loop(
+    shard: &Shard,
     control: &mut Control,
     mut rd: SharedStream,
     limits: Limits,
@@ -188,7 +194,16 @@ async fn read_loop(
                     tracing::debug!(peer = %control.peer(), status = %resp.status, "unexpected response from client ignored");
                 }
                 Ok(Some((Item::Interleaved { channel, payload }, used))) => {
-                    control.interleaved(Instant::now(), channel, payload);
+                    let now = Instant::now();
+                    match control.route(channel) {
+                        Route::Ingest { stream, track, media } => {
+                            shard.ingest_publisher(now, stream, track, payload, media)
+                        }
+                        Route::ReaderRtcp { reader } => {
+                            shard.reader_rtcp_interleaved(now, reader, channel.0, payload)
+                        }
+                        Route::Drop => {}
+                    }
                     start += used;
                 }
                 Err(e) => {
@@ -248,49 +263,41 @@ async fn read_loop(
     }
 }
 
-/// One interleaved frame to write: the shared packet, and either its headroom (when it holds
-/// the reader's channel) or a header of our own.
-struct Frame {
-    packet: SharedPacket,
-    channel: u8,
-    header: Option<[u8; 4]>,
-}
-
 /// Writes responses, then the media of live TCP readers, until the connection closes. Media
 /// is written with one gathering `sendmsg` per batch, straight from the shared packet buffers;
 /// when the socket is full the rest of the batch waits for it (bounded by `stall`, past which
 /// the connection closes) while the hub keeps queueing into the reader's bounded queue.
-async fn write_loop(mut wr: SharedStream, out: Rc<ConnOut>, stall: std::time::Duration) {
+async fn write_loop(
+    shard: Rc<Shard>,
+    mut wr: SharedStream,
+    out: Rc<ConnOut>,
+    stall: std::time::Duration,
+) {
     let mut control: Vec<u8> = Vec::new();
-    let mut frames: Vec<Frame> = Vec::new();
+    let mut frames: Vec<TcpFrame> = Vec::new();
+    // Per frame: a `$` header of our own, when the packet's headroom holds another channel.
+    let mut headers: Vec<Option<[u8; 4]>> = Vec::new();
     loop {
         control.clear();
         control.append(&mut out.control.borrow_mut());
         frames.clear();
         let mut bytes = 0;
-        for r in out.readers.borrow().iter() {
-            if !r.live.get() {
-                continue;
+        let now = Instant::now();
+        for &reader in out.readers.borrow().iter() {
+            if bytes >= WRITE_BATCH || frames.len() >= MAX_FRAMES {
+                break;
             }
-            let mut q = r.queue.borrow_mut();
-            while bytes < WRITE_BATCH && frames.len() < MAX_FRAMES {
-                let Some(packet) = q.pop() else { break };
-                let Some(ReaderTrack::Tcp { channel }) = r.track(packet.track()) else { continue };
-                let channel = if packet.is_rtcp() { channel.saturating_add(1) } else { channel };
-                let header = match packet.framed_for(channel) {
-                    Some(_) => None,
-                    None => {
-                        let len = u16::try_from(packet.len()).unwrap_or(u16::MAX);
-                        Some(interleaved_header(ChannelId(channel), len))
-                    }
-                };
-                bytes += packet.len() + 4;
-                if !packet.is_rtcp() {
-                    r.obs.count(packet.len());
-                }
-                frames.push(Frame { packet, channel, header });
-            }
+            let room = MAX_FRAMES - frames.len();
+            bytes += shard.drain_reader(now, reader, WRITE_BATCH - bytes, room, &mut frames);
         }
+        headers.clear();
+        headers.extend(frames.iter().map(|f| match f.packet.framed_for(f.channel) {
+            Some(_) => None,
+            None => {
+                let len = u16::try_from(f.packet.len()).unwrap_or(u16::MAX);
+                Some(interleaved_header(ChannelId(f.channel), len))
+            }
+        }));
         if control.is_empty() && frames.is_empty() {
             if out.closed.get() {
                 break;
@@ -302,8 +309,8 @@ async fn write_loop(mut wr: SharedStream, out: Rc<ConnOut>, stall: std::time::Du
         if !control.is_empty() {
             iov.push(IoSlice::new(&control));
         }
-        for f in &frames {
-            match &f.header {
+        for (f, header) in frames.iter().zip(&headers) {
+            match header {
                 None => iov.push(IoSlice::new(f.packet.framed_for(f.channel).unwrap_or_default())),
                 Some(h) => {
                     iov.push(IoSlice::new(h));

@@ -34,7 +34,38 @@ const PUBLIC: &str = "OPTIONS, DESCRIBE, ANNOUNCE, SETUP, PLAY, PAUSE, RECORD, T
 #[derive(Debug)]
 pub(crate) enum After {
     /// Start sending to the reader that PLAY joined.
-    GoLive(Rc<Reader>),
+    GoLive,
+}
+
+/// Where an interleaved frame from the client goes: the answer of [`Control::route`], for the
+/// connection to hand to the shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// Media of the publisher's stream: `track`, RTP or RTCP.
+    Ingest {
+        /// The stream.
+        stream: u64,
+        /// The track.
+        track: usize,
+        /// RTP or RTCP.
+        media: Media,
+    },
+    /// A receiver report of the player's reader.
+    ReaderRtcp {
+        /// The stream and the reader.
+        reader: (u64, u64),
+    },
+    /// Nothing takes it (an unknown channel, media before RECORD).
+    Drop,
+}
+
+/// The reader a player's PLAY joined.
+#[derive(Debug, Clone, Copy)]
+struct Playing {
+    /// The reader's id in its fan-out.
+    id: u64,
+    /// Whether its tracks go over UDP (else TCP or multicast).
+    udp: bool,
 }
 
 /// A connection's publishing session (ANNOUNCE, then SETUP mode=record per track, RECORD).
@@ -84,7 +115,7 @@ pub(crate) struct Player {
     /// Per stream track: how it is sent and the SETUP URL (for RTP-Info).
     tracks: Vec<Option<(ReaderTrack, String)>>,
     /// The reader while playing.
-    reader: Option<Rc<Reader>>,
+    reader: Option<Playing>,
     /// PAUSE stopped a PLAY: the next PLAY resumes.
     paused: bool,
 }
@@ -168,26 +199,27 @@ impl Control {
         self.out.send_control(&bytes);
     }
 
-    /// An interleaved frame from the client at `now`: media of a publisher, or RTCP (a
-    /// publisher's sender reports; a reader's receiver reports, which show it is alive and
-    /// say what it lost).
-    pub(crate) fn interleaved(&mut self, now: Instant, channel: ChannelId, payload: &[u8]) {
+    /// Where an interleaved frame on `channel` goes: media (or sender reports) of a publisher,
+    /// or a reader's receiver reports (which show it is alive and say what it lost). The
+    /// connection hands it to the shard; the session machine sees no per-packet work.
+    pub(crate) fn route(&self, channel: ChannelId) -> Route {
         if let Some(p) = &self.publisher {
+            let stream = p.hub.info().id;
             if let Some(track) = p.track_of_channel(channel.0) {
-                if p.recording {
-                    p.hub.ingest(&self.shard, now, track, payload, Media::Rtp);
-                }
-                return;
+                return match p.recording {
+                    true => Route::Ingest { stream, track, media: Media::Rtp },
+                    false => Route::Drop,
+                };
             }
             if let Some(track) = p.track_of_rtcp_channel(channel.0) {
-                p.hub.ingest(&self.shard, now, track, payload, Media::Rtcp);
-                return;
+                return Route::Ingest { stream, track, media: Media::Rtcp };
             }
         }
-        if let Some(reader) = self.player.as_ref().and_then(|p| p.reader.as_ref()) {
-            if reader.absorb_rtcp(now, reader.track_of_rtcp_channel(channel.0), payload) {
-                self.shard.obs.rtcp_reports.set(self.shard.obs.rtcp_reports.get() + 1);
+        match &self.player {
+            Some(Player { reader: Some(r), stream, .. }) => {
+                Route::ReaderRtcp { reader: (stream.id, r.id) }
             }
+            _ => Route::Drop,
         }
     }
 
@@ -256,13 +288,15 @@ impl Control {
     /// Runs what a response asked for, once it is queued.
     pub(crate) fn after_response(&mut self, after: After) {
         match after {
-            After::GoLive(reader) => {
-                if let Some(p) = &self.player {
-                    tracing::info!(peer = %self.peer, session = %reader.session, path = %reader.path,
-                        udp = reader.is_udp(), gop_packets = reader.queue.borrow().len(),
-                        shard = self.shard.id(), owner = p.stream.owner, "playing");
-                    self.shard.go_live(p.stream.id, &reader);
-                }
+            After::GoLive => {
+                let Some(p) = &self.player else { return };
+                let Some(reader) = p.reader else { return };
+                let gop_packets =
+                    self.shard.with_reader(p.stream.id, reader.id, |r| r.queue.len()).unwrap_or(0);
+                tracing::info!(peer = %self.peer, session = ?p.session.as_ref().map(|s| s.0.as_str()),
+                    path = %p.stream.path, udp = reader.udp, gop_packets,
+                    shard = self.shard.id(), owner = p.stream.owner, "playing");
+                self.shard.go_live(p.stream.id, reader.id);
             }
         }
     }
@@ -585,17 +619,24 @@ impl Control {
             queue_packets: config.reader_queue_packets,
             queue_bytes: config.reader_queue_bytes,
         };
-        let reader = Rc::new(Reader::new(spec, self.out.wake.clone(), Instant::now()));
+        let reader = Reader::new(spec, self.out.wake.clone(), Instant::now());
+        let playing = Playing { id: reader.id, udp: reader.is_udp() };
         // A first PLAY starts at the cached GOP; a PLAY after PAUSE resumes at the next
         // keyframe (the cached GOP may hold packets the reader already got).
         let gop = !resumed;
-        if !self.shard.join(stream.id, stream.owner, reader.clone(), gop).await {
+        if !self.shard.join(stream.id, stream.owner, reader, gop).await {
             tracing::info!(peer = %self.peer, path = %stream.path, "PLAY: stream gone while joining");
             return (Response::new(StatusCode::NOT_FOUND), None);
         }
         let Some(player) = self.player.as_mut() else {
             return (Response::new(StatusCode::INTERNAL_SERVER_ERROR), None);
         };
+        let first_queued: Vec<Option<(u16, u32)>> = self
+            .shard
+            .with_reader(stream.id, playing.id, |r| {
+                (0..player.tracks.len()).map(|i| r.first_queued(i)).collect()
+            })
+            .unwrap_or_default();
         let entries: Vec<RtpInfoEntry> = player
             .tracks
             .iter()
@@ -603,23 +644,23 @@ impl Control {
             .filter_map(|(i, t)| {
                 let (_, url) = t.as_ref()?;
                 let mut e = RtpInfoEntry::new(url.clone());
-                if let Some((seq, rtptime)) = reader.first_queued(i) {
+                if let Some((seq, rtptime)) = first_queued.get(i).copied().flatten() {
                     e.seq = Some(seq);
                     e.rtptime = Some(rtptime);
                 }
                 Some(e)
             })
             .collect();
-        if !reader.is_udp() {
-            self.out.readers.borrow_mut().push(reader.clone());
+        if !playing.udp {
+            self.out.readers.borrow_mut().push((stream.id, playing.id));
         }
-        player.reader = Some(reader.clone());
+        player.reader = Some(playing);
         let mut r = Response::new(StatusCode::OK);
         r.headers.set("Range", "npt=0.000-");
         if !entries.is_empty() {
             RtpInfo { entries }.set_in(&mut r.headers);
         }
-        (r, Some(After::GoLive(reader)))
+        (r, Some(After::GoLive))
     }
 
     fn record(&mut self, pending: &Pending) -> Response {
@@ -669,18 +710,15 @@ impl Control {
         if let Some(slot) = p.tracks.get_mut(track) {
             *slot = None;
         }
-        let Some(reader) = p.reader.clone() else {
-            tracing::info!(peer = %self.peer, session = ?p.session.as_ref().map(|s| s.0.as_str()),
-                path = %p.stream.path, track, "track torn down");
+        let session = p.session.as_ref().map(|s| s.0.as_str());
+        let Some(reader) = p.reader else {
+            tracing::info!(peer = %self.peer, session = ?session, path = %p.stream.path, track,
+                "track torn down");
             return;
         };
-        self.shard.send_track_bye(p.stream.id, &reader, track, "teardown");
-        if reader.tear_down_track(track) {
-            if let Some(f) = self.shard.fanout(p.stream.id) {
-                f.rebuild_udp();
-            }
-        }
-        tracing::info!(peer = %self.peer, session = %reader.session, path = %reader.path, track,
+        self.shard.send_bye(p.stream.id, reader.id, Some(track), "teardown");
+        self.shard.tear_down_track(p.stream.id, reader.id, track);
+        tracing::info!(peer = %self.peer, session = ?session, path = %p.stream.path, track,
             "track torn down while playing");
     }
 
@@ -688,17 +726,19 @@ impl Control {
     fn stop_playing(&mut self, bye: bool) {
         let Some(p) = self.player.as_mut() else { return };
         if let Some(reader) = p.reader.take() {
-            let q = reader.queue.borrow();
-            let stats = q.stats();
-            tracing::info!(peer = %self.peer, session = %reader.session, path = %reader.path,
-                dropped = stats.dropped, keyframe_skips = stats.skips, queued_bytes = q.bytes(),
-                "reader stopped");
-            drop(q);
-            if bye {
-                self.shard.send_bye(p.stream.id, &reader, "teardown");
+            let stream = p.stream.id;
+            let queue =
+                self.shard.with_reader(stream, reader.id, |r| (r.queue.stats(), r.queue.bytes()));
+            if let Some((stats, queued_bytes)) = queue {
+                tracing::info!(peer = %self.peer, session = ?p.session.as_ref().map(|s| s.0.as_str()),
+                    path = %p.stream.path, dropped = stats.dropped, keyframe_skips = stats.skips,
+                    queued_bytes, "reader stopped");
             }
-            self.shard.leave(p.stream.id, p.stream.owner, reader.id);
-            self.out.readers.borrow_mut().retain(|r| r.id != reader.id);
+            if bye {
+                self.shard.send_bye(stream, reader.id, None, "teardown");
+            }
+            self.shard.leave(stream, p.stream.owner, reader.id);
+            self.out.readers.borrow_mut().retain(|r| *r != (stream, reader.id));
         }
     }
 
@@ -725,7 +765,9 @@ impl Control {
         }
         if let Some(p) = &self.player {
             if let (Some(id), Some(r)) = (&p.session, &p.reader) {
-                self.sessions.handle_activity(r.heard.get(), id);
+                if let Some(heard) = self.shard.with_reader(p.stream.id, r.id, |r| r.heard) {
+                    self.sessions.handle_activity(heard, id);
+                }
             }
         }
         self.sessions.handle_timeout(now);

@@ -277,7 +277,6 @@ pub(crate) fn reader_snapshot(
     let rtcp = r
         .obs
         .feedback
-        .borrow()
         .iter()
         .enumerate()
         .filter(|(_, f)| f.reports > 0)
@@ -304,7 +303,7 @@ pub(crate) fn reader_snapshot(
         },
         peer: r.peer.to_string(),
         session: r.session.0.clone(),
-        queued: r.queue.borrow().len(),
+        queued: r.queue.len(),
         totals,
         rtcp,
     }

@@ -7,7 +7,6 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 
 use crate::notify::Notify;
-use crate::plane::reader::Reader;
 
 /// One connection's outgoing side.
 #[derive(Debug)]
@@ -18,8 +17,9 @@ pub(crate) struct ConnOut {
     pub(crate) peer: SocketAddr,
     /// Encoded responses not yet written.
     pub(crate) control: RefCell<Vec<u8>>,
-    /// Readers whose media goes out on this connection (TCP readers).
-    pub(crate) readers: RefCell<Vec<Rc<Reader>>>,
+    /// Readers whose media goes out on this connection (TCP readers): (stream, reader), to
+    /// drain through the shard.
+    pub(crate) readers: RefCell<Vec<(u64, u64)>>,
     /// Wakes the writer; its readers hold it too.
     pub(crate) wake: Rc<Notify>,
     /// Set when the connection is closing; the writer stops.

@@ -14,7 +14,6 @@ use glommio::{spawn_local, timer};
 use crate::egress::UdpEgress;
 use crate::error::{RelayError, ShardError};
 use crate::outbox::ConnOut;
-use crate::plane::fanout::Fanout;
 use crate::shard::{Media, Shard, ShardMsg, Shared, JOIN_TIMEOUT};
 use crate::udp::ServerPorts;
 
@@ -95,6 +94,7 @@ pub(crate) async fn run(
         .detach();
     }
     spawn_local(udp_rtp_loop(shard.clone())).detach();
+    spawn_local(watch_stalls(shard.clone())).detach();
     spawn_local(udp_rtcp_loop(shard.clone())).detach();
     if shared.config.metrics.is_some() {
         spawn_local(publish_metrics(shard.clone())).detach();
@@ -145,11 +145,11 @@ pub(crate) async fn run(
         timer::sleep(SHUTDOWN_POLL).await;
     }
     accept.cancel().await;
-    let fanouts: Vec<(u64, Rc<Fanout>)> = shard.fanouts();
-    for (stream, f) in &fanouts {
-        for r in f.readers() {
-            shard.send_bye(*stream, &r, "relay shutting down");
-        }
+    let readers: Vec<(u64, u64)> = shard.with_fanouts(|fanouts| {
+        fanouts.iter().flat_map(|(s, f)| f.readers().iter().map(|r| (*s, r.id))).collect()
+    });
+    for (stream, reader) in readers {
+        shard.send_bye(stream, reader, None, "relay shutting down");
     }
     let conns: Vec<Rc<ConnOut>> = shard.conns.borrow().values().cloned().collect();
     tracing::info!(shard = id, connections = conns.len(), "shutting down");
@@ -185,6 +185,17 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
                 timer::sleep(Duration::from_millis(10)).await;
             }
         }
+    }
+}
+
+/// Closes readers that read nothing for the stall limit, checking a few times per limit (the
+/// plane keeps the time; this task only asks).
+async fn watch_stalls(shard: Rc<Shard>) {
+    let period = (shard.config().reader_stall() / 4)
+        .clamp(Duration::from_millis(100), Duration::from_secs(1));
+    loop {
+        timer::sleep(period).await;
+        shard.close_stalled(Instant::now());
     }
 }
 
@@ -225,7 +236,7 @@ fn handle_msg(shard: &Rc<Shard>, from: usize, msg: ShardMsg) {
     match msg {
         ShardMsg::Packet { stream, packet } => {
             shard.obs.count_mesh_received(from);
-            shard.deliver(stream, &packet);
+            shard.deliver(Instant::now(), stream, &packet);
         }
         ShardMsg::Subscribe { stream, from: to, reader, gop } => {
             spawn_local(answer_subscribe(shard.clone(), stream, to, reader, gop)).detach();
@@ -234,8 +245,10 @@ fn handle_msg(shard: &Rc<Shard>, from: usize, msg: ShardMsg) {
             let join = shard.joins.borrow_mut().remove(&reader);
             match (join, packets) {
                 (Some(join), Some(packets)) if join.stream == stream => {
-                    join.reader.preload(&packets);
-                    shard.fanout_or_new(stream).add(join.reader.clone());
+                    if let Some(mut reader) = join.reader.borrow_mut().take() {
+                        reader.preload(Instant::now(), &packets);
+                        shard.add_reader(stream, reader);
+                    }
                     join.outcome.set(Some(true));
                     join.notify.notify();
                 }
@@ -246,7 +259,7 @@ fn handle_msg(shard: &Rc<Shard>, from: usize, msg: ShardMsg) {
                 // The PLAY gave up waiting; if this shard has no readers of the stream, tell
                 // the owner so it stops sending.
                 (None, _) => {
-                    if shard.fanout(stream).is_none() {
+                    if !shard.has_fanout(stream) {
                         shard.send_later(from, ShardMsg::Unsubscribe { stream, from: shard.id });
                     }
                 }
@@ -297,7 +310,7 @@ async fn udp_rtp_loop(shard: Rc<Shard>) {
             Ok((n, from)) => {
                 let route = shard.udp_sources.borrow().get(&from).copied();
                 if let Some((stream, track)) = route {
-                    shard.ingest_udp(Instant::now(), stream, track, &buf[..n], Media::Rtp);
+                    shard.ingest_publisher(Instant::now(), stream, track, &buf[..n], Media::Rtp);
                 }
             }
             Err(e) => {
@@ -319,7 +332,7 @@ async fn udp_rtcp_loop(shard: Rc<Shard>) {
                 let route = shard.rtcp_ingest.borrow().get(&from).copied();
                 match route {
                     Some((stream, track)) => {
-                        shard.ingest_udp(now, stream, track, &buf[..n], Media::Rtcp);
+                        shard.ingest_publisher(now, stream, track, &buf[..n], Media::Rtcp);
                     }
                     None => {
                         shard.reader_rtcp(now, from, &buf[..n]);
