@@ -367,10 +367,17 @@ fn silent_sessions_expire() {
         .and_then(|v| v.split(';').next())
         .expect("Session header")
         .to_owned();
-    // Timeout 1 s plus 1 s grace, then the session is gone.
+    // Timeout 1 s plus 1 s grace, then the session is gone, and with it the connection
+    // (it held nothing else).
     std::thread::sleep(Duration::from_millis(3000));
-    let (s, _) =
-        exchange(&mut c, &format!("PLAY {url} RTSP/1.0\r\nCSeq: 2\r\nSession: {session}\r\n\r\n"));
+    c.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    let mut byte = [0u8; 1];
+    assert!(matches!(c.read(&mut byte), Ok(0) | Err(_)), "the connection was closed");
+    let mut again = connect(&relay);
+    let (s, _) = exchange(
+        &mut again,
+        &format!("PLAY {url} RTSP/1.0\r\nCSeq: 2\r\nSession: {session}\r\n\r\n"),
+    );
     assert_eq!(s, 454);
 }
 

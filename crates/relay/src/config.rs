@@ -185,6 +185,25 @@ pub struct ServeConfig {
     pub limit_loopback: bool,
     /// Most RTSP sessions (publishing and playing) open at once; a SETUP beyond gets 503.
     pub max_sessions: usize,
+    /// Most RTSP sessions one connection may hold; a SETUP beyond gets 503 with
+    /// `Retry-After`, and the connection keeps the sessions it has.
+    pub max_sessions_per_connection: usize,
+    /// Most RTSP sessions open at once from one IP address (loopback peers only with
+    /// `limit_loopback`); a SETUP beyond gets 503 with `Retry-After`.
+    pub max_sessions_per_ip: usize,
+    /// Most RTSP connections open at once over all shards; 0 derives it from the open-file
+    /// limit (raised to its hard limit at start), leaving room for the relay's own files.
+    pub max_connections: usize,
+    /// Seconds a request head (or any item the peer started sending) may take to arrive in
+    /// full before the connection is closed.
+    pub request_timeout_secs: u64,
+    /// Seconds a connection that holds no session may stay silent before it is closed.
+    pub idle_timeout_secs: u64,
+    /// Seconds a publisher may take from ANNOUNCE to RECORD before the path is released.
+    pub record_timeout_secs: u64,
+    /// Bytes of responses a connection may have waiting for its peer to read them; while
+    /// more wait, its further requests are not read (and after the stall limit it is closed).
+    pub max_response_queue: usize,
     /// Largest RTSP request head (start line and headers) in bytes.
     pub max_request_head: usize,
     /// Largest RTSP request body (e.g. ANNOUNCE's SDP) in bytes.
@@ -229,6 +248,13 @@ impl Default for ServeConfig {
             max_connections_per_ip: 100,
             limit_loopback: false,
             max_sessions: 10_000,
+            max_sessions_per_connection: 16,
+            max_sessions_per_ip: 1_000,
+            max_connections: 0,
+            request_timeout_secs: 10,
+            idle_timeout_secs: 60,
+            record_timeout_secs: 10,
+            max_response_queue: 64 * 1024,
             max_request_head: 8 * 1024,
             max_request_body: 64 * 1024,
             publish_replace: false,
@@ -252,6 +278,32 @@ impl ServeConfig {
     /// How long a TCP reader may stall before it is disconnected.
     pub fn reader_stall(&self) -> Duration {
         Duration::from_secs(self.reader_stall_secs)
+    }
+
+    /// How long a started request may take to arrive in full.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs)
+    }
+
+    /// How long a connection without a session may stay silent.
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout_secs)
+    }
+
+    /// How long a publisher may take from ANNOUNCE to RECORD.
+    pub fn record_timeout(&self) -> Duration {
+        Duration::from_secs(self.record_timeout_secs)
+    }
+
+    /// The connection cap for an open-file soft limit of `nofile`: `max_connections` when
+    /// set, else the limit less a reserve for the relay's own descriptors (listeners, server
+    /// ports, io_uring rings, pulls, the metrics endpoint), at least 16.
+    pub fn connection_cap(&self, nofile: u64) -> usize {
+        const RESERVE: u64 = 256;
+        if self.max_connections > 0 {
+            return self.max_connections;
+        }
+        usize::try_from(nofile.saturating_sub(RESERVE).max(16)).unwrap_or(usize::MAX)
     }
 
     /// The number of shards, given the CPUs that are online and how many the process may

@@ -30,6 +30,9 @@ use crate::shard::{Media, Shard};
 const PUBLIC: &str = "OPTIONS, DESCRIBE, ANNOUNCE, SETUP, PLAY, PAUSE, RECORD, TEARDOWN, \
                       GET_PARAMETER, SET_PARAMETER";
 
+/// Seconds a client refused for a session limit is told to wait (`Retry-After`).
+const RETRY_AFTER_SECS: u32 = 5;
+
 /// What to do once a response is queued.
 #[derive(Debug)]
 pub(crate) enum After {
@@ -81,6 +84,9 @@ pub(crate) struct Publisher {
     channels: Vec<(u8, usize)>,
     /// RECORD was answered: media is accepted.
     pub(crate) recording: bool,
+    /// When ANNOUNCE was answered: without RECORD by the record timeout, the path is
+    /// released.
+    announced: Instant,
 }
 
 impl Publisher {
@@ -120,6 +126,20 @@ pub(crate) struct Player {
     paused: bool,
 }
 
+/// The interleaved channel pair for a track: the one the client asked for, which must be
+/// `n-(n+1)` with `n` even (so no two tracks' RTP and RTCP can share a channel) and not
+/// `taken` by another track of the session; or, when it asked for none, the lowest free even
+/// pair. `None`: refuse the spec (461 when no other fits).
+fn interleaved_pair(asked: Option<ChannelRange>, taken: &[u8]) -> Option<ChannelRange> {
+    let free = |n: u8| n % 2 == 0 && n <= 254 && !taken.contains(&n);
+    let first = match asked {
+        Some(c) if c.last.0 == c.first.0.wrapping_add(1) && free(c.first.0) => c.first.0,
+        Some(_) => return None,
+        None => (0..=254u8).step_by(2).find(|&n| free(n))?,
+    };
+    ChannelRange::pair(ChannelId(first))
+}
+
 /// The path of an RTSP URL: `rtsp://host:port/cam/x?q` → `/cam/x` (no trailing slash).
 pub(crate) fn url_path(uri: &str) -> String {
     let rest = uri.split_once("://").map_or(uri, |(_, r)| r);
@@ -157,6 +177,8 @@ pub(crate) struct Control {
     player: Option<Player>,
     /// The slots of the session limit this connection's sessions hold.
     permits: Vec<(SessionId, crate::limits::SessionPermit)>,
+    /// Refused SETUPs are logged at most once a second per connection.
+    refusal_log: crate::ratelog::RateLimitedLog,
 }
 
 impl Control {
@@ -174,6 +196,7 @@ impl Control {
             publisher: None,
             player: None,
             permits: Vec::new(),
+            refusal_log: crate::ratelog::RateLimitedLog::default(),
         }
     }
 
@@ -187,9 +210,24 @@ impl Control {
         self.out.closed.get()
     }
 
-    /// When [`Control::expire_sessions`] should run next.
+    /// When [`Control::expire_sessions`] should run next: a session's expiry, or the record
+    /// timeout of an announced path.
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
-        self.sessions.poll_timeout()
+        let record = self
+            .publisher
+            .as_ref()
+            .filter(|p| !p.recording)
+            .map(|p| p.announced + self.shard.config().record_timeout());
+        match (self.sessions.poll_timeout(), record) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Whether the connection holds a session, or is publishing or playing (else it is idle
+    /// between requests, and the idle timeout applies).
+    pub(crate) fn holds_session(&self) -> bool {
+        !self.permits.is_empty() || self.publisher.is_some() || self.player.is_some()
     }
 
     /// Queues a response for the writer.
@@ -230,17 +268,33 @@ impl Control {
             Decision::Reply(r) => return (r, None),
             Decision::Needs(p) => p,
         };
-        // A SETUP that would create a session takes a slot of the session limit first.
+        // A SETUP that would create a session takes a slot of the session limits first: the
+        // connection's own, then its address's and the total. Refused, it gets 503 and keeps
+        // the sessions it has.
         let mut permit = None;
         if matches!(pending.action, Action::Setup { .. }) && pending.session.is_none() {
-            match self.shard.shared.limits.admit_session() {
-                Some(p) => permit = Some(p),
-                None => {
-                    tracing::warn!(peer = %self.peer, uri = %req.uri,
-                        limit = self.shard.config().max_sessions, "SETUP refused: session limit");
+            let per_connection = self.shard.config().max_sessions_per_connection;
+            let admitted = if self.permits.len() >= per_connection {
+                Err("sessions per connection")
+            } else {
+                self.shard.shared.limits.admit_session(self.peer.ip()).map_err(|why| match why {
+                    crate::limits::Refusal::Total => "sessions in total",
+                    crate::limits::Refusal::PerIp => "sessions per address",
+                })
+            };
+            match admitted {
+                Ok(p) => permit = Some(p),
+                Err(limit) => {
+                    if let Some(suppressed) = self.refusal_log.allow(now) {
+                        let bounds = self.shard.shared.limits.bounds();
+                        tracing::warn!(peer = %self.peer, uri = %req.uri, limit, per_connection,
+                            per_address = bounds.sessions_per_ip, total = bounds.sessions,
+                            suppressed, "SETUP refused: session limit");
+                    }
                     let r = Response::new(StatusCode::SERVICE_UNAVAILABLE);
                     let mut r = self.sessions.respond(now, pending, r);
                     r.headers.set("Server", "manifold");
+                    r.headers.set("Retry-After", RETRY_AFTER_SECS.to_string());
                     return (r, None);
                 }
             }
@@ -352,6 +406,7 @@ impl Control {
                 media_urls: sdp.media_urls(&req.uri),
                 channels: Vec::new(),
                 recording: false,
+                announced: Instant::now(),
             });
             return Response::new(StatusCode::OK);
         }
@@ -400,6 +455,7 @@ impl Control {
             media_urls,
             channels: Vec::new(),
             recording: false,
+            announced: Instant::now(),
         });
         Response::new(StatusCode::OK)
     }
@@ -440,14 +496,19 @@ impl Control {
             }
             let answer = match spec.lower_transport() {
                 LowerTransport::Tcp => {
-                    let first =
-                        spec.interleaved.map_or(track.saturating_mul(2) as u8, |c| c.first.0);
-                    let channels = ChannelRange::pair(ChannelId(first)).unwrap_or(ChannelRange {
-                        first: ChannelId(first),
-                        last: ChannelId(first),
-                    });
+                    let taken: Vec<u8> = publisher
+                        .channels
+                        .iter()
+                        .filter(|(_, t)| *t != track)
+                        .map(|(c, _)| *c)
+                        .collect();
+                    let Some(channels) = interleaved_pair(spec.interleaved, &taken) else {
+                        tracing::info!(%peer, uri, interleaved = ?spec.interleaved, side = "upstream",
+                            "SETUP refused: interleaved channels not an even pair, or taken");
+                        continue;
+                    };
                     publisher.channels.retain(|(_, t)| *t != track);
-                    publisher.channels.push((first, track));
+                    publisher.channels.push((channels.first.0, track));
                     TransportSpec {
                         mode: Some(TransportMode::Record),
                         ..TransportSpec::tcp_interleaved(channels)
@@ -555,14 +616,22 @@ impl Control {
             }
             match spec.lower_transport() {
                 LowerTransport::Tcp => {
-                    let first =
-                        spec.interleaved.map_or(track.saturating_mul(2) as u8, |c| c.first.0);
-                    let channels = ChannelRange::pair(ChannelId(first)).unwrap_or(ChannelRange {
-                        first: ChannelId(first),
-                        last: ChannelId(first),
-                    });
+                    let taken: Vec<u8> = self
+                        .player
+                        .iter()
+                        .flat_map(|p| p.tracks.iter().enumerate())
+                        .filter_map(|(t, slot)| match slot {
+                            Some((ReaderTrack::Tcp { channel }, _)) if t != track => Some(*channel),
+                            _ => None,
+                        })
+                        .collect();
+                    let Some(channels) = interleaved_pair(spec.interleaved, &taken) else {
+                        tracing::info!(peer = %self.peer, interleaved = ?spec.interleaved,
+                            "SETUP refused: interleaved channels not an even pair, or taken");
+                        continue;
+                    };
                     return Some((
-                        ReaderTrack::Tcp { channel: first },
+                        ReaderTrack::Tcp { channel: channels.first.0 },
                         TransportSpec::tcp_interleaved(channels),
                     ));
                 }
@@ -754,10 +823,27 @@ impl Control {
         }
     }
 
-    /// Expires sessions silent for longer than the timeout. Media counts as life: a
-    /// publisher's packets, a reader's RTCP reports (UDP or interleaved).
-    pub(crate) fn expire_sessions(&mut self) {
+    /// Expires sessions silent for longer than the timeout (media counts as life: a
+    /// publisher's packets, a reader's RTCP reports, UDP or interleaved), and releases a path
+    /// announced but not recorded within the record timeout. Returns true when the
+    /// connection had sessions and all of them expired: it is closed.
+    pub(crate) fn expire_sessions(&mut self) -> bool {
         let now = Instant::now();
+        let record_timeout = self.shard.config().record_timeout();
+        if self
+            .publisher
+            .as_ref()
+            .is_some_and(|p| !p.recording && now >= p.announced + record_timeout)
+        {
+            if let Some(p) = self.publisher.take() {
+                tracing::info!(peer = %self.peer, path = %p.hub.info().path, side = "upstream",
+                    record_timeout_secs = record_timeout.as_secs(),
+                    "announced but not recorded in time: path released");
+                self.permits.retain(|(s, _)| Some(s) != p.session.as_ref());
+                p.hub.end(&self.shard);
+            }
+        }
+        let had = self.permits.len();
         if let Some(p) = &self.publisher {
             if let (Some(id), Some(at)) = (&p.session, p.hub.stats(&self.shard).last_packet) {
                 self.sessions.handle_activity(at, id);
@@ -775,6 +861,7 @@ impl Control {
             tracing::info!(peer = %self.peer, session = %session.id(), ?reason, "session expired");
             self.release_session(session.id());
         }
+        had > 0 && self.permits.is_empty()
     }
 
     /// Releases the media of a session that ended.
@@ -806,6 +893,24 @@ impl Control {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn interleaved_channels_are_even_pairs_that_never_collide() {
+        let pair = |first: u8, last: u8| {
+            Some(ChannelRange { first: ChannelId(first), last: ChannelId(last) })
+        };
+        let got =
+            |asked, taken: &[u8]| interleaved_pair(asked, taken).map(|c| (c.first.0, c.last.0));
+        assert_eq!(got(pair(0, 1), &[]), Some((0, 1)));
+        assert_eq!(got(pair(254, 255), &[]), Some((254, 255)));
+        assert_eq!(got(pair(1, 2), &[]), None, "odd RTP channel");
+        assert_eq!(got(pair(2, 2), &[]), None, "no RTCP channel");
+        assert_eq!(got(pair(2, 5), &[]), None, "not a pair");
+        assert_eq!(got(pair(2, 3), &[2]), None, "another track's channels");
+        assert_eq!(got(None, &[0, 2]), Some((4, 5)), "the lowest free pair");
+        let all: Vec<u8> = (0..=254).step_by(2).collect();
+        assert_eq!(got(None, &all), None, "128 tracks take every pair");
+    }
 
     #[test]
     fn paths_of_urls() {

@@ -144,6 +144,16 @@ struct Join {
     notify: Notify,
 }
 
+/// The shard's task queues: media (writers, ingests, the mesh; the executor's default queue)
+/// and RTSP request handling, which the executor preempts for media.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TaskQueues {
+    /// The default queue: where the shard starts, and where writers go.
+    pub(crate) media: glommio::TaskQueueHandle,
+    /// Connections' reader tasks (requests, and a publisher's interleaved media).
+    pub(crate) control: glommio::TaskQueueHandle,
+}
+
 /// Everything a shard shares with the process.
 #[derive(Debug, Clone)]
 pub(crate) struct Shared {
@@ -193,6 +203,8 @@ pub(crate) struct Shard {
     /// The multicast groups of the streams this shard owns, and their sender.
     groups: RefCell<crate::plane::multicast::MulticastGroups>,
     mcast: crate::egress::MulticastEgress,
+    /// Its task queues.
+    pub(crate) queues: TaskQueues,
 }
 
 impl Shard {

@@ -14,7 +14,7 @@ use glommio::{spawn_local, timer};
 use crate::egress::UdpEgress;
 use crate::error::{RelayError, ShardError};
 use crate::outbox::ConnOut;
-use crate::shard::{Media, Shard, ShardMsg, Shared, JOIN_TIMEOUT};
+use crate::shard::{Media, Shard, ShardMsg, Shared, TaskQueues, JOIN_TIMEOUT};
 use crate::udp::ServerPorts;
 
 /// How often a shard looks at the shutdown flag.
@@ -53,6 +53,17 @@ pub(crate) async fn run(
         }
     };
     let egress = UdpEgress::new(&udp);
+    // RTSP connections' request handling runs in a task queue of its own, so that a burst of
+    // connections or requests is preempted (the executor's preempt timer) for the media tasks
+    // (writers, ingests) in the shard's main queue, rather than run to the end first.
+    let queues = TaskQueues {
+        media: glommio::executor().current_task_queue(),
+        control: glommio::executor().create_task_queue(
+            glommio::Shares::default(),
+            glommio::Latency::NotImportant,
+            "rtsp-control",
+        ),
+    };
     let shard = Rc::new(Shard {
         id,
         shards,
@@ -74,6 +85,7 @@ pub(crate) async fn run(
         obs: crate::metrics::ShardObs::new(shards),
         groups: RefCell::default(),
         mcast: crate::egress::MulticastEgress::default(),
+        queues,
     });
     tracing::info!(
         shard = id,
@@ -160,29 +172,57 @@ pub(crate) async fn run(
     timer::sleep(Duration::from_millis(100)).await;
 }
 
-/// Accepts RTSP connections within the per-address limit, each served by its own task.
+/// Accepts RTSP connections within the connection limits, each served by its own task. Out of
+/// descriptors (`EMFILE`, `ENFILE`) it backs off and retries; refusals and accept failures are
+/// logged at most once a second, with how many were not logged.
 async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
+    let mut log = crate::ratelog::RateLimitedLog::default();
     loop {
         match listener.accept().await {
             Ok(stream) => {
                 let Ok(peer) = stream.peer_addr() else { continue };
-                let Some(permit) = shard.shared.limits.admit_connection(peer.ip()) else {
-                    tracing::warn!(%peer, shard = shard.id, limit =
-                        shard.config().max_connections_per_ip,
-                        "connection refused: too many from this address");
-                    drop(stream);
-                    continue;
+                let permit = match shard.shared.limits.admit_connection(peer.ip()) {
+                    Ok(p) => p,
+                    Err(why) => {
+                        if let Some(suppressed) = log.allow(Instant::now()) {
+                            let bounds = shard.shared.limits.bounds();
+                            tracing::warn!(%peer, shard = shard.id, ?why,
+                                max_connections = bounds.connections,
+                                max_connections_per_ip = bounds.connections_per_ip, suppressed,
+                                "connection refused: connection limit");
+                        }
+                        drop(stream);
+                        continue;
+                    }
                 };
-                let shard = shard.clone();
-                spawn_local(async move {
-                    crate::conn::run(shard, stream).await;
-                    drop(permit);
-                })
-                .detach();
+                let conn_shard = shard.clone();
+                let served = glommio::spawn_local_into(
+                    async move {
+                        crate::conn::run(conn_shard, stream).await;
+                        drop(permit);
+                    },
+                    shard.queues.control,
+                );
+                match served {
+                    Ok(task) => {
+                        task.detach();
+                    }
+                    Err(e) => tracing::warn!(%peer, error = %e, "connection not served"),
+                }
+                // Let the new connection (and every task already waiting, media writers among
+                // them) run before the next accept: a burst of connections must not hold up
+                // the shard's readers for the time it takes to set all of them up.
+                futures_lite::future::yield_now().await;
             }
             Err(e) => {
-                tracing::warn!(error = %e, shard = shard.id, "accept failed");
-                timer::sleep(Duration::from_millis(10)).await;
+                let e = std::io::Error::from(e);
+                let out_of_files = matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE));
+                if let Some(suppressed) = log.allow(Instant::now()) {
+                    tracing::warn!(error = %e, shard = shard.id, out_of_files, suppressed,
+                        "accept failed; backing off");
+                }
+                let pause = if out_of_files { 100 } else { 10 };
+                timer::sleep(Duration::from_millis(pause)).await;
             }
         }
     }
