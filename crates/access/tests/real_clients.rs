@@ -6,6 +6,7 @@
 //!
 //! Found with these tests (ffmpeg 5.1, GStreamer 1.22): both answer the MD5 challenge. ffmpeg
 //! sends `algorithm="MD5"` with `qop="auth"`; GStreamer sends neither (RFC 2069 form).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is a failed test
 
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
