@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use manifold_access::{
     Access, AccessConfig, Action, Decision, Limits, NonceKey, Presented, Protocol, Reason, Request,
 };
-use manifold_rtsp::auth::{Algorithm, Authorization};
+use manifold_rtsp::auth::{Algorithm, Authorization, Challenge};
 use manifold_rtsp::codec::{self, Item};
 use manifold_rtsp::{Response, StatusCode};
 
@@ -50,7 +50,13 @@ fn policy() -> Arc<manifold_access::Policy> {
 }
 
 /// Serves connections until `stop` (or `deadline`), answering as `Access` decides.
-fn serve(listener: TcpListener, deadline: Instant, stop: &AtomicBool, seen: &Mutex<Seen>) {
+fn serve(
+    listener: TcpListener,
+    deadline: Instant,
+    stop: &AtomicBool,
+    seen: &Mutex<Seen>,
+    sha256_only: bool,
+) {
     let mut secret = [0u8; 32];
     secret[0] = 1;
     let mut access =
@@ -65,7 +71,7 @@ fn serve(listener: TcpListener, deadline: Instant, stop: &AtomicBool, seen: &Mut
             }
             Err(e) => panic!("accept: {e}"),
         };
-        connection(stream, peer, &mut access, deadline, stop, seen);
+        connection(stream, peer, &mut access, deadline, stop, seen, sha256_only);
     }
 }
 
@@ -76,6 +82,7 @@ fn connection(
     deadline: Instant,
     stop: &AtomicBool,
     seen: &Mutex<Seen>,
+    sha256_only: bool,
 ) {
     stream.set_nonblocking(false).unwrap();
     stream.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
@@ -99,6 +106,14 @@ fn connection(
                 };
                 let decision = access.check(Instant::now(), &request);
                 let (mut response, close) = match &decision {
+                    Decision::Challenge(u) if sha256_only => {
+                        // What a client does when MD5 is not on offer.
+                        let mut u = u.clone();
+                        u.challenges.retain(|c| {
+                            matches!(c, Challenge::Digest(d) if d.algorithm == Some(Algorithm::Sha256))
+                        });
+                        (u.response(), false)
+                    }
                     Decision::Challenge(u) => (u.response(), false),
                     Decision::Allowed { .. } => (Response::new(StatusCode::NOT_FOUND), true),
                     _ => (Response::new(StatusCode(503)), true),
@@ -158,6 +173,11 @@ fn summary(d: &Decision) -> String {
 
 /// Runs `client(port)` against the server with `password`, returns what the server saw.
 fn run(client: impl Fn(u16, &str) -> Command, password: &str) -> Seen {
+    run_offering(client, password, false)
+}
+
+/// [`run`], the 401s offering Digest SHA-256 alone when `sha256_only`.
+fn run_offering(client: impl Fn(u16, &str) -> Command, password: &str, sha256_only: bool) -> Seen {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let seen = Arc::new(Mutex::new(Seen::default()));
@@ -165,7 +185,7 @@ fn run(client: impl Fn(u16, &str) -> Command, password: &str) -> Seen {
     let deadline = Instant::now() + Duration::from_secs(20);
     let server = {
         let (seen, stop) = (Arc::clone(&seen), Arc::clone(&stop));
-        std::thread::spawn(move || serve(listener, deadline, &stop, &seen))
+        std::thread::spawn(move || serve(listener, deadline, &stop, &seen, sha256_only))
     };
     let mut child = client(port, password)
         .stdin(Stdio::null())
@@ -259,4 +279,24 @@ fn gstreamer_digest_is_verified() {
         bad.answers.iter().any(|(_, o)| o == &format!("401 {}", Reason::WrongPassword)),
         "{bad:?}"
     );
+}
+
+/// Offered Digest SHA-256 alone, ffmpeg 5.1 sends no credentials at all (it knows MD5 and
+/// MD5-sess only), and GStreamer 1.22 answers with MD5 anyway (it ignores `algorithm`).
+/// Hence the 401 always offers MD5 after SHA-256.
+#[test]
+fn sha256_alone_is_not_enough_for_either_client() {
+    if have("ffmpeg", "-version") {
+        let seen = run_offering(ffmpeg, "pass", true);
+        assert!(seen.answers.is_empty(), "ffmpeg answered SHA-256: {seen:?}");
+    }
+    if have("gst-launch-1.0", "--version") {
+        let seen = run_offering(gstreamer, "pass", true);
+        let (value, outcome) = seen.answers.first().expect("GStreamer sent no Authorization");
+        let d = digest_of(value);
+        assert_eq!(d.algorithm, None, "{value}");
+        assert_eq!(d.response.len(), 32, "an MD5 digest: {value}");
+        // Our verifier takes the answer's own (absent = MD5) algorithm, so it still passes.
+        assert_eq!(outcome, "allowed Some(\"user\")", "{seen:?}");
+    }
 }
