@@ -564,3 +564,16 @@ proptest::proptest! {
         }
     }
 }
+
+/// The relay builds these on one thread and moves them to shards; the policy and key are
+/// shared between shards.
+#[test]
+fn shard_types_are_send_and_shared_ones_sync() {
+    fn send<T: Send>() {}
+    fn shared<T: Send + Sync>() {}
+    send::<Access>();
+    send::<Decision>();
+    shared::<Policy>();
+    shared::<NonceKey>();
+    shared::<BearerToken>();
+}
