@@ -34,6 +34,11 @@ pub const ANONYMOUS: &str = "any";
 /// paths = ["cam/*"]
 /// ips = ["10.0.0.0/8", "192.168.1.7"]
 /// ```
+///
+/// A config that denies unknown fields (the relay's `ServeConfig` does, and serde cannot
+/// flatten into such a struct) embeds the same keys as its own fields,
+/// `#[serde(rename = "user")] users: Vec<UserConfig>` and `allow_basic: bool`, and builds an
+/// `AccessConfig` from them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AccessConfig {
