@@ -112,6 +112,15 @@ pub enum ConfigError {
         /// The address.
         listen: SocketAddr,
     },
+    /// The metrics endpoint's bearer token is unusable.
+    #[error("metrics_token: {source}")]
+    MetricsToken {
+        /// What is wrong with it.
+        source: manifold_access::BearerError,
+    },
+    /// A `[[user]]` table, `realm` or `--auth-hook` is unusable.
+    #[error("access control: {0}")]
+    Access(#[from] manifold_access::ConfigError),
 }
 
 /// What is wrong with a CPU list (in [`ConfigError::CpuList`]).
@@ -178,6 +187,9 @@ pub struct ServeConfig {
     /// Where to serve Prometheus metrics (`/metrics`) and JSON (`/api/v1/streams`) over HTTP;
     /// `None`: no metrics endpoint.
     pub metrics: Option<SocketAddr>,
+    /// The bearer token scrapers must present (`Authorization: Bearer TOKEN`); without one the
+    /// endpoint is open but shows no session ids.
+    pub metrics_token: Option<String>,
     /// Most RTSP connections open at once from one IP address; more are closed on accept.
     pub max_connections_per_ip: usize,
     /// Whether `max_connections_per_ip` applies to loopback peers too. Off by default: the
@@ -227,6 +239,17 @@ pub struct ServeConfig {
     /// Seconds a stream whose RTSP publisher left keeps its readers, waiting for a republish
     /// with a compatible SDP that continues it; 0 ends the stream (readers get BYE) at once.
     pub publish_grace_secs: u64,
+    /// Who may read and publish what: one `[[user]]` table each (name, password, paths,
+    /// actions, ips; see `manifold_access::UserConfig`). None (and no hook): anyone may read,
+    /// only loopback may publish.
+    #[serde(rename = "user")]
+    pub users: Vec<manifold_access::UserConfig>,
+    /// Accept Basic credentials without TLS (by default Basic is refused in clear).
+    pub allow_basic: bool,
+    /// The realm of the relay's challenges (default "manifold").
+    pub realm: Option<String>,
+    /// Ask this HTTP endpoint (POST of a JSON question, 2xx allows) instead of the users.
+    pub auth_hook: Option<String>,
 }
 
 impl Default for ServeConfig {
@@ -245,6 +268,7 @@ impl Default for ServeConfig {
             shard_queue: 1024,
             io_memory: 1 << 20,
             metrics: None,
+            metrics_token: None,
             max_connections_per_ip: 100,
             limit_loopback: false,
             max_sessions: 10_000,
@@ -265,6 +289,10 @@ impl Default for ServeConfig {
             pull_grace_secs: 10,
             rtp: Vec::new(),
             publish_grace_secs: 10,
+            users: Vec::new(),
+            allow_basic: false,
+            realm: None,
+            auth_hook: None,
         }
     }
 }
@@ -273,6 +301,16 @@ impl ServeConfig {
     /// The session timeout as a duration.
     pub fn session_timeout(&self) -> Duration {
         Duration::from_secs(self.session_timeout_secs)
+    }
+
+    /// The access settings as the access crate takes them.
+    pub fn access(&self) -> manifold_access::AccessConfig {
+        manifold_access::AccessConfig {
+            users: self.users.clone(),
+            allow_basic: self.allow_basic,
+            realm: self.realm.clone(),
+            auth_hook: self.auth_hook.clone(),
+        }
     }
 
     /// How long a TCP reader may stall before it is disconnected.
@@ -426,6 +464,10 @@ pub struct PullConfig {
     /// Start when a reader asks for the path, stop after the last reader left.
     #[serde(default)]
     pub on_demand: bool,
+    /// Answer the upstream's Basic challenge (the password in clear) when it offers no Digest;
+    /// off by default, so a plain-RTSP upstream never sees the password unless asked.
+    #[serde(default)]
+    pub allow_basic: bool,
 }
 
 impl PullConfig {
@@ -441,12 +483,14 @@ impl PullConfig {
             url: url.to_owned(),
             transport: PullTransport::Tcp,
             on_demand: false,
+            allow_basic: false,
         };
         for option in options.split(',').filter(|o| !o.is_empty()) {
             match option {
                 "tcp" => pull.transport = PullTransport::Tcp,
                 "udp" => pull.transport = PullTransport::Udp,
                 "on-demand" => pull.on_demand = true,
+                "basic" => pull.allow_basic = true,
                 other => {
                     return Err(ConfigError::PullOption {
                         arg: arg.to_owned(),

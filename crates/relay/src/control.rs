@@ -268,6 +268,14 @@ impl Control {
             Decision::Reply(r) => return (r, None),
             Decision::Needs(p) => p,
         };
+        // Access control, before anything is set up: what the request does to which stream.
+        if let Some((path, action)) = self.permission(&req, &pending) {
+            if let Err(refused) = self.shard.gate.authorize(self.peer, &req, &path, action).await {
+                let mut r = self.sessions.respond(now, pending, refused);
+                r.headers.set("Server", "manifold");
+                return (r, None);
+            }
+        }
         // A SETUP that would create a session takes a slot of the session limits first: the
         // connection's own, then its address's and the total. Refused, it gets 503 and keeps
         // the sessions it has.
@@ -337,6 +345,36 @@ impl Control {
             self.release_session(session.id());
         }
         (resp, after)
+    }
+
+    /// The permission a request needs, if any: reading (DESCRIBE, a reader's SETUP, PLAY) or
+    /// publishing (ANNOUNCE, a publisher's SETUP, RECORD) the stream at a path. OPTIONS,
+    /// GET_PARAMETER, PAUSE and TEARDOWN act only on what was allowed already.
+    fn permission(
+        &self,
+        req: &Request,
+        pending: &Pending,
+    ) -> Option<(String, manifold_access::Action)> {
+        use manifold_access::Action::{Publish, Read};
+        let publishing = self.publisher.as_ref().map(|p| p.hub.info().path.clone());
+        let playing = self.player.as_ref().map(|p| p.stream.path.clone());
+        match pending.method {
+            Method::Describe => Some((url_path(&req.uri), Read)),
+            Method::Announce => Some((url_path(&req.uri), Publish)),
+            Method::Record => Some((publishing.unwrap_or_else(|| url_path(&req.uri)), Publish)),
+            Method::Play => Some((playing.unwrap_or_else(|| url_path(&req.uri)), Read)),
+            Method::Setup => {
+                let record = matches!(&pending.action, Action::Setup { offer, .. }
+                    if offer.specs.iter().any(|s| s.mode == Some(TransportMode::Record)));
+                let stream = split_track(&req.uri)
+                    .map_or_else(|| url_path(&req.uri), |(base, _)| url_path(base));
+                match record {
+                    true => Some((publishing.unwrap_or(stream), Publish)),
+                    false => Some((playing.unwrap_or(stream), Read)),
+                }
+            }
+            _ => None,
+        }
     }
 
     /// Runs what a response asked for, once it is queued.

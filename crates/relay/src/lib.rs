@@ -34,6 +34,7 @@ mod conn;
 mod control;
 mod egress;
 mod error;
+mod gate;
 mod http;
 mod limits;
 mod metrics;
@@ -141,6 +142,20 @@ pub fn serve(config: ServeConfig, on_listening: impl FnOnce(SocketAddr)) -> Resu
         ),
         None => None,
     };
+    let policy = Arc::new(config.access().compile().map_err(ConfigError::from)?);
+    if policy.is_default() {
+        tracing::info!("no [[user]] configured: anyone may read, only loopback may publish");
+    }
+    let mut secret = [0u8; 32];
+    manifold_sys::fill_random(&mut secret);
+    let nonce_key = manifold_access::NonceKey::new(secret, std::time::Instant::now());
+    let metrics_token = match &config.metrics_token {
+        Some(t) => Some(
+            manifold_access::BearerToken::new(t.clone())
+                .map_err(|source| ConfigError::MetricsToken { source })?,
+        ),
+        None => None,
+    };
     let bounds = admission_bounds(&config);
     let shared = shard::Shared {
         config: Arc::new(config.clone()),
@@ -150,6 +165,8 @@ pub fn serve(config: ServeConfig, on_listening: impl FnOnce(SocketAddr)) -> Resu
         board: Arc::new(metrics::Board::new(cores)),
         limits: Arc::new(limits::Limits::new(bounds)),
         multicast,
+        access: (policy, nonce_key),
+        metrics_token,
         pulls: Arc::default(),
         orphans: Arc::default(),
     };

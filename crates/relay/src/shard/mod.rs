@@ -167,6 +167,10 @@ pub(crate) struct Shared {
     pub(crate) limits: Arc<crate::limits::Limits>,
     /// Where multicast groups come from, when multicast is on.
     pub(crate) multicast: Option<crate::plane::multicast::MulticastPlan>,
+    /// The bearer token of the metrics endpoint, if one is set.
+    pub(crate) metrics_token: Option<manifold_access::BearerToken>,
+    /// Who may read and publish what, and the secret every shard's nonces are bound to.
+    pub(crate) access: (Arc<manifold_access::Policy>, manifold_access::NonceKey),
     /// Readers' demand for on-demand pulls.
     pub(crate) pulls: Arc<crate::registry::Demand>,
     /// Streams whose publisher left, waiting for a republish.
@@ -205,6 +209,8 @@ pub(crate) struct Shard {
     mcast: crate::egress::MulticastEgress,
     /// Its task queues.
     pub(crate) queues: TaskQueues,
+    /// Its access control.
+    pub(crate) gate: crate::gate::Gate,
 }
 
 impl Shard {

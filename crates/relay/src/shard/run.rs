@@ -86,6 +86,7 @@ pub(crate) async fn run(
         groups: RefCell::default(),
         mcast: crate::egress::MulticastEgress::default(),
         queues,
+        gate: crate::gate::Gate::new(shared.access.0.clone(), shared.access.1.clone()),
     });
     tracing::info!(
         shard = id,
@@ -118,6 +119,7 @@ pub(crate) async fn run(
                 let scrape = crate::metrics::Scrape {
                     board: shared.board.clone(),
                     limits: shared.limits.clone(),
+                    token: shared.metrics_token.clone(),
                 };
                 spawn_local(crate::http::serve(Rc::new(scrape), listener)).detach();
             }
