@@ -425,6 +425,13 @@ async fn write_loop(
             tracing::info!(peer = %out.peer, side = "downstream", error = %e, "write failed, closing");
             break;
         }
+        // Within the budget, every queue was drained empty, which ended its wake-up: whatever
+        // came since (media, a response) has woken the writer again, so wait for that rather
+        // than look through the queues once more for nothing.
+        if bytes < WRITE_BATCH && frames.len() < MAX_FRAMES && !out.closed.get() {
+            drop(iov);
+            out.wake.wait().await;
+        }
     }
     out.closed.set(true);
     // Wake the reader task if it is blocked in `read`.

@@ -5,11 +5,11 @@
 //! handle in their bounded queue (skip to the next keyframe when behind). Nothing here ever
 //! waits on a reader.
 
-use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use manifold_udp::RawAddr;
+use rustc_hash::FxHashMap;
 
 use crate::plane::packet::SharedPacket;
 use crate::plane::reader::{totals, Reader, ReaderTrack, TcpFrame, Totals};
@@ -28,8 +28,8 @@ use crate::plane::Egress;
 #[derive(Debug, Default)]
 pub(crate) struct Fanout {
     readers: Vec<Reader>,
-    /// Reader id → index in `readers`.
-    index: HashMap<u64, usize>,
+    /// Reader id → index in `readers` (looked up per writer wake-up: a cheap hash).
+    index: FxHashMap<u64, usize>,
     /// Indices of the readers that take RTP through their queue: TCP readers, and UDP readers
     /// until they go live (live UDP readers get the batched sends instead). Kept apart so that
     /// a packet costs nothing per live UDP reader beyond its share of the send.

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use glommio::channels::channel_mesh::Senders;
 use glommio::{spawn_local, timer};
+use rustc_hash::FxHashMap;
 
 use crate::config::ServeConfig;
 use crate::egress::UdpEgress;
@@ -184,8 +185,9 @@ pub(crate) struct Shard {
     shards: usize,
     pub(crate) shared: Shared,
     mesh: Senders<ShardMsg>,
-    hubs: RefCell<HashMap<u64, Hub>>,
-    fanouts: RefCell<HashMap<u64, Fanout>>,
+    /// By stream (looked up per packet, and per writer wake-up: a cheap hash).
+    hubs: RefCell<FxHashMap<u64, Hub>>,
+    fanouts: RefCell<FxHashMap<u64, Fanout>>,
     joins: RefCell<HashMap<u64, Rc<Join>>>,
     pub(crate) udp: ServerPorts,
     egress: UdpEgress,
@@ -715,7 +717,7 @@ impl Shard {
     }
 
     /// Reads the fan-outs of the streams this shard has readers of, by stream.
-    fn with_fanouts<T>(&self, f: impl FnOnce(&HashMap<u64, Fanout>) -> T) -> T {
+    fn with_fanouts<T>(&self, f: impl FnOnce(&FxHashMap<u64, Fanout>) -> T) -> T {
         f(&self.fanouts.borrow())
     }
 }
