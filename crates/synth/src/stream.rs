@@ -7,7 +7,7 @@ use manifold_rtp::ntp::NtpTime;
 use manifold_rtp::{RtpTime, SeqNo, Ssrc};
 
 use crate::clip::{nal_type, Clip};
-use crate::packetize::Packetizer;
+use manifold_rtp::packetize::h264::Packetizer;
 use crate::sdp::MediaSdp;
 use crate::stamps::ExtensionIds;
 use crate::wire::{write_packet, Header, HEADER_LEN};
