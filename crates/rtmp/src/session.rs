@@ -55,6 +55,8 @@ pub struct Config {
     pub max_queued_transmit: usize,
     /// Media messages held while the tracks are not yet known.
     pub max_early_frames: usize,
+    /// Input bytes held while a publish waits for the caller's decision.
+    pub max_held_input: usize,
     /// How many `createStream` a connection may ask for.
     pub max_streams: u32,
     /// Seeds the handshake's random bytes, SSRCs, first sequence numbers and timestamp
@@ -74,6 +76,7 @@ impl Default for Config {
             max_queued_events: 1 << 16,
             max_queued_transmit: 1 << 20,
             max_early_frames: 256,
+            max_held_input: 1 << 20,
             max_streams: 8,
             seed: 0x6d61_6e69_666f_6c64,
         }
@@ -173,6 +176,10 @@ pub enum SessionError {
     /// A second `publish` on one connection.
     #[error("publish while already publishing")]
     AlreadyPublishing,
+    /// The publisher sent more than [`Config::max_held_input`] bytes while its publish
+    /// waited for a decision.
+    #[error("more than {0} bytes sent before the publish was answered")]
+    HeldInputOverflow(usize),
     /// The caller did not drain events.
     #[error("more than {0} events queued")]
     EventsOverflow(usize),
@@ -285,8 +292,21 @@ impl PublisherSession {
         self.last_input = now;
         self.received += bytes.len() as u64;
         self.input.extend_from_slice(bytes);
+        self.process(now);
+        if matches!(self.publish, Publish::Pending(_)) && self.input.len() > self.config.max_held_input {
+            self.fail(SessionError::HeldInputOverflow(self.config.max_held_input));
+        }
+    }
+
+    /// Reads the buffered input as far as it goes. While a publish waits for the caller's
+    /// decision, input stays buffered (a publisher sends nothing before the answer anyway),
+    /// so what follows is the same however the input was split.
+    fn process(&mut self, now: Instant) {
         let mut start = 0;
         let result = loop {
+            if matches!(self.publish, Publish::Pending(_)) {
+                break Ok(());
+            }
             match self.step(now, start) {
                 Ok(Some(used)) => start += used,
                 Ok(None) => break Ok(()),
@@ -299,7 +319,8 @@ impl PublisherSession {
         if self.phase == Phase::Closed {
             self.input.clear();
         } else {
-            // What is left is less than one chunk (or handshake packet): bounded.
+            // What is left is less than one chunk (or handshake packet), or input held while
+            // a publish waits ([`Config::max_held_input`]): bounded either way.
             self.input.drain(..start);
         }
         if let Err(e) = result {
@@ -397,8 +418,9 @@ impl PublisherSession {
     }
 
     /// Accepts the pending publish: the client gets Stream Begin and
-    /// `NetStream.Publish.Start`. Returns false when no publish is pending.
-    pub fn accept_publish(&mut self) -> bool {
+    /// `NetStream.Publish.Start`, and input held since the request is read. Returns false
+    /// when no publish is pending.
+    pub fn accept_publish(&mut self, now: Instant) -> bool {
         let Publish::Pending(stream_id) = self.publish else { return false };
         self.publish = Publish::Publishing(stream_id);
         let name = self.request.as_ref().map_or_else(String::new, |r| r.stream.clone());
@@ -411,7 +433,7 @@ impl PublisherSession {
             &format!("{name} is now published."),
         );
         self.send(&status.to_message(STATUS_CSID, stream_id));
-        self.check_bounds();
+        self.process(now);
         true
     }
 
@@ -419,6 +441,7 @@ impl PublisherSession {
     /// closes ([`CloseReason::Rejected`]). Returns false when no publish is pending.
     pub fn reject_publish(&mut self, rejection: Rejection) -> bool {
         let Publish::Pending(stream_id) = self.publish else { return false };
+        self.publish = Publish::None;
         let status = command::on_status("error", rejection.code(), "Publishing is not allowed.");
         self.send(&status.to_message(STATUS_CSID, stream_id));
         self.close(CloseReason::Rejected(rejection));
