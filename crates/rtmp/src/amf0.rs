@@ -318,11 +318,13 @@ mod tests {
         assert!(matches!(decode_all(&[0x09]), Err(Amf0Error::UnexpectedObjectEnd { .. })));
         let deep: Vec<u8> = std::iter::repeat_n([0x03, 0x00, 0x01, b'a'], 40).flatten().collect();
         assert_eq!(decode_all(&deep), Err(Amf0Error::TooDeep));
-        let arrays: Vec<u8> =
-            std::iter::repeat_n([0x0a, 0, 0, 0, 1], 40).flatten().collect();
+        let arrays: Vec<u8> = std::iter::repeat_n([0x0a, 0, 0, 0, 1], 40).flatten().collect();
         assert_eq!(decode_all(&arrays), Err(Amf0Error::TooDeep));
         // A long string whose length runs past the end.
-        assert!(matches!(decode_all(&[0x0c, 0xff, 0xff, 0xff, 0xff]), Err(Amf0Error::Truncated { .. })));
+        assert!(matches!(
+            decode_all(&[0x0c, 0xff, 0xff, 0xff, 0xff]),
+            Err(Amf0Error::Truncated { .. })
+        ));
     }
 
     #[test]

@@ -332,10 +332,17 @@ impl Encoder {
         let extended = ts_field >= EXTENDED;
         // After a type 3 header the ts field stays what the last explicit header wrote,
         // including whether it was extended.
-        let extended = if fmt == 3 { prev.is_some_and(|p| p.ts_field >= EXTENDED) } else { extended };
+        let extended =
+            if fmt == 3 { prev.is_some_and(|p| p.ts_field >= EXTENDED) } else { extended };
         self.sent.insert(
             csid,
-            Sent { timestamp: m.timestamp, ts_field, len, type_id: m.type_id, stream_id: m.stream_id },
+            Sent {
+                timestamp: m.timestamp,
+                ts_field,
+                len,
+                type_id: m.type_id,
+                stream_id: m.stream_id,
+            },
         );
         basic_header(fmt, csid, out);
         let field = if extended { EXTENDED } else { ts_field };
@@ -458,7 +465,13 @@ mod tests {
         let mut out = Vec::new();
         let mut enc = Encoder::new();
         enc.encode(
-            &Message { csid: 2, timestamp: 0, type_id: 1, stream_id: 0, payload: vec![0, 0, 16, 0] },
+            &Message {
+                csid: 2,
+                timestamp: 0,
+                type_id: 1,
+                stream_id: 0,
+                payload: vec![0, 0, 16, 0],
+            },
             &mut out,
         );
         enc.set_chunk_size(4096);
@@ -503,7 +516,13 @@ mod tests {
 
         let mut out = Vec::new();
         Encoder::new().encode(
-            &Message { csid: 2, timestamp: 0, type_id: 1, stream_id: 0, payload: vec![0, 0x10, 0, 1] },
+            &Message {
+                csid: 2,
+                timestamp: 0,
+                type_id: 1,
+                stream_id: 0,
+                payload: vec![0, 0x10, 0, 1],
+            },
             &mut out,
         );
         let err = decode_split(&mut Decoder::new(Limits::default()), &out, 1000).unwrap_err();

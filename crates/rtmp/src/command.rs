@@ -80,10 +80,7 @@ pub fn connect_result(transaction: f64, object_encoding: f64) -> Command {
     Command {
         name: "_result".into(),
         transaction,
-        object: props(&[
-            ("fmsVer", text("FMS/3,0,1,123")),
-            ("capabilities", Value::Number(31.0)),
-        ]),
+        object: props(&[("fmsVer", text("FMS/3,0,1,123")), ("capabilities", Value::Number(31.0))]),
         args: vec![props(&[
             ("level", text("status")),
             ("code", text("NetConnection.Connect.Success")),

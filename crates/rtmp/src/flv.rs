@@ -333,7 +333,8 @@ impl Bits<'_> {
     fn read(&mut self, n: usize) -> Result<u32, FlvError> {
         let mut v = 0u32;
         for _ in 0..n {
-            let byte = self.buf.get(self.pos / 8).ok_or(truncated("AudioSpecificConfig", self.pos / 8))?;
+            let byte =
+                self.buf.get(self.pos / 8).ok_or(truncated("AudioSpecificConfig", self.pos / 8))?;
             v = v << 1 | u32::from(byte >> (7 - self.pos % 8) & 1);
             self.pos += 1;
         }
@@ -347,8 +348,13 @@ mod tests {
 
     #[test]
     fn legacy_avc_tags() {
-        let seq = [0x17, 0, 0, 0, 0, 1, 0x42, 0xc0, 0x1e, 0xff, 0xe1, 0, 4, 0x67, 0x42, 0xc0, 0x1e, 1, 0, 2, 0x68, 0xce];
-        let VideoTag::SequenceHeader { codec, record } = parse_video(&seq).unwrap() else { panic!() };
+        let seq = [
+            0x17, 0, 0, 0, 0, 1, 0x42, 0xc0, 0x1e, 0xff, 0xe1, 0, 4, 0x67, 0x42, 0xc0, 0x1e, 1, 0,
+            2, 0x68, 0xce,
+        ];
+        let VideoTag::SequenceHeader { codec, record } = parse_video(&seq).unwrap() else {
+            panic!()
+        };
         let config = VideoConfig::parse(codec, record).unwrap();
         assert_eq!(config.length_size, 4);
         assert_eq!(config.sps, [vec![0x67, 0x42, 0xc0, 0x1e]]);
@@ -378,7 +384,8 @@ mod tests {
         let mut seq = vec![0x90];
         seq.extend_from_slice(b"hvc1");
         seq.extend_from_slice(&record);
-        let VideoTag::SequenceHeader { codec: VideoCodec::H265, record } = parse_video(&seq).unwrap()
+        let VideoTag::SequenceHeader { codec: VideoCodec::H265, record } =
+            parse_video(&seq).unwrap()
         else {
             panic!()
         };

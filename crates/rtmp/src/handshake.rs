@@ -93,7 +93,11 @@ fn fill(bytes: &mut [u8], seed: &mut u64) {
 
 /// Answers C0 + C1 (`c0c1`, exactly 1537 bytes) with S0 + S1 + S2 (3073 bytes). `time` is
 /// the server's epoch for S1's time field; `seed` makes the random bytes (any non-zero value).
-pub fn respond(c0c1: &[u8; 1 + PACKET_SIZE], time: u32, seed: u64) -> Result<(Vec<u8>, Form), HandshakeError> {
+pub fn respond(
+    c0c1: &[u8; 1 + PACKET_SIZE],
+    time: u32,
+    seed: u64,
+) -> Result<(Vec<u8>, Form), HandshakeError> {
     if c0c1[0] != VERSION {
         return Err(HandshakeError::UnsupportedVersion(c0c1[0]));
     }

@@ -29,4 +29,6 @@ pub mod sdp;
 pub mod session;
 
 pub use media::MediaPacket;
-pub use session::{CloseReason, Config, Event, PublishRequest, PublisherSession, Rejection, SessionError};
+pub use session::{
+    CloseReason, Config, Event, PublishRequest, PublisherSession, Rejection, SessionError,
+};

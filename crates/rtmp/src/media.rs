@@ -207,9 +207,8 @@ impl Tracks {
         let mut payloads = Vec::new();
         let all = prefix.into_iter().chain(nals);
         match codec {
-            VideoCodec::H264 => {
-                packetize::h264::Packetizer::new(self.max_payload, false).packetize(all, &mut payloads)
-            }
+            VideoCodec::H264 => packetize::h264::Packetizer::new(self.max_payload, false)
+                .packetize(all, &mut payloads),
             VideoCodec::H265 => {
                 packetize::h265::Packetizer::new(self.max_payload).packetize(all, &mut payloads)
             }
@@ -239,10 +238,8 @@ impl Tracks {
         header[..2].copy_from_slice(&16u16.to_be_bytes());
         header[2..].copy_from_slice(&((frame.len() as u16) << 3).to_be_bytes());
         let room = self.max_payload.saturating_sub(AU_HEADER_SECTION_LEN).max(1);
-        let payloads: Vec<Vec<u8>> = frame
-            .chunks(room)
-            .map(|part| header.iter().chain(part).copied().collect())
-            .collect();
+        let payloads: Vec<Vec<u8>> =
+            frame.chunks(room).map(|part| header.iter().chain(part).copied().collect()).collect();
         let ms = track.rtp.clock.extend(dts);
         let timestamp = clock::rtp_time(ms, track.rtp.clock_rate, track.rtp.offset);
         track.rtp.push(&payloads, timestamp, ms, false, out)
@@ -264,7 +261,9 @@ mod tests {
     }
 
     fn prefixed(nals: &[&[u8]]) -> Vec<u8> {
-        nals.iter().flat_map(|n| (n.len() as u32).to_be_bytes().into_iter().chain(n.iter().copied())).collect()
+        nals.iter()
+            .flat_map(|n| (n.len() as u32).to_be_bytes().into_iter().chain(n.iter().copied()))
+            .collect()
     }
 
     #[test]
@@ -288,7 +287,9 @@ mod tests {
         assert!(seqs.windows(2).all(|w| w[1] == w[0].wrapping_add(1)));
         // An inter frame: no flag, no parameter sets.
         out.clear();
-        tracks.video_frame(1040, 0, false, VideoCodec::H264, &prefixed(&[&[0x41, 1]]), &mut out).unwrap();
+        tracks
+            .video_frame(1040, 0, false, VideoCodec::H264, &prefixed(&[&[0x41, 1]]), &mut out)
+            .unwrap();
         assert_eq!(out.len(), 1);
         assert!(!out[0].starts_keyframe);
     }
@@ -306,7 +307,7 @@ mod tests {
         out.clear();
         tracks.audio_frame(1023, &[0x21; 500], &mut out).unwrap();
         assert_eq!(out.len(), 3);
-        assert!(out.iter().all(|p| &p.packet[14..16] == &[(500 >> 5) as u8, (500 << 3) as u8]));
+        assert!(out.iter().all(|p| p.packet[14..16] == [(500 >> 5) as u8, (500 << 3) as u8]));
         assert_eq!(out.iter().map(|p| p.packet.len() - 16).sum::<usize>(), 500);
         assert_eq!(
             tracks.audio_frame(0, &[0; 9000], &mut out),

@@ -61,9 +61,8 @@ impl UserControl {
         let Some(kind) = body.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]])) else {
             return UserControl::Other(u16::MAX);
         };
-        let word = |at: usize| {
-            body.get(at..at + 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-        };
+        let word =
+            |at: usize| body.get(at..at + 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
         let one = |f: fn(u32) -> UserControl| word(2).map_or(UserControl::Other(kind), f);
         match kind {
             0 => one(UserControl::StreamBegin),

@@ -43,12 +43,13 @@ pub fn describe(tracks: &Tracks, name: &str) -> Sdp {
             VideoCodec::H264 => {
                 let mut params = vec![("packetization-mode", "1".to_owned())];
                 if let Some(id) = config.profile_level_id() {
-                    params.push(("profile-level-id", format!("{:02X}{:02X}{:02X}", id[0], id[1], id[2])));
+                    params.push((
+                        "profile-level-id",
+                        format!("{:02X}{:02X}{:02X}", id[0], id[1], id[2]),
+                    ));
                 }
-                params.push((
-                    "sprop-parameter-sets",
-                    b64_list(config.sps.iter().chain(&config.pps)),
-                ));
+                params
+                    .push(("sprop-parameter-sets", b64_list(config.sps.iter().chain(&config.pps))));
                 ("H264", params)
             }
             VideoCodec::H265 => (
@@ -123,7 +124,12 @@ mod tests {
             "a=fmtp:96 packetization-mode=1;profile-level-id=42C01E;sprop-parameter-sets=Z0LAHg==,aM48gA==\r\n"
         ), "{text}");
         assert!(text.contains("a=rtpmap:97 MPEG4-GENERIC/44100/2\r\n"), "{text}");
-        assert!(text.contains("mode=AAC-hbr;sizelength=13;indexlength=3;indexdeltalength=3;config=1210"), "{text}");
+        assert!(
+            text.contains(
+                "mode=AAC-hbr;sizelength=13;indexlength=3;indexdeltalength=3;config=1210"
+            ),
+            "{text}"
+        );
         assert!(text.contains("a=control:trackID=1\r\n"), "{text}");
         // What the relay's track reader makes of it.
         let sdp = Sdp::parse(text.as_bytes()).unwrap();

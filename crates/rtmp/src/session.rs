@@ -293,7 +293,9 @@ impl PublisherSession {
         self.received += bytes.len() as u64;
         self.input.extend_from_slice(bytes);
         self.process(now);
-        if matches!(self.publish, Publish::Pending(_)) && self.input.len() > self.config.max_held_input {
+        if matches!(self.publish, Publish::Pending(_))
+            && self.input.len() > self.config.max_held_input
+        {
             self.fail(SessionError::HeldInputOverflow(self.config.max_held_input));
         }
     }
@@ -380,8 +382,13 @@ impl PublisherSession {
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.phase {
             Phase::Closed => None,
-            Phase::Chunks if self.connect.is_some() => Some(self.last_input + self.config.idle_timeout),
-            _ => Some((self.started + self.config.handshake_timeout).min(self.last_input + self.config.idle_timeout)),
+            Phase::Chunks if self.connect.is_some() => {
+                Some(self.last_input + self.config.idle_timeout)
+            }
+            _ => Some(
+                (self.started + self.config.handshake_timeout)
+                    .min(self.last_input + self.config.idle_timeout),
+            ),
         }
     }
 
@@ -475,7 +482,8 @@ impl PublisherSession {
     /// Sends an Acknowledgement each time the peer's window of bytes has arrived.
     fn acknowledge(&mut self) {
         let window = u64::from(self.peer_window);
-        if window > 0 && self.phase == Phase::Chunks && self.received - self.acknowledged >= window {
+        if window > 0 && self.phase == Phase::Chunks && self.received - self.acknowledged >= window
+        {
             self.acknowledged = self.received;
             // The sequence number wraps at 2^32 (RTMP 1.0 §5.4.3).
             self.send(&message::acknowledgement(self.received as u32));
@@ -501,10 +509,8 @@ impl PublisherSession {
                 self.on_command(&cmd, m.stream_id)?;
             }
             type_id::DATA_AMF0 | type_id::DATA_AMF3 => self.on_data(&m)?,
-            type_id::AUDIO | type_id::VIDEO => {
-                if self.publish == Publish::Publishing(m.stream_id) {
-                    self.on_media(m)?;
-                }
+            type_id::AUDIO | type_id::VIDEO if self.publish == Publish::Publishing(m.stream_id) => {
+                self.on_media(m)?;
             }
             // Set Chunk Size and Abort took effect in the decoder; Acknowledgement, Set Peer
             // Bandwidth, shared objects and aggregates need nothing from a publisher's server.
@@ -517,7 +523,8 @@ impl PublisherSession {
         let txn = cmd.transaction;
         match cmd.name.as_str() {
             "connect" => {
-                let text = |key: &str| cmd.object.property(key).and_then(Value::as_str).map(str::to_owned);
+                let text =
+                    |key: &str| cmd.object.property(key).and_then(Value::as_str).map(str::to_owned);
                 let app = text("app").unwrap_or_default();
                 let (app, app_query) = split_query(&app);
                 self.connect = Some((app, app_query, text("tcUrl")));
@@ -529,11 +536,9 @@ impl PublisherSession {
                 let result = command::connect_result(txn, encoding.unwrap_or(0.0));
                 self.send(&result.to_message(COMMAND_CSID, 0));
             }
-            "releaseStream" | "FCPublish" | "FCUnpublish" => {
-                if txn != 0.0 {
-                    let result = command::result(txn, vec![Value::Undefined]);
-                    self.send(&result.to_message(COMMAND_CSID, 0));
-                }
+            "releaseStream" | "FCPublish" | "FCUnpublish" if txn != 0.0 => {
+                let result = command::result(txn, vec![Value::Undefined]);
+                self.send(&result.to_message(COMMAND_CSID, 0));
             }
             "createStream" => {
                 if self.streams_created >= self.config.max_streams {
@@ -566,10 +571,8 @@ impl PublisherSession {
                 self.request = Some(request.clone());
                 self.events.push_back(Event::PublishRequested(request));
             }
-            "deleteStream" | "closeStream" => {
-                if self.publish != Publish::None {
-                    self.close(CloseReason::Unpublished);
-                }
+            "deleteStream" | "closeStream" if self.publish != Publish::None => {
+                self.close(CloseReason::Unpublished);
             }
             // `_result`, `onBWDone`, `_checkbw`, `getStreamLength` and the like: nothing a
             // publisher needs answered.
@@ -633,7 +636,9 @@ impl PublisherSession {
     /// Whether onMetaData named tracks and all of them have their configuration.
     fn expected_tracks_configured(&self) -> bool {
         let Some(meta) = &self.metadata else { return false };
-        let declared = |key: &str| meta.property(key).is_some_and(|v| !matches!(v, Value::Number(n) if *n == 0.0));
+        let declared = |key: &str| {
+            meta.property(key).is_some_and(|v| !matches!(v, Value::Number(n) if *n == 0.0))
+        };
         let video = !declared("videocodecid") || self.video_config.is_some();
         let audio = !declared("audiocodecid") || self.audio_config.is_some();
         video && audio && (self.video_config.is_some() || self.audio_config.is_some())

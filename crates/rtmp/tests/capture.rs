@@ -1,5 +1,6 @@
 //! Replays the recorded ffmpeg publish (`testdata/rtmp/`) through the chunk decoder and the
 //! publisher session: split at every byte, and checked against the FLV it carried.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed test
 
 mod common;
 
@@ -60,7 +61,16 @@ fn ffmpeg_sends_the_commands_a_publisher_sends() {
         .collect();
     assert_eq!(
         names,
-        ["connect", "releaseStream", "FCPublish", "createStream", "_checkbw", "publish", "FCUnpublish", "deleteStream"]
+        [
+            "connect",
+            "releaseStream",
+            "FCPublish",
+            "createStream",
+            "_checkbw",
+            "publish",
+            "FCUnpublish",
+            "deleteStream"
+        ]
     );
     // ffmpeg's C1 is the digest form.
     let c1 = &stream[1..1 + handshake::PACKET_SIZE];
@@ -115,7 +125,9 @@ fn session_gives_the_same_events_at_every_split_point() {
 fn session_answers_like_a_server_ffmpeg_accepts() {
     let client = transcript_stream(CAPTURE, Direction::ClientToServer);
     let (events, sent) = run_session(&client, client.len());
-    let Some(Event::PublishRequested(request)) = events.first() else { panic!("{:?}", events.first()) };
+    let Some(Event::PublishRequested(request)) = events.first() else {
+        panic!("{:?}", events.first())
+    };
     assert_eq!(request.path(), "/live/cam");
     assert_eq!(request.query.as_deref(), Some("user=u&pass=p"));
     assert_eq!(request.query_param("pass"), Some("p"));
@@ -128,7 +140,10 @@ fn session_answers_like_a_server_ffmpeg_accepts() {
     assert!(handshake::verify_server(&client[1..1 + handshake::PACKET_SIZE], s1, s2));
     let answers = decode(&sent[SERVER_HANDSHAKE..], 0).unwrap();
     let kinds: Vec<u8> = answers.iter().map(|m| m.type_id).collect();
-    assert_eq!(kinds[..3], [type_id::WINDOW_ACK_SIZE, type_id::SET_PEER_BANDWIDTH, type_id::SET_CHUNK_SIZE]);
+    assert_eq!(
+        kinds[..3],
+        [type_id::WINDOW_ACK_SIZE, type_id::SET_PEER_BANDWIDTH, type_id::SET_CHUNK_SIZE]
+    );
     let commands: Vec<Command> = answers
         .iter()
         .filter(|m| m.type_id == type_id::COMMAND_AMF0)
@@ -170,7 +185,8 @@ struct Flv {
 fn flv_of_capture() -> Flv {
     let client = transcript_stream(CAPTURE, Direction::ClientToServer);
     let messages = decode(&client[CLIENT_HANDSHAKE..], 0).unwrap();
-    let mut flv = Flv { sps_pps: Vec::new(), video: Vec::new(), asc: Vec::new(), audio: Vec::new() };
+    let mut flv =
+        Flv { sps_pps: Vec::new(), video: Vec::new(), asc: Vec::new(), audio: Vec::new() };
     for m in messages {
         let p = &m.payload;
         match (m.type_id, p.get(1)) {
@@ -205,8 +221,10 @@ fn rtp_depacketizes_to_the_published_nal_units_and_aac_frames() {
     let client = transcript_stream(CAPTURE, Direction::ClientToServer);
     let (events, _) = run_session(&client, client.len());
 
-    let sdps: Vec<&manifold_sdp::Sdp> =
-        events.iter().filter_map(|e| if let Event::Tracks(s) = e { Some(s) } else { None }).collect();
+    let sdps: Vec<&manifold_sdp::Sdp> = events
+        .iter()
+        .filter_map(|e| if let Event::Tracks(s) = e { Some(s) } else { None })
+        .collect();
     assert_eq!(sdps.len(), 1, "one description: both sequence headers came before media");
     let sdp = sdps[0];
     let video = &sdp.media()[0];
@@ -214,7 +232,10 @@ fn rtp_depacketizes_to_the_published_nal_units_and_aac_frames() {
     assert_eq!(video.sprop_parameter_sets().unwrap().unwrap(), flv.sps_pps);
     let fmtp = video.fmtp("96").unwrap();
     let sps = &flv.sps_pps[0];
-    assert_eq!(fmtp.param("profile-level-id").unwrap(), format!("{:02X}{:02X}{:02X}", sps[1], sps[2], sps[3]));
+    assert_eq!(
+        fmtp.param("profile-level-id").unwrap(),
+        format!("{:02X}{:02X}{:02X}", sps[1], sps[2], sps[3])
+    );
     assert_eq!(fmtp.param("packetization-mode"), Some("1"));
     let audio = &sdp.media()[1];
     let rtpmap = audio.rtpmap(97).unwrap();

@@ -1,6 +1,7 @@
 //! A real ffmpeg publishes H.264 + AAC to the sans-IO session over loopback TCP, driven by a
 //! small blocking loop here; ffmpeg must finish cleanly and the media must arrive as RTP.
 //! Without ffmpeg the test is skipped, except under CI (`CI=true`), where it fails.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed test
 
 mod common;
 
@@ -74,7 +75,11 @@ fn publish(reject: Option<manifold_rtmp::Rejection>) -> Outcome {
         match conn.read(&mut buf) {
             Ok(0) => session.handle_peer_closed(),
             Ok(n) => session.handle_input(Instant::now(), &buf[..n]),
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
             Err(e) => panic!("read: {e}"),
         }
         session.handle_timeout(Instant::now());
@@ -131,7 +136,11 @@ fn ffmpeg_publishes_h264_and_aac() {
     assert!(text.contains("a=rtpmap:96 H264/90000"), "{text}");
     assert!(text.contains("a=rtpmap:97 MPEG4-GENERIC/48000/2"), "{text}");
     // 2 s at 25 fps with a GOP of 25; ffmpeg may drop a frame at the edges.
-    assert!((45..=50).contains(&h264.access_units.len()), "{} video frames", h264.access_units.len());
+    assert!(
+        (45..=50).contains(&h264.access_units.len()),
+        "{} video frames",
+        h264.access_units.len()
+    );
     assert_eq!(keyframes, 2);
     // 48 kHz AAC: 1024 samples per frame, ~94 frames in 2 s.
     assert!((85..=100).contains(&aac.frames.len()), "{} audio frames", aac.frames.len());

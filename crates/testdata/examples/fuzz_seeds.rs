@@ -65,7 +65,9 @@ fn main() {
         let stem = stem(name);
         // C0 + C1 + C2 (and S0 + S1 + S2) are 3073 bytes.
         const HANDSHAKE: usize = 3073;
-        for (side, direction) in [("c2s", Direction::ClientToServer), ("s2c", Direction::ServerToClient)] {
+        for (side, direction) in
+            [("c2s", Direction::ClientToServer), ("s2c", Direction::ServerToClient)]
+        {
             let stream = manifold_testdata::transcript_stream(name, direction);
             put("rtmp", format!("{stem}-{side}"), &stream[..stream.len().min(16 << 10)]);
             let chunks = &stream[HANDSHAKE.min(stream.len())..];

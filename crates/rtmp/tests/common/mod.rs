@@ -1,7 +1,7 @@
 //! Test-side readers of what the session produces: RTP back to NAL units and AAC frames.
 #![allow(dead_code)] // each test file uses part of it
 
-use manifold_rtp::codec::h264::{NalType, Payload};
+use manifold_rtp::codec::h264::Payload;
 use manifold_rtp::codec::Fragment;
 use manifold_rtp::packet::RtpPacket;
 
@@ -23,8 +23,9 @@ impl H264Depacketizer {
                 Fragment::Whole => self.unit.push(unit.data.to_vec()),
                 Fragment::Start => {
                     assert!(self.fragment.is_none(), "FU-A start inside a fragment");
-                    let header = (payload[0] & 0xe0) | NalType::from(unit.nal_type).0;
-                    self.fragment = Some(std::iter::once(header).chain(unit.data.iter().copied()).collect());
+                    let header = (payload[0] & 0xe0) | unit.nal_type.0;
+                    self.fragment =
+                        Some(std::iter::once(header).chain(unit.data.iter().copied()).collect());
                 }
                 Fragment::Middle => self.fragment.as_mut().unwrap().extend_from_slice(unit.data),
                 Fragment::End => {
