@@ -536,7 +536,9 @@ impl PublisherSession {
                 let result = command::connect_result(txn, encoding.unwrap_or(0.0));
                 self.send(&result.to_message(COMMAND_CSID, 0));
             }
-            "releaseStream" | "FCPublish" | "FCUnpublish" if txn != 0.0 => {
+            // FCUnpublish goes unanswered: ffmpeg sends it with deleteStream and closes without
+            // reading, and an answer left unread turns its close into a reset.
+            "releaseStream" | "FCPublish" if txn != 0.0 => {
                 let result = command::result(txn, vec![Value::Undefined]);
                 self.send(&result.to_message(COMMAND_CSID, 0));
             }

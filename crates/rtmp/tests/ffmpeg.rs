@@ -74,6 +74,10 @@ fn publish(reject: Option<manifold_rtmp::Rejection>) -> Outcome {
     while out.closed.is_none() && Instant::now() < deadline {
         match conn.read(&mut buf) {
             Ok(0) => session.handle_peer_closed(),
+            // A publisher may close with answers unread; the kernel then reports a reset.
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                session.handle_peer_closed()
+            }
             Ok(n) => session.handle_input(Instant::now(), &buf[..n]),
             Err(e)
                 if matches!(
