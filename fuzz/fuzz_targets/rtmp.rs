@@ -6,7 +6,8 @@
 use std::time::Instant;
 
 use libfuzzer_sys::fuzz_target;
-use manifold_rtmp::chunk::{Decoder, Limits, Message};
+use manifold_rtmp::chunk::{Decoder, Limits};
+use manifold_rtmp::message::Message;
 use manifold_rtmp::{amf0, handshake, Config, Event, PublisherSession};
 
 /// Small limits so the fuzzer reaches them.

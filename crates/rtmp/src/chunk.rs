@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::message::type_id;
+use crate::message::{type_id, Message};
 
 /// The chunk size both sides start with.
 pub const DEFAULT_CHUNK_SIZE: u32 = 128;
@@ -46,21 +46,6 @@ impl Default for Limits {
             max_pending_bytes: 16 << 20,
         }
     }
-}
-
-/// One RTMP message, reassembled.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Message {
-    /// The chunk stream it came on.
-    pub csid: u32,
-    /// Its timestamp in milliseconds (32 bits, wrapping).
-    pub timestamp: u32,
-    /// Its message type id ([`type_id`]).
-    pub type_id: u8,
-    /// Its message stream id.
-    pub stream_id: u32,
-    /// Its payload.
-    pub payload: Vec<u8>,
 }
 
 /// Why the chunk stream cannot be read on.

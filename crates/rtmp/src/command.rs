@@ -2,8 +2,7 @@
 //! arguments, all AMF0; and the answers a server sends (`_result`, `onStatus`).
 
 use crate::amf0::{self, Amf0Error, Value};
-use crate::chunk::Message;
-use crate::message::type_id;
+use crate::message::{type_id, Message};
 
 /// The chunk stream the server's command answers travel on (ffmpeg and FMS use 3).
 pub const COMMAND_CSID: u32 = 3;

@@ -13,6 +13,8 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use crate::random;
+
 /// C0/S0: the protocol version byte.
 pub const VERSION: u8 = 3;
 /// The size of C1, S1, C2 and S2.
@@ -81,13 +83,10 @@ fn find_digest(packet: &[u8], key: &[u8]) -> Option<(usize, usize)> {
     })
 }
 
-/// Deterministic filler bytes (xorshift64*), so tests are reproducible.
+/// Filler bytes from the seed.
 fn fill(bytes: &mut [u8], seed: &mut u64) {
     for b in bytes {
-        *seed ^= *seed << 13;
-        *seed ^= *seed >> 7;
-        *seed ^= *seed << 17;
-        *b = (seed.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 56) as u8;
+        *b = (random::next(seed) >> 24) as u8;
     }
 }
 

@@ -25,6 +25,7 @@ pub mod flv;
 pub mod handshake;
 pub mod media;
 pub mod message;
+mod random;
 pub mod sdp;
 pub mod session;
 

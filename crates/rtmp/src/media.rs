@@ -8,6 +8,7 @@ use manifold_rtp::{RtpTime, Ssrc};
 
 use crate::clock::{self, Unwrapper};
 use crate::flv::{self, AacConfig, FlvError, VideoCodec, VideoConfig};
+use crate::random;
 
 /// The RTP header this crate writes: 12 bytes, no CSRC, no extension.
 const RTP_HEADER_LEN: usize = 12;
@@ -70,9 +71,9 @@ impl RtpState {
             track,
             payload_type,
             clock_rate,
-            ssrc: Ssrc(next_random(seed)),
-            sequence: next_random(seed) as u16,
-            offset: next_random(seed),
+            ssrc: Ssrc(random::next(seed)),
+            sequence: random::next(seed) as u16,
+            offset: random::next(seed),
             clock: Unwrapper::default(),
         }
     }
@@ -103,15 +104,6 @@ impl RtpState {
         }
         Ok(())
     }
-}
-
-/// xorshift64*: SSRCs, first sequence numbers and timestamp offsets that differ between
-/// sessions, from the session's seed.
-pub(crate) fn next_random(seed: &mut u64) -> u32 {
-    *seed ^= *seed << 13;
-    *seed ^= *seed >> 7;
-    *seed ^= *seed << 17;
-    (seed.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32) as u32
 }
 
 /// The video track: its configuration and RTP state.

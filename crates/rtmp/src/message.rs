@@ -1,7 +1,5 @@
-//! Message types (RTMP 1.0 §5.4, §6.2, §7.1) and the protocol control and user control
-//! messages' bodies.
-
-use crate::chunk::Message;
+//! Messages (RTMP 1.0 §5.4, §6.2, §7.1): the reassembled message, its type ids, and the
+//! protocol control and user control messages' bodies.
 
 /// Message type ids.
 pub mod type_id {
@@ -29,6 +27,21 @@ pub mod type_id {
     pub const DATA_AMF0: u8 = 18;
     /// Command message, AMF0.
     pub const COMMAND_AMF0: u8 = 20;
+}
+
+/// One RTMP message, reassembled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// The chunk stream it came on.
+    pub csid: u32,
+    /// Its timestamp in milliseconds (32 bits, wrapping).
+    pub timestamp: u32,
+    /// Its message type id ([`type_id`](self::type_id)).
+    pub type_id: u8,
+    /// Its message stream id.
+    pub stream_id: u32,
+    /// Its payload.
+    pub payload: Vec<u8>,
 }
 
 /// The chunk stream protocol control messages travel on.

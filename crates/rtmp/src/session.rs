@@ -26,12 +26,12 @@ use std::time::{Duration, Instant};
 use manifold_sdp::Sdp;
 
 use crate::amf0::{self, Value};
-use crate::chunk::{self, ChunkError, Decoder, Encoder, Message};
+use crate::chunk::{self, ChunkError, Decoder, Encoder};
 use crate::command::{self, Command, CommandError, COMMAND_CSID, STATUS_CSID};
 use crate::flv::{self, AacConfig, AudioTag, VideoConfig, VideoTag};
 use crate::handshake::{self, HandshakeError, PACKET_SIZE};
 use crate::media::{MediaError, MediaPacket, Tracks};
-use crate::message::{self, type_id, UserControl};
+use crate::message::{self, type_id, Message, UserControl};
 
 /// How a session behaves and what it bounds.
 #[derive(Debug, Clone)]
@@ -343,7 +343,7 @@ impl PublisherSession {
                 let mut c0c1 = [0u8; 1 + PACKET_SIZE];
                 c0c1.copy_from_slice(hello);
                 let time = now.saturating_duration_since(self.started).as_millis() as u32;
-                let seed = crate::media::next_random(&mut self.seed);
+                let seed = crate::random::next(&mut self.seed);
                 let (answer, _form) = handshake::respond(&c0c1, time, u64::from(seed) << 1 | 1)?;
                 self.transmit.extend_from_slice(&answer);
                 self.phase = Phase::Ack;

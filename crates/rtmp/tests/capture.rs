@@ -7,10 +7,11 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{length_prefixed, AacDepacketizer, H264Depacketizer};
-use manifold_rtmp::chunk::{self, Decoder, Message};
+use manifold_rtmp::chunk::{self, Decoder};
 use manifold_rtmp::command::Command;
 use manifold_rtmp::handshake;
 use manifold_rtmp::message::type_id;
+use manifold_rtmp::message::Message;
 use manifold_rtmp::{CloseReason, Config, Event, PublisherSession};
 use manifold_testdata::{transcript, transcript_stream, Direction, RTMP_TRANSCRIPTS};
 
