@@ -196,7 +196,6 @@ impl From<flv::FlvError> for SessionError {
 
 /// What the session tells its caller.
 #[derive(Debug, Clone, PartialEq)]
-#[allow(clippy::large_enum_variant)] // events are moved once; boxing would add an allocation each
 pub enum Event {
     /// The publisher asks to publish; answer with `accept_publish` or `reject_publish`.
     PublishRequested(PublishRequest),
@@ -653,7 +652,9 @@ impl PublisherSession {
             let without_metadata = self.metadata.is_none();
             self.early.push_back(m);
             let configured = self.video_config.is_some() || self.audio_config.is_some();
-            if configured && (without_metadata || self.early.len() >= self.config.max_early_frames)
+            let waited_enough = self.early.len() >= self.config.max_early_frames;
+            if configured
+                && (without_metadata || self.expected_tracks_configured() || waited_enough)
             {
                 self.announce()?;
             } else if self.early.len() > self.config.max_early_frames {
@@ -705,5 +706,187 @@ fn split_query(s: &str) -> (String, Option<String>) {
     match s.split_once('?') {
         Some((name, query)) => (name.to_owned(), Some(query.to_owned())),
         None => (s.to_owned(), None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chunk::Limits;
+
+    /// A client side for tests: its chunk encoder and a decoder for the server's answers.
+    struct Client {
+        encoder: Encoder,
+        decoder: Decoder,
+        session: PublisherSession,
+        now: Instant,
+    }
+
+    impl Client {
+        fn connected() -> Client {
+            let now = Instant::now();
+            let mut session = PublisherSession::new(now, Config::default());
+            let mut hello = handshake::client_hello(false, 3);
+            hello.extend_from_slice(&[0; PACKET_SIZE]);
+            session.handle_input(now, &hello);
+            let s0s1s2 = session.poll_transmit().unwrap();
+            assert_eq!(s0s1s2.len(), 1 + 2 * PACKET_SIZE);
+            let mut client = Client {
+                encoder: Encoder::new(),
+                decoder: Decoder::new(Limits::default()),
+                session,
+                now,
+            };
+            let connect = Command {
+                name: "connect".into(),
+                transaction: 1.0,
+                object: Value::Object(vec![("app".into(), Value::String("live".into()))]),
+                args: vec![],
+            };
+            client.send(&connect.to_message(3, 0));
+            client
+        }
+
+        fn send(&mut self, m: &Message) {
+            let mut bytes = Vec::new();
+            self.encoder.encode(m, &mut bytes);
+            self.session.handle_input(self.now, &bytes);
+        }
+
+        fn command(&mut self, name: &str, transaction: f64, stream_id: u32, args: Vec<Value>) {
+            let cmd = Command { name: name.into(), transaction, object: Value::Null, args };
+            self.send(&cmd.to_message(3, stream_id));
+        }
+
+        /// The server's answers since the last call.
+        fn answers(&mut self) -> Vec<Message> {
+            let bytes = self.session.poll_transmit().unwrap_or_default();
+            let mut out = Vec::new();
+            let mut at = 0;
+            while let Some((m, used)) = self.decoder.feed(&bytes[at..]).unwrap() {
+                out.extend(m);
+                at += used;
+            }
+            assert_eq!(at, bytes.len());
+            out
+        }
+
+        fn events(&mut self) -> Vec<Event> {
+            std::iter::from_fn(|| self.session.poll_event()).collect()
+        }
+
+        fn publish(&mut self) {
+            self.command("createStream", 2.0, 0, vec![]);
+            self.command("publish", 3.0, 1, vec![Value::String("cam".into())]);
+            assert!(matches!(self.events()[..], [Event::PublishRequested(_)]));
+            assert!(self.session.accept_publish(self.now));
+            self.answers();
+        }
+    }
+
+    #[test]
+    fn ping_is_answered_and_the_window_acknowledged() {
+        let mut c = Client::connected();
+        assert_eq!(c.answers().len(), 4);
+        c.send(&UserControl::PingRequest(1234).to_message().unwrap());
+        let answers = c.answers();
+        assert_eq!(UserControl::parse(&answers[0].payload), UserControl::PingResponse(1234));
+        // The window counts from the start: the first acknowledgement comes at once.
+        c.send(&message::window_ack_size(100));
+        let at = c.session.received;
+        let ack = c.answers();
+        assert_eq!(ack.len(), 1);
+        assert_eq!(ack[0].type_id, type_id::ACKNOWLEDGEMENT);
+        assert_eq!(message::body_u32(&ack[0].payload), Some(at as u32));
+        // Fewer than 100 more bytes: none; past 100: the next.
+        c.send(&UserControl::StreamBegin(0).to_message().unwrap());
+        assert!(c.answers().is_empty());
+        while c.session.received - at < 100 {
+            c.send(&UserControl::StreamBegin(0).to_message().unwrap());
+        }
+        let ack = c.answers();
+        assert_eq!(ack.len(), 1);
+        assert_eq!(message::body_u32(&ack[0].payload), Some(c.session.received as u32));
+    }
+
+    #[test]
+    fn commands_out_of_order_and_over_bounds_are_typed_errors() {
+        let now = Instant::now();
+        let mut c = Client::connected();
+        c.session.connect = None;
+        c.command("publish", 3.0, 1, vec![Value::String("cam".into())]);
+        assert_eq!(
+            c.events(),
+            [Event::Closed(CloseReason::Error(SessionError::OutOfOrder("publish before connect")))]
+        );
+
+        let mut c = Client::connected();
+        for i in 0..9 {
+            c.command("createStream", f64::from(i), 0, vec![]);
+        }
+        assert_eq!(
+            c.events(),
+            [Event::Closed(CloseReason::Error(SessionError::TooManyStreams(8)))]
+        );
+
+        let mut c = Client::connected();
+        c.publish();
+        c.command("publish", 4.0, 1, vec![Value::String("cam".into())]);
+        assert_eq!(
+            c.events(),
+            [Event::Closed(CloseReason::Error(SessionError::AlreadyPublishing))]
+        );
+        assert!(!c.session.accept_publish(now));
+    }
+
+    #[test]
+    fn enhanced_rtmp_hevc_becomes_rfc_7798() {
+        let mut c = Client::connected();
+        c.publish();
+        let (vps, sps, pps) = (vec![0x40, 1, 0xc], vec![0x42, 1, 1, 2], vec![0x44, 1, 0xc1]);
+        let mut record = vec![1u8; 22];
+        record[21] = 0xf3; // lengthSizeMinusOne = 3
+        record.push(3);
+        for nal in [&vps, &sps, &pps] {
+            record.extend_from_slice(&[0x80 | (nal[0] >> 1), 0, 1, 0, nal.len() as u8]);
+            record.extend_from_slice(nal);
+        }
+        let video = |payload: Vec<u8>, timestamp: u32| Message {
+            csid: 6,
+            timestamp,
+            type_id: type_id::VIDEO,
+            stream_id: 1,
+            payload,
+        };
+        let mut seq = vec![0x90];
+        seq.extend_from_slice(b"hvc1");
+        seq.extend_from_slice(&record);
+        c.send(&video(seq, 0));
+        // A 3000-byte IDR_W_RADL (type 19) with a 40 ms composition offset.
+        let idr: Vec<u8> = [0x26, 0x01].into_iter().chain((0..2998).map(|i| i as u8)).collect();
+        let mut frame = vec![0x91];
+        frame.extend_from_slice(b"hvc1");
+        frame.extend_from_slice(&[0, 0, 40]);
+        frame.extend_from_slice(&(idr.len() as u32).to_be_bytes());
+        frame.extend_from_slice(&idr);
+        c.send(&video(frame, 1000));
+        let events = c.events();
+        let Event::Tracks(sdp) = &events[0] else { panic!("{events:?}") };
+        let text = sdp.to_string();
+        assert!(text.contains("a=rtpmap:96 H265/90000"), "{text}");
+        assert!(text.contains("sprop-vps=QAEM;sprop-sps=QgEBAg==;sprop-pps=RAHB"), "{text}");
+        let packets: Vec<&MediaPacket> = events
+            .iter()
+            .filter_map(|e| if let Event::Packet(p) = e { Some(p) } else { None })
+            .collect();
+        // VPS, SPS, PPS in front of the IRAP, then FU fragments (type 49).
+        assert_eq!(packets.len(), 3 + 3);
+        assert!(packets[0].starts_keyframe);
+        assert_eq!(&packets[0].packet[12..], &vps[..]);
+        assert_eq!(packets[3].packet[12] >> 1, 49);
+        assert_eq!(packets[3].packet[14], 0x80 | 19);
+        let payload = manifold_rtp::packet::RtpPacket::parse(&packets[0].packet).unwrap();
+        assert!(manifold_rtp::codec::Codec::H265.starts_keyframe(payload.payload()).unwrap());
+        assert_eq!(packets[0].timestamp, packets[5].timestamp);
     }
 }
