@@ -55,6 +55,8 @@ pub struct Config {
     pub max_queued_transmit: usize,
     /// Media messages held while the tracks are not yet known.
     pub max_early_frames: usize,
+    /// The payload bytes of those held media messages.
+    pub max_early_bytes: usize,
     /// Input bytes held while a publish waits for the caller's decision.
     pub max_held_input: usize,
     /// How many `createStream` a connection may ask for.
@@ -76,6 +78,7 @@ impl Default for Config {
             max_queued_events: 1 << 16,
             max_queued_transmit: 1 << 20,
             max_early_frames: 256,
+            max_early_bytes: 4 << 20,
             max_held_input: 1 << 20,
             max_streams: 8,
             seed: 0x6d61_6e69_666f_6c64,
@@ -250,6 +253,7 @@ pub struct PublisherSession {
     audio_config: Option<AacConfig>,
     tracks: Option<Tracks>,
     early: VecDeque<Message>,
+    early_bytes: usize,
     scratch: Vec<MediaPacket>,
 }
 
@@ -279,6 +283,7 @@ impl PublisherSession {
             audio_config: None,
             tracks: None,
             early: VecDeque::new(),
+            early_bytes: 0,
             scratch: Vec::new(),
         }
     }
@@ -461,6 +466,7 @@ impl PublisherSession {
     fn close(&mut self, reason: CloseReason) {
         self.phase = Phase::Closed;
         self.early.clear();
+        self.early_bytes = 0;
         self.events.push_back(Event::Closed(reason));
     }
 
@@ -650,16 +656,21 @@ impl PublisherSession {
             // Without onMetaData the first coded frame shows every sequence header has come
             // (encoders send them first); with it, wait for the declared ones, boundedly.
             let without_metadata = self.metadata.is_none();
+            self.early_bytes += m.payload.len();
             self.early.push_back(m);
             let configured = self.video_config.is_some() || self.audio_config.is_some();
-            let waited_enough = self.early.len() >= self.config.max_early_frames;
-            if configured
-                && (without_metadata || self.expected_tracks_configured() || waited_enough)
-            {
+            let full = |s: &Self| {
+                s.early.len() >= s.config.max_early_frames
+                    || s.early_bytes >= s.config.max_early_bytes
+            };
+            if configured && (without_metadata || self.expected_tracks_configured() || full(self)) {
                 self.announce()?;
-            } else if self.early.len() > self.config.max_early_frames {
+            } else {
                 // Nothing configured at all: the oldest frames cannot be decoded anyway.
-                self.early.pop_front();
+                while full(self) {
+                    let Some(old) = self.early.pop_front() else { break };
+                    self.early_bytes -= old.payload.len();
+                }
             }
             return Ok(());
         }
@@ -694,6 +705,7 @@ impl PublisherSession {
         let name = name.trim_start_matches('/').to_owned();
         self.events.push_back(Event::Tracks(crate::sdp::describe(&tracks, &name)));
         self.tracks = Some(tracks);
+        self.early_bytes = 0;
         while let Some(m) = self.early.pop_front() {
             self.map_frame(&m)?;
         }
@@ -837,6 +849,53 @@ mod tests {
             [Event::Closed(CloseReason::Error(SessionError::AlreadyPublishing))]
         );
         assert!(!c.session.accept_publish(now));
+    }
+
+    #[test]
+    fn a_declared_track_that_never_comes_is_given_up_boundedly() {
+        let mut c = Client::connected();
+        c.publish();
+        let mut meta = Vec::new();
+        amf0::encode_all(
+            &[
+                Value::String("@setDataFrame".into()),
+                Value::String("onMetaData".into()),
+                Value::EcmaArray(vec![
+                    ("videocodecid".into(), Value::Number(7.0)),
+                    ("audiocodecid".into(), Value::Number(10.0)),
+                ]),
+            ],
+            &mut meta,
+        );
+        c.send(&Message {
+            csid: 4,
+            timestamp: 0,
+            type_id: type_id::DATA_AMF0,
+            stream_id: 1,
+            payload: meta,
+        });
+        let audio = |payload: Vec<u8>, timestamp| Message {
+            csid: 4,
+            timestamp,
+            type_id: type_id::AUDIO,
+            stream_id: 1,
+            payload,
+        };
+        c.send(&audio(vec![0xaf, 0, 0x12, 0x10], 0));
+        // Video was declared but never configured: audio frames wait, up to the bound.
+        let limit = Config::default().max_early_frames as u32;
+        for i in 0..limit - 1 {
+            c.send(&audio(vec![0xaf, 1, 0x21, 0x00, i as u8], 23 * i));
+        }
+        assert!(c.events().is_empty());
+        c.send(&audio(vec![0xaf, 1, 0x21, 0x00, 0xff], 23 * limit));
+        let events = c.events();
+        let Event::Tracks(sdp) = &events[0] else { panic!("{:?}", events.first()) };
+        assert_eq!(sdp.media().len(), 1);
+        assert_eq!(sdp.media()[0].kind(), "audio");
+        // Every held frame comes out, in order.
+        assert_eq!(events.len(), 1 + limit as usize);
+        assert!(c.session.metadata().is_some());
     }
 
     #[test]
