@@ -418,6 +418,12 @@ impl PublisherSession {
         self.phase == Phase::Closed
     }
 
+    /// The application the client connected to (`connect`'s `app`, without a query), once
+    /// it has.
+    pub fn app(&self) -> Option<&str> {
+        self.connect.as_ref().map(|(app, _, _)| app.as_str())
+    }
+
     /// The publish request, once made.
     pub fn publish_request(&self) -> Option<&PublishRequest> {
         self.request.as_ref()

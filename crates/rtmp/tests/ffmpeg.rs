@@ -52,20 +52,7 @@ fn publish(reject: Option<manifold_rtmp::Rejection>) -> Outcome {
         .spawn()
         .unwrap();
 
-    // Accept with a deadline: a non-blocking accept polled for up to 10 s.
-    listener.set_nonblocking(true).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut conn = loop {
-        match listener.accept() {
-            Ok((conn, _)) => break conn,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Err(e) => panic!("ffmpeg did not connect: {e}"),
-        }
-    };
-    conn.set_nonblocking(false).unwrap();
-    conn.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    let mut conn = accept(&listener);
 
     let mut session = PublisherSession::new(Instant::now(), Config::default());
     let mut buf = vec![0u8; 64 << 10];
@@ -166,6 +153,71 @@ fn ffmpeg_reports_a_rejected_publish() {
     assert!(out.stderr.contains("Server error"), "{}", out.stderr);
     assert_eq!(out.closed, Some(CloseReason::Rejected(manifold_rtmp::Rejection::Denied)));
     assert!(out.h264.access_units.is_empty());
+}
+
+/// ffmpeg as a player checks the server's handshake digest (S1 signed with the Media Server
+/// key, S2 with the key derived from its C1): it only goes on to `connect` if ours verifies.
+#[test]
+fn ffmpeg_player_accepts_the_digest_handshake() {
+    if !ffmpeg_available() {
+        return;
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut ffmpeg = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin"])
+        .args(["-i", &format!("rtmp://127.0.0.1:{port}/live/cam"), "-t", "1", "-f", "null", "-"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut conn = accept(&listener);
+    let mut session = PublisherSession::new(Instant::now(), Config::default());
+    let mut buf = vec![0u8; 16 << 10];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while session.app().is_none() && !session.is_closed() && Instant::now() < deadline {
+        match conn.read(&mut buf) {
+            Ok(0) => session.handle_peer_closed(),
+            Ok(n) => session.handle_input(Instant::now(), &buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => panic!("read: {e}"),
+        }
+        while let Some(bytes) = session.poll_transmit() {
+            conn.write_all(&bytes).unwrap();
+        }
+    }
+    let connected = session.app().map(str::to_owned);
+    let _ = ffmpeg.kill();
+    let _ = ffmpeg.wait();
+    let mut stderr = String::new();
+    if let Some(mut e) = ffmpeg.stderr.take() {
+        let _ = e.read_to_string(&mut stderr);
+    }
+    assert_eq!(connected.as_deref(), Some("live"), "ffmpeg did not connect: {stderr}");
+    assert!(!stderr.contains("validating failed") && !stderr.contains("mismatch"), "{stderr}");
+}
+
+/// Accepts ffmpeg's connection within 10 s (a non-blocking accept, polled), with reads that
+/// time out after 50 ms so the loops can check their deadlines.
+fn accept(listener: &TcpListener) -> std::net::TcpStream {
+    listener.set_nonblocking(true).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let conn = loop {
+        match listener.accept() {
+            Ok((conn, _)) => break conn,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("ffmpeg did not connect: {e}"),
+        }
+    };
+    conn.set_nonblocking(false).unwrap();
+    conn.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    conn
 }
 
 /// Waits for a child up to `limit`, killing it after.
