@@ -287,6 +287,30 @@ mod tests {
     }
 
     #[test]
+    fn rtp_time_runs_on_across_the_rtmp_wrap() {
+        let mut seed = 5;
+        let audio = AacConfig::parse(&[0x11, 0x88]).unwrap(); // 48 kHz
+        let mut tracks = Tracks::new(Some(h264_config()), Some(audio), 1200, &mut seed);
+        let mut out = Vec::new();
+        // 40 ms video frames and ~21 ms audio frames from 1 s before the 32-bit wrap to 1 s after.
+        let start = u32::MAX - 999;
+        for i in 0..50u32 {
+            let dts = start.wrapping_add(i * 40);
+            tracks
+                .video_frame(dts, 0, false, VideoCodec::H264, &prefixed(&[&[0x41, 1]]), &mut out)
+                .unwrap();
+            tracks.audio_frame(dts, &[0x21; 10], &mut out).unwrap();
+        }
+        let video: Vec<u32> = out.iter().filter(|p| p.track == 0).map(|p| p.timestamp.0).collect();
+        let audio: Vec<u32> = out.iter().filter(|p| p.track == 1).map(|p| p.timestamp.0).collect();
+        assert!(video.windows(2).all(|w| w[1].wrapping_sub(w[0]) == 3600), "{video:?}");
+        assert!(audio.windows(2).all(|w| w[1].wrapping_sub(w[0]) == 1920), "{audio:?}");
+        let ms: Vec<i64> = out.iter().filter(|p| p.track == 0).map(|p| p.rtmp_time_ms).collect();
+        assert_eq!(ms[49] - ms[0], 49 * 40);
+        assert!(ms[49] > i64::from(u32::MAX));
+    }
+
+    #[test]
     fn aac_frames_carry_au_headers_and_fragment() {
         let mut seed = 5;
         let config = AacConfig::parse(&[0x12, 0x10]).unwrap();

@@ -1,5 +1,6 @@
 //! A real ffmpeg publishes H.264 + AAC to the sans-IO session over loopback TCP, driven by a
-//! small blocking loop here; ffmpeg must finish cleanly and the media must arrive as RTP.
+//! small blocking loop here; ffmpeg must finish cleanly and the media must arrive as RTP. A
+//! rejected publish must make ffmpeg fail, and ffmpeg as a player must accept the handshake.
 //! Without ffmpeg the test is skipped, except under CI (`CI=true`), where it fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed test
 
