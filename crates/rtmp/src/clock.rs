@@ -22,13 +22,53 @@ impl Unwrapper {
     }
 }
 
-/// The RTP timestamp of `ms` (extended milliseconds) on a `rate` Hz clock starting at
-/// `offset`. Computed on the extended time, so it is continuous when RTMP's clock wraps
-/// whatever the rate.
-pub fn rtp_time(ms: i64, rate: u32, offset: u32) -> RtpTime {
-    let ticks = (i128::from(ms) * i128::from(rate)).div_euclid(1000);
+/// `ms` (extended milliseconds) in ticks of a `rate` Hz clock, rounded down.
+pub fn ticks(ms: i64, rate: u32) -> i64 {
+    (i128::from(ms) * i128::from(rate)).div_euclid(1000) as i64
+}
+
+/// The RTP timestamp `ticks` after `offset`. Computed from extended time, so it is
+/// continuous when RTMP's clock wraps, whatever the rate.
+pub fn at_ticks(ticks: i64, offset: u32) -> RtpTime {
     // Reduction modulo 2^32 is the RTP timestamp's own wrap.
     RtpTime((ticks as u32).wrapping_add(offset))
+}
+
+/// The RTP timestamp of `ms` (extended milliseconds) on a `rate` Hz clock starting at
+/// `offset`.
+pub fn rtp_time(ms: i64, rate: u32, offset: u32) -> RtpTime {
+    at_ticks(ticks(ms, rate), offset)
+}
+
+/// Stamps audio frames of a fixed sample count. RTMP rounds their times to milliseconds
+/// (an AAC frame at 44.1 kHz is 23.22 ms, stamped 23 or 24), which would make the RTP
+/// timestamps jitter by up to a millisecond's worth of samples; a frame that arrives within
+/// 2 ms of where the previous one plus one frame puts it is stamped exactly there instead.
+/// Anything further off (a gap, a jump) takes its own time, so nothing drifts.
+#[derive(Debug, Clone, Copy)]
+pub struct FrameClock {
+    rate: u32,
+    frame: i64,
+    last: Option<i64>,
+}
+
+impl FrameClock {
+    /// A clock for frames of `samples_per_frame` samples at `rate` Hz.
+    pub fn new(rate: u32, samples_per_frame: u32) -> FrameClock {
+        FrameClock { rate, frame: i64::from(samples_per_frame), last: None }
+    }
+
+    /// The ticks of the frame stamped `ms` (extended milliseconds).
+    pub fn ticks(&mut self, ms: i64) -> i64 {
+        let measured = ticks(ms, self.rate);
+        let tolerance = i64::from(self.rate / 500);
+        let t = match self.last {
+            Some(last) if (measured - (last + self.frame)).abs() <= tolerance => last + self.frame,
+            _ => measured,
+        };
+        self.last = Some(t);
+        t
+    }
 }
 
 #[cfg(test)]
@@ -45,6 +85,18 @@ mod tests {
         assert_eq!(rtp_time(1000, 90_000, 0), RtpTime(90_000));
         assert_eq!(rtp_time(1000, 44_100, 10), RtpTime(44_110));
         assert_eq!(rtp_time(-1, 90_000, 0), RtpTime(0u32.wrapping_sub(90)));
+    }
+
+    #[test]
+    fn frame_clock_snaps_rounded_stamps_and_follows_gaps() {
+        let mut c = FrameClock::new(44_100, 1024);
+        // Exact frame times rounded to ms: 0, 23, 46, 70, 93, ...
+        let stamps: Vec<i64> = (0..100).map(|i| (i * 1024 * 1000 + 22_050) / 44_100).collect();
+        let ticks: Vec<i64> = stamps.iter().map(|&ms| c.ticks(ms)).collect();
+        assert!(ticks.windows(2).all(|w| w[1] - w[0] == 1024), "{ticks:?}");
+        // A lost frame: the next takes its own time.
+        let after_gap = stamps[99] + 2 * 23;
+        assert_eq!(c.ticks(after_gap), super::ticks(after_gap, 44_100));
     }
 
     proptest! {

@@ -6,7 +6,7 @@ use manifold_rtp::packet::{BuildError, RtpBuilder};
 use manifold_rtp::packetize;
 use manifold_rtp::{RtpTime, Ssrc};
 
-use crate::clock::{self, Unwrapper};
+use crate::clock::{self, FrameClock, Unwrapper};
 use crate::flv::{self, AacConfig, FlvError, VideoCodec, VideoConfig};
 use crate::random;
 
@@ -17,6 +17,8 @@ const RTP_HEADER_LEN: usize = 12;
 const AU_HEADER_SECTION_LEN: usize = 4;
 /// The largest AU a 13-bit size field can describe.
 const MAX_AU_SIZE: usize = (1 << 13) - 1;
+/// Samples per AAC frame (at the AudioSpecificConfig's rate, SBR or not).
+const AAC_FRAME_SAMPLES: u32 = 1024;
 /// The RTP payload type of the video track.
 pub const VIDEO_PAYLOAD_TYPE: u8 = 96;
 /// The RTP payload type of the audio track.
@@ -58,7 +60,6 @@ pub enum MediaError {
 struct RtpState {
     track: usize,
     payload_type: u8,
-    clock_rate: u32,
     ssrc: Ssrc,
     sequence: u16,
     offset: u32,
@@ -66,11 +67,10 @@ struct RtpState {
 }
 
 impl RtpState {
-    fn new(track: usize, payload_type: u8, clock_rate: u32, seed: &mut u64) -> RtpState {
+    fn new(track: usize, payload_type: u8, seed: &mut u64) -> RtpState {
         RtpState {
             track,
             payload_type,
-            clock_rate,
             ssrc: Ssrc(random::next(seed)),
             sequence: random::next(seed) as u16,
             offset: random::next(seed),
@@ -120,6 +120,7 @@ pub struct AudioTrack {
     /// The AudioSpecificConfig.
     pub config: AacConfig,
     rtp: RtpState,
+    frames: FrameClock,
 }
 
 /// The publisher's tracks as announced: video first (track 0) when there is one, then audio.
@@ -140,13 +141,12 @@ impl Tracks {
         max_packet: usize,
         seed: &mut u64,
     ) -> Tracks {
-        let video = video.map(|config| VideoTrack {
-            rtp: RtpState::new(0, VIDEO_PAYLOAD_TYPE, 90_000, seed),
-            config,
-        });
+        let video = video
+            .map(|config| VideoTrack { rtp: RtpState::new(0, VIDEO_PAYLOAD_TYPE, seed), config });
         let audio_track = usize::from(video.is_some());
         let audio = audio.map(|config| AudioTrack {
-            rtp: RtpState::new(audio_track, AUDIO_PAYLOAD_TYPE, config.sample_rate, seed),
+            rtp: RtpState::new(audio_track, AUDIO_PAYLOAD_TYPE, seed),
+            frames: FrameClock::new(config.sample_rate, AAC_FRAME_SAMPLES),
             config,
         });
         Tracks { video, audio, max_payload: max_packet.saturating_sub(RTP_HEADER_LEN) }
@@ -233,7 +233,7 @@ impl Tracks {
         let payloads: Vec<Vec<u8>> =
             frame.chunks(room).map(|part| header.iter().chain(part).copied().collect()).collect();
         let ms = track.rtp.clock.extend(dts);
-        let timestamp = clock::rtp_time(ms, track.rtp.clock_rate, track.rtp.offset);
+        let timestamp = clock::at_ticks(track.frames.ticks(ms), track.rtp.offset);
         track.rtp.push(&payloads, timestamp, ms, false, out)
     }
 }

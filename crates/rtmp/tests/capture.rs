@@ -283,13 +283,15 @@ fn rtp_depacketizes_to_the_published_nal_units_and_aac_frames() {
         assert_eq!(ts.wrapping_sub(ts0), (ms * 90) as u32, "RTP time at {dts} ms");
     }
 
-    // Audio: the same AUs, at 44.1 kHz.
+    // Audio: the same AUs, at 44.1 kHz, exactly 1024 samples apart (RTMP's millisecond
+    // stamps are within a millisecond of that).
     assert_eq!(aac.frames.len(), flv.audio.len());
     let (ats0, ams0) = (aac.frames[0].0, i64::from(flv.audio[0].0));
-    for ((ts, au), (dts, flv_au)) in aac.frames.iter().zip(&flv.audio) {
+    for (i, ((ts, au), (dts, flv_au))) in aac.frames.iter().zip(&flv.audio).enumerate() {
         assert_eq!(au, flv_au);
-        let ticks = i64::from(*dts) * 44100 / 1000 - ams0 * 44100 / 1000;
-        assert_eq!(ts.wrapping_sub(ats0), ticks as u32);
+        assert_eq!(ts.wrapping_sub(ats0), 1024 * i as u32);
+        let from_ms = (i64::from(*dts) - ams0) * 44100 / 1000;
+        assert!((from_ms - 1024 * i as i64).abs() <= 45, "frame {i} at {dts} ms");
     }
 }
 

@@ -136,6 +136,8 @@ fn ffmpeg_publishes_h264_and_aac() {
     assert_eq!(keyframes, 2);
     // 48 kHz AAC: 1024 samples per frame, ~94 frames in 2 s.
     assert!((85..=100).contains(&aac.frames.len()), "{} audio frames", aac.frames.len());
+    // AAC frames exactly 1024 samples apart, whatever RTMP's millisecond rounding.
+    assert!(aac.frames.windows(2).all(|w| w[1].0.wrapping_sub(w[0].0) == 1024));
     // With B-frames, presentation times are not monotonic, but each is a whole frame apart
     // (40 ms = 3600 ticks) from the first.
     let first = h264.access_units[0].0;
