@@ -14,7 +14,35 @@
 //! * [`session`]: [`PublisherSession`], which ties them together: bytes in
 //!   (`handle_input(now, …)`), bytes out (`poll_transmit`), events out (`poll_event`).
 //!
-//! Nothing here does I/O or reads a clock.
+//! Nothing here does I/O or reads a clock. A caller's loop, in outline:
+//!
+//! ```
+//! use std::time::Instant;
+//! use manifold_rtmp::{handshake, Config, Event, PublisherSession, Rejection};
+//!
+//! let now = Instant::now();
+//! let mut session = PublisherSession::new(now, Config { seed: 42, ..Config::default() });
+//! // Bytes read from the connection (here a client's C0 + C1):
+//! session.handle_input(now, &handshake::client_hello(true, 7));
+//! while let Some(bytes) = session.poll_transmit() {
+//!     assert_eq!(bytes.len(), 1 + 2 * handshake::PACKET_SIZE); // S0 + S1 + S2: write them
+//! }
+//! while let Some(event) = session.poll_event() {
+//!     match event {
+//!         // Check the publish permission for request.path() with request.query_param(…).
+//!         Event::PublishRequested(request) if request.query_param("pass") == Some("p") => {
+//!             session.accept_publish(now);
+//!         }
+//!         Event::PublishRequested(_) => {
+//!             session.reject_publish(Rejection::Denied);
+//!         }
+//!         Event::Tracks(_sdp) => {}   // the description readers get
+//!         Event::Packet(_packet) => {} // RTP for track `packet.track`, keyframe flagged
+//!         Event::Closed(_reason) => {} // write what poll_transmit still gives, then close
+//!     }
+//! }
+//! // And: handle_timeout(now) when poll_timeout() passes, handle_peer_closed() at EOF.
+//! ```
 #![forbid(unsafe_code)]
 
 pub mod amf0;
