@@ -84,6 +84,11 @@ struct ServeArgs {
     /// Publishing to a live path closes the old publisher instead of answering 403.
     #[arg(long)]
     publish_replace: bool,
+    /// Ask this HTTP endpoint who may read and publish: a POST of
+    /// {user, password, path, action, ip, protocol} as JSON; a 2xx allows, anything else
+    /// (or no answer within 3 s) denies. Replaces the config's [[user]] tables.
+    #[arg(long, value_name = "URL")]
+    auth_hook: Option<String>,
     /// Apply --max-connections-per-ip to loopback peers too (by default they are exempt).
     #[arg(long)]
     limit_loopback: bool,
@@ -91,7 +96,8 @@ struct ServeArgs {
     #[arg(long)]
     multicast_range: Option<String>,
     /// Pull an upstream RTSP stream to a path (repeatable): PATH=URL, options after `#`,
-    /// comma-separated: `udp` (default `tcp`: interleaved), `on-demand`; e.g.
+    /// comma-separated: `udp` (default `tcp`: interleaved), `on-demand`, `basic` (answer a
+    /// Basic-only upstream with the password in clear); e.g.
     /// /cam=rtsp://user:pass@10.0.0.5/stream#udp,on-demand.
     #[arg(long, value_parser = manifold_relay::PullConfig::parse_arg)]
     pull: Vec<manifold_relay::PullConfig>,
@@ -244,6 +250,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if args.publish_replace {
         config.publish_replace = true;
+    }
+    if args.auth_hook.is_some() {
+        config.auth_hook = args.auth_hook;
     }
     if args.limit_loopback {
         config.limit_loopback = true;

@@ -241,6 +241,102 @@ fn ffmpeg_publishes_over_tcp_and_is_read_back() {
     gstreamer_reads(&url, 2);
 }
 
+/// The relay's access settings for the credentials test: a publisher and a viewer, Basic
+/// allowed in clear only so that the test can poll with a fixed header.
+const USERS: &str = "allow_basic = true\n\
+                     [[user]]\nname = \"cam\"\npassword = \"s3cret\"\nactions = [\"publish\"]\n\
+                     paths = [\"cam/*\"]\n\
+                     [[user]]\nname = \"viewer\"\npassword = \"v13w\"\nactions = [\"read\"]\n";
+
+/// `Authorization` for viewer:v13w in Basic.
+const VIEWER_BASIC: &str = "Basic dmlld2VyOnYxM3c=";
+
+/// ffmpeg reading `url` fails (it exits non-zero within the bound).
+fn ffmpeg_is_refused(url: &str) {
+    let out = run_bounded(
+        Command::new("ffmpeg")
+            .args(["-v", "error", "-rtsp_transport", "tcp", "-i", url, "-t", "1"])
+            .args(["-f", "null", "-"]),
+        Duration::from_secs(20),
+    )
+    .expect("ffmpeg finished in time");
+    assert!(!out.status.success(), "ffmpeg read {url} though it should be refused");
+}
+
+#[test]
+fn publishers_and_readers_need_their_credentials() {
+    if !have("ffmpeg", "-version") || !have("gst-launch-1.0", "--version") {
+        return;
+    }
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("manifold-e2e-users-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let config = dir.join("relay.toml");
+    std::fs::write(&config, USERS).expect("write config");
+    let relay = Relay::start(&["--config", config.to_str().expect("utf-8 path")]);
+    let addr = relay.addr;
+    // An ANNOUNCE without credentials: 401, offering Digest SHA-256 and MD5 (and Basic here).
+    let mut c = connect(&relay);
+    let sdp = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=x\r\nt=0 0\r\nm=video 0 RTP/AVP 96\r\n\
+               a=rtpmap:96 H264/90000\r\n";
+    let (s, head) = exchange(
+        &mut c,
+        &format!(
+            "ANNOUNCE rtsp://{addr}/cam/door RTSP/1.0\r\nCSeq: 1\r\n\
+             Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+            sdp.len()
+        ),
+    );
+    assert_eq!(s, 401, "{head}");
+    assert!(head.contains("algorithm=SHA-256") && head.contains("algorithm=MD5"), "{head}");
+    // ffmpeg without credentials, or with the viewer's, cannot publish.
+    for url in [format!("rtsp://{addr}/cam/door"), format!("rtsp://viewer:v13w@{addr}/cam/door")] {
+        let out = run_bounded(
+            Command::new("ffmpeg").args(["-v", "error", "-re", "-i"]).arg(clip()).args([
+                "-t",
+                "1",
+                "-c",
+                "copy",
+                "-f",
+                "rtsp",
+                "-rtsp_transport",
+                "tcp",
+                &url,
+            ]),
+            Duration::from_secs(20),
+        )
+        .expect("ffmpeg finished in time");
+        assert!(!out.status.success(), "ffmpeg published to {url} without the right credentials");
+    }
+    // With the publisher's it publishes (Digest MD5: ffmpeg has no SHA-256).
+    let _publisher = Publisher::start(&format!("rtsp://cam:s3cret@{addr}/cam/door"), "tcp");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut c = connect(&relay);
+        let (s, _) = exchange(
+            &mut c,
+            &format!(
+                "DESCRIBE rtsp://{addr}/cam/door RTSP/1.0\r\nCSeq: 1\r\n\
+                 Authorization: {VIEWER_BASIC}\r\n\r\n"
+            ),
+        );
+        if s == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never published (DESCRIBE {s})");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_millis(1200));
+    // The viewer reads with ffmpeg (UDP and TCP) and GStreamer; nobody else does.
+    ffmpeg_reads(&format!("rtsp://viewer:v13w@{addr}/cam/door"), "tcp");
+    ffmpeg_reads(&format!("rtsp://viewer:v13w@{addr}/cam/door"), "udp");
+    gstreamer_reads(&format!("rtsp://viewer:v13w@{addr}/cam/door"), 2);
+    ffmpeg_is_refused(&format!("rtsp://{addr}/cam/door"));
+    ffmpeg_is_refused(&format!("rtsp://viewer:wrong@{addr}/cam/door"));
+    ffmpeg_is_refused(&format!("rtsp://cam:s3cret@{addr}/cam/door")); // publish-only user
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn ffmpeg_publishes_over_udp_and_is_read_back() {
     if !have("ffmpeg", "-version") {
@@ -367,10 +463,17 @@ fn silent_sessions_expire() {
         .and_then(|v| v.split(';').next())
         .expect("Session header")
         .to_owned();
-    // Timeout 1 s plus 1 s grace, then the session is gone.
+    // Timeout 1 s plus 1 s grace, then the session is gone, and with it the connection
+    // (it held nothing else).
     std::thread::sleep(Duration::from_millis(3000));
-    let (s, _) =
-        exchange(&mut c, &format!("PLAY {url} RTSP/1.0\r\nCSeq: 2\r\nSession: {session}\r\n\r\n"));
+    c.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    let mut byte = [0u8; 1];
+    assert!(matches!(c.read(&mut byte), Ok(0) | Err(_)), "the connection was closed");
+    let mut again = connect(&relay);
+    let (s, _) = exchange(
+        &mut again,
+        &format!("PLAY {url} RTSP/1.0\r\nCSeq: 2\r\nSession: {session}\r\n\r\n"),
+    );
     assert_eq!(s, 454);
 }
 

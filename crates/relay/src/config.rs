@@ -112,6 +112,15 @@ pub enum ConfigError {
         /// The address.
         listen: SocketAddr,
     },
+    /// The metrics endpoint's bearer token is unusable.
+    #[error("metrics_token: {source}")]
+    MetricsToken {
+        /// What is wrong with it.
+        source: manifold_access::BearerError,
+    },
+    /// A `[[user]]` table, `realm` or `--auth-hook` is unusable.
+    #[error("access control: {0}")]
+    Access(#[from] manifold_access::ConfigError),
 }
 
 /// What is wrong with a CPU list (in [`ConfigError::CpuList`]).
@@ -178,6 +187,9 @@ pub struct ServeConfig {
     /// Where to serve Prometheus metrics (`/metrics`) and JSON (`/api/v1/streams`) over HTTP;
     /// `None`: no metrics endpoint.
     pub metrics: Option<SocketAddr>,
+    /// The bearer token scrapers must present (`Authorization: Bearer TOKEN`); without one the
+    /// endpoint is open but shows no session ids.
+    pub metrics_token: Option<String>,
     /// Most RTSP connections open at once from one IP address; more are closed on accept.
     pub max_connections_per_ip: usize,
     /// Whether `max_connections_per_ip` applies to loopback peers too. Off by default: the
@@ -185,6 +197,25 @@ pub struct ServeConfig {
     pub limit_loopback: bool,
     /// Most RTSP sessions (publishing and playing) open at once; a SETUP beyond gets 503.
     pub max_sessions: usize,
+    /// Most RTSP sessions one connection may hold; a SETUP beyond gets 503 with
+    /// `Retry-After`, and the connection keeps the sessions it has.
+    pub max_sessions_per_connection: usize,
+    /// Most RTSP sessions open at once from one IP address (loopback peers only with
+    /// `limit_loopback`); a SETUP beyond gets 503 with `Retry-After`.
+    pub max_sessions_per_ip: usize,
+    /// Most RTSP connections open at once over all shards; 0 derives it from the open-file
+    /// limit (raised to its hard limit at start), leaving room for the relay's own files.
+    pub max_connections: usize,
+    /// Seconds a request head (or any item the peer started sending) may take to arrive in
+    /// full before the connection is closed.
+    pub request_timeout_secs: u64,
+    /// Seconds a connection that holds no session may stay silent before it is closed.
+    pub idle_timeout_secs: u64,
+    /// Seconds a publisher may take from ANNOUNCE to RECORD before the path is released.
+    pub record_timeout_secs: u64,
+    /// Bytes of responses a connection may have waiting for its peer to read them; while
+    /// more wait, its further requests are not read (and after the stall limit it is closed).
+    pub max_response_queue: usize,
     /// Largest RTSP request head (start line and headers) in bytes.
     pub max_request_head: usize,
     /// Largest RTSP request body (e.g. ANNOUNCE's SDP) in bytes.
@@ -208,6 +239,17 @@ pub struct ServeConfig {
     /// Seconds a stream whose RTSP publisher left keeps its readers, waiting for a republish
     /// with a compatible SDP that continues it; 0 ends the stream (readers get BYE) at once.
     pub publish_grace_secs: u64,
+    /// Who may read and publish what: one `[[user]]` table each (name, password, paths,
+    /// actions, ips; see `manifold_access::UserConfig`). None (and no hook): anyone may read,
+    /// only loopback may publish.
+    #[serde(rename = "user")]
+    pub users: Vec<manifold_access::UserConfig>,
+    /// Accept Basic credentials without TLS (by default Basic is refused in clear).
+    pub allow_basic: bool,
+    /// The realm of the relay's challenges (default "manifold").
+    pub realm: Option<String>,
+    /// Ask this HTTP endpoint (POST of a JSON question, 2xx allows) instead of the users.
+    pub auth_hook: Option<String>,
 }
 
 impl Default for ServeConfig {
@@ -226,9 +268,17 @@ impl Default for ServeConfig {
             shard_queue: 1024,
             io_memory: 1 << 20,
             metrics: None,
+            metrics_token: None,
             max_connections_per_ip: 100,
             limit_loopback: false,
             max_sessions: 10_000,
+            max_sessions_per_connection: 16,
+            max_sessions_per_ip: 1_000,
+            max_connections: 0,
+            request_timeout_secs: 10,
+            idle_timeout_secs: 60,
+            record_timeout_secs: 10,
+            max_response_queue: 64 * 1024,
             max_request_head: 8 * 1024,
             max_request_body: 64 * 1024,
             publish_replace: false,
@@ -239,6 +289,10 @@ impl Default for ServeConfig {
             pull_grace_secs: 10,
             rtp: Vec::new(),
             publish_grace_secs: 10,
+            users: Vec::new(),
+            allow_basic: false,
+            realm: None,
+            auth_hook: None,
         }
     }
 }
@@ -249,9 +303,45 @@ impl ServeConfig {
         Duration::from_secs(self.session_timeout_secs)
     }
 
+    /// The access settings as the access crate takes them.
+    pub fn access(&self) -> manifold_access::AccessConfig {
+        manifold_access::AccessConfig {
+            users: self.users.clone(),
+            allow_basic: self.allow_basic,
+            realm: self.realm.clone(),
+            auth_hook: self.auth_hook.clone(),
+        }
+    }
+
     /// How long a TCP reader may stall before it is disconnected.
     pub fn reader_stall(&self) -> Duration {
         Duration::from_secs(self.reader_stall_secs)
+    }
+
+    /// How long a started request may take to arrive in full.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs)
+    }
+
+    /// How long a connection without a session may stay silent.
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout_secs)
+    }
+
+    /// How long a publisher may take from ANNOUNCE to RECORD.
+    pub fn record_timeout(&self) -> Duration {
+        Duration::from_secs(self.record_timeout_secs)
+    }
+
+    /// The connection cap for an open-file soft limit of `nofile`: `max_connections` when
+    /// set, else the limit less a reserve for the relay's own descriptors (listeners, server
+    /// ports, io_uring rings, pulls, the metrics endpoint), at least 16.
+    pub fn connection_cap(&self, nofile: u64) -> usize {
+        const RESERVE: u64 = 256;
+        if self.max_connections > 0 {
+            return self.max_connections;
+        }
+        usize::try_from(nofile.saturating_sub(RESERVE).max(16)).unwrap_or(usize::MAX)
     }
 
     /// The number of shards, given the CPUs that are online and how many the process may
@@ -374,6 +464,10 @@ pub struct PullConfig {
     /// Start when a reader asks for the path, stop after the last reader left.
     #[serde(default)]
     pub on_demand: bool,
+    /// Answer the upstream's Basic challenge (the password in clear) when it offers no Digest;
+    /// off by default, so a plain-RTSP upstream never sees the password unless asked.
+    #[serde(default)]
+    pub allow_basic: bool,
 }
 
 impl PullConfig {
@@ -389,12 +483,14 @@ impl PullConfig {
             url: url.to_owned(),
             transport: PullTransport::Tcp,
             on_demand: false,
+            allow_basic: false,
         };
         for option in options.split(',').filter(|o| !o.is_empty()) {
             match option {
                 "tcp" => pull.transport = PullTransport::Tcp,
                 "udp" => pull.transport = PullTransport::Udp,
                 "on-demand" => pull.on_demand = true,
+                "basic" => pull.allow_basic = true,
                 other => {
                     return Err(ConfigError::PullOption {
                         arg: arg.to_owned(),

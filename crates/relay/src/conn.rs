@@ -8,18 +8,17 @@ use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use glommio::net::TcpStream;
-use glommio::{spawn_local, timer};
+use glommio::timer;
 use manifold_rtsp::codec::{interleaved_header, Decoder, Item, Limits};
 use manifold_rtsp::{ChannelId, Response};
 
-use crate::control::Control;
+use crate::control::{Control, Route};
 use crate::outbox::ConnOut;
-use crate::plane::packet::SharedPacket;
-use crate::plane::reader::ReaderTrack;
+use crate::plane::reader::TcpFrame;
 use crate::shard::Shard;
 
 /// Bytes a connection reads per call at first, and keeps between requests. RTSP requests are
@@ -91,6 +90,18 @@ impl AsyncWrite for SharedStream {
 /// Why a connection ended.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ConnError {
+    /// The peer started an item (a request head, a frame) and did not finish it in time.
+    #[error("request not complete within {} s", .0.as_secs())]
+    RequestTimeout(Duration),
+    /// The peer held no session and sent nothing for the idle timeout.
+    #[error("idle without a session for {} s", .0.as_secs())]
+    Idle(Duration),
+    /// The peer read none of its responses for the stall limit while more were queued.
+    #[error("responses not read for {} s", .0.as_secs())]
+    NotReading(Duration),
+    /// Every session the connection held expired.
+    #[error("all sessions expired")]
+    SessionsExpired,
     /// The socket failed.
     #[error("socket error: {0}")]
     Io(#[from] io::Error),
@@ -106,6 +117,36 @@ pub(crate) enum ConnError {
 enum Wake {
     Read(io::Result<usize>),
     Timeout,
+}
+
+/// Items (requests, frames) handled in a row before the reader task lets the shard's other
+/// tasks run: a client flooding requests or frames cannot starve the others.
+const ITEMS_PER_TURN: usize = 64;
+
+/// The connection's read deadlines: a started item must complete within the request timeout,
+/// a connection without a session must not stay silent past the idle timeout.
+#[derive(Debug)]
+struct Deadlines {
+    request: Duration,
+    idle: Duration,
+    /// Since when an item has been incomplete in the buffer with no item completing.
+    partial_since: Option<Instant>,
+    /// When the peer last sent anything.
+    last_read: Instant,
+}
+
+impl Deadlines {
+    /// The earliest deadline of the two at this point, and what breaking it means.
+    fn next(&self, holds_session: bool) -> Option<(Instant, ConnError)> {
+        let request =
+            self.partial_since.map(|t| (t + self.request, ConnError::RequestTimeout(self.request)));
+        let idle =
+            (!holds_session).then(|| (self.last_read + self.idle, ConnError::Idle(self.idle)));
+        match (request, idle) {
+            (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
+            (a, b) => a.or(b),
+        }
+    }
 }
 
 /// Serves one accepted connection until it closes.
@@ -124,15 +165,26 @@ pub(crate) async fn run(shard: Rc<Shard>, stream: TcpStream) {
     shard.add_conn(out.clone());
     tracing::debug!(%peer, shard = shard.id(), "connection accepted");
 
-    let writer =
-        spawn_local(write_loop(stream.clone(), out.clone(), shard.config().reader_stall()));
+    // The writer sends media: it runs in the shard's media queue, not this task's.
+    let writer = glommio::spawn_local_into(
+        write_loop(shard.clone(), stream.clone(), out.clone(), shard.config().reader_stall()),
+        shard.queues.media,
+    );
+    let writer = match writer {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::warn!(%peer, error = %e, "connection writer not started");
+            shard.remove_conn(id);
+            return;
+        }
+    };
     let limits = Limits {
         max_head: shard.config().max_request_head,
         max_body: shard.config().max_request_body,
         ..Limits::default()
     };
     let mut control = Control::new(shard.clone(), peer, out.clone());
-    match read_loop(&mut control, stream, limits).await {
+    match read_loop(&shard, &mut control, &out, stream, limits).await {
         Ok(()) => tracing::debug!(%peer, "connection closed by peer"),
         Err(e) => tracing::info!(%peer, side = "downstream", error = %e, "connection closed"),
     }
@@ -156,26 +208,57 @@ fn next_chunk(chunk: usize, got: usize) -> usize {
     }
 }
 
-/// Decodes the connection's bytes into `control` until the peer closes, the connection is
-/// closed, or its input cannot be resynchronised; wakes `control` at its sessions' deadlines.
+/// Decodes the connection's bytes until the peer closes, the connection is closed, or its
+/// input cannot be resynchronised: requests to `control`, interleaved frames where `control`
+/// routes them (straight to the shard: a publisher's packet does not pass through the
+/// session machine); wakes `control` at its sessions' deadlines.
 async fn read_loop(
+    shard: &Shard,
     control: &mut Control,
+    out: &ConnOut,
     mut rd: SharedStream,
     limits: Limits,
 ) -> Result<(), ConnError> {
+    let config = shard.config();
+    let (max_queued, stall) = (config.max_response_queue, config.reader_stall());
+    let mut deadlines = Deadlines {
+        request: config.request_timeout(),
+        idle: config.idle_timeout(),
+        partial_since: None,
+        last_read: Instant::now(),
+    };
     let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK_MIN);
     let mut chunk = READ_CHUNK_MIN;
     let mut decoder = Decoder::new(limits);
     loop {
         let mut start = 0;
+        let mut items = 0;
         loop {
             if control.closed() {
                 return Ok(());
+            }
+            if out.queued_control() >= max_queued {
+                // The peer reads nothing of what it asked for: read nothing more of it until
+                // it does, and give up on it after the stall limit.
+                let drained = timer::timeout(stall, async {
+                    out.drained.wait().await;
+                    Ok(())
+                });
+                if drained.await.is_err() && out.queued_control() >= max_queued {
+                    return Err(ConnError::NotReading(stall));
+                }
+                continue;
+            }
+            if items >= ITEMS_PER_TURN {
+                items = 0;
+                glommio::yield_if_needed().await;
             }
             match decoder.feed(&buf[start..]) {
                 Ok(None) => break,
                 Ok(Some((Item::Request(req), used))) => {
                     start += used;
+                    items += 1;
+                    deadlines.partial_since = None;
                     tracing::debug!(peer = %control.peer(), method = %req.method, uri = %req.uri, "request");
                     let (resp, after) = control.handle(req).await;
                     control.send(&resp);
@@ -185,11 +268,24 @@ async fn read_loop(
                 }
                 Ok(Some((Item::Response(resp), used))) => {
                     start += used;
+                    items += 1;
+                    deadlines.partial_since = None;
                     tracing::debug!(peer = %control.peer(), status = %resp.status, "unexpected response from client ignored");
                 }
                 Ok(Some((Item::Interleaved { channel, payload }, used))) => {
-                    control.interleaved(Instant::now(), channel, payload);
+                    let now = Instant::now();
+                    match control.route(channel) {
+                        Route::Ingest { stream, track, media } => {
+                            shard.ingest_publisher(now, stream, track, payload, media)
+                        }
+                        Route::ReaderRtcp { reader } => {
+                            shard.reader_rtcp_interleaved(now, reader, channel.0, payload)
+                        }
+                        Route::Drop => {}
+                    }
                     start += used;
+                    items += 1;
+                    deadlines.partial_since = None;
                 }
                 Err(e) => {
                     let mut resp = Response::new(e.status());
@@ -211,6 +307,11 @@ async fn read_loop(
             buf.drain(..start);
             decoder.reset();
         }
+        if buf.is_empty() {
+            deadlines.partial_since = None;
+        } else if deadlines.partial_since.is_none() {
+            deadlines.partial_since = Some(Instant::now());
+        }
         if buf.is_empty() && chunk == READ_CHUNK_MIN && buf.capacity() > 2 * READ_CHUNK_MIN {
             // A burst is over: give its memory back while the connection idles.
             buf.shrink_to(READ_CHUNK_MIN);
@@ -220,7 +321,12 @@ async fn read_loop(
         }
         let len = buf.len();
         buf.resize(len + chunk, 0);
-        let woke = match control.poll_timeout() {
+        let own = deadlines.next(control.holds_session());
+        let wake_at = match (control.poll_timeout(), own.as_ref().map(|(at, _)| *at)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let woke = match wake_at {
             None => Wake::Read(rd.read(&mut buf[len..]).await),
             Some(at) => {
                 let read = async { Wake::Read(rd.read(&mut buf[len..]).await) };
@@ -238,59 +344,63 @@ async fn read_loop(
                 if n? == 0 {
                     return Ok(());
                 }
+                deadlines.last_read = Instant::now();
                 chunk = next_chunk(chunk, got);
             }
             Wake::Timeout => {
                 buf.truncate(len);
-                control.expire_sessions();
+                let now = Instant::now();
+                if let Some((at, broken)) = own {
+                    if now >= at {
+                        return Err(broken);
+                    }
+                }
+                if control.expire_sessions() {
+                    return Err(ConnError::SessionsExpired);
+                }
             }
         }
     }
-}
-
-/// One interleaved frame to write: the shared packet, and either its headroom (when it holds
-/// the reader's channel) or a header of our own.
-struct Frame {
-    packet: SharedPacket,
-    channel: u8,
-    header: Option<[u8; 4]>,
 }
 
 /// Writes responses, then the media of live TCP readers, until the connection closes. Media
 /// is written with one gathering `sendmsg` per batch, straight from the shared packet buffers;
 /// when the socket is full the rest of the batch waits for it (bounded by `stall`, past which
 /// the connection closes) while the hub keeps queueing into the reader's bounded queue.
-async fn write_loop(mut wr: SharedStream, out: Rc<ConnOut>, stall: std::time::Duration) {
+async fn write_loop(
+    shard: Rc<Shard>,
+    mut wr: SharedStream,
+    out: Rc<ConnOut>,
+    stall: std::time::Duration,
+) {
     let mut control: Vec<u8> = Vec::new();
-    let mut frames: Vec<Frame> = Vec::new();
+    let mut frames: Vec<TcpFrame> = Vec::new();
+    // Per frame: a `$` header of our own, when the packet's headroom holds another channel.
+    let mut headers: Vec<Option<[u8; 4]>> = Vec::new();
     loop {
         control.clear();
         control.append(&mut out.control.borrow_mut());
+        if !control.is_empty() {
+            out.drained.notify();
+        }
         frames.clear();
         let mut bytes = 0;
-        for r in out.readers.borrow().iter() {
-            if !r.live.get() {
-                continue;
+        let now = Instant::now();
+        for &reader in out.readers.borrow().iter() {
+            if bytes >= WRITE_BATCH || frames.len() >= MAX_FRAMES {
+                break;
             }
-            let mut q = r.queue.borrow_mut();
-            while bytes < WRITE_BATCH && frames.len() < MAX_FRAMES {
-                let Some(packet) = q.pop() else { break };
-                let Some(ReaderTrack::Tcp { channel }) = r.track(packet.track()) else { continue };
-                let channel = if packet.is_rtcp() { channel.saturating_add(1) } else { channel };
-                let header = match packet.framed_for(channel) {
-                    Some(_) => None,
-                    None => {
-                        let len = u16::try_from(packet.len()).unwrap_or(u16::MAX);
-                        Some(interleaved_header(ChannelId(channel), len))
-                    }
-                };
-                bytes += packet.len() + 4;
-                if !packet.is_rtcp() {
-                    r.obs.count(packet.len());
-                }
-                frames.push(Frame { packet, channel, header });
-            }
+            let room = MAX_FRAMES - frames.len();
+            bytes += shard.drain_reader(now, reader, WRITE_BATCH - bytes, room, &mut frames);
         }
+        headers.clear();
+        headers.extend(frames.iter().map(|f| match f.packet.framed_for(f.channel) {
+            Some(_) => None,
+            None => {
+                let len = u16::try_from(f.packet.len()).unwrap_or(u16::MAX);
+                Some(interleaved_header(ChannelId(f.channel), len))
+            }
+        }));
         if control.is_empty() && frames.is_empty() {
             if out.closed.get() {
                 break;
@@ -302,8 +412,8 @@ async fn write_loop(mut wr: SharedStream, out: Rc<ConnOut>, stall: std::time::Du
         if !control.is_empty() {
             iov.push(IoSlice::new(&control));
         }
-        for f in &frames {
-            match &f.header {
+        for (f, header) in frames.iter().zip(&headers) {
+            match header {
                 None => iov.push(IoSlice::new(f.packet.framed_for(f.channel).unwrap_or_default())),
                 Some(h) => {
                     iov.push(IoSlice::new(h));

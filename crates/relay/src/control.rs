@@ -30,11 +30,45 @@ use crate::shard::{Media, Shard};
 const PUBLIC: &str = "OPTIONS, DESCRIBE, ANNOUNCE, SETUP, PLAY, PAUSE, RECORD, TEARDOWN, \
                       GET_PARAMETER, SET_PARAMETER";
 
+/// Seconds a client refused for a session limit is told to wait (`Retry-After`).
+const RETRY_AFTER_SECS: u32 = 5;
+
 /// What to do once a response is queued.
 #[derive(Debug)]
 pub(crate) enum After {
     /// Start sending to the reader that PLAY joined.
-    GoLive(Rc<Reader>),
+    GoLive,
+}
+
+/// Where an interleaved frame from the client goes: the answer of [`Control::route`], for the
+/// connection to hand to the shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// Media of the publisher's stream: `track`, RTP or RTCP.
+    Ingest {
+        /// The stream.
+        stream: u64,
+        /// The track.
+        track: usize,
+        /// RTP or RTCP.
+        media: Media,
+    },
+    /// A receiver report of the player's reader.
+    ReaderRtcp {
+        /// The stream and the reader.
+        reader: (u64, u64),
+    },
+    /// Nothing takes it (an unknown channel, media before RECORD).
+    Drop,
+}
+
+/// The reader a player's PLAY joined.
+#[derive(Debug, Clone, Copy)]
+struct Playing {
+    /// The reader's id in its fan-out.
+    id: u64,
+    /// Whether its tracks go over UDP (else TCP or multicast).
+    udp: bool,
 }
 
 /// A connection's publishing session (ANNOUNCE, then SETUP mode=record per track, RECORD).
@@ -50,6 +84,9 @@ pub(crate) struct Publisher {
     channels: Vec<(u8, usize)>,
     /// RECORD was answered: media is accepted.
     pub(crate) recording: bool,
+    /// When ANNOUNCE was answered: without RECORD by the record timeout, the path is
+    /// released.
+    announced: Instant,
 }
 
 impl Publisher {
@@ -84,9 +121,23 @@ pub(crate) struct Player {
     /// Per stream track: how it is sent and the SETUP URL (for RTP-Info).
     tracks: Vec<Option<(ReaderTrack, String)>>,
     /// The reader while playing.
-    reader: Option<Rc<Reader>>,
+    reader: Option<Playing>,
     /// PAUSE stopped a PLAY: the next PLAY resumes.
     paused: bool,
+}
+
+/// The interleaved channel pair for a track: the one the client asked for, which must be
+/// `n-(n+1)` with `n` even (so no two tracks' RTP and RTCP can share a channel) and not
+/// `taken` by another track of the session; or, when it asked for none, the lowest free even
+/// pair. `None`: refuse the spec (461 when no other fits).
+fn interleaved_pair(asked: Option<ChannelRange>, taken: &[u8]) -> Option<ChannelRange> {
+    let free = |n: u8| n % 2 == 0 && n <= 254 && !taken.contains(&n);
+    let first = match asked {
+        Some(c) if c.last.0 == c.first.0.wrapping_add(1) && free(c.first.0) => c.first.0,
+        Some(_) => return None,
+        None => (0..=254u8).step_by(2).find(|&n| free(n))?,
+    };
+    ChannelRange::pair(ChannelId(first))
 }
 
 /// The path of an RTSP URL: `rtsp://host:port/cam/x?q` → `/cam/x` (no trailing slash).
@@ -126,6 +177,8 @@ pub(crate) struct Control {
     player: Option<Player>,
     /// The slots of the session limit this connection's sessions hold.
     permits: Vec<(SessionId, crate::limits::SessionPermit)>,
+    /// Refused SETUPs are logged at most once a second per connection.
+    refusal_log: crate::ratelog::RateLimitedLog,
 }
 
 impl Control {
@@ -143,6 +196,7 @@ impl Control {
             publisher: None,
             player: None,
             permits: Vec::new(),
+            refusal_log: crate::ratelog::RateLimitedLog::default(),
         }
     }
 
@@ -156,9 +210,24 @@ impl Control {
         self.out.closed.get()
     }
 
-    /// When [`Control::expire_sessions`] should run next.
+    /// When [`Control::expire_sessions`] should run next: a session's expiry, or the record
+    /// timeout of an announced path.
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
-        self.sessions.poll_timeout()
+        let record = self
+            .publisher
+            .as_ref()
+            .filter(|p| !p.recording)
+            .map(|p| p.announced + self.shard.config().record_timeout());
+        match (self.sessions.poll_timeout(), record) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Whether the connection holds a session, or is publishing or playing (else it is idle
+    /// between requests, and the idle timeout applies).
+    pub(crate) fn holds_session(&self) -> bool {
+        !self.permits.is_empty() || self.publisher.is_some() || self.player.is_some()
     }
 
     /// Queues a response for the writer.
@@ -168,26 +237,27 @@ impl Control {
         self.out.send_control(&bytes);
     }
 
-    /// An interleaved frame from the client at `now`: media of a publisher, or RTCP (a
-    /// publisher's sender reports; a reader's receiver reports, which show it is alive and
-    /// say what it lost).
-    pub(crate) fn interleaved(&mut self, now: Instant, channel: ChannelId, payload: &[u8]) {
+    /// Where an interleaved frame on `channel` goes: media (or sender reports) of a publisher,
+    /// or a reader's receiver reports (which show it is alive and say what it lost). The
+    /// connection hands it to the shard; the session machine sees no per-packet work.
+    pub(crate) fn route(&self, channel: ChannelId) -> Route {
         if let Some(p) = &self.publisher {
+            let stream = p.hub.info().id;
             if let Some(track) = p.track_of_channel(channel.0) {
-                if p.recording {
-                    p.hub.ingest(&self.shard, now, track, payload, Media::Rtp);
-                }
-                return;
+                return match p.recording {
+                    true => Route::Ingest { stream, track, media: Media::Rtp },
+                    false => Route::Drop,
+                };
             }
             if let Some(track) = p.track_of_rtcp_channel(channel.0) {
-                p.hub.ingest(&self.shard, now, track, payload, Media::Rtcp);
-                return;
+                return Route::Ingest { stream, track, media: Media::Rtcp };
             }
         }
-        if let Some(reader) = self.player.as_ref().and_then(|p| p.reader.as_ref()) {
-            if reader.absorb_rtcp(now, reader.track_of_rtcp_channel(channel.0), payload) {
-                self.shard.obs.rtcp_reports.set(self.shard.obs.rtcp_reports.get() + 1);
+        match &self.player {
+            Some(Player { reader: Some(r), stream, .. }) => {
+                Route::ReaderRtcp { reader: (stream.id, r.id) }
             }
+            _ => Route::Drop,
         }
     }
 
@@ -198,17 +268,41 @@ impl Control {
             Decision::Reply(r) => return (r, None),
             Decision::Needs(p) => p,
         };
-        // A SETUP that would create a session takes a slot of the session limit first.
+        // Access control, before anything is set up: what the request does to which stream.
+        if let Some((path, action)) = self.permission(&req, &pending) {
+            if let Err(refused) = self.shard.gate.authorize(self.peer, &req, &path, action).await {
+                let mut r = self.sessions.respond(now, pending, refused);
+                r.headers.set("Server", "manifold");
+                return (r, None);
+            }
+        }
+        // A SETUP that would create a session takes a slot of the session limits first: the
+        // connection's own, then its address's and the total. Refused, it gets 503 and keeps
+        // the sessions it has.
         let mut permit = None;
         if matches!(pending.action, Action::Setup { .. }) && pending.session.is_none() {
-            match self.shard.shared.limits.admit_session() {
-                Some(p) => permit = Some(p),
-                None => {
-                    tracing::warn!(peer = %self.peer, uri = %req.uri,
-                        limit = self.shard.config().max_sessions, "SETUP refused: session limit");
+            let per_connection = self.shard.config().max_sessions_per_connection;
+            let admitted = if self.permits.len() >= per_connection {
+                Err("sessions per connection")
+            } else {
+                self.shard.shared.limits.admit_session(self.peer.ip()).map_err(|why| match why {
+                    crate::limits::Refusal::Total => "sessions in total",
+                    crate::limits::Refusal::PerIp => "sessions per address",
+                })
+            };
+            match admitted {
+                Ok(p) => permit = Some(p),
+                Err(limit) => {
+                    if let Some(suppressed) = self.refusal_log.allow(now) {
+                        let bounds = self.shard.shared.limits.bounds();
+                        tracing::warn!(peer = %self.peer, uri = %req.uri, limit, per_connection,
+                            per_address = bounds.sessions_per_ip, total = bounds.sessions,
+                            suppressed, "SETUP refused: session limit");
+                    }
                     let r = Response::new(StatusCode::SERVICE_UNAVAILABLE);
                     let mut r = self.sessions.respond(now, pending, r);
                     r.headers.set("Server", "manifold");
+                    r.headers.set("Retry-After", RETRY_AFTER_SECS.to_string());
                     return (r, None);
                 }
             }
@@ -253,16 +347,48 @@ impl Control {
         (resp, after)
     }
 
+    /// The permission a request needs, if any: reading (DESCRIBE, a reader's SETUP, PLAY) or
+    /// publishing (ANNOUNCE, a publisher's SETUP, RECORD) the stream at a path. OPTIONS,
+    /// GET_PARAMETER, PAUSE and TEARDOWN act only on what was allowed already.
+    fn permission(
+        &self,
+        req: &Request,
+        pending: &Pending,
+    ) -> Option<(String, manifold_access::Action)> {
+        use manifold_access::Action::{Publish, Read};
+        let publishing = self.publisher.as_ref().map(|p| p.hub.info().path.clone());
+        let playing = self.player.as_ref().map(|p| p.stream.path.clone());
+        match pending.method {
+            Method::Describe => Some((url_path(&req.uri), Read)),
+            Method::Announce => Some((url_path(&req.uri), Publish)),
+            Method::Record => Some((publishing.unwrap_or_else(|| url_path(&req.uri)), Publish)),
+            Method::Play => Some((playing.unwrap_or_else(|| url_path(&req.uri)), Read)),
+            Method::Setup => {
+                let record = matches!(&pending.action, Action::Setup { offer, .. }
+                    if offer.specs.iter().any(|s| s.mode == Some(TransportMode::Record)));
+                let stream = split_track(&req.uri)
+                    .map_or_else(|| url_path(&req.uri), |(base, _)| url_path(base));
+                match record {
+                    true => Some((publishing.unwrap_or(stream), Publish)),
+                    false => Some((playing.unwrap_or(stream), Read)),
+                }
+            }
+            _ => None,
+        }
+    }
+
     /// Runs what a response asked for, once it is queued.
     pub(crate) fn after_response(&mut self, after: After) {
         match after {
-            After::GoLive(reader) => {
-                if let Some(p) = &self.player {
-                    tracing::info!(peer = %self.peer, session = %reader.session, path = %reader.path,
-                        udp = reader.is_udp(), gop_packets = reader.queue.borrow().len(),
-                        shard = self.shard.id(), owner = p.stream.owner, "playing");
-                    self.shard.go_live(p.stream.id, &reader);
-                }
+            After::GoLive => {
+                let Some(p) = &self.player else { return };
+                let Some(reader) = p.reader else { return };
+                let gop_packets =
+                    self.shard.with_reader(p.stream.id, reader.id, |r| r.queue.len()).unwrap_or(0);
+                tracing::info!(peer = %self.peer, session = ?p.session.as_ref().map(|s| s.0.as_str()),
+                    path = %p.stream.path, udp = reader.udp, gop_packets,
+                    shard = self.shard.id(), owner = p.stream.owner, "playing");
+                self.shard.go_live(p.stream.id, reader.id);
             }
         }
     }
@@ -318,6 +444,7 @@ impl Control {
                 media_urls: sdp.media_urls(&req.uri),
                 channels: Vec::new(),
                 recording: false,
+                announced: Instant::now(),
             });
             return Response::new(StatusCode::OK);
         }
@@ -366,6 +493,7 @@ impl Control {
             media_urls,
             channels: Vec::new(),
             recording: false,
+            announced: Instant::now(),
         });
         Response::new(StatusCode::OK)
     }
@@ -406,14 +534,19 @@ impl Control {
             }
             let answer = match spec.lower_transport() {
                 LowerTransport::Tcp => {
-                    let first =
-                        spec.interleaved.map_or(track.saturating_mul(2) as u8, |c| c.first.0);
-                    let channels = ChannelRange::pair(ChannelId(first)).unwrap_or(ChannelRange {
-                        first: ChannelId(first),
-                        last: ChannelId(first),
-                    });
+                    let taken: Vec<u8> = publisher
+                        .channels
+                        .iter()
+                        .filter(|(_, t)| *t != track)
+                        .map(|(c, _)| *c)
+                        .collect();
+                    let Some(channels) = interleaved_pair(spec.interleaved, &taken) else {
+                        tracing::info!(%peer, uri, interleaved = ?spec.interleaved, side = "upstream",
+                            "SETUP refused: interleaved channels not an even pair, or taken");
+                        continue;
+                    };
                     publisher.channels.retain(|(_, t)| *t != track);
-                    publisher.channels.push((first, track));
+                    publisher.channels.push((channels.first.0, track));
                     TransportSpec {
                         mode: Some(TransportMode::Record),
                         ..TransportSpec::tcp_interleaved(channels)
@@ -521,14 +654,22 @@ impl Control {
             }
             match spec.lower_transport() {
                 LowerTransport::Tcp => {
-                    let first =
-                        spec.interleaved.map_or(track.saturating_mul(2) as u8, |c| c.first.0);
-                    let channels = ChannelRange::pair(ChannelId(first)).unwrap_or(ChannelRange {
-                        first: ChannelId(first),
-                        last: ChannelId(first),
-                    });
+                    let taken: Vec<u8> = self
+                        .player
+                        .iter()
+                        .flat_map(|p| p.tracks.iter().enumerate())
+                        .filter_map(|(t, slot)| match slot {
+                            Some((ReaderTrack::Tcp { channel }, _)) if t != track => Some(*channel),
+                            _ => None,
+                        })
+                        .collect();
+                    let Some(channels) = interleaved_pair(spec.interleaved, &taken) else {
+                        tracing::info!(peer = %self.peer, interleaved = ?spec.interleaved,
+                            "SETUP refused: interleaved channels not an even pair, or taken");
+                        continue;
+                    };
                     return Some((
-                        ReaderTrack::Tcp { channel: first },
+                        ReaderTrack::Tcp { channel: channels.first.0 },
                         TransportSpec::tcp_interleaved(channels),
                     ));
                 }
@@ -585,17 +726,24 @@ impl Control {
             queue_packets: config.reader_queue_packets,
             queue_bytes: config.reader_queue_bytes,
         };
-        let reader = Rc::new(Reader::new(spec, self.out.wake.clone(), Instant::now()));
+        let reader = Reader::new(spec, self.out.wake.clone(), Instant::now());
+        let playing = Playing { id: reader.id, udp: reader.is_udp() };
         // A first PLAY starts at the cached GOP; a PLAY after PAUSE resumes at the next
         // keyframe (the cached GOP may hold packets the reader already got).
         let gop = !resumed;
-        if !self.shard.join(stream.id, stream.owner, reader.clone(), gop).await {
+        if !self.shard.join(stream.id, stream.owner, reader, gop).await {
             tracing::info!(peer = %self.peer, path = %stream.path, "PLAY: stream gone while joining");
             return (Response::new(StatusCode::NOT_FOUND), None);
         }
         let Some(player) = self.player.as_mut() else {
             return (Response::new(StatusCode::INTERNAL_SERVER_ERROR), None);
         };
+        let first_queued: Vec<Option<(u16, u32)>> = self
+            .shard
+            .with_reader(stream.id, playing.id, |r| {
+                (0..player.tracks.len()).map(|i| r.first_queued(i)).collect()
+            })
+            .unwrap_or_default();
         let entries: Vec<RtpInfoEntry> = player
             .tracks
             .iter()
@@ -603,23 +751,23 @@ impl Control {
             .filter_map(|(i, t)| {
                 let (_, url) = t.as_ref()?;
                 let mut e = RtpInfoEntry::new(url.clone());
-                if let Some((seq, rtptime)) = reader.first_queued(i) {
+                if let Some((seq, rtptime)) = first_queued.get(i).copied().flatten() {
                     e.seq = Some(seq);
                     e.rtptime = Some(rtptime);
                 }
                 Some(e)
             })
             .collect();
-        if !reader.is_udp() {
-            self.out.readers.borrow_mut().push(reader.clone());
+        if !playing.udp {
+            self.out.readers.borrow_mut().push((stream.id, playing.id));
         }
-        player.reader = Some(reader.clone());
+        player.reader = Some(playing);
         let mut r = Response::new(StatusCode::OK);
         r.headers.set("Range", "npt=0.000-");
         if !entries.is_empty() {
             RtpInfo { entries }.set_in(&mut r.headers);
         }
-        (r, Some(After::GoLive(reader)))
+        (r, Some(After::GoLive))
     }
 
     fn record(&mut self, pending: &Pending) -> Response {
@@ -669,18 +817,15 @@ impl Control {
         if let Some(slot) = p.tracks.get_mut(track) {
             *slot = None;
         }
-        let Some(reader) = p.reader.clone() else {
-            tracing::info!(peer = %self.peer, session = ?p.session.as_ref().map(|s| s.0.as_str()),
-                path = %p.stream.path, track, "track torn down");
+        let session = p.session.as_ref().map(|s| s.0.as_str());
+        let Some(reader) = p.reader else {
+            tracing::info!(peer = %self.peer, session = ?session, path = %p.stream.path, track,
+                "track torn down");
             return;
         };
-        self.shard.send_track_bye(p.stream.id, &reader, track, "teardown");
-        if reader.tear_down_track(track) {
-            if let Some(f) = self.shard.fanout(p.stream.id) {
-                f.rebuild_udp();
-            }
-        }
-        tracing::info!(peer = %self.peer, session = %reader.session, path = %reader.path, track,
+        self.shard.send_bye(p.stream.id, reader.id, Some(track), "teardown");
+        self.shard.tear_down_track(p.stream.id, reader.id, track);
+        tracing::info!(peer = %self.peer, session = ?session, path = %p.stream.path, track,
             "track torn down while playing");
     }
 
@@ -688,17 +833,19 @@ impl Control {
     fn stop_playing(&mut self, bye: bool) {
         let Some(p) = self.player.as_mut() else { return };
         if let Some(reader) = p.reader.take() {
-            let q = reader.queue.borrow();
-            let stats = q.stats();
-            tracing::info!(peer = %self.peer, session = %reader.session, path = %reader.path,
-                dropped = stats.dropped, keyframe_skips = stats.skips, queued_bytes = q.bytes(),
-                "reader stopped");
-            drop(q);
-            if bye {
-                self.shard.send_bye(p.stream.id, &reader, "teardown");
+            let stream = p.stream.id;
+            let queue =
+                self.shard.with_reader(stream, reader.id, |r| (r.queue.stats(), r.queue.bytes()));
+            if let Some((stats, queued_bytes)) = queue {
+                tracing::info!(peer = %self.peer, session = ?p.session.as_ref().map(|s| s.0.as_str()),
+                    path = %p.stream.path, dropped = stats.dropped, keyframe_skips = stats.skips,
+                    queued_bytes, "reader stopped");
             }
-            self.shard.leave(p.stream.id, p.stream.owner, reader.id);
-            self.out.readers.borrow_mut().retain(|r| r.id != reader.id);
+            if bye {
+                self.shard.send_bye(stream, reader.id, None, "teardown");
+            }
+            self.shard.leave(stream, p.stream.owner, reader.id);
+            self.out.readers.borrow_mut().retain(|r| *r != (stream, reader.id));
         }
     }
 
@@ -714,10 +861,27 @@ impl Control {
         }
     }
 
-    /// Expires sessions silent for longer than the timeout. Media counts as life: a
-    /// publisher's packets, a reader's RTCP reports (UDP or interleaved).
-    pub(crate) fn expire_sessions(&mut self) {
+    /// Expires sessions silent for longer than the timeout (media counts as life: a
+    /// publisher's packets, a reader's RTCP reports, UDP or interleaved), and releases a path
+    /// announced but not recorded within the record timeout. Returns true when the
+    /// connection had sessions and all of them expired: it is closed.
+    pub(crate) fn expire_sessions(&mut self) -> bool {
         let now = Instant::now();
+        let record_timeout = self.shard.config().record_timeout();
+        if self
+            .publisher
+            .as_ref()
+            .is_some_and(|p| !p.recording && now >= p.announced + record_timeout)
+        {
+            if let Some(p) = self.publisher.take() {
+                tracing::info!(peer = %self.peer, path = %p.hub.info().path, side = "upstream",
+                    record_timeout_secs = record_timeout.as_secs(),
+                    "announced but not recorded in time: path released");
+                self.permits.retain(|(s, _)| Some(s) != p.session.as_ref());
+                p.hub.end(&self.shard);
+            }
+        }
+        let had = self.permits.len();
         if let Some(p) = &self.publisher {
             if let (Some(id), Some(at)) = (&p.session, p.hub.stats(&self.shard).last_packet) {
                 self.sessions.handle_activity(at, id);
@@ -725,7 +889,9 @@ impl Control {
         }
         if let Some(p) = &self.player {
             if let (Some(id), Some(r)) = (&p.session, &p.reader) {
-                self.sessions.handle_activity(r.heard.get(), id);
+                if let Some(heard) = self.shard.with_reader(p.stream.id, r.id, |r| r.heard) {
+                    self.sessions.handle_activity(heard, id);
+                }
             }
         }
         self.sessions.handle_timeout(now);
@@ -733,6 +899,7 @@ impl Control {
             tracing::info!(peer = %self.peer, session = %session.id(), ?reason, "session expired");
             self.release_session(session.id());
         }
+        had > 0 && self.permits.is_empty()
     }
 
     /// Releases the media of a session that ended.
@@ -764,6 +931,24 @@ impl Control {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn interleaved_channels_are_even_pairs_that_never_collide() {
+        let pair = |first: u8, last: u8| {
+            Some(ChannelRange { first: ChannelId(first), last: ChannelId(last) })
+        };
+        let got =
+            |asked, taken: &[u8]| interleaved_pair(asked, taken).map(|c| (c.first.0, c.last.0));
+        assert_eq!(got(pair(0, 1), &[]), Some((0, 1)));
+        assert_eq!(got(pair(254, 255), &[]), Some((254, 255)));
+        assert_eq!(got(pair(1, 2), &[]), None, "odd RTP channel");
+        assert_eq!(got(pair(2, 2), &[]), None, "no RTCP channel");
+        assert_eq!(got(pair(2, 5), &[]), None, "not a pair");
+        assert_eq!(got(pair(2, 3), &[2]), None, "another track's channels");
+        assert_eq!(got(None, &[0, 2]), Some((4, 5)), "the lowest free pair");
+        let all: Vec<u8> = (0..=254).step_by(2).collect();
+        assert_eq!(got(None, &all), None, "128 tracks take every pair");
+    }
 
     #[test]
     fn paths_of_urls() {

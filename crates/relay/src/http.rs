@@ -30,6 +30,8 @@ pub(crate) struct HttpRequest<'a> {
     pub(crate) method: &'a str,
     /// The path, without any query.
     pub(crate) path: &'a str,
+    /// The `Authorization` header's value, if any.
+    pub(crate) authorization: Option<&'a str>,
 }
 
 /// Why a request cannot be answered normally.
@@ -60,7 +62,13 @@ pub(crate) fn parse_request(buf: &[u8]) -> Result<Option<HttpRequest<'_>>, HttpE
         return Err(HttpError::TooLarge);
     }
     let line_end = buf.windows(2).position(|w| w == b"\r\n").unwrap_or(end);
-    request_line(&buf[..line_end]).map(Some)
+    let mut request = request_line(&buf[..line_end])?;
+    let headers = std::str::from_utf8(&buf[line_end..end]).map_err(|_| HttpError::Malformed)?;
+    request.authorization = headers.split("\r\n").find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.trim().eq_ignore_ascii_case("authorization").then(|| value.trim())
+    });
+    Ok(Some(request))
 }
 
 fn request_line(line: &[u8]) -> Result<HttpRequest<'_>, HttpError> {
@@ -79,7 +87,7 @@ fn request_line(line: &[u8]) -> Result<HttpRequest<'_>, HttpError> {
         return Err(HttpError::Malformed);
     }
     let path = target.split(['?', '#']).next().unwrap_or(target);
-    Ok(HttpRequest { method, path })
+    Ok(HttpRequest { method, path, authorization: None })
 }
 
 /// A complete response: status line, `Content-Type`, `Content-Length`, `Connection: close`.
@@ -103,13 +111,24 @@ pub(crate) fn route(request: Result<HttpRequest<'_>, HttpError>, scrape: &Scrape
         }
         Err(HttpError::Malformed) => response("400 Bad Request", TEXT, b"bad request\n"),
         Ok(r) if r.method != "GET" => response("405 Method Not Allowed", TEXT, b"GET only\n"),
-        Ok(r) => match r.path {
-            "/metrics" => response(
+        Ok(r) => match (r.path, scrape.admits(r.authorization)) {
+            ("/metrics" | "/api/v1/streams", None) => {
+                let mut out = response("401 Unauthorized", TEXT, b"bearer token required\n");
+                let at = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(0) + 2;
+                out.splice(
+                    at..at,
+                    b"WWW-Authenticate: Bearer realm=\"manifold\"\r\n".iter().copied(),
+                );
+                out
+            }
+            ("/metrics", _) => response(
                 "200 OK",
                 "text/plain; version=0.0.4; charset=utf-8",
                 scrape.prometheus().as_bytes(),
             ),
-            "/api/v1/streams" => response("200 OK", "application/json", scrape.json().as_bytes()),
+            ("/api/v1/streams", Some(authenticated)) => {
+                response("200 OK", "application/json", scrape.json(authenticated).as_bytes())
+            }
             _ => response("404 Not Found", TEXT, b"not found: try /metrics or /api/v1/streams\n"),
         },
     }
@@ -184,7 +203,47 @@ mod tests {
         for cut in 0..req.len() {
             assert_eq!(parse_request(&req[..cut]), Ok(None), "cut at {cut}");
         }
-        assert_eq!(parse_request(req), Ok(Some(HttpRequest { method: "GET", path: "/metrics" })));
+        let want = HttpRequest { method: "GET", path: "/metrics", authorization: None };
+        assert_eq!(parse_request(req), Ok(Some(want)));
+        let req = b"GET /metrics HTTP/1.1\r\nauthorization:  Bearer t0k \r\n\r\n";
+        let got = parse_request(req).unwrap().unwrap();
+        assert_eq!(got.authorization, Some("Bearer t0k"));
+    }
+
+    fn scrape(token: Option<&str>) -> Scrape {
+        let bounds = crate::limits::Bounds {
+            connections: 1,
+            connections_per_ip: 1,
+            sessions: 1,
+            sessions_per_ip: 1,
+            limit_loopback: false,
+        };
+        Scrape {
+            board: std::sync::Arc::new(crate::metrics::Board::new(1)),
+            limits: std::sync::Arc::new(crate::limits::Limits::new(bounds)),
+            token: token.map(|t| manifold_access::BearerToken::new(t).unwrap()),
+        }
+    }
+
+    #[test]
+    fn a_token_guards_both_endpoints() {
+        let get = |path, authorization| {
+            let r =
+                route(Ok(HttpRequest { method: "GET", path, authorization }), &scrape(Some("s3")));
+            String::from_utf8(r).unwrap()
+        };
+        for path in ["/metrics", "/api/v1/streams"] {
+            let refused = get(path, None);
+            assert!(refused.starts_with("HTTP/1.1 401 "), "{refused}");
+            assert!(refused.contains("\r\nWWW-Authenticate: Bearer realm=\"manifold\"\r\n"));
+            assert!(get(path, Some("Bearer nope")).starts_with("HTTP/1.1 401 "));
+            assert!(get(path, Some("Bearer s3")).starts_with("HTTP/1.1 200 "), "{path}");
+        }
+        let open = route(
+            Ok(HttpRequest { method: "GET", path: "/metrics", authorization: None }),
+            &scrape(None),
+        );
+        assert!(open.starts_with(b"HTTP/1.1 200 "), "no token: open");
     }
 
     #[test]

@@ -34,6 +34,7 @@ mod conn;
 mod control;
 mod egress;
 mod error;
+mod gate;
 mod http;
 mod limits;
 mod metrics;
@@ -41,6 +42,7 @@ mod notify;
 mod outbox;
 mod plane;
 mod pull;
+mod ratelog;
 mod registry;
 mod republish;
 mod rtp_ingest;
@@ -66,6 +68,36 @@ use std::sync::Arc;
 
 use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{CpuSet, LocalExecutorPoolBuilder, PoolPlacement};
+
+/// The admission bounds: the open-file soft limit is raised to the hard limit first, and the
+/// connection cap derived from it unless configured (a relay that runs out of descriptors
+/// refuses accepts; one that stays under its cap refuses cleanly and keeps serving).
+fn admission_bounds(config: &ServeConfig) -> limits::Bounds {
+    let nofile = match manifold_sys::limits::raise_nofile() {
+        Ok((soft, _)) => soft,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read or raise the open-file limit; assuming 1024");
+            1024
+        }
+    };
+    let bounds = limits::Bounds {
+        connections: config.connection_cap(nofile),
+        connections_per_ip: config.max_connections_per_ip,
+        sessions: config.max_sessions,
+        sessions_per_ip: config.max_sessions_per_ip,
+        limit_loopback: config.limit_loopback,
+    };
+    tracing::info!(
+        open_files = nofile,
+        max_connections = bounds.connections,
+        max_connections_per_ip = bounds.connections_per_ip,
+        max_sessions = bounds.sessions,
+        max_sessions_per_ip = bounds.sessions_per_ip,
+        max_sessions_per_connection = config.max_sessions_per_connection,
+        "admission limits"
+    );
+    bounds
+}
 
 /// Runs the relay until SIGINT or SIGTERM. `on_listening` is called once every shard
 /// listens, with the bound address (the port is resolved when the config asked for port 0).
@@ -110,18 +142,31 @@ pub fn serve(config: ServeConfig, on_listening: impl FnOnce(SocketAddr)) -> Resu
         ),
         None => None,
     };
+    let policy = Arc::new(config.access().compile().map_err(ConfigError::from)?);
+    if policy.is_default() {
+        tracing::info!("no [[user]] configured: anyone may read, only loopback may publish");
+    }
+    let mut secret = [0u8; 32];
+    manifold_sys::fill_random(&mut secret);
+    let nonce_key = manifold_access::NonceKey::new(secret, std::time::Instant::now());
+    let metrics_token = match &config.metrics_token {
+        Some(t) => Some(
+            manifold_access::BearerToken::new(t.clone())
+                .map_err(|source| ConfigError::MetricsToken { source })?,
+        ),
+        None => None,
+    };
+    let bounds = admission_bounds(&config);
     let shared = shard::Shared {
         config: Arc::new(config.clone()),
         registry: Arc::default(),
         shutdown: shutdown.clone(),
         listen,
         board: Arc::new(metrics::Board::new(cores)),
-        limits: Arc::new(limits::Limits::new(
-            config.max_connections_per_ip,
-            config.max_sessions,
-            config.limit_loopback,
-        )),
+        limits: Arc::new(limits::Limits::new(bounds)),
         multicast,
+        access: (policy, nonce_key),
+        metrics_token,
         pulls: Arc::default(),
         orphans: Arc::default(),
     };
@@ -130,6 +175,9 @@ pub fn serve(config: ServeConfig, on_listening: impl FnOnce(SocketAddr)) -> Resu
     let handles = LocalExecutorPoolBuilder::new(placement)
         .name("manifold-shard")
         .io_memory(config.io_memory)
+        // How long one task queue runs before the others get their turn: RTSP request
+        // handling yields to media within this.
+        .preempt_timer(std::time::Duration::from_millis(10))
         .on_all_shards(move || {
             let shared = shared.clone();
             let mesh = mesh.clone();

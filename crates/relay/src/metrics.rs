@@ -277,7 +277,6 @@ pub(crate) fn reader_snapshot(
     let rtcp = r
         .obs
         .feedback
-        .borrow()
         .iter()
         .enumerate()
         .filter(|(_, f)| f.reports > 0)
@@ -304,7 +303,7 @@ pub(crate) fn reader_snapshot(
         },
         peer: r.peer.to_string(),
         session: r.session.0.clone(),
-        queued: r.queue.borrow().len(),
+        queued: r.queue.len(),
         totals,
         rtcp,
     }
@@ -579,7 +578,11 @@ fn summary(values: impl Iterator<Item = f64>) -> (f64, f64) {
 }
 
 /// The JSON of `/api/v1/streams`.
-pub(crate) fn render_json(snapshots: &[ShardSnapshot], process: Process) -> String {
+pub(crate) fn render_json(
+    snapshots: &[ShardSnapshot],
+    process: Process,
+    show_sessions: bool,
+) -> String {
     #[derive(Serialize)]
     struct ShardView {
         shard: usize,
@@ -595,8 +598,15 @@ pub(crate) fn render_json(snapshots: &[ShardSnapshot], process: Process) -> Stri
         refused_connections: u64,
         refused_sessions: u64,
     }
+    let mut streams = streams(snapshots);
+    if !show_sessions {
+        // Session ids are bearer credentials for the session: only for authenticated callers.
+        for r in streams.iter_mut().flat_map(|s| s.readers.iter_mut()) {
+            r.session.clear();
+        }
+    }
     let api = Api {
-        streams: streams(snapshots),
+        streams,
         shards: snapshots
             .iter()
             .map(|s| ShardView {
@@ -621,6 +631,9 @@ pub(crate) struct Scrape {
     pub(crate) board: Arc<Board>,
     /// Connection and session limits.
     pub(crate) limits: Arc<Limits>,
+    /// The bearer token callers must present (`metrics_token`); `None`: open, without
+    /// session ids.
+    pub(crate) token: Option<manifold_access::BearerToken>,
 }
 
 impl Scrape {
@@ -637,9 +650,18 @@ impl Scrape {
         render_prometheus(&self.board.latest(), self.process())
     }
 
-    /// `/api/v1/streams` as of the latest snapshots.
-    pub(crate) fn json(&self) -> String {
-        render_json(&self.board.latest(), self.process())
+    /// `/api/v1/streams` as of the latest snapshots; session ids only when `authenticated`.
+    pub(crate) fn json(&self, authenticated: bool) -> String {
+        render_json(&self.board.latest(), self.process(), authenticated)
+    }
+
+    /// Whether a request with this `Authorization` value may scrape: `Some(authenticated)`,
+    /// or `None` when a token is required and was not presented.
+    pub(crate) fn admits(&self, authorization: Option<&str>) -> Option<bool> {
+        match &self.token {
+            None => Some(false),
+            Some(t) => t.accepts(authorization).then_some(true),
+        }
     }
 }
 
@@ -786,7 +808,7 @@ mod tests {
 
     #[test]
     fn json_lists_streams_with_upstream_and_readers() {
-        let text = render_json(&sample(), Process::default());
+        let text = render_json(&sample(), Process::default(), true);
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         let s = &v["streams"][0];
         assert_eq!(s["upstream"]["kind"], "synthetic");
@@ -794,5 +816,8 @@ mod tests {
         assert_eq!(s["readers"][0]["rtcp"][0]["fraction_lost"], 0.5);
         assert_eq!(s["packets"], 25);
         assert_eq!(v["shards"].as_array().unwrap().len(), 2);
+        assert_eq!(s["readers"][0]["session"], "abc", "shown to an authenticated caller");
+        let open = render_json(&sample(), Process::default(), false);
+        assert!(!open.contains("\"abc\""), "no session ids for anyone else: {open}");
     }
 }

@@ -7,7 +7,6 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 
 use crate::notify::Notify;
-use crate::plane::reader::Reader;
 
 /// One connection's outgoing side.
 #[derive(Debug)]
@@ -18,10 +17,14 @@ pub(crate) struct ConnOut {
     pub(crate) peer: SocketAddr,
     /// Encoded responses not yet written.
     pub(crate) control: RefCell<Vec<u8>>,
-    /// Readers whose media goes out on this connection (TCP readers).
-    pub(crate) readers: RefCell<Vec<Rc<Reader>>>,
+    /// Readers whose media goes out on this connection (TCP readers): (stream, reader), to
+    /// drain through the shard.
+    pub(crate) readers: RefCell<Vec<(u64, u64)>>,
     /// Wakes the writer; its readers hold it too.
     pub(crate) wake: Rc<Notify>,
+    /// Set by the writer each time it took the queued responses: a reader task holding back
+    /// (too many responses unread) waits on it.
+    pub(crate) drained: Notify,
     /// Set when the connection is closing; the writer stops.
     pub(crate) closed: Cell<bool>,
 }
@@ -35,6 +38,7 @@ impl ConnOut {
             control: RefCell::new(Vec::new()),
             readers: RefCell::new(Vec::new()),
             wake: Rc::default(),
+            drained: Notify::default(),
             closed: Cell::new(false),
         }
     }
@@ -43,6 +47,11 @@ impl ConnOut {
     pub(crate) fn send_control(&self, bytes: &[u8]) {
         self.control.borrow_mut().extend_from_slice(bytes);
         self.wake.notify();
+    }
+
+    /// Bytes of responses waiting for the writer.
+    pub(crate) fn queued_control(&self) -> usize {
+        self.control.borrow().len()
     }
 
     /// Marks the connection closing and wakes the writer so it stops.

@@ -389,7 +389,8 @@ async fn session(
     crate::sys::fill_random(&mut cnonce);
     let config = ClientConfig {
         transport,
-        allow_basic: true,
+        // Basic sends the password in clear: only when the pull says so (no TLS yet).
+        allow_basic: pull.allow_basic,
         cnonce: cnonce.iter().map(|b| format!("{b:02x}")).collect(),
         user_agent: Some("manifold".to_owned()),
         ..ClientConfig::play(pull.url.clone())

@@ -19,7 +19,7 @@ use manifold_sdp::Sdp;
 
 use crate::plane::hub::HubStats;
 use crate::registry::StreamInfo;
-use crate::shard::{Forward, Media, Shard, ShardMsg};
+use crate::shard::{Forward, Shard, ShardMsg};
 
 /// How often an orphaned stream looks whether it was adopted or replaced.
 const POLL: Duration = Duration::from_millis(100);
@@ -89,23 +89,6 @@ impl Upstream {
         match self {
             Upstream::Local(info) => shard.hub_stats(info.id).unwrap_or_default(),
             Upstream::Forward(f) => f.stats.get(),
-        }
-    }
-
-    /// Takes in one packet of `track` from the publisher at `now`.
-    pub(crate) fn ingest(
-        &self,
-        shard: &Shard,
-        now: Instant,
-        track: usize,
-        bytes: &[u8],
-        media: Media,
-    ) {
-        match self {
-            Upstream::Local(info) => {
-                shard.ingest(now, info.id, track, bytes, media);
-            }
-            Upstream::Forward(f) => f.forward(shard, now, track, bytes, media),
         }
     }
 

@@ -5,9 +5,13 @@
 //!   then answer it for each request with a [`ClientAuth`] (which counts `nc`) or with
 //!   [`Challenge::respond`] directly. The caller supplies the client nonce: nothing here draws
 //!   random numbers.
-//! * **Server side**: issue a challenge ([`DigestChallenge::new`], caller-supplied nonce), parse
-//!   the client's `Authorization` header ([`Authorization::parse`]), look up the user's
-//!   [`Secret`] (a password or a precomputed [`ha1`]), and [`Authorization::verify`] it.
+//! * **Server side**: issue challenges ([`Challenge::offer`]: Digest SHA-256, then MD5, then
+//!   Basic, each from a caller-supplied nonce; [`Challenge::add_to`] writes them as one
+//!   `WWW-Authenticate` header each), parse the client's `Authorization` header
+//!   ([`Authorization::parse`]), look up the user's [`Secret`] (a password, a precomputed
+//!   [`ha1`], or only the SHA-256 of the password, which verifies Basic alone), and
+//!   [`Authorization::verify`] it. Nonce issuing, expiry and replay policy are the caller's
+//!   (the relay's is `manifold-access`).
 //!
 //! Supported: algorithms `MD5`, `MD5-sess`, `SHA-256`, `SHA-256-sess`; `qop=auth` and the
 //! legacy RFC 2069 form without `qop`; `nc`/`cnonce`, `opaque`, `stale`, `userhash`; quoted
@@ -282,6 +286,33 @@ impl Challenge {
     /// A `Basic` challenge for a realm.
     pub fn basic(realm: impl Into<String>) -> Self {
         Challenge::Basic { realm: realm.into() }
+    }
+
+    /// The challenges a server's 401 offers, strongest first, as RFC 7616 §3.7 asks: Digest
+    /// `SHA-256` then `MD5` (both `qop="auth"`, the same `nonce`, `stale` as given) when
+    /// `digest`, then `Basic` when `basic`. Clients that pick the first algorithm they know take
+    /// SHA-256 when they can; clients that keep the last Digest challenge (ffmpeg) take MD5.
+    pub fn offer(realm: &str, nonce: &str, stale: bool, digest: bool, basic: bool) -> Vec<Self> {
+        let mut out = Vec::with_capacity(3);
+        if digest {
+            for algorithm in [Algorithm::Sha256, Algorithm::Md5] {
+                let mut d = DigestChallenge::new(realm, nonce, algorithm);
+                d.stale = stale;
+                out.push(Challenge::Digest(d));
+            }
+        }
+        if basic {
+            out.push(Challenge::basic(realm));
+        }
+        out
+    }
+
+    /// Appends one `WWW-Authenticate` header per challenge to a response, in order (some
+    /// clients read only one challenge per header).
+    pub fn add_to(challenges: &[Challenge], response: &mut Response) {
+        for c in challenges {
+            response.headers.append("WWW-Authenticate", c.to_string());
+        }
     }
 
     /// Parses one `WWW-Authenticate` value, which may hold several comma-separated challenges.
@@ -562,6 +593,22 @@ pub enum Secret<'a> {
         /// The lowercase hex HA1.
         hex: &'a str,
     },
+    /// Only SHA-256(password) is known (a config's `sha256:HEX` password). It verifies Basic
+    /// alone: a Digest answer hashes the password with the user name and realm, which cannot
+    /// be computed from SHA-256(password), so every Digest answer is [`Verdict::Invalid`].
+    PasswordSha256(&'a [u8; 32]),
+}
+
+impl Secret<'_> {
+    /// Whether a Digest answer can be checked against this secret (and with which hash
+    /// family): a password verifies any algorithm, an HA1 its own family, a password hash none.
+    pub fn verifies_digest(&self, algorithm: Algorithm) -> bool {
+        match *self {
+            Secret::Password(_) => true,
+            Secret::Ha1 { algorithm: a, .. } => a.same_hash(algorithm),
+            Secret::PasswordSha256(_) => false,
+        }
+    }
 }
 
 /// The outcome of [`Authorization::verify`].
@@ -664,6 +711,18 @@ impl Authorization {
         nonce: &str,
         secret: &Secret<'_>,
     ) -> Verdict {
+        self.verify_named(method.as_str(), request_uri, realm, nonce, secret)
+    }
+
+    /// [`Authorization::verify`] by method name (the RFC examples use HTTP's `GET`).
+    fn verify_named(
+        &self,
+        method: &str,
+        request_uri: &str,
+        realm: &str,
+        nonce: &str,
+        secret: &Secret<'_>,
+    ) -> Verdict {
         match self {
             Authorization::Basic { username, password } => {
                 let ok = match *secret {
@@ -672,6 +731,9 @@ impl Authorization {
                         hex.to_ascii_lowercase().as_bytes(),
                         ha1(algorithm, username, realm, password).as_bytes(),
                     ),
+                    Secret::PasswordSha256(hash) => {
+                        constant_time_eq(&hash[..], &Sha256::digest(password.as_bytes()))
+                    }
                 };
                 if ok {
                     Verdict::Valid
@@ -706,8 +768,9 @@ impl Authorization {
                         }
                         hex.to_ascii_lowercase()
                     }
+                    Secret::PasswordSha256(_) => return Verdict::Invalid,
                 };
-                let expected = d.expected_response(&base, method.as_str());
+                let expected = d.expected_response(&base, method);
                 if !constant_time_eq(
                     expected.as_bytes(),
                     d.response.to_ascii_lowercase().as_bytes(),
@@ -804,8 +867,9 @@ impl ClientAuth {
     }
 }
 
-/// Compares two byte strings in time that depends only on their lengths.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+/// Compares two byte strings in time that depends only on their lengths (for secrets: passwords,
+/// digests, bearer tokens).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
@@ -1008,6 +1072,79 @@ mod tests {
         assert_eq!(d.algorithm, Some(Algorithm::Md5));
         let base = ha1(Algorithm::Md5, "Mufasa", "http-auth@example.org", "Circle of Life");
         assert_eq!(d.expected_response(&base, "GET"), d.response);
+    }
+
+    /// RFC 7616 §3.9.1 from the server's side: the example answers verify with the password,
+    /// with the stored HA1, not with another password, method, URI or nonce.
+    #[test]
+    fn rfc7616_server_verifies_the_examples() {
+        let nonce = "7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v";
+        let realm = "http-auth@example.org";
+        for (alg, response) in [
+            ("MD5", "8ca523f5e9506fed4657c9700eebdbec"),
+            ("SHA-256", "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1"),
+        ] {
+            let header = format!(
+                r#"Digest username="Mufasa", realm="{realm}", uri="/dir/index.html", algorithm={alg}, nonce="{nonce}", nc=00000001, cnonce="{RFC7616_CNONCE}", qop=auth, response="{response}", opaque="FQhe/qaU925kfnzjCev0ciny7QMkPqMAFRtzCUYo5tdS""#
+            );
+            let a = Authorization::parse(&header).unwrap();
+            let pw = Secret::Password("Circle of Life");
+            let uri = "/dir/index.html";
+            assert_eq!(a.verify_named("GET", uri, realm, nonce, &pw), Verdict::Valid, "{alg}");
+            let algorithm = Algorithm::from_token(alg).unwrap();
+            let h = ha1(algorithm, "Mufasa", realm, "Circle of Life");
+            let stored = Secret::Ha1 { algorithm, hex: &h };
+            assert_eq!(a.verify_named("GET", uri, realm, nonce, &stored), Verdict::Valid);
+            let other_family = Secret::Ha1 {
+                algorithm: if algorithm == Algorithm::Md5 {
+                    Algorithm::Sha256
+                } else {
+                    Algorithm::Md5
+                },
+                hex: &h,
+            };
+            assert_eq!(a.verify_named("GET", uri, realm, nonce, &other_family), Verdict::Invalid);
+            let wrong = Secret::Password("Circle of life");
+            assert_eq!(a.verify_named("GET", uri, realm, nonce, &wrong), Verdict::Invalid);
+            assert_eq!(a.verify_named("POST", uri, realm, nonce, &pw), Verdict::Invalid);
+            assert_eq!(a.verify_named("GET", "/dir/", realm, nonce, &pw), Verdict::Invalid);
+            assert_eq!(a.verify_named("GET", uri, realm, "fresh", &pw), Verdict::Stale);
+        }
+    }
+
+    #[test]
+    fn password_sha256_verifies_basic_only() {
+        let hash: [u8; 32] = Sha256::digest(b"open sesame").into();
+        let sec = Secret::PasswordSha256(&hash);
+        let basic =
+            Authorization::Basic { username: "Aladdin".into(), password: "open sesame".into() };
+        assert_eq!(basic.verify(Method::Play, "", "r", "", &sec), Verdict::Valid);
+        let wrong =
+            Authorization::Basic { username: "Aladdin".into(), password: "open sesam".into() };
+        assert_eq!(wrong.verify(Method::Play, "", "r", "", &sec), Verdict::Invalid);
+        // A Digest answer computed from the right password still cannot be checked.
+        let c = Challenge::Digest(DigestChallenge::new("r", "n", Algorithm::Sha256));
+        let creds = Credentials::new("Aladdin", "open sesame");
+        let digest = c.respond(&creds, Method::Play, "rtsp://h/x", "cn", 1).unwrap();
+        assert_eq!(digest.verify(Method::Play, "rtsp://h/x", "r", "n", &sec), Verdict::Invalid);
+        assert!(!sec.verifies_digest(Algorithm::Md5));
+        assert!(Secret::Password("p").verifies_digest(Algorithm::Sha256Sess));
+    }
+
+    #[test]
+    fn offer_lists_sha256_then_md5_then_basic() {
+        let list = Challenge::offer("manifold", "n0", true, true, true);
+        let mut r = Response::new(crate::StatusCode::UNAUTHORIZED);
+        Challenge::add_to(&list, &mut r);
+        let values: Vec<&str> = r.headers.get_all("WWW-Authenticate").collect();
+        assert_eq!(values.len(), 3);
+        assert!(values[0].starts_with("Digest ") && values[0].contains("algorithm=SHA-256"));
+        assert!(values[1].starts_with("Digest ") && values[1].contains("algorithm=MD5"));
+        assert!(values[0].contains("stale=true") && values[0].contains(r#"qop="auth""#));
+        assert_eq!(values[2], r#"Basic realm="manifold""#);
+        assert_eq!(Challenge::from_response(&r), list);
+        assert_eq!(Challenge::offer("r", "n", false, false, true), vec![Challenge::basic("r")]);
+        assert_eq!(Challenge::offer("r", "n", false, true, false).len(), 2);
     }
 
     #[test]

@@ -1,14 +1,16 @@
 //! The relay's data plane, sans-IO: everything that decides where a packet goes, as plain
 //! structs that take `(now, input)` and give back what to send, in the quinn-proto / str0m
-//! style. No sockets, no clock reads, no runtime handles: the shard owns the I/O, feeds the
-//! plane and carries out what it returns.
+//! style. No sockets, no clock reads, no shard: the shard owns the I/O, feeds the plane and
+//! carries out what it returns. The one thing of the runtime it holds is each reader's
+//! wake-up flag for its connection's writer ([`crate::notify::Notify`]), which it sets once
+//! per batch of queued packets (setting a flag is not I/O).
 //!
 //! - [`hub::Hub`] (one per stream, on the shard that owns its upstream): RTP header parsed
 //!   once, keyframes, the GOP cache ([`gop`]), continuity rewriting, sender-report mapping;
 //!   and which other shards get each packet ([`forward::Forwarding`], cross-shard lag).
 //! - [`fanout::Fanout`] (one per stream on each shard with readers): UDP frames for the live
 //!   UDP readers, bounded queues ([`queue`]) for the others, a reader going live.
-//! - [`reader::Reader`]: one playing session, its tracks, queue and counters;
+//! - [`reader::Reader`]: one playing session, its tracks, queue, stall clock and counters;
 //!   [`rtcp_feedback`] folds its receiver reports.
 //! - [`packet::Packet`]: the one shared buffer per packet, with interleave headroom.
 //! - [`multicast`]: a stream's group, the answer to a multicast SETUP, and which groups the
@@ -18,8 +20,10 @@
 //! to the local fan-out (which pushes [`Egress`] actions into the shard's buffer) and to the
 //! shards [`hub::Hub::forward_targets`] names, reporting each queue's answer with
 //! [`hub::Hub::forwarded`]; then carry out the buffered [`Egress`] actions in order before
-//! the next packet. TCP readers' packets wait in their queues; their writers are woken and
-//! drain them.
+//! the next packet. TCP readers' packets wait in their queues; their writers are woken once
+//! and drain them with [`fanout::Fanout::drain`] (by reader id: the fan-out owns its readers);
+//! [`fanout::Fanout::stalled`] names the readers whose writers took nothing for the stall
+//! limit, for the shard to close.
 
 pub(crate) mod fanout;
 pub(crate) mod forward;

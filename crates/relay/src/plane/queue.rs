@@ -117,7 +117,6 @@ impl ReaderQueue {
     }
 
     /// Whether nothing is queued.
-    #[cfg(test)]
     pub(crate) fn is_empty(&self) -> bool {
         self.packets.is_empty()
     }

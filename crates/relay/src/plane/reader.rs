@@ -1,9 +1,10 @@
 //! One playing session on one shard ([`Reader`]): how each track reaches it, its bounded
 //! queue (the skip-to-keyframe policy, [`ReaderQueue`]), whether media flows yet, and its
-//! counters. The fan-out offers it packets; for a TCP reader the connection's writer drains
-//! the queue (woken through `wake`), for a UDP reader the fan-out does when it goes live.
+//! counters, and how long its writer has left it waiting (the stall limit). The fan-out owns
+//! it and offers it packets; for a TCP reader the connection's writer drains the queue
+//! through the fan-out (woken through `wake`), for a UDP reader the fan-out does when it
+//! goes live.
 
-use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Instant;
@@ -60,7 +61,8 @@ pub(crate) struct ReaderSpec {
     pub(crate) queue_bytes: usize,
 }
 
-/// One playing session: a reader of one stream.
+/// One playing session: a reader of one stream. Owned by its fan-out ([`crate::plane::fanout::Fanout`]);
+/// the runtime reaches it by id.
 #[derive(Debug)]
 pub(crate) struct Reader {
     /// Unique on its shard.
@@ -76,19 +78,24 @@ pub(crate) struct Reader {
     /// By stream track index: how the track is sent, or `None` when not set up.
     pub(crate) tracks: Vec<Option<ReaderTrack>>,
     /// Per track: torn down while playing (TEARDOWN of its URL): nothing of it is sent.
-    /// (Plain cells: read per packet per reader, so no borrow flag.)
-    torn_down: Box<[Cell<bool>]>,
-    /// Wakes the writer of the reader's connection when its queue has packets.
-    pub(crate) wake: Rc<Notify>,
+    torn_down: Box<[bool]>,
+    /// The runtime's wake-up for the writer of the reader's connection: notified when a live
+    /// reader's queue gains packets and no wake-up is outstanding (see the drain contract).
+    wake: Rc<Notify>,
+    /// A wake-up was given and the writer has not drained since.
+    woken: bool,
     /// Packets waiting: for TCP readers always, for UDP readers until they go live.
-    pub(crate) queue: RefCell<ReaderQueue>,
+    pub(crate) queue: ReaderQueue,
     /// Whether PLAY was answered.
-    pub(crate) released: Cell<bool>,
+    pub(crate) released: bool,
     /// Whether media flows: TCP readers as soon as PLAY is answered, UDP readers once they
     /// also have their starting keyframe (they are then sent the fan-out's batches).
-    pub(crate) live: Cell<bool>,
+    pub(crate) live: bool,
     /// When the reader last showed life outside requests (an RTCP report).
-    pub(crate) heard: Cell<Instant>,
+    pub(crate) heard: Instant,
+    /// Since when a live TCP reader's queued packets have waited for its writer without it
+    /// taking any (`None`: nothing waits). Past the stall limit the reader is closed.
+    waiting_since: Option<Instant>,
     /// Its counters: packets sent, RTCP feedback.
     pub(crate) obs: ReaderObs,
 }
@@ -98,7 +105,7 @@ impl Reader {
     /// writer's wake-up.
     pub(crate) fn new(spec: ReaderSpec, wake: Rc<Notify>, now: Instant) -> Reader {
         Reader {
-            torn_down: spec.tracks.iter().map(|_| Cell::new(false)).collect(),
+            torn_down: spec.tracks.iter().map(|_| false).collect(),
             id: spec.id,
             conn: spec.conn,
             peer: spec.peer,
@@ -106,10 +113,12 @@ impl Reader {
             path: spec.path,
             tracks: spec.tracks,
             wake,
-            queue: RefCell::new(ReaderQueue::new(spec.queue_packets, spec.queue_bytes)),
-            released: Cell::new(false),
-            live: Cell::new(false),
-            heard: Cell::new(now),
+            woken: false,
+            queue: ReaderQueue::new(spec.queue_packets, spec.queue_bytes),
+            released: false,
+            live: false,
+            heard: now,
+            waiting_since: None,
             obs: ReaderObs::default(),
         }
     }
@@ -121,7 +130,7 @@ impl Reader {
 
     /// The track's transport, if set up (and not torn down since).
     pub(crate) fn track(&self, track: usize) -> Option<ReaderTrack> {
-        if self.torn_down.get(track).is_some_and(Cell::get) {
+        if self.torn_down.get(track).copied().unwrap_or(false) {
             return None;
         }
         self.tracks.get(track).copied().flatten()
@@ -130,14 +139,14 @@ impl Reader {
     /// Stops sending `track` (a TEARDOWN of its URL while playing): it is dropped from the
     /// queue, and later packets of it are ignored. The caller rebuilds the fan-out's UDP
     /// destinations. Returns whether the track was being sent.
-    pub(crate) fn tear_down_track(&self, track: usize) -> bool {
+    pub(crate) fn tear_down_track(&mut self, track: usize) -> bool {
         if self.track(track).is_none() {
             return false;
         }
-        if let Some(t) = self.torn_down.get(track) {
-            t.set(true);
+        if let Some(t) = self.torn_down.get_mut(track) {
+            *t = true;
         }
-        self.queue.borrow_mut().drop_track(track);
+        self.queue.drop_track(track);
         true
     }
 
@@ -149,45 +158,115 @@ impl Reader {
         })
     }
 
-    /// Offers a packet to the queue (packets of tracks it did not set up, or that reach it
-    /// by multicast, are ignored), and wakes the writer of a live reader.
-    pub(crate) fn offer(&self, packet: &SharedPacket) {
+    /// Offers a packet at `now` to the queue (packets of tracks it did not set up, or that
+    /// reach it by multicast, are ignored), and wakes the writer of a live reader.
+    pub(crate) fn offer(&mut self, now: Instant, packet: &SharedPacket) {
         if matches!(self.track(packet.track()), None | Some(ReaderTrack::Multicast { .. })) {
             return;
         }
-        self.queue.borrow_mut().offer(packet.clone());
+        self.queue.offer(packet.clone());
         // Queued packets are handed to the kernel later, by the connection's writer (or when
         // a UDP reader goes live).
         #[cfg(feature = "gate-test-slowdown")]
         crate::plane::gate_test_slowdown(1);
-        if self.live.get() {
+        if self.live {
+            self.wake_writer(now);
+        }
+    }
+
+    /// Tells the writer its queue has packets, once until the writer drains.
+    fn wake_writer(&mut self, now: Instant) {
+        if self.queue.is_empty() {
+            return;
+        }
+        if self.waiting_since.is_none() {
+            self.waiting_since = Some(now);
+        }
+        if !self.woken {
+            self.woken = true;
             self.wake.notify();
         }
     }
 
+    /// Marks the reader live (PLAY answered, and for a UDP reader its keyframe queued); a TCP
+    /// reader's writer is woken for what it queued.
+    pub(crate) fn go_live(&mut self, now: Instant) {
+        self.live = true;
+        if !self.is_udp() {
+            self.wake_writer(now);
+        }
+    }
+
     /// Queues the GOP a new reader starts with.
-    pub(crate) fn preload(&self, packets: &[SharedPacket]) {
+    pub(crate) fn preload(&mut self, now: Instant, packets: &[SharedPacket]) {
         for p in packets {
-            self.offer(p);
+            self.offer(now, p);
         }
     }
 
     /// The sequence number and RTP time of the first packet queued for each track: what
     /// `RTP-Info` tells the reader before it goes live.
     pub(crate) fn first_queued(&self, track: usize) -> Option<(u16, u32)> {
-        let queue = self.queue.borrow();
-        let first = queue.iter().find(|p| p.track() == track && !p.is_rtcp());
+        let first = self.queue.iter().find(|p| p.track() == track && !p.is_rtcp());
         first.map(|p| (p.seq(), p.rtptime()))
+    }
+
+    /// Hands the writer at `now` up to `max_bytes` (at least one frame) and `max_frames`
+    /// interleaved frames from the queue of a live TCP reader, counting them as sent.
+    /// Returns the bytes taken (with 4 bytes of `$` header each). Draining it empty ends the
+    /// outstanding wake-up; taking anything restarts the stall clock.
+    pub(crate) fn drain(
+        &mut self,
+        now: Instant,
+        max_bytes: usize,
+        max_frames: usize,
+        out: &mut Vec<TcpFrame>,
+    ) -> usize {
+        let mut bytes = 0;
+        let mut took = 0;
+        if self.live {
+            while bytes < max_bytes && took < max_frames {
+                let Some(packet) = self.queue.pop() else { break };
+                let Some(ReaderTrack::Tcp { channel }) = self.track(packet.track()) else {
+                    continue;
+                };
+                let channel = if packet.is_rtcp() { channel.saturating_add(1) } else { channel };
+                bytes += packet.len() + 4;
+                took += 1;
+                if !packet.is_rtcp() {
+                    self.obs.count(packet.len());
+                }
+                out.push(TcpFrame { packet, channel });
+            }
+        }
+        if self.queue.is_empty() {
+            self.woken = false;
+            self.waiting_since = None;
+        } else if took > 0 {
+            self.waiting_since = Some(now);
+        }
+        bytes
+    }
+
+    /// Whether the reader's queued packets have waited for its writer for `limit` or longer
+    /// at `now` (the writer cannot hand them to a full socket: the reader reads nothing).
+    pub(crate) fn stalled(&self, now: Instant, limit: std::time::Duration) -> bool {
+        self.waiting_since.is_some_and(|since| now.saturating_duration_since(since) >= limit)
     }
 
     /// An RTCP compound packet from the reader at `now`, about `track` when the channel or
     /// port it came on says which (else track 0): it shows the reader is alive, and its
     /// report blocks become the reader's loss and jitter. Returns whether it held any. The
     /// one rule for UDP and TCP readers alike.
-    pub(crate) fn absorb_rtcp(&self, now: Instant, track: Option<usize>, compound: &[u8]) -> bool {
-        self.heard.set(now);
+    pub(crate) fn absorb_rtcp(
+        &mut self,
+        now: Instant,
+        track: Option<usize>,
+        compound: &[u8],
+    ) -> bool {
+        self.heard = now;
         let track = track.unwrap_or(0);
-        let mut feedback = self.obs.feedback.borrow_mut();
+        let feedback = &mut self.obs.feedback;
         if feedback.len() <= track {
             feedback.resize(track + 1, TrackFeedback::default());
         }
@@ -209,25 +288,35 @@ impl Reader {
     }
 }
 
+/// One interleaved frame for a TCP reader's writer: the shared packet and the channel it goes
+/// on (the track's RTP channel, or the next one for RTCP).
+#[derive(Debug, Clone)]
+pub(crate) struct TcpFrame {
+    /// The packet.
+    pub(crate) packet: SharedPacket,
+    /// Its interleaved channel.
+    pub(crate) channel: u8,
+}
+
 /// Counters a reader accumulates (what its fan-out cannot count for it).
 #[derive(Debug, Default)]
 pub(crate) struct ReaderObs {
     /// Packets sent to the reader one by one (TCP frames, UDP packets before it joins the
     /// fan-out's batches).
-    packets: Cell<u64>,
+    packets: u64,
     /// Bytes of those packets.
-    bytes: Cell<u64>,
+    bytes: u64,
     /// Per track: the fan-out's UDP counters when the reader joined its batches.
-    pub(crate) udp_base: RefCell<Vec<[u64; 2]>>,
+    pub(crate) udp_base: Vec<[u64; 2]>,
     /// Per track: what the reader's RTCP reports said.
-    pub(crate) feedback: RefCell<Vec<TrackFeedback>>,
+    pub(crate) feedback: Vec<TrackFeedback>,
 }
 
 impl ReaderObs {
     /// Counts one packet of `len` bytes sent to the reader on its own.
-    pub(crate) fn count(&self, len: usize) {
-        self.packets.set(self.packets.get() + 1);
-        self.bytes.set(self.bytes.get() + len as u64);
+    pub(crate) fn count(&mut self, len: usize) {
+        self.packets += 1;
+        self.bytes += len as u64;
     }
 }
 
@@ -257,13 +346,10 @@ impl Totals {
 /// A reader's counters: its own, plus what the fan-out's batched UDP sends gave it since it
 /// joined them (`udp_sent`: the fan-out's per-track counters).
 pub(crate) fn totals(reader: &Reader, udp_sent: &[[u64; 2]]) -> Totals {
-    let mut t = Totals {
-        packets: reader.obs.packets.get(),
-        bytes: reader.obs.bytes.get(),
-        ..Totals::default()
-    };
-    if reader.live.get() && reader.is_udp() {
-        let base = reader.obs.udp_base.borrow();
+    let mut t =
+        Totals { packets: reader.obs.packets, bytes: reader.obs.bytes, ..Totals::default() };
+    if reader.live && reader.is_udp() {
+        let base = &reader.obs.udp_base;
         for (i, track) in reader.tracks.iter().enumerate() {
             if !matches!(track, Some(ReaderTrack::Udp { .. })) {
                 continue;
@@ -274,7 +360,7 @@ pub(crate) fn totals(reader: &Reader, udp_sent: &[[u64; 2]]) -> Totals {
             t.bytes += now[1].saturating_sub(then[1]);
         }
     }
-    let q = reader.queue.borrow().stats();
+    let q = reader.queue.stats();
     t.dropped = q.dropped;
     t.keyframe_skips = q.skips;
     t

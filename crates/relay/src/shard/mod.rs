@@ -17,7 +17,7 @@ pub(crate) use run::run;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::rc::{Rc, Weak};
+use std::rc::Rc;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,7 +32,7 @@ use crate::outbox::ConnOut;
 use crate::plane::fanout::Fanout;
 use crate::plane::hub::{Hub, HubStats};
 use crate::plane::packet::{Packet, SharedPacket};
-use crate::plane::reader::{Reader, ReaderTrack};
+use crate::plane::reader::{Reader, ReaderTrack, TcpFrame};
 use crate::plane::Egress;
 use crate::registry::{Registry, StreamInfo};
 use crate::udp::ServerPorts;
@@ -137,10 +137,21 @@ pub(crate) enum Media {
 /// A PLAY waiting for the owner's snapshot.
 #[derive(Debug)]
 struct Join {
-    reader: Rc<Reader>,
+    /// The reader, until the snapshot puts it in the fan-out.
+    reader: RefCell<Option<Reader>>,
     stream: u64,
     outcome: Cell<Option<bool>>,
     notify: Notify,
+}
+
+/// The shard's task queues: media (writers, ingests, the mesh; the executor's default queue)
+/// and RTSP request handling, which the executor preempts for media.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TaskQueues {
+    /// The default queue: where the shard starts, and where writers go.
+    pub(crate) media: glommio::TaskQueueHandle,
+    /// Connections' reader tasks (requests, and a publisher's interleaved media).
+    pub(crate) control: glommio::TaskQueueHandle,
 }
 
 /// Everything a shard shares with the process.
@@ -156,6 +167,10 @@ pub(crate) struct Shared {
     pub(crate) limits: Arc<crate::limits::Limits>,
     /// Where multicast groups come from, when multicast is on.
     pub(crate) multicast: Option<crate::plane::multicast::MulticastPlan>,
+    /// The bearer token of the metrics endpoint, if one is set.
+    pub(crate) metrics_token: Option<manifold_access::BearerToken>,
+    /// Who may read and publish what, and the secret every shard's nonces are bound to.
+    pub(crate) access: (Arc<manifold_access::Policy>, manifold_access::NonceKey),
     /// Readers' demand for on-demand pulls.
     pub(crate) pulls: Arc<crate::registry::Demand>,
     /// Streams whose publisher left, waiting for a republish.
@@ -170,7 +185,7 @@ pub(crate) struct Shard {
     pub(crate) shared: Shared,
     mesh: Senders<ShardMsg>,
     hubs: RefCell<HashMap<u64, Hub>>,
-    fanouts: RefCell<HashMap<u64, Rc<Fanout>>>,
+    fanouts: RefCell<HashMap<u64, Fanout>>,
     joins: RefCell<HashMap<u64, Rc<Join>>>,
     pub(crate) udp: ServerPorts,
     egress: UdpEgress,
@@ -179,7 +194,8 @@ pub(crate) struct Shard {
     /// The other shards the packet in hand goes to (reused).
     targets: RefCell<Vec<usize>>,
     udp_sources: RefCell<HashMap<SocketAddr, (u64, usize)>>,
-    rtcp_sources: RefCell<HashMap<SocketAddr, Weak<Reader>>>,
+    /// Readers' RTCP ports: (stream, reader).
+    rtcp_sources: RefCell<HashMap<SocketAddr, (u64, u64)>>,
     /// UDP publishers' RTCP ports: (stream, track).
     rtcp_ingest: RefCell<HashMap<SocketAddr, (u64, usize)>>,
     /// Publishers on this shard of streams owned by another shard, by stream.
@@ -191,6 +207,10 @@ pub(crate) struct Shard {
     /// The multicast groups of the streams this shard owns, and their sender.
     groups: RefCell<crate::plane::multicast::MulticastGroups>,
     mcast: crate::egress::MulticastEgress,
+    /// Its task queues.
+    pub(crate) queues: TaskQueues,
+    /// Its access control.
+    pub(crate) gate: crate::gate::Gate,
 }
 
 impl Shard {
@@ -278,15 +298,18 @@ impl Shard {
         if let Some(to) = group {
             self.mcast.send(packet.rtp(), to);
         }
-        self.deliver(stream, &packet);
+        self.deliver(now, stream, &packet);
         true
     }
 
-    /// Hands a packet of `stream` to this shard's readers and carries out the sends.
-    fn deliver(&self, stream: u64, packet: &SharedPacket) {
-        let Some(fanout) = self.fanout(stream) else { return };
+    /// Hands a packet of `stream` to this shard's readers at `now` and carries out the sends.
+    fn deliver(&self, now: Instant, stream: u64, packet: &SharedPacket) {
         let mut actions = self.actions.borrow_mut();
-        fanout.deliver(packet, &mut actions);
+        {
+            let mut fanouts = self.fanouts.borrow_mut();
+            let Some(fanout) = fanouts.get_mut(&stream) else { return };
+            fanout.deliver(now, packet, &mut actions);
+        }
         self.carry_out(&mut actions);
     }
 
@@ -308,9 +331,16 @@ impl Shard {
         self.rtcp_ingest.borrow_mut().retain(|_, (s, _)| *s != stream);
     }
 
-    /// Takes in a publisher's packet of `track` of `stream` that arrived on a server port:
-    /// into the hub on this shard, or forwarded to the owner.
-    fn ingest_udp(&self, now: Instant, stream: u64, track: usize, bytes: &[u8], media: Media) {
+    /// Takes in a publisher's packet of `track` of `stream` (interleaved on its connection, or
+    /// on a server port) at `now`: into the hub on this shard, or forwarded to the owner.
+    pub(crate) fn ingest_publisher(
+        &self,
+        now: Instant,
+        stream: u64,
+        track: usize,
+        bytes: &[u8],
+        media: Media,
+    ) {
         if self.ingest(now, stream, track, bytes, media) {
             return;
         }
@@ -369,7 +399,7 @@ impl Shard {
 
     /// Whether `stream` (owned here) has readers on any shard.
     pub(crate) fn has_readers(&self, stream: u64) -> bool {
-        self.fanout(stream).is_some()
+        self.has_fanout(stream)
             || self.hubs.borrow().get(&stream).is_some_and(|h| !h.subscribed_shards().is_empty())
     }
 
@@ -397,13 +427,81 @@ impl Shard {
         }
     }
 
-    /// The readers of `stream` on this shard, if any.
-    pub(crate) fn fanout(&self, stream: u64) -> Option<Rc<Fanout>> {
-        self.fanouts.borrow().get(&stream).cloned()
+    /// Whether this shard has readers of `stream`.
+    pub(crate) fn has_fanout(&self, stream: u64) -> bool {
+        self.fanouts.borrow().contains_key(&stream)
     }
 
-    fn fanout_or_new(&self, stream: u64) -> Rc<Fanout> {
-        self.fanouts.borrow_mut().entry(stream).or_insert_with(|| Rc::new(Fanout::new())).clone()
+    /// Adds `reader` to this shard's readers of `stream`.
+    fn add_reader(&self, stream: u64, reader: Reader) {
+        self.fanouts.borrow_mut().entry(stream).or_default().add(reader);
+    }
+
+    /// Reads reader `id` of `stream`, if it is still here.
+    pub(crate) fn with_reader<T>(
+        &self,
+        stream: u64,
+        id: u64,
+        f: impl FnOnce(&Reader) -> T,
+    ) -> Option<T> {
+        self.fanouts.borrow().get(&stream).and_then(|fo| fo.get(id)).map(f)
+    }
+
+    /// Hands the writer of TCP reader `id` of `stream` up to `max_bytes` and `max_frames`
+    /// frames of its queue at `now` (the drain contract of [`Fanout`]); returns the bytes.
+    pub(crate) fn drain_reader(
+        &self,
+        now: Instant,
+        (stream, id): (u64, u64),
+        max_bytes: usize,
+        max_frames: usize,
+        out: &mut Vec<TcpFrame>,
+    ) -> usize {
+        let mut fanouts = self.fanouts.borrow_mut();
+        fanouts.get_mut(&stream).map_or(0, |f| f.drain(now, id, max_bytes, max_frames, out))
+    }
+
+    /// Stops sending `track` to reader `id` of `stream` (a TEARDOWN of the track while
+    /// playing); returns whether it was being sent.
+    pub(crate) fn tear_down_track(&self, stream: u64, id: u64, track: usize) -> bool {
+        let mut fanouts = self.fanouts.borrow_mut();
+        fanouts.get_mut(&stream).is_some_and(|f| f.tear_down_track(id, track))
+    }
+
+    /// An interleaved RTCP packet at `now` from reader `id` of `stream`, on `channel`:
+    /// liveness and loss/jitter feedback.
+    pub(crate) fn reader_rtcp_interleaved(
+        &self,
+        now: Instant,
+        (stream, id): (u64, u64),
+        channel: u8,
+        bytes: &[u8],
+    ) {
+        let mut fanouts = self.fanouts.borrow_mut();
+        let Some(r) = fanouts.get_mut(&stream).and_then(|f| f.get_mut(id)) else { return };
+        let track = r.track_of_rtcp_channel(channel);
+        if r.absorb_rtcp(now, track, bytes) {
+            self.obs.rtcp_reports.set(self.obs.rtcp_reports.get() + 1);
+        }
+    }
+
+    /// Closes the connections of readers whose writers left their packets waiting for the
+    /// stall limit or longer at `now` (they read nothing; the others are not held up).
+    pub(crate) fn close_stalled(&self, now: Instant) {
+        let limit = self.config().reader_stall();
+        let mut stalled = Vec::new();
+        for f in self.fanouts.borrow().values() {
+            f.stalled(now, limit, &mut stalled);
+        }
+        for (reader, conn) in stalled {
+            if let Some(out) = self.conn(conn) {
+                if !out.closed.get() {
+                    tracing::info!(peer = %out.peer, reader, side = "downstream",
+                        stall_secs = limit.as_secs(), "reader stalled: closing its connection");
+                    out.close();
+                }
+            }
+        }
     }
 
     /// The upstream of `stream` (owned here) is gone: unpublish, tell the other shards, close
@@ -432,7 +530,7 @@ impl Shard {
             for r in f.readers() {
                 tracing::info!(peer = %r.peer, session = %r.session, path = %r.path,
                     "closing reader: stream ended");
-                self.send_bye_tracks(&f, &r, 0..r.tracks.len(), "stream ended");
+                self.send_byes(&f, r.id, None, "stream ended");
                 if let Some(conn) = self.conn(r.conn) {
                     conn.close();
                 }
@@ -457,29 +555,30 @@ impl Shard {
         self: &Rc<Self>,
         stream: u64,
         owner: usize,
-        reader: Rc<Reader>,
+        mut reader: Reader,
         gop: bool,
     ) -> bool {
+        let id = reader.id;
         if owner == self.id {
             let Some(snapshot) = self.hubs.borrow().get(&stream).map(Hub::snapshot) else {
                 return false;
             };
             if gop {
-                reader.preload(&snapshot);
+                reader.preload(Instant::now(), &snapshot);
             }
-            self.fanout_or_new(stream).add(reader);
+            self.add_reader(stream, reader);
             return true;
         }
         let join = Rc::new(Join {
-            reader: reader.clone(),
+            reader: RefCell::new(Some(reader)),
             stream,
             outcome: Cell::new(None),
             notify: Notify::default(),
         });
-        self.joins.borrow_mut().insert(reader.id, join.clone());
-        let msg = ShardMsg::Subscribe { stream, from: self.id, reader: reader.id, gop };
+        self.joins.borrow_mut().insert(id, join.clone());
+        let msg = ShardMsg::Subscribe { stream, from: self.id, reader: id, gop };
         if self.mesh.send_to(owner, msg).await.is_err() {
-            self.joins.borrow_mut().remove(&reader.id);
+            self.joins.borrow_mut().remove(&id);
             return false;
         }
         let waited = timer::timeout(JOIN_TIMEOUT, async {
@@ -487,66 +586,60 @@ impl Shard {
             Ok(())
         })
         .await;
-        self.joins.borrow_mut().remove(&reader.id);
+        self.joins.borrow_mut().remove(&id);
         waited.is_ok() && join.outcome.get() == Some(true)
     }
 
-    /// Starts sending to a joined reader whose PLAY was answered. A TCP reader's writer is
-    /// woken; a UDP reader is switched to the fan-out's batched sends once its queue holds
-    /// its starting keyframe (until then packets keep queueing and skipping).
-    pub(crate) fn go_live(self: &Rc<Self>, stream: u64, reader: &Rc<Reader>) {
-        reader.released.set(true);
-        if let Some(group) = reader.multicast_group() {
-            let owner = self.registry().lookup(&reader.path).filter(|s| s.id == stream);
+    /// Starts sending to joined reader `id` of `stream`, whose PLAY was answered. A TCP
+    /// reader's writer is woken; a UDP reader is switched to the fan-out's batched sends once
+    /// its queue holds its starting keyframe (until then packets keep queueing and skipping).
+    pub(crate) fn go_live(self: &Rc<Self>, stream: u64, id: u64) {
+        let Some((group, rtcp_from)) = self.with_reader(stream, id, |r| {
+            let rtcp_from: Vec<SocketAddr> = r
+                .tracks
+                .iter()
+                .flatten()
+                .filter_map(|t| match t {
+                    ReaderTrack::Udp { rtcp: Some(from), .. } => Some(*from),
+                    _ => None,
+                })
+                .collect();
+            (r.multicast_group(), rtcp_from)
+        }) else {
+            return;
+        };
+        if let Some(group) = group {
+            let path = self.with_reader(stream, id, |r| r.path.clone()).unwrap_or_default();
+            let owner = self.registry().lookup(&path).filter(|s| s.id == stream);
             if let Some(owner) = owner.map(|s| s.owner) {
                 self.multicast_readers(stream, owner, group, 1);
             }
         }
-        for t in reader.tracks.iter().flatten() {
-            if let ReaderTrack::Udp { rtcp: Some(from), .. } = t {
-                self.rtcp_sources.borrow_mut().insert(*from, Rc::downgrade(reader));
-            }
+        for from in rtcp_from {
+            self.rtcp_sources.borrow_mut().insert(from, (stream, id));
         }
-        if !reader.is_udp() {
-            reader.live.set(true);
-            reader.wake.notify();
-            return;
+        let mut actions = self.actions.borrow_mut();
+        if let Some(f) = self.fanouts.borrow_mut().get_mut(&stream) {
+            f.release(Instant::now(), id, &mut actions);
         }
-        if reader.queue.borrow().started() {
-            if let Some(f) = self.fanout(stream) {
-                let mut actions = self.actions.borrow_mut();
-                f.activate(reader, &mut actions);
-                self.carry_out(&mut actions);
-            }
+        self.carry_out(&mut actions);
+    }
+
+    /// Sends reader `id` of `stream` an RTCP BYE (an empty RR and a BYE) for `track`, or for
+    /// each of its tracks: on the RTCP channel of its connection, or to its RTCP port from the
+    /// shard's RTCP socket.
+    pub(crate) fn send_bye(&self, stream: u64, id: u64, track: Option<usize>, reason: &str) {
+        if let Some(fanout) = self.fanouts.borrow().get(&stream) {
+            self.send_byes(fanout, id, track, reason);
         }
     }
 
-    /// Sends a reader an RTCP BYE (an empty RR and a BYE) for each of its tracks: on the
-    /// RTCP channel of its connection, or to its RTCP port from the shard's RTCP socket.
-    pub(crate) fn send_bye(&self, stream: u64, reader: &Reader, reason: &str) {
-        if let Some(fanout) = self.fanout(stream) {
-            self.send_bye_tracks(&fanout, reader, 0..reader.tracks.len(), reason);
-        }
-    }
-
-    /// Sends a reader an RTCP BYE for one track (a TEARDOWN of that track while playing).
-    pub(crate) fn send_track_bye(&self, stream: u64, reader: &Reader, track: usize, reason: &str) {
-        if let Some(fanout) = self.fanout(stream) {
-            self.send_bye_tracks(&fanout, reader, track..track + 1, reason);
-        }
-    }
-
-    fn send_bye_tracks(
-        &self,
-        fanout: &Fanout,
-        reader: &Reader,
-        tracks: std::ops::Range<usize>,
-        reason: &str,
-    ) {
-        for bye in fanout.byes(reader, tracks, reason) {
+    fn send_byes(&self, fanout: &Fanout, id: u64, track: Option<usize>, reason: &str) {
+        let Some(conn_id) = fanout.get(id).map(|r| r.conn) else { return };
+        for bye in fanout.byes(id, track, reason) {
             match bye.track {
                 ReaderTrack::Tcp { channel } => {
-                    let Some(conn) = self.conn(reader.conn) else { continue };
+                    let Some(conn) = self.conn(conn_id) else { continue };
                     let mut frame = Vec::with_capacity(4 + bye.rtcp.len());
                     let len = u16::try_from(bye.rtcp.len()).unwrap_or(0);
                     frame.extend_from_slice(&manifold_rtsp::codec::interleaved_header(
@@ -567,18 +660,22 @@ impl Shard {
     /// Removes a reader from `stream` (owned by `owner`); the last one on a non-owner shard
     /// unsubscribes it from the owner.
     pub(crate) fn leave(self: &Rc<Self>, stream: u64, owner: usize, reader: u64) {
-        self.rtcp_sources.borrow_mut().retain(|_, r| r.upgrade().is_some_and(|r| r.id != reader));
-        let Some(f) = self.fanout(stream) else { return };
-        let group = f.readers().iter().find(|r| r.id == reader).and_then(|r| r.multicast_group());
+        self.rtcp_sources.borrow_mut().retain(|_, (s, r)| (*s, *r) != (stream, reader));
+        let group = self.with_reader(stream, reader, Reader::multicast_group).flatten();
         if let Some(group) = group {
             self.multicast_readers(stream, owner, group, -1);
         }
-        if f.remove(reader) {
-            self.fanouts.borrow_mut().remove(&stream);
-            self.obs.retire_fanout(stream, f.retired());
-            if owner != self.id {
-                self.send_later(owner, ShardMsg::Unsubscribe { stream, from: self.id });
+        let retired = {
+            let mut fanouts = self.fanouts.borrow_mut();
+            let Some(f) = fanouts.get_mut(&stream) else { return };
+            if !f.remove(reader) {
+                return;
             }
+            fanouts.remove(&stream).map(|f| f.retired()).unwrap_or_default()
+        };
+        self.obs.retire_fanout(stream, retired);
+        if owner != self.id {
+            self.send_later(owner, ShardMsg::Unsubscribe { stream, from: self.id });
         }
     }
 
@@ -600,9 +697,13 @@ impl Shard {
     /// A reader's RTCP from UDP `from` at `now`: liveness and loss/jitter feedback. False
     /// when `from` is no reader's RTCP port.
     fn reader_rtcp(&self, now: Instant, from: SocketAddr, bytes: &[u8]) -> bool {
-        let reader = self.rtcp_sources.borrow().get(&from).and_then(Weak::upgrade);
-        let Some(r) = reader else { return false };
-        if r.absorb_rtcp(now, r.track_of_rtcp_source(from), bytes) {
+        let Some((stream, id)) = self.rtcp_sources.borrow().get(&from).copied() else {
+            return false;
+        };
+        let mut fanouts = self.fanouts.borrow_mut();
+        let Some(r) = fanouts.get_mut(&stream).and_then(|f| f.get_mut(id)) else { return false };
+        let track = r.track_of_rtcp_source(from);
+        if r.absorb_rtcp(now, track, bytes) {
             self.obs.rtcp_reports.set(self.obs.rtcp_reports.get() + 1);
         }
         true
@@ -613,8 +714,8 @@ impl Shard {
         self.hubs.borrow().values().map(|h| (h.info().clone(), h.stats())).collect()
     }
 
-    /// The fan-outs of the streams this shard has readers of, by stream.
-    fn fanouts(&self) -> Vec<(u64, Rc<Fanout>)> {
-        self.fanouts.borrow().iter().map(|(id, f)| (*id, f.clone())).collect()
+    /// Reads the fan-outs of the streams this shard has readers of, by stream.
+    fn with_fanouts<T>(&self, f: impl FnOnce(&HashMap<u64, Fanout>) -> T) -> T {
+        f(&self.fanouts.borrow())
     }
 }

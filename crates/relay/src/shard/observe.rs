@@ -28,25 +28,27 @@ impl Shard {
                 multicast_packets: self.groups.borrow().packets(info.id),
             });
         }
-        for (id, fanout) in self.fanouts() {
-            let readers = fanout.readers();
-            let part = streams.entry(id).or_default();
-            part.id = id;
-            if part.path.is_empty() {
-                part.path = readers.first().map(|r| r.path.clone()).unwrap_or_default();
+        self.with_fanouts(|fanouts| {
+            for (&id, fanout) in fanouts {
+                let readers = fanout.readers();
+                let part = streams.entry(id).or_default();
+                part.id = id;
+                if part.path.is_empty() {
+                    part.path = readers.first().map(|r| r.path.clone()).unwrap_or_default();
+                }
+                let clock_rates: Vec<u32> = self
+                    .registry()
+                    .lookup(&part.path)
+                    .filter(|s| s.id == id)
+                    .map(|s| s.tracks.iter().map(|t| t.clock_rate).collect())
+                    .unwrap_or_default();
+                part.retired = fanout.retired();
+                for r in readers {
+                    let totals = fanout.totals(r);
+                    part.readers.push(reader_snapshot(self.id(), r, totals, &clock_rates, now));
+                }
             }
-            let clock_rates: Vec<u32> = self
-                .registry()
-                .lookup(&part.path)
-                .filter(|s| s.id == id)
-                .map(|s| s.tracks.iter().map(|t| t.clock_rate).collect())
-                .unwrap_or_default();
-            part.retired = fanout.retired();
-            for r in &readers {
-                let totals = fanout.totals(r);
-                part.readers.push(reader_snapshot(self.id(), r, totals, &clock_rates, now));
-            }
-        }
+        });
         for (id, retired) in obs.retired() {
             if let Some(part) = streams.get_mut(&id) {
                 part.retired.add(&retired);

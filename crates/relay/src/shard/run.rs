@@ -14,8 +14,7 @@ use glommio::{spawn_local, timer};
 use crate::egress::UdpEgress;
 use crate::error::{RelayError, ShardError};
 use crate::outbox::ConnOut;
-use crate::plane::fanout::Fanout;
-use crate::shard::{Media, Shard, ShardMsg, Shared, JOIN_TIMEOUT};
+use crate::shard::{Media, Shard, ShardMsg, Shared, TaskQueues, JOIN_TIMEOUT};
 use crate::udp::ServerPorts;
 
 /// How often a shard looks at the shutdown flag.
@@ -54,6 +53,17 @@ pub(crate) async fn run(
         }
     };
     let egress = UdpEgress::new(&udp);
+    // RTSP connections' request handling runs in a task queue of its own, so that a burst of
+    // connections or requests is preempted (the executor's preempt timer) for the media tasks
+    // (writers, ingests) in the shard's main queue, rather than run to the end first.
+    let queues = TaskQueues {
+        media: glommio::executor().current_task_queue(),
+        control: glommio::executor().create_task_queue(
+            glommio::Shares::default(),
+            glommio::Latency::NotImportant,
+            "rtsp-control",
+        ),
+    };
     let shard = Rc::new(Shard {
         id,
         shards,
@@ -75,6 +85,8 @@ pub(crate) async fn run(
         obs: crate::metrics::ShardObs::new(shards),
         groups: RefCell::default(),
         mcast: crate::egress::MulticastEgress::default(),
+        queues,
+        gate: crate::gate::Gate::new(shared.access.0.clone(), shared.access.1.clone()),
     });
     tracing::info!(
         shard = id,
@@ -95,6 +107,7 @@ pub(crate) async fn run(
         .detach();
     }
     spawn_local(udp_rtp_loop(shard.clone())).detach();
+    spawn_local(watch_stalls(shard.clone())).detach();
     spawn_local(udp_rtcp_loop(shard.clone())).detach();
     if shared.config.metrics.is_some() {
         spawn_local(publish_metrics(shard.clone())).detach();
@@ -106,6 +119,7 @@ pub(crate) async fn run(
                 let scrape = crate::metrics::Scrape {
                     board: shared.board.clone(),
                     limits: shared.limits.clone(),
+                    token: shared.metrics_token.clone(),
                 };
                 spawn_local(crate::http::serve(Rc::new(scrape), listener)).detach();
             }
@@ -145,11 +159,11 @@ pub(crate) async fn run(
         timer::sleep(SHUTDOWN_POLL).await;
     }
     accept.cancel().await;
-    let fanouts: Vec<(u64, Rc<Fanout>)> = shard.fanouts();
-    for (stream, f) in &fanouts {
-        for r in f.readers() {
-            shard.send_bye(*stream, &r, "relay shutting down");
-        }
+    let readers: Vec<(u64, u64)> = shard.with_fanouts(|fanouts| {
+        fanouts.iter().flat_map(|(s, f)| f.readers().iter().map(|r| (*s, r.id))).collect()
+    });
+    for (stream, reader) in readers {
+        shard.send_bye(stream, reader, None, "relay shutting down");
     }
     let conns: Vec<Rc<ConnOut>> = shard.conns.borrow().values().cloned().collect();
     tracing::info!(shard = id, connections = conns.len(), "shutting down");
@@ -160,31 +174,70 @@ pub(crate) async fn run(
     timer::sleep(Duration::from_millis(100)).await;
 }
 
-/// Accepts RTSP connections within the per-address limit, each served by its own task.
+/// Accepts RTSP connections within the connection limits, each served by its own task. Out of
+/// descriptors (`EMFILE`, `ENFILE`) it backs off and retries; refusals and accept failures are
+/// logged at most once a second, with how many were not logged.
 async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
+    let mut log = crate::ratelog::RateLimitedLog::default();
     loop {
         match listener.accept().await {
             Ok(stream) => {
                 let Ok(peer) = stream.peer_addr() else { continue };
-                let Some(permit) = shard.shared.limits.admit_connection(peer.ip()) else {
-                    tracing::warn!(%peer, shard = shard.id, limit =
-                        shard.config().max_connections_per_ip,
-                        "connection refused: too many from this address");
-                    drop(stream);
-                    continue;
+                let permit = match shard.shared.limits.admit_connection(peer.ip()) {
+                    Ok(p) => p,
+                    Err(why) => {
+                        if let Some(suppressed) = log.allow(Instant::now()) {
+                            let bounds = shard.shared.limits.bounds();
+                            tracing::warn!(%peer, shard = shard.id, ?why,
+                                max_connections = bounds.connections,
+                                max_connections_per_ip = bounds.connections_per_ip, suppressed,
+                                "connection refused: connection limit");
+                        }
+                        drop(stream);
+                        continue;
+                    }
                 };
-                let shard = shard.clone();
-                spawn_local(async move {
-                    crate::conn::run(shard, stream).await;
-                    drop(permit);
-                })
-                .detach();
+                let conn_shard = shard.clone();
+                let served = glommio::spawn_local_into(
+                    async move {
+                        crate::conn::run(conn_shard, stream).await;
+                        drop(permit);
+                    },
+                    shard.queues.control,
+                );
+                match served {
+                    Ok(task) => {
+                        task.detach();
+                    }
+                    Err(e) => tracing::warn!(%peer, error = %e, "connection not served"),
+                }
+                // Let the new connection (and every task already waiting, media writers among
+                // them) run before the next accept: a burst of connections must not hold up
+                // the shard's readers for the time it takes to set all of them up.
+                futures_lite::future::yield_now().await;
             }
             Err(e) => {
-                tracing::warn!(error = %e, shard = shard.id, "accept failed");
-                timer::sleep(Duration::from_millis(10)).await;
+                let e = std::io::Error::from(e);
+                let out_of_files = matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE));
+                if let Some(suppressed) = log.allow(Instant::now()) {
+                    tracing::warn!(error = %e, shard = shard.id, out_of_files, suppressed,
+                        "accept failed; backing off");
+                }
+                let pause = if out_of_files { 100 } else { 10 };
+                timer::sleep(Duration::from_millis(pause)).await;
             }
         }
+    }
+}
+
+/// Closes readers that read nothing for the stall limit, checking a few times per limit (the
+/// plane keeps the time; this task only asks).
+async fn watch_stalls(shard: Rc<Shard>) {
+    let period = (shard.config().reader_stall() / 4)
+        .clamp(Duration::from_millis(100), Duration::from_secs(1));
+    loop {
+        timer::sleep(period).await;
+        shard.close_stalled(Instant::now());
     }
 }
 
@@ -225,7 +278,7 @@ fn handle_msg(shard: &Rc<Shard>, from: usize, msg: ShardMsg) {
     match msg {
         ShardMsg::Packet { stream, packet } => {
             shard.obs.count_mesh_received(from);
-            shard.deliver(stream, &packet);
+            shard.deliver(Instant::now(), stream, &packet);
         }
         ShardMsg::Subscribe { stream, from: to, reader, gop } => {
             spawn_local(answer_subscribe(shard.clone(), stream, to, reader, gop)).detach();
@@ -234,8 +287,10 @@ fn handle_msg(shard: &Rc<Shard>, from: usize, msg: ShardMsg) {
             let join = shard.joins.borrow_mut().remove(&reader);
             match (join, packets) {
                 (Some(join), Some(packets)) if join.stream == stream => {
-                    join.reader.preload(&packets);
-                    shard.fanout_or_new(stream).add(join.reader.clone());
+                    if let Some(mut reader) = join.reader.borrow_mut().take() {
+                        reader.preload(Instant::now(), &packets);
+                        shard.add_reader(stream, reader);
+                    }
                     join.outcome.set(Some(true));
                     join.notify.notify();
                 }
@@ -246,7 +301,7 @@ fn handle_msg(shard: &Rc<Shard>, from: usize, msg: ShardMsg) {
                 // The PLAY gave up waiting; if this shard has no readers of the stream, tell
                 // the owner so it stops sending.
                 (None, _) => {
-                    if shard.fanout(stream).is_none() {
+                    if !shard.has_fanout(stream) {
                         shard.send_later(from, ShardMsg::Unsubscribe { stream, from: shard.id });
                     }
                 }
@@ -297,7 +352,7 @@ async fn udp_rtp_loop(shard: Rc<Shard>) {
             Ok((n, from)) => {
                 let route = shard.udp_sources.borrow().get(&from).copied();
                 if let Some((stream, track)) = route {
-                    shard.ingest_udp(Instant::now(), stream, track, &buf[..n], Media::Rtp);
+                    shard.ingest_publisher(Instant::now(), stream, track, &buf[..n], Media::Rtp);
                 }
             }
             Err(e) => {
@@ -319,7 +374,7 @@ async fn udp_rtcp_loop(shard: Rc<Shard>) {
                 let route = shard.rtcp_ingest.borrow().get(&from).copied();
                 match route {
                     Some((stream, track)) => {
-                        shard.ingest_udp(now, stream, track, &buf[..n], Media::Rtcp);
+                        shard.ingest_publisher(now, stream, track, &buf[..n], Media::Rtcp);
                     }
                     None => {
                         shard.reader_rtcp(now, from, &buf[..n]);

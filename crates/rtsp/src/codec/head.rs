@@ -130,7 +130,9 @@ fn headers<'h>(
         let text = std::str::from_utf8(line)
             .map_err(|_| ParseError::NonUtf8 { field: "header line", rejected })?;
         let malformed = || ParseError::MalformedHeader { line: text.to_owned(), rejected };
-        if text.contains('\r') {
+        // A control character in a header (a stray CR, a NUL) is never valid (RFC 2326
+        // §15.1: TEXT excludes CTLs); taking it in could smuggle a header past a proxy.
+        if has_control(text) {
             return Err(malformed());
         }
         if is_continuation(line) {

@@ -375,6 +375,10 @@ fn malformed_header() {
         b"OPTIONS * RTSP/1.0\r\nCSeq: 7\r\n: empty name\r\n\r\n",
         b"OPTIONS * RTSP/1.0\r\nCSeq: 7\r\nX: a\rb\r\n\r\n",
         b"OPTIONS * RTSP/1.0\r\n continued: nothing\r\nCSeq: 7\r\n\r\n",
+        // Control characters in a value (NUL, ESC, DEL); a tab is fine.
+        b"OPTIONS * RTSP/1.0\r\nCSeq: 7\r\nUser-Agent: a\x00b\r\n\r\n",
+        b"OPTIONS * RTSP/1.0\r\nCSeq: 7\r\nUser-Agent: \x1b[31m\r\n\r\n",
+        b"OPTIONS * RTSP/1.0\r\nCSeq: 7\r\nX: \x7f\r\n\r\n",
     ] {
         let e = assert_recoverable(bad, StatusCode::BAD_REQUEST, Some(7));
         assert!(matches!(e, ParseError::MalformedHeader { .. }), "{e:?}");

@@ -292,6 +292,21 @@ impl<R: RandomSource> ServerSessions<R> {
             }
             Decision::Reply(r)
         };
+        // No option tag is supported (RFC 2326 §12.32): a request that requires one is
+        // refused with 551 and the tags named back in `Unsupported`.
+        let required: Vec<&str> = req
+            .headers
+            .get_all("Require")
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .collect();
+        if !required.is_empty() {
+            let mut r = Response::new(StatusCode::OPTION_NOT_SUPPORTED);
+            r.headers.set("CSeq", cseq.to_string());
+            r.headers.set("Unsupported", required.join(", "));
+            return Decision::Reply(r);
+        }
         let header = match Session::from_headers(&req.headers) {
             Ok(h) => h,
             Err(_) => return reply(StatusCode::BAD_REQUEST, None),
@@ -582,6 +597,21 @@ mod tests {
             r.headers.append("Session", s.0.clone());
         }
         r
+    }
+
+    #[test]
+    fn a_required_option_is_refused_with_551_naming_it() {
+        let t0 = Instant::now();
+        let mut s = ServerSessions::new(ServerConfig::default(), counter());
+        let mut r = req(Method::Options, "rtsp://h/live", 4, None);
+        r.headers.append("Require", "play.basic, com.example.x");
+        r.headers.append("Require", "funky");
+        let Decision::Reply(resp) = s.handle_request(t0, &r) else { panic!("answered at once") };
+        assert_eq!(resp.status, StatusCode::OPTION_NOT_SUPPORTED);
+        assert_eq!(resp.cseq(), Some(4));
+        assert_eq!(resp.headers.get("Unsupported"), Some("play.basic, com.example.x, funky"));
+        let plain = req(Method::Options, "rtsp://h/live", 5, None);
+        assert!(matches!(s.handle_request(t0, &plain), Decision::Needs(_)));
     }
 
     #[test]

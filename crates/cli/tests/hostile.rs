@@ -1,0 +1,332 @@
+//! Clients that try to exhaust the relay, against the real binary: one connection opening
+//! thousands of sessions, a thousand idle and a thousand half-sent connections, a client that
+//! pipelines 16 MiB of requests and reads nothing. Each attack must be bounded by the relay's
+//! limits, and a reader on the same shard must keep receiving while it runs.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)] // test code
+
+mod common;
+
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{exchange, Relay};
+
+/// The relay's settings for the attacks: short timeouts so the test is quick.
+const CONFIG: &str = "synthetic = [\"/demo\"]\n\
+                      request_timeout_secs = 2\n\
+                      idle_timeout_secs = 3\n\
+                      reader_stall_secs = 2\n\
+                      max_sessions_per_connection = 16\n";
+
+/// Open descriptors of process `pid`.
+fn fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)
+}
+
+/// Resident memory of process `pid`, in bytes.
+fn rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// Reads one response head (and body) from a buffered connection: its status and headers.
+fn read_response(r: &mut BufReader<TcpStream>) -> Option<(u16, String)> {
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        if line == "\r\n" {
+            break;
+        }
+        head.push_str(&line);
+    }
+    let length = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    r.read_exact(&mut body).ok()?;
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok())?;
+    Some((status, head))
+}
+
+/// A TCP reader of `/demo` that records the longest gap between interleaved frames in each
+/// phase of the test (the phase is whatever `phase` holds when the frame arrives).
+struct Watcher {
+    phase: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    gaps: Arc<Mutex<Vec<Duration>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Watcher {
+    fn start(addr: SocketAddr, phases: usize, t0: Instant) -> Watcher {
+        let phase = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let gaps = Arc::new(Mutex::new(vec![Duration::ZERO; phases]));
+        let mut c = TcpStream::connect(addr).expect("connect");
+        c.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        let url = format!("rtsp://{addr}/demo");
+        let (s, head) = exchange(
+            &mut c,
+            &format!(
+                "SETUP {url}/trackID=0 RTSP/1.0\r\nCSeq: 1\r\n\
+                 Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n"
+            ),
+        );
+        assert_eq!(s, 200, "{head}");
+        let session = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Session: "))
+            .and_then(|v| v.split(';').next())
+            .expect("Session header")
+            .to_owned();
+        let (s, _) = exchange(
+            &mut c,
+            &format!("PLAY {url} RTSP/1.0\r\nCSeq: 2\r\nSession: {session}\r\n\r\n"),
+        );
+        assert_eq!(s, 200);
+        let thread = {
+            let (phase, stop, gaps) = (phase.clone(), stop.clone(), gaps.clone());
+            std::thread::spawn(move || {
+                let mut last: Option<Instant> = None;
+                let mut buf = vec![0u8; 65_536];
+                let mut keepalive = Instant::now();
+                while !stop.load(Ordering::Relaxed) {
+                    let mut header = [0u8; 4];
+                    if c.read_exact(&mut header).is_err() {
+                        break;
+                    }
+                    let len = usize::from(u16::from_be_bytes([header[2], header[3]]));
+                    if header[0] != b'$' || c.read_exact(&mut buf[..len]).is_err() {
+                        break;
+                    }
+                    let now = Instant::now();
+                    if let Some(prev) = last {
+                        let p = phase.load(Ordering::Relaxed);
+                        let mut g = gaps.lock().unwrap();
+                        if now - prev > Duration::from_millis(100) {
+                            eprintln!("gap {:?} in phase {p} ending at {:?}", now - prev, now - t0);
+                        }
+                        g[p] = g[p].max(now - prev);
+                    }
+                    last = Some(now);
+                    if keepalive.elapsed() > Duration::from_secs(20) {
+                        keepalive = now;
+                        let req = format!(
+                            "GET_PARAMETER {url} RTSP/1.0\r\nCSeq: 9\r\nSession: {session}\r\n\r\n"
+                        );
+                        let _ = c.write_all(req.as_bytes());
+                    }
+                }
+            })
+        };
+        Watcher { phase, stop, gaps, thread: Some(thread) }
+    }
+
+    fn enter(&self, phase: usize) {
+        self.phase.store(phase, Ordering::Relaxed);
+    }
+
+    fn finish(mut self) -> Vec<Duration> {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.join().expect("watcher");
+        }
+        self.gaps.lock().unwrap().clone()
+    }
+}
+
+#[test]
+fn attacks_stay_bounded_and_a_reader_on_the_shard_keeps_receiving() {
+    let t0 = Instant::now();
+    // The test process holds two thousand sockets of its own.
+    manifold_sys::limits::raise_nofile().expect("raise the open-file limit");
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("manifold-e2e-hostile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let config = dir.join("relay.toml");
+    std::fs::write(&config, CONFIG).expect("write config");
+    // One shard: every attack lands on the watcher's shard.
+    let relay = Relay::start(&["--cores", "1", "--config", config.to_str().expect("utf-8")]);
+    let pid = relay.child.id();
+    let url = relay.url("/demo");
+    std::thread::sleep(Duration::from_millis(1500));
+    let watcher = Watcher::start(relay.addr, 4, t0);
+    std::thread::sleep(Duration::from_secs(3)); // phase 0: the normal gap
+    let baseline_fds = fds(pid);
+
+    // Phase 1: 10,000 SETUPs on one connection, pipelined 100 at a time.
+    watcher.enter(1);
+    let greedy = TcpStream::connect(relay.addr).expect("connect");
+    greedy.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let mut greedy_w = greedy.try_clone().expect("clone");
+    let mut greedy_r = BufReader::new(greedy);
+    let (mut ok, mut refused, mut sessions) = (0, 0, Vec::new());
+    for batch in 0..100 {
+        let mut requests = String::new();
+        for i in 0..100 {
+            let cseq = batch * 100 + i + 1;
+            requests.push_str(&format!(
+                "SETUP {url}/trackID=0 RTSP/1.0\r\nCSeq: {cseq}\r\n\
+                 Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n"
+            ));
+        }
+        greedy_w.write_all(requests.as_bytes()).expect("send SETUPs");
+        for _ in 0..100 {
+            let (status, head) = read_response(&mut greedy_r).expect("a response to every SETUP");
+            match status {
+                200 => {
+                    ok += 1;
+                    sessions.extend(
+                        head.lines()
+                            .find_map(|l| l.strip_prefix("Session: "))
+                            .map(|v| v.split(';').next().unwrap_or_default().to_owned()),
+                    );
+                }
+                503 => {
+                    assert!(head.contains("Retry-After: "), "{head}");
+                    refused += 1;
+                }
+                other => panic!("SETUP answered {other}: {head}"),
+            }
+        }
+    }
+    assert_eq!((ok, refused), (16, 9_984), "16 sessions per connection, the rest refused");
+    // Its session still works (a connection plays one session: its latest), and another
+    // client still gets one.
+    let latest = sessions.last().expect("a session");
+    let play = format!("PLAY {url} RTSP/1.0\r\nCSeq: 10001\r\nSession: {latest}\r\n\r\n");
+    greedy_w.write_all(play.as_bytes()).expect("PLAY");
+    assert_eq!(read_response(&mut greedy_r).map(|r| r.0), Some(200), "kept its sessions");
+    let mut other = TcpStream::connect(relay.addr).expect("connect");
+    other.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    let (s, head) = exchange(
+        &mut other,
+        &format!(
+            "SETUP {url}/trackID=0 RTSP/1.0\r\nCSeq: 1\r\n\
+             Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n"
+        ),
+    );
+    assert_eq!(s, 200, "another client gets a session: {head}");
+    drop((greedy_w, greedy_r, other));
+
+    // Phase 2: a thousand idle connections and a thousand that send half a request.
+    watcher.enter(2);
+    let before = fds(pid);
+    let start = Instant::now();
+    let mut held: Vec<TcpStream> = Vec::with_capacity(2000);
+    for i in 0..2000 {
+        let mut c = TcpStream::connect(relay.addr).expect("connect");
+        if i % 2 == 1 {
+            c.write_all(b"OPTIONS * RTSP/1.0\r\nCSeq: 1\r\nUser-Agent: slow").expect("half");
+        }
+        held.push(c);
+    }
+    eprintln!("phase 2 at {:?}: connected", t0.elapsed());
+    let mut opened = fds(pid);
+    while opened < baseline_fds + 1990 && start.elapsed() < Duration::from_millis(1500) {
+        std::thread::sleep(Duration::from_millis(20));
+        opened = opened.max(fds(pid));
+    }
+    assert!(opened >= baseline_fds + 1990, "the relay took the connections: {before} → {opened}");
+    eprintln!("phase 2 at {:?}: all accepted", t0.elapsed());
+    // Half-sent ones go after the request timeout (2 s), idle ones after the idle timeout
+    // (3 s): all within 3 s + slack, none before 2 s.
+    let mut closed_at = None;
+    while start.elapsed() < Duration::from_secs(12) {
+        if fds(pid) <= baseline_fds + 5 {
+            closed_at = Some(start.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let closed_at =
+        closed_at.unwrap_or_else(|| panic!("fds still {} (baseline {baseline_fds})", fds(pid)));
+    eprintln!("phase 2 at {:?}: all closed", t0.elapsed());
+    assert!(closed_at >= Duration::from_secs(2), "closed before any timeout: {closed_at:?}");
+    assert!(closed_at <= Duration::from_secs(3 + 4), "closed late: {closed_at:?}");
+    for c in &mut held {
+        c.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
+        let mut b = [0u8; 512];
+        let eof = loop {
+            match c.read(&mut b) {
+                Ok(0) => break true,
+                Ok(_) => continue, // a 408-like answer or nothing: read to the end
+                Err(e) if e.kind() == ErrorKind::ConnectionReset => break true,
+                Err(_) => break false,
+            }
+        };
+        assert!(eof, "a held connection was not closed by the relay");
+    }
+    drop(held);
+
+    // Phase 3: 16 MiB of pipelined DESCRIBEs from a client that never reads.
+    watcher.enter(3);
+    let rss_before = rss(pid);
+    let flood = TcpStream::connect(relay.addr).expect("connect");
+    flood.set_write_timeout(Some(Duration::from_secs(4))).expect("timeout");
+    let sampler_stop = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let stop = sampler_stop.clone();
+        std::thread::spawn(move || {
+            let mut peak = 0;
+            while !stop.load(Ordering::Relaxed) {
+                peak = peak.max(rss(pid));
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            peak
+        })
+    };
+    let request = format!("DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\n\r\n");
+    let chunk: Vec<u8> = request.as_bytes().repeat(65_536 / request.len());
+    let mut sent = 0usize;
+    let mut writer = &flood;
+    let mut cut_off = false;
+    while sent < 16 << 20 {
+        match writer.write(&chunk) {
+            Ok(n) => sent += n,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                // The relay stopped reading: keep trying until it cuts the client off.
+                continue;
+            }
+            Err(_) => {
+                cut_off = true;
+                break;
+            }
+        }
+    }
+    sampler_stop.store(true, Ordering::Relaxed);
+    let peak = sampler.join().expect("sampler");
+    let grown = peak.saturating_sub(rss_before);
+    assert!(cut_off, "the flooding client was never disconnected ({sent} bytes taken)");
+    assert!(grown < 2 << 20, "RSS grew by {grown} bytes ({rss_before} → {peak})");
+    drop(flood);
+    std::thread::sleep(Duration::from_millis(500));
+
+    let gaps = watcher.finish();
+    // Normal: the baseline's longest gap, and at least two frame intervals of the synthetic
+    // stream (25 fps): on a shared machine a quiet stream sees gaps that long anyway.
+    let normal = gaps[0].max(Duration::from_millis(80));
+    for (phase, gap) in gaps.iter().enumerate().skip(1) {
+        assert!(*gap < normal * 2, "phase {phase}: max gap {gap:?} against {:?} normally", gaps[0]);
+    }
+    eprintln!(
+        "hostile: max gaps {gaps:?}; fds back to baseline after {closed_at:?}; flood {sent} bytes \
+         taken, RSS +{grown} bytes"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
