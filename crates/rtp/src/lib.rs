@@ -10,6 +10,7 @@ pub mod codec;
 pub mod ext;
 pub mod ntp;
 pub mod packet;
+pub mod packetize;
 pub mod rewrite;
 pub mod rtcp;
 pub mod stats;

@@ -48,7 +48,6 @@
 
 mod clip;
 mod error;
-mod packetize;
 mod sdp;
 pub mod stamps;
 mod stream;
@@ -57,7 +56,7 @@ mod wire;
 pub use clip::{Clip, EMBEDDED_CLIP};
 pub use error::SynthError;
 pub use manifold_rtp::ntp::NtpTime;
-pub use packetize::{Packetizer, FU_A, MIN_PAYLOAD, STAP_A};
+pub use manifold_rtp::packetize::h264::{Packetizer, FU_A, MIN_PAYLOAD, STAP_A};
 pub use sdp::MediaSdp;
 pub use stamps::{ExtensionIds, Stamps, ABS_CAPTURE_TIME_URI, PACKET_COUNTER_URI};
 pub use stream::{

@@ -7,11 +7,11 @@ use manifold_rtp::ntp::NtpTime;
 use manifold_rtp::{RtpTime, SeqNo, Ssrc};
 
 use crate::clip::{nal_type, Clip};
-use crate::packetize::Packetizer;
 use crate::sdp::MediaSdp;
 use crate::stamps::ExtensionIds;
 use crate::wire::{write_packet, Header, HEADER_LEN};
 use crate::{SynthError, MAX_FPS};
+use manifold_rtp::packetize::h264::Packetizer;
 
 /// RTP clock rate of H.264 (RFC 6184).
 pub const CLOCK_RATE: u32 = 90_000;

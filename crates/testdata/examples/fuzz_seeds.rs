@@ -4,6 +4,8 @@
 //! * `OUT_DIR/sdp/`: every SDP body found in them;
 //! * `OUT_DIR/rtp/` and `OUT_DIR/rtcp/`: every UDP payload, split by RTCP packet type;
 //! * `OUT_DIR/rtsp_headers/`: every header value in the transcripts;
+//! * `OUT_DIR/rtmp/`: the RTMP transcripts' byte streams, whole (from the handshake) and from
+//!   the first chunk on, cut to 16 KiB, and each client segment after the handshake;
 //! * `OUT_DIR/digest_verify/`: `Authorization` values (RFC 7616's examples, what ffmpeg and
 //!   GStreamer send, Basic) and every `Authorization` value in the transcripts;
 //! * `OUT_DIR/access_hook_http/`: HTTP status lines (the first byte is the split point).
@@ -68,6 +70,29 @@ fn main() {
         put("rtsp_codec", name.clone(), bytes);
         if let Some(at) = find(bytes, b"\r\n\r\nv=0") {
             put("sdp", name.clone(), &bytes[at + 4..]);
+        }
+    }
+    for name in manifold_testdata::RTMP_TRANSCRIPTS {
+        use manifold_testdata::Direction;
+        let stem = stem(name);
+        // C0 + C1 + C2 (and S0 + S1 + S2) are 3073 bytes.
+        const HANDSHAKE: usize = 3073;
+        for (side, direction) in
+            [("c2s", Direction::ClientToServer), ("s2c", Direction::ServerToClient)]
+        {
+            let stream = manifold_testdata::transcript_stream(name, direction);
+            put("rtmp", format!("{stem}-{side}"), &stream[..stream.len().min(16 << 10)]);
+            let chunks = &stream[HANDSHAKE.min(stream.len())..];
+            put("rtmp", format!("{stem}-{side}-chunks"), &chunks[..chunks.len().min(16 << 10)]);
+        }
+        let mut at = 0;
+        for (i, seg) in manifold_testdata::transcript(name).iter().enumerate() {
+            if seg.direction == Direction::ClientToServer {
+                if at >= HANDSHAKE {
+                    put("rtmp", format!("{stem}-{i}"), &seg.bytes);
+                }
+                at += seg.bytes.len();
+            }
         }
     }
     for (target, n) in counts {

@@ -1,8 +1,8 @@
 //! Test-only access to the recorded captures in the repository's `testdata/` folder.
 //!
-//! Two kinds of fixtures live there (see `testdata/rtsp/README.md`):
+//! Two kinds of fixtures live there (see `testdata/rtsp/README.md` and `testdata/rtmp/README.md`):
 //!
-//! * transcripts (`*.txt`): the TCP byte stream of an RTSP session, each segment under a
+//! * transcripts (`*.txt`): the TCP byte stream of an RTSP or RTMP session, each segment under a
 //!   `### C->S (N bytes)` or `### S->C (N bytes)` line, the bytes exact (CRLF kept);
 //! * classic libpcap captures (`*.pcap`, link type Ethernet) of loopback traffic.
 //!
@@ -45,6 +45,19 @@ pub struct Segment {
 /// The transcript fixtures (`rtsp/*.txt`), by name relative to `testdata/`.
 pub const TRANSCRIPTS: &[&str] =
     &["rtsp/ffmpeg-play-udp.txt", "rtsp/gst-play-udp.txt", "rtsp/ffmpeg-publish-udp.txt"];
+
+/// The RTMP transcript fixtures (`rtmp/*.txt`, same format as the RTSP ones): real publishers
+/// talking to a real RTMP server, see `testdata/rtmp/README.md`.
+pub const RTMP_TRANSCRIPTS: &[&str] = &["rtmp/ffmpeg-publish-h264-aac.txt"];
+
+/// The bytes one side of a transcript sent, concatenated in order.
+pub fn transcript_stream(relative: &str, direction: Direction) -> Vec<u8> {
+    transcript(relative)
+        .into_iter()
+        .filter(|s| s.direction == direction)
+        .flat_map(|s| s.bytes)
+        .collect()
+}
 
 /// The pcap fixtures (`rtsp/*.pcap`), by name relative to `testdata/`.
 pub const PCAPS: &[&str] = &[
@@ -227,6 +240,17 @@ mod tests {
             assert!(segs.len() >= 4, "{name}");
             assert_eq!(segs[0].direction, Direction::ClientToServer);
             assert!(segs.iter().all(|s| !s.bytes.is_empty()));
+        }
+    }
+
+    #[test]
+    fn rtmp_transcripts_start_with_the_handshake() {
+        for name in RTMP_TRANSCRIPTS {
+            let c2s = transcript_stream(name, Direction::ClientToServer);
+            let s2c = transcript_stream(name, Direction::ServerToClient);
+            assert_eq!(c2s[0], 3, "{name}: C0");
+            assert_eq!(s2c[0], 3, "{name}: S0");
+            assert!(c2s.len() > 10_000, "{name}");
         }
     }
 

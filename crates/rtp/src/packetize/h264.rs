@@ -1,7 +1,12 @@
 //! RFC 6184 packetization, mode 1 (non-interleaved): single NAL unit packets, STAP-A
 //! aggregates of parameter sets, and FU-A fragments.
 
-use crate::clip::{nal_type, nal_unit_type};
+use crate::codec::h264::NalType;
+
+/// The NAL unit type in a header byte's low five bits.
+fn nal_unit_type(header: u8) -> u8 {
+    NalType::of_header(header).0
+}
 
 /// NAL unit type of a single-time aggregation packet (RFC 6184 §5.7.1).
 pub const STAP_A: u8 = 24;
@@ -115,7 +120,7 @@ impl Packetizer {
 
 /// Whether a NAL unit may go into a STAP-A with its neighbours: parameter sets, SEI, AUD.
 fn is_aggregatable(header: u8) -> bool {
-    matches!(nal_unit_type(header), nal_type::SPS | nal_type::PPS | nal_type::SEI | nal_type::AUD)
+    matches!(NalType::of_header(header), NalType::SPS | NalType::PPS | NalType::SEI | NalType::AUD)
 }
 
 #[cfg(test)]
