@@ -25,7 +25,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the relay: accept publishers and readers, fan streams out.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Simulate RTSP clients against any RTSP server and report what they experienced.
     Load(Box<manifold_load::LoadArgs>),
     /// Publish the synthetic H.264 stream (capture-time stamped) to an RTSP server, or send
@@ -84,6 +84,10 @@ struct ServeArgs {
     /// Publishing to a live path closes the old publisher instead of answering 403.
     #[arg(long)]
     publish_replace: bool,
+    /// Accept RTMP publishers here (e.g. 0.0.0.0:1935): rtmp://host/APP/STREAM publishes the
+    /// RTSP path /APP/STREAM (credentials: ?user=U&pass=P on the URL).
+    #[arg(long, value_name = "ADDR")]
+    rtmp_listen: Option<SocketAddr>,
     /// Ask this HTTP endpoint who may read and publish: a POST of
     /// {user, password, path, action, ip, protocol} as JSON; a 2xx allows, anything else
     /// (or no answer within 3 s) denies. Replaces the config's [[user]] tables.
@@ -132,7 +136,7 @@ fn main() -> anyhow::Result<ExitCode> {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve(args) => serve(args).map(|()| ExitCode::SUCCESS),
+        Command::Serve(args) => serve(*args).map(|()| ExitCode::SUCCESS),
         Command::Load(args) => Ok(load(*args)),
         Command::Source(args) => source(&args),
         Command::Demo(args) => demo::run(args),
@@ -253,6 +257,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if args.auth_hook.is_some() {
         config.auth_hook = args.auth_hook;
+    }
+    if args.rtmp_listen.is_some() {
+        config.rtmp_listen = args.rtmp_listen;
     }
     if args.limit_loopback {
         config.limit_loopback = true;

@@ -273,7 +273,13 @@ fn publishers_and_readers_need_their_credentials() {
     std::fs::create_dir_all(&dir).expect("temp dir");
     let config = dir.join("relay.toml");
     std::fs::write(&config, USERS).expect("write config");
-    let relay = Relay::start(&["--config", config.to_str().expect("utf-8 path")]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let rtmp = format!("127.0.0.1:{port}");
+    let relay =
+        Relay::start(&["--config", config.to_str().expect("utf-8 path"), "--rtmp-listen", &rtmp]);
     let addr = relay.addr;
     // An ANNOUNCE without credentials: 401, offering Digest SHA-256 and MD5 (and Basic here).
     let mut c = connect(&relay);
@@ -334,7 +340,72 @@ fn publishers_and_readers_need_their_credentials() {
     ffmpeg_is_refused(&format!("rtsp://{addr}/cam/door"));
     ffmpeg_is_refused(&format!("rtsp://viewer:wrong@{addr}/cam/door"));
     ffmpeg_is_refused(&format!("rtsp://cam:s3cret@{addr}/cam/door")); // publish-only user
+                                                                      // RTMP: the same permission, credentials on the URL's query.
+    let out = run_bounded(
+        Command::new("ffmpeg").args(["-v", "error", "-re", "-i"]).arg(clip()).args([
+            "-t",
+            "1",
+            "-c",
+            "copy",
+            "-f",
+            "flv",
+            &format!("rtmp://{rtmp}/cam/side"),
+        ]),
+        Duration::from_secs(20),
+    )
+    .expect("ffmpeg finished in time");
+    assert!(!out.status.success(), "ffmpeg published over RTMP without credentials");
+    let _rtmp_publisher = rtmp_publisher(&format!("rtmp://{rtmp}/cam/side?user=cam&pass=s3cret"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut c = connect(&relay);
+        let (s, _) = exchange(
+            &mut c,
+            &format!(
+                "DESCRIBE rtsp://{addr}/cam/side RTSP/1.0\r\nCSeq: 1\r\n\
+                 Authorization: {VIEWER_BASIC}\r\n\r\n"
+            ),
+        );
+        if s == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never published over RTMP (DESCRIBE {s})");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An ffmpeg RTMP publisher looping the clip to `url`, killed when dropped.
+fn rtmp_publisher(url: &str) -> Publisher {
+    let child = Command::new("ffmpeg")
+        .args(["-v", "error", "-re", "-stream_loop", "-1", "-i"])
+        .arg(clip())
+        .args(["-c", "copy", "-f", "flv", url])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start ffmpeg rtmp publisher");
+    Publisher(child)
+}
+
+#[test]
+fn ffmpeg_publishes_over_rtmp_and_is_read_back_over_rtsp() {
+    if !have("ffmpeg", "-version") || !have("gst-launch-1.0", "--version") {
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let rtmp = format!("127.0.0.1:{port}");
+    let relay = Relay::start(&["--rtmp-listen", &rtmp]);
+    let _publisher = rtmp_publisher(&format!("rtmp://{rtmp}/live/cam"));
+    wait_published(&relay, "/live/cam");
+    let url = relay.url("/live/cam");
+    ffmpeg_reads(&url, "tcp");
+    ffmpeg_reads(&url, "udp");
+    gstreamer_reads(&url, 2);
 }
 
 #[test]

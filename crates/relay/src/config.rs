@@ -157,6 +157,9 @@ fn join(cpus: &[usize]) -> String {
 pub struct ServeConfig {
     /// Where every shard accepts RTSP connections (port 0: pick one, and log it).
     pub listen: SocketAddr,
+    /// Where RTMP publishers connect (conventionally port 1935); `None`: no RTMP. A publish
+    /// of `rtmp://host/APP/STREAM` publishes the RTSP path `/APP/STREAM`.
+    pub rtmp_listen: Option<SocketAddr>,
     /// Shards (one per core); 0 means every online CPU, or one per CPU of `cpus`.
     pub cores: usize,
     /// The CPUs the shards are pinned to, shard `i` to `cpus[i]` (in TOML a list, `[1]`, or
@@ -256,6 +259,7 @@ impl Default for ServeConfig {
     fn default() -> Self {
         ServeConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], 8554)),
+            rtmp_listen: None,
             cores: 0,
             cpus: Vec::new(),
             synthetic: Vec::new(),

@@ -21,9 +21,8 @@ use manifold_sdp::Sdp;
 use manifold_udp::RawAddr;
 
 use crate::outbox::ConnOut;
-use crate::plane::hub::Hub;
 use crate::plane::reader::{Reader, ReaderSpec, ReaderTrack};
-use crate::registry::{relay_sdp, StreamInfo, TrackInfo};
+use crate::registry::StreamInfo;
 use crate::shard::{Media, Shard};
 
 /// The methods the relay answers, for `Public`.
@@ -425,71 +424,15 @@ impl Control {
         if let Some(old) = self.publisher.take() {
             old.hub.end(&self.shard);
         }
-        // A republish within the grace continues the stream its readers still play.
-        if let Some(hub) = crate::republish::adopt(&self.shard, &path, &sdp, self.peer) {
-            if let crate::republish::Upstream::Local(info) = &hub {
-                self.shard.obs.set_upstream(
-                    info.id,
-                    crate::metrics::Upstream {
-                        kind: "publisher",
-                        peer: Some(self.peer),
-                        conn: Some(self.out.id),
-                    },
-                );
-            }
-            tracing::info!(peer = %self.peer, %path, stream = hub.info().id, "announced again");
-            self.publisher = Some(Publisher {
-                session: None,
-                hub,
-                media_urls: sdp.media_urls(&req.uri),
-                channels: Vec::new(),
-                recording: false,
-                announced: Instant::now(),
-            });
-            return Response::new(StatusCode::OK);
-        }
-        let tracks = TrackInfo::all_of(&sdp);
         let media_urls = sdp.media_urls(&req.uri);
-        let relay_sdp = relay_sdp(sdp);
-        let registry = self.shard.registry();
-        let owner = self.shard.id();
-        let published = match registry.publish(&path, owner, relay_sdp.clone(), tracks.clone()) {
-            Err(_) if self.shard.config().publish_replace => {
-                // Take the path over: unpublish the old stream, close its publisher.
-                if let Some(old) = registry.take(&path) {
-                    tracing::info!(peer = %self.peer, %path, old_stream = old.id, side = "upstream",
-                        "ANNOUNCE replaces the live publisher");
-                    self.shard.evict(old.id, old.owner);
-                }
-                registry.publish(&path, owner, relay_sdp, tracks)
-            }
-            other => other,
+        let from =
+            crate::publish::From { peer: self.peer, conn: Some(self.out.id), kind: "publisher" };
+        let Some(hub) = crate::publish::take_path(&self.shard, &path, sdp, from) else {
+            return Response::new(StatusCode::FORBIDDEN);
         };
-        let info = match published {
-            Ok(info) => info,
-            Err(e) => {
-                tracing::info!(peer = %self.peer, %path, side = "upstream", "ANNOUNCE refused: {e}");
-                return Response::new(StatusCode::FORBIDDEN);
-            }
-        };
-        let mut hub = Hub::new(info.clone(), self.shard.shards(), self.shard.config().gop_cache);
-        if self.shard.config().publish_grace_secs > 0 {
-            // A republish may continue this stream: rewrite it onto one continuous stream.
-            hub = hub.with_continuity(crate::sys::random_u32);
-        }
-        self.shard.add_hub(hub);
-        self.shard.obs.set_upstream(
-            info.id,
-            crate::metrics::Upstream {
-                kind: "publisher",
-                peer: Some(self.peer),
-                conn: Some(self.out.id),
-            },
-        );
-        tracing::info!(peer = %self.peer, %path, stream = info.id, tracks = info.tracks.len(), "announced");
         self.publisher = Some(Publisher {
             session: None,
-            hub: crate::republish::Upstream::Local(info),
+            hub,
             media_urls,
             channels: Vec::new(),
             recording: false,
@@ -973,7 +916,7 @@ mod tests {
         let body = b"v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=x\r\nt=0 0\r\n\
                      m=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=control:streamid=0\r\n\
                      m=audio 0 RTP/AVP 97\r\na=rtpmap:97 MPEG4-GENERIC/44100/2\r\na=control:streamid=1\r\n";
-        let out = relay_sdp(Sdp::parse(body).unwrap());
+        let out = crate::registry::relay_sdp(Sdp::parse(body).unwrap());
         assert!(out.contains("a=control:*\r\n"));
         assert!(out.contains("a=control:trackID=0\r\n"));
         assert!(out.contains("a=control:trackID=1\r\n"));

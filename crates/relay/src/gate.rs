@@ -38,9 +38,9 @@ impl Gate {
         }
     }
 
-    /// Whether `req` (from `peer`, to `action` the stream at `path`) may go on: `Ok(user)`, or
-    /// the response that refuses it (401 with challenges, 403, or 503 with `Retry-After` when
-    /// the address failed too often). Asks the auth hook when the policy says so.
+    /// Whether an RTSP request `req` (from `peer`, to `action` the stream at `path`) may go
+    /// on: `Ok(user)`, or the response that refuses it (401 with challenges, 403, or 503 with
+    /// `Retry-After` when the address failed too often).
     pub(crate) async fn authorize(
         &self,
         peer: SocketAddr,
@@ -52,11 +52,32 @@ impl Gate {
             Some(value) => Presented::Header { value, method: req.method, uri: &req.uri },
             None => Presented::Nothing,
         };
+        self.decide(peer, path, action, Protocol::Rtsp, credentials).await.map_err(|r| match r {
+            Refused::Unauthorized(response) => response,
+            Refused::Forbidden => Response::new(StatusCode::FORBIDDEN),
+            Refused::RateLimited(retry_after) => {
+                let mut r = Response::new(StatusCode::SERVICE_UNAVAILABLE);
+                r.headers.set("Retry-After", retry_after.as_secs().max(1).to_string());
+                r
+            }
+        })
+    }
+
+    /// Whether `peer` may `action` the stream at `path` over `protocol` with `credentials`:
+    /// `Ok(user)`, or why not (logged here). Asks the auth hook when the policy says so.
+    pub(crate) async fn decide(
+        &self,
+        peer: SocketAddr,
+        path: &str,
+        action: Action,
+        protocol: Protocol,
+        credentials: Presented<'_>,
+    ) -> Result<Option<String>, Refused> {
         let request = manifold_access::Request {
             peer: peer.ip(),
             path,
             action,
-            protocol: Protocol::Rtsp,
+            protocol,
             over_tls: false,
             credentials,
         };
@@ -71,19 +92,17 @@ impl Gate {
                     if let Some(failed) = &unauthorized.failure {
                         tracing::warn!(%peer, "{failed}");
                     }
-                    return Err(unauthorized.response());
+                    return Err(Refused::Unauthorized(unauthorized.response()));
                 }
                 Decision::Forbidden(refusal) => {
                     tracing::warn!(%peer, "{}", refusal.attempt);
-                    return Err(Response::new(StatusCode::FORBIDDEN));
+                    return Err(Refused::Forbidden);
                 }
                 Decision::RateLimited { retry_after, attempt } => {
                     if let Some(suppressed) = self.limited_log.borrow_mut().allow(now) {
                         tracing::warn!(%peer, suppressed, "{attempt}");
                     }
-                    let mut r = Response::new(StatusCode::SERVICE_UNAVAILABLE);
-                    r.headers.set("Retry-After", retry_after.as_secs().max(1).to_string());
-                    return Err(r);
+                    return Err(Refused::RateLimited(retry_after));
                 }
                 Decision::NeedsHook(call) if !asked => {
                     asked = true;
@@ -100,11 +119,22 @@ impl Gate {
                 Decision::NeedsHook(_) => {
                     // The cache did not keep the answer just given (it cannot happen with a
                     // non-zero TTL); deny rather than ask forever.
-                    return Err(Response::new(StatusCode::FORBIDDEN));
+                    return Err(Refused::Forbidden);
                 }
             }
         }
     }
+}
+
+/// Why a request was refused.
+#[derive(Debug)]
+pub(crate) enum Refused {
+    /// Credentials could help: the 401 that asks for them.
+    Unauthorized(Response),
+    /// They could not.
+    Forbidden,
+    /// The address failed too often: it may try again after this.
+    RateLimited(Duration),
 }
 
 /// Why the auth hook gave no status.

@@ -41,10 +41,12 @@ mod metrics;
 mod notify;
 mod outbox;
 mod plane;
+mod publish;
 mod pull;
 mod ratelog;
 mod registry;
 mod republish;
+mod rtmp_ingest;
 mod rtp_ingest;
 mod shard;
 mod signal;
@@ -120,6 +122,13 @@ pub fn serve(config: ServeConfig, on_listening: impl FnOnce(SocketAddr)) -> Resu
         .ok()
         .and_then(|a| a.as_socket())
         .ok_or(ConfigError::Listen { listen: config.listen })?;
+    // The RTMP port too, when it is asked for: one port for every shard.
+    let rtmp_placeholder = config.rtmp_listen.map(reserve_port).transpose()?;
+    let rtmp_listen = rtmp_placeholder
+        .as_ref()
+        .map(|s| s.local_addr().ok().and_then(|a| a.as_socket()))
+        .map(|a| a.ok_or(ConfigError::Listen { listen: config.rtmp_listen.unwrap_or(listen) }))
+        .transpose()?;
     for path in &config.synthetic {
         if !path.starts_with('/') {
             return Err(ConfigError::SyntheticPath { path: path.clone() }.into());
@@ -162,6 +171,7 @@ pub fn serve(config: ServeConfig, on_listening: impl FnOnce(SocketAddr)) -> Resu
         registry: Arc::default(),
         shutdown: shutdown.clone(),
         listen,
+        rtmp_listen,
         board: Arc::new(metrics::Board::new(cores)),
         limits: Arc::new(limits::Limits::new(bounds)),
         multicast,
@@ -198,13 +208,16 @@ pub fn serve(config: ServeConfig, on_listening: impl FnOnce(SocketAddr)) -> Resu
             }
         }
     }
-    drop(placeholder);
+    drop((placeholder, rtmp_placeholder));
     if let Some(e) = failure {
         shutdown.store(true, std::sync::atomic::Ordering::Relaxed);
         let _ = handles.join_all();
         return Err(e);
     }
     tracing::info!(%listen, shards = cores, cpus = ?config.cpus, "relay listening");
+    if let Some(addr) = rtmp_listen {
+        tracing::info!(%addr, "rtmp listening");
+    }
     on_listening(listen);
     for r in handles.join_all() {
         r.map_err(|e| RelayError::Runtime(e.into()))?;

@@ -162,6 +162,8 @@ pub(crate) struct Shared {
     pub(crate) registry: Arc<Registry>,
     pub(crate) shutdown: Arc<AtomicBool>,
     pub(crate) listen: SocketAddr,
+    /// Where RTMP publishers connect (the port resolved), when RTMP is on.
+    pub(crate) rtmp_listen: Option<SocketAddr>,
     /// Every shard's latest metrics snapshot.
     pub(crate) board: Arc<crate::metrics::Board>,
     /// Connection and session limits.

@@ -153,12 +153,24 @@ pub(crate) async fn run(
         }
     }
     let accept = spawn_local(accept_loop(shard.clone(), listener));
+    let rtmp_accept = match shared.rtmp_listen.map(TcpListener::bind) {
+        None => None,
+        Some(Ok(l)) => Some(spawn_local(rtmp_accept_loop(shard.clone(), l))),
+        Some(Err(e)) => {
+            let addr = shared.rtmp_listen.unwrap_or(shared.listen);
+            fail(ShardError::Listen { addr, source: e.into() });
+            return;
+        }
+    };
     let _ = ready.send(Ok(()));
 
     while !shared.shutdown.load(Ordering::Relaxed) {
         timer::sleep(SHUTDOWN_POLL).await;
     }
     accept.cancel().await;
+    if let Some(a) = rtmp_accept {
+        a.cancel().await;
+    }
     let readers: Vec<(u64, u64)> = shard.with_fanouts(|fanouts| {
         fanouts.iter().flat_map(|(s, f)| f.readers().iter().map(|r| (*s, r.id))).collect()
     });
@@ -225,6 +237,46 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
                 }
                 let pause = if out_of_files { 100 } else { 10 };
                 timer::sleep(Duration::from_millis(pause)).await;
+            }
+        }
+    }
+}
+
+/// Accepts RTMP publishers within the same connection limits as RTSP clients; each is served
+/// in the request-handling task queue.
+async fn rtmp_accept_loop(shard: Rc<Shard>, listener: TcpListener) {
+    let mut log = crate::ratelog::RateLimitedLog::default();
+    loop {
+        match listener.accept().await {
+            Ok(stream) => {
+                let Ok(peer) = stream.peer_addr() else { continue };
+                let permit = match shard.shared.limits.admit_connection(peer.ip()) {
+                    Ok(p) => p,
+                    Err(why) => {
+                        if let Some(suppressed) = log.allow(Instant::now()) {
+                            tracing::warn!(%peer, ?why, suppressed, "rtmp connection refused: connection limit");
+                        }
+                        continue;
+                    }
+                };
+                let conn_shard = shard.clone();
+                let served = glommio::spawn_local_into(
+                    async move {
+                        crate::rtmp_ingest::serve(conn_shard, stream).await;
+                        drop(permit);
+                    },
+                    shard.queues.control,
+                );
+                if let Ok(task) = served {
+                    task.detach();
+                }
+                futures_lite::future::yield_now().await;
+            }
+            Err(e) => {
+                if let Some(suppressed) = log.allow(Instant::now()) {
+                    tracing::warn!(error = %e, shard = shard.id, suppressed, "rtmp accept failed; backing off");
+                }
+                timer::sleep(Duration::from_millis(100)).await;
             }
         }
     }

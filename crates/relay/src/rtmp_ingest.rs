@@ -1,0 +1,203 @@
+//! RTMP publishers (`--rtmp-listen`): each connection is a `manifold_rtmp::PublisherSession`
+//! (sans-IO: handshake, chunks, commands, FLV to RTP) whose bytes this task moves. A publish of
+//! `rtmp://host/APP/STREAM` asks the relay's access control for the publish permission of
+//! `/APP/STREAM` (credentials from the URL's query, `?user=U&pass=P`), then takes the path
+//! like an RTSP publisher (`publish::take_path`: one publisher per path, the republish grace
+//! and continuity) once its tracks are known, and hands every RTP packet to the shard.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::TcpStream;
+use glommio::timer;
+use manifold_access::{Action, Presented, Protocol};
+use manifold_rtmp::{Event, PublisherSession, Rejection};
+
+use crate::republish::Upstream;
+use crate::shard::{Media, Shard};
+
+/// How long a write to the publisher (handshake, answers, acknowledgements) may take.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bytes read per call.
+const READ_CHUNK: usize = 64 * 1024;
+/// The largest RTP packet made from the publisher's media (the relay's interleave and UDP
+/// budget, as for the synthetic stream).
+const MAX_RTP_PACKET: usize = 1400;
+
+/// Why an RTMP connection ended early.
+#[derive(Debug, thiserror::Error)]
+enum RtmpConnError {
+    #[error("socket error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("write not taken within {} s", WRITE_TIMEOUT.as_secs())]
+    WriteTimeout,
+}
+
+/// Serves one accepted RTMP connection until it closes.
+pub(crate) async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
+    let Ok(peer) = stream.peer_addr() else { return };
+    let _ = stream.set_nodelay(true);
+    let mut seed = [0u8; 8];
+    manifold_sys::fill_random(&mut seed);
+    let config = manifold_rtmp::Config {
+        seed: u64::from_le_bytes(seed),
+        max_packet_size: MAX_RTP_PACKET,
+        ..manifold_rtmp::Config::default()
+    };
+    let mut session = PublisherSession::new(Instant::now(), config);
+    let mut publisher = Publisher { shard: shard.clone(), peer, path: None, upstream: None };
+    match drive(&mut session, &mut publisher, &mut stream).await {
+        Ok(()) => tracing::debug!(%peer, "rtmp connection closed"),
+        Err(e) => tracing::info!(%peer, side = "upstream", error = %e, "rtmp connection closed"),
+    }
+    publisher.gone();
+    let _ = stream.close().await;
+}
+
+/// The relay's side of one RTMP publisher: the path it was allowed, and where its media go.
+struct Publisher {
+    shard: Rc<Shard>,
+    peer: SocketAddr,
+    /// The path the publish was allowed for.
+    path: Option<String>,
+    /// Its stream, once the tracks were known and the path taken.
+    upstream: Option<Upstream>,
+}
+
+impl Publisher {
+    /// Answers a publish request: the publish permission, and a path nobody publishes.
+    async fn requested(
+        &mut self,
+        session: &mut PublisherSession,
+        req: manifold_rtmp::PublishRequest,
+    ) {
+        let path = req.path();
+        let credentials = match (req.query_param("user"), req.query_param("pass")) {
+            (Some(user), Some(password)) => Presented::Password { user, password },
+            _ => Presented::Nothing,
+        };
+        let allowed = self
+            .shard
+            .gate
+            .decide(self.peer, &path, Action::Publish, Protocol::Rtmp, credentials)
+            .await;
+        if allowed.is_err() {
+            session.reject_publish(Rejection::Denied);
+            return;
+        }
+        let live = self.shard.registry().lookup(&path).is_some();
+        let orphaned = self.shard.shared.orphans.lock().contains_key(&path);
+        if live && !orphaned && !self.shard.config().publish_replace {
+            tracing::info!(peer = %self.peer, %path, side = "upstream",
+                "rtmp publish refused: the path has a live publisher");
+            session.reject_publish(Rejection::BadName);
+            return;
+        }
+        tracing::info!(peer = %self.peer, %path, app = %req.app, "rtmp publish accepted");
+        session.accept_publish(Instant::now());
+        self.path = Some(path);
+    }
+
+    /// The tracks are known: take the path (once; later changes of codec parameters keep the
+    /// stream). False when the path cannot be taken.
+    fn tracks(&mut self, sdp: manifold_sdp::Sdp) -> bool {
+        if self.upstream.is_some() {
+            tracing::debug!(peer = %self.peer, "rtmp tracks changed: the stream goes on");
+            return true;
+        }
+        let Some(path) = self.path.clone() else { return false };
+        let from = crate::publish::From { peer: self.peer, conn: None, kind: "rtmp" };
+        self.upstream = crate::publish::take_path(&self.shard, &path, sdp, from);
+        self.upstream.is_some()
+    }
+
+    /// One RTP packet of `track`.
+    fn packet(&self, now: Instant, track: usize, rtp: &[u8]) {
+        if let Some(up) = &self.upstream {
+            self.shard.ingest_publisher(now, up.info().id, track, rtp, Media::Rtp);
+        }
+    }
+
+    /// The publisher left: its stream waits for a republish (the grace), or ends.
+    fn gone(&mut self) {
+        if let Some(up) = self.upstream.take() {
+            tracing::info!(peer = %self.peer, path = %up.info().path, side = "upstream", "rtmp publisher gone");
+            up.gone(&self.shard);
+        }
+    }
+}
+
+/// Moves bytes between the socket and the session, and carries out its events, until the
+/// session closes.
+async fn drive(
+    session: &mut PublisherSession,
+    publisher: &mut Publisher,
+    stream: &mut TcpStream,
+) -> Result<(), RtmpConnError> {
+    let mut buf = vec![0u8; READ_CHUNK];
+    loop {
+        // Drain both until neither has anything: an event's answer (accepting a publish) puts
+        // bytes to send that the publisher waits for before it sends more.
+        let mut closed = false;
+        let mut progressed = true;
+        while progressed && !closed {
+            progressed = false;
+            while let Some(bytes) = session.poll_transmit() {
+                progressed = true;
+                let written =
+                    timer::timeout(WRITE_TIMEOUT, async { Ok(stream.write_all(&bytes).await) })
+                        .await;
+                match written {
+                    Ok(r) => r?,
+                    Err(_) => return Err(RtmpConnError::WriteTimeout),
+                }
+            }
+            while let Some(event) = session.poll_event() {
+                progressed = true;
+                if !matches!(event, Event::Packet(_)) {
+                    tracing::debug!(peer = %publisher.peer, ?event, "rtmp event");
+                }
+                match event {
+                    Event::PublishRequested(req) => publisher.requested(session, req).await,
+                    Event::Tracks(sdp) => {
+                        if !publisher.tracks(sdp) {
+                            closed = true;
+                        }
+                    }
+                    Event::Packet(p) => publisher.packet(Instant::now(), p.track, &p.packet),
+                    Event::Closed(reason) => {
+                        tracing::info!(peer = %publisher.peer, ?reason, "rtmp session closed");
+                        closed = true;
+                    }
+                }
+            }
+        }
+        if closed {
+            // What the session still has to say (an error answer), then the end.
+            while let Some(bytes) = session.poll_transmit() {
+                let _ = timer::timeout(WRITE_TIMEOUT, async { Ok(stream.write_all(&bytes).await) })
+                    .await;
+            }
+            return Ok(());
+        }
+        let read = async { Some(stream.read(&mut buf).await) };
+        let woke = match session.poll_timeout() {
+            None => read.await,
+            Some(at) => {
+                let expire = async {
+                    timer::sleep(at.saturating_duration_since(Instant::now())).await;
+                    None
+                };
+                futures_lite::future::or(read, expire).await
+            }
+        };
+        match woke {
+            Some(Ok(0)) => session.handle_peer_closed(),
+            Some(Ok(n)) => session.handle_input(Instant::now(), &buf[..n]),
+            Some(Err(e)) => return Err(e.into()),
+            None => session.handle_timeout(Instant::now()),
+        }
+    }
+}
