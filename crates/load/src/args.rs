@@ -140,6 +140,14 @@ pub struct LoadArgs {
     #[arg(long = "threshold")]
     pub thresholds: Vec<String>,
 
+    /// Watch this local process (the server under test) during the run: its CPU time and
+    /// resident memory, read from /proc, give delivered packets per server CPU-second, the
+    /// server's CPU share and its memory per session in the report (thresholds
+    /// `server.pkts_per_cpu_s`, `server.cpu`, `server.cpu_s`, `server.rss_peak_kib`,
+    /// `server.rss_per_session_kib`). Repeatable, for a server of several processes.
+    #[arg(long = "server-pid", value_name = "PID")]
+    pub server_pids: Vec<u32>,
+
     /// Split the load over this many worker processes (each has its own open-file limit and
     /// shards), merged into one report. Re-runs this binary with these arguments.
     #[arg(long, default_value_t = 1)]
@@ -186,6 +194,7 @@ impl LoadArgs {
             hlog: None,
             junit: None,
             thresholds: Vec::new(),
+            server_pids: Vec::new(),
             processes: 1,
             worker: None,
             quiet: false,
