@@ -688,6 +688,60 @@ mod tests {
     }
 
     #[test]
+    fn server_values_come_from_a_complete_watch_only() {
+        use crate::server::{ServerProcess, ServerUsage};
+        let mut m = Metrics::new();
+        m.counts.packets = 600_000;
+        let proc_ = |gone_at_s| ServerProcess {
+            pid: 42,
+            cpu_s: 2.0,
+            rss_base_kib: 10_000,
+            rss_peak_kib: 30_000,
+            gone_at_s,
+        };
+        let usage =
+            |gone| ServerUsage { processes: vec![proc_(gone)], wall_s: 4.0, peak_sessions: 100 };
+        let health = Health::assess(
+            &m,
+            1,
+            Duration::from_secs(1),
+            Duration::from_secs(4),
+            FdBudget::compute(0, 0, 0, 1, 0),
+        );
+        let config = report(Vec::new()).config;
+        let t = [Threshold::parse("server.pkts_per_cpu_s>300000").unwrap()];
+        let r = Report::build_with_server(
+            config.clone(),
+            &m,
+            4.0,
+            health.clone(),
+            Some(&usage(None)),
+            &t,
+        );
+        for name in SERVER_VALUE_NAMES {
+            assert!(is_value_name(name), "{name}");
+        }
+        assert_eq!(r.value("server.pkts_per_cpu_s"), Some(300_000.0));
+        assert_eq!(r.value("server.cpu_s"), Some(2.0));
+        assert_eq!(r.value("server.cpu"), Some(0.5));
+        assert_eq!(r.value("server.rss_peak_kib"), Some(30_000.0));
+        assert_eq!(r.value("server.rss_per_session_kib"), Some(200.0));
+        let s = r.server.as_ref().unwrap();
+        assert_eq!(s.generator_pkts_per_cpu_s, Some(600_000.0));
+        assert_eq!(s.usage(), usage(None), "the hlog carries what the report was made from");
+        assert!(!r.passed, "300,000 is not above 300,000");
+        assert!(r.table().contains("server (pid 42): CPU 2.00s (50% of a core)"), "{}", r.table());
+
+        let gone = Report::build_with_server(config, &m, 4.0, health, Some(&usage(Some(1.0))), &t);
+        for name in SERVER_VALUE_NAMES {
+            assert_eq!(gone.value(name), None, "{name} withheld");
+        }
+        assert_eq!(gone.exit_code(), crate::EXIT_ERROR);
+        assert!(gone.table().contains("server process 42 was gone 1.0s into the run"));
+        assert_eq!(report(Vec::new()).value("server.cpu"), None, "no --server-pid");
+    }
+
+    #[test]
     fn unknown_values_do_not_parse_as_thresholds() {
         let err = Threshold::parse("eror<1").unwrap_err();
         assert!(err.reason.contains("unknown value `eror`"), "{err}");
