@@ -9,7 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpStream, UdpSocket};
@@ -48,6 +48,8 @@ pub(crate) struct SessionEnv {
     pub(crate) tracks: Vec<TrackInfo>,
     pub(crate) connect_timeout: Duration,
     pub(crate) udp_rcvbuf: usize,
+    /// `--udp-read-interval` (zero: read on readiness).
+    pub(crate) udp_read_interval: Duration,
     pub(crate) seed: u64,
     pub(crate) run_end: Instant,
     /// Past this no session is waited for: it is reported as stuck.
@@ -120,6 +122,8 @@ fn bind_pair(ip: IpAddr, rcvbuf: usize) -> io::Result<UdpPair> {
     let _ = rtp.set_recv_buffer_size(rcvbuf);
     let _ = manifold_udp::set_gro(&rtp, true);
     let _ = manifold_udp::set_rxq_ovfl(&rtp, true);
+    // Arrival times from the kernel: reading late does not move them.
+    let _ = manifold_udp::set_timestamps(&rtp, true);
     // Reports are sent from a shard's thread: never wait on a full send buffer.
     rtcp.set_nonblocking(true)?;
     Ok(UdpPair { rtp, rtcp, port })
@@ -712,8 +716,11 @@ fn start_track(
     }
 }
 
-/// Drains one RTP socket: wait until readable, then `recvmmsg` batches until it is empty.
-/// Datagrams from elsewhere than `filter` allows are counted as foreign and dropped.
+/// Drains one RTP socket with `recvmmsg` batches until it is empty, every
+/// `--udp-read-interval` (or, with a zero interval, whenever it becomes readable). Each
+/// datagram's arrival is the time the kernel received it when the socket gives one, so
+/// reading in batches does not shift latencies, gaps or jitter. Datagrams from elsewhere than
+/// `filter` allows are counted as foreign and dropped.
 async fn udp_receiver(
     env: Rc<SessionEnv>,
     socket: UdpSocket,
@@ -723,8 +730,11 @@ async fn udp_receiver(
 ) {
     let mut peek = [0u8; 1];
     let mut drops_seen = 0u32;
+    let interval = env.udp_read_interval;
     loop {
-        if socket.peek_from(&mut peek).await.is_err() {
+        if !interval.is_zero() {
+            glommio::timer::sleep(interval).await;
+        } else if socket.peek_from(&mut peek).await.is_err() {
             // ICMP errors on an unconnected socket are not ours to act on; try again shortly.
             glommio::timer::sleep(Duration::from_millis(1)).await;
             continue;
@@ -736,7 +746,8 @@ async fn udp_receiver(
                 Err(_) => break,
             };
             let now = Instant::now();
-            let now_ntp = NtpTime::from_system_time(SystemTime::now());
+            let wall = SystemTime::now();
+            let now_ntp = NtpTime::from_system_time(wall);
             let mut m = env.metrics.borrow_mut();
             let mut rxs = receivers.borrow_mut();
             let mut packets = 0u64;
@@ -749,9 +760,19 @@ async fn udp_receiver(
                     m.counts.foreign += msg.datagram_count() as u64;
                     continue;
                 }
+                let (arrival, arrival_ntp) = match msg.received {
+                    Some(at) => {
+                        let at = UNIX_EPOCH + at;
+                        // A stamp after `wall` (a clock step) counts as now.
+                        let ago = wall.duration_since(at).unwrap_or_default();
+                        let arrival = now.checked_sub(ago).unwrap_or(now);
+                        (arrival, NtpTime::from_system_time(at))
+                    }
+                    None => (now, now_ntp),
+                };
                 if let Some(rx) = rxs.get_mut(track) {
                     for datagram in msg.datagrams() {
-                        rx.handle_packet(now, now_ntp, datagram, &mut m);
+                        rx.handle_packet(arrival, arrival_ntp, datagram, &mut m);
                         packets += 1;
                     }
                 }

@@ -335,6 +335,7 @@ fn execute_raw(args: &LoadArgs) -> Result<(Outcome, Raw), LoadError> {
             connect_timeout: args.connect_timeout,
             behind_tolerance: args.behind_tolerance,
             udp_rcvbuf: args.udp_rcvbuf,
+            udp_read_interval: args.udp_read_interval,
             seed: args.seed,
             run_start,
             run_end: run_start + args.duration,
