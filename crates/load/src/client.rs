@@ -50,6 +50,8 @@ pub(crate) struct SessionEnv {
     pub(crate) udp_rcvbuf: usize,
     /// `--udp-read-interval` (zero: read on readiness).
     pub(crate) udp_read_interval: Duration,
+    /// The run's start: the shard's UDP reads fall on a grid of intervals from it.
+    pub(crate) run_start: Instant,
     pub(crate) seed: u64,
     pub(crate) run_end: Instant,
     /// Past this no session is waited for: it is reported as stuck.
@@ -733,7 +735,10 @@ async fn udp_receiver(
     let interval = env.udp_read_interval;
     loop {
         if !interval.is_zero() {
-            glommio::timer::sleep(interval).await;
+            // Every socket of the shard on one grid: one wake-up reads them all, rather than
+            // one wake-up (and executor round) per socket.
+            let now = Instant::now();
+            sleep_until(next_tick(env.run_start, interval, now)).await;
         } else if socket.peek_from(&mut peek).await.is_err() {
             // ICMP errors on an unconnected socket are not ours to act on; try again shortly.
             glommio::timer::sleep(Duration::from_millis(1)).await;
@@ -785,7 +790,32 @@ async fn udp_receiver(
     }
 }
 
+/// The first point after `now` of the grid of `interval`s from `anchor`.
+fn next_tick(anchor: Instant, interval: Duration, now: Instant) -> Instant {
+    let step = interval.as_nanos().max(1);
+    let since = now.saturating_duration_since(anchor).as_nanos();
+    let ticks = u32::try_from(since / step + 1).unwrap_or(u32::MAX);
+    anchor + interval.saturating_mul(ticks)
+}
+
 /// Messages per `recvmmsg`.
 pub(crate) const RECV_BATCH: usize = 16;
 /// Bytes per message: a whole GRO-coalesced message.
 pub(crate) const RECV_BUF: usize = 65535;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn udp_reads_fall_on_one_grid() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        assert_eq!(next_tick(t0, ms(50), t0), t0 + ms(50));
+        assert_eq!(next_tick(t0, ms(50), t0 + ms(49)), t0 + ms(50));
+        assert_eq!(next_tick(t0, ms(50), t0 + ms(50)), t0 + ms(100));
+        assert_eq!(next_tick(t0, ms(50), t0 + ms(1234)), t0 + ms(1250));
+        // Before the anchor (sessions start after it, but the clock may say otherwise).
+        assert_eq!(next_tick(t0 + ms(10), ms(50), t0), t0 + ms(60));
+    }
+}

@@ -73,6 +73,7 @@ pub(crate) async fn run_shard(plan: ShardPlan, shard: usize) -> ShardOutput {
         connect_timeout: plan.connect_timeout,
         udp_rcvbuf: plan.udp_rcvbuf,
         udp_read_interval: plan.udp_read_interval,
+        run_start: plan.run_start,
         seed: plan.seed,
         run_end: plan.run_end,
         run_deadline: plan.run_deadline,
