@@ -331,6 +331,9 @@ mod tests {
         assert_eq!(batch.messages().next().unwrap().received, None, "off by default");
 
         set_timestamps(&rx, true).unwrap();
+        // The first socket asking for timestamps turns the kernel's receive stamping on, and
+        // it does so from a work queue: until then datagrams are stamped when read.
+        std::thread::sleep(Duration::from_millis(100));
         let before = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
         tx.send_to(b"first", rx.local_addr().unwrap()).unwrap();
         std::thread::sleep(Duration::from_millis(30));
