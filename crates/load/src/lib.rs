@@ -11,9 +11,10 @@
 //! [`metrics`] (histograms and counts), [`threshold`], [`report`] (table, JSON), [`junit`],
 //! [`hlog`] (interval log), [`health`] (self-health), [`progress`] (live line), [`workers`]
 //! (`--processes`), [`server`] (`--server-pid`: what the run cost the server, sans-IO; its
-//! /proc readings come from `sampler`), [`source`] (`manifold source`: the synthetic publisher), [`merge`] and [`compare`] (reports from
-//! hlogs, regression gate), [`plot`] (SVG percentile spectrum). Syscalls are manifold-sys's and manifold-udp's: this crate has
-//! no `unsafe`.
+//! /proc readings come from `sampler`), [`source`] (`manifold source`: the synthetic
+//! publisher), [`merge`] and [`compare`] (reports from hlogs, regression gate), [`plot`] (SVG
+//! percentile spectrum). Syscalls are manifold-sys's and manifold-udp's: this crate has no
+//! `unsafe`.
 //!
 //! Where latencies start: `connect` and `setup` from the session's *intended* start (so a
 //! generator or server that falls behind cannot hide it), each `rtt.*` from the request's
