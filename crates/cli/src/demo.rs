@@ -170,6 +170,8 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     load.json = args.json.clone();
     load.hlog = args.hlog.clone();
     load.quiet = args.quiet;
+    // The relay is ours and local: the report shows what the run cost it.
+    load.server_pids = vec![relay.child.id()];
     eprintln!(
         "manifold demo: relay (pid {}) serving the synthetic H.264 stream at {url}; \
          {} clients ({}) arriving over {:.1}s, for {:.1}s",

@@ -79,6 +79,8 @@ fn demo_runs_relay_and_clients_and_reports_e2e() {
     assert!(e2e[1].parse::<u64>().unwrap() > 0, "{}", text(&out));
     assert!(row(&stdout, "setup").is_some(), "{}", text(&out));
     assert!(stdout.contains("50 played"), "{}", text(&out));
+    // What the run cost the relay (the demo watches its child).
+    assert!(stdout.contains("delivered pkts per server CPU-s"), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("relay stopped cleanly"));
 }
 

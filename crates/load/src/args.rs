@@ -118,6 +118,14 @@ pub struct LoadArgs {
     #[arg(long, default_value_t = 256 * 1024)]
     pub udp_rcvbuf: usize,
 
+    /// How often each UDP RTP socket is read: every datagram keeps the time the kernel
+    /// received it (`SO_TIMESTAMPNS`), so reading in batches costs no accuracy, and one read
+    /// per interval takes every frame that came meanwhile (instead of a wake-up and three
+    /// system calls per frame). `0`: read as soon as anything arrives. The receive buffer
+    /// (`--udp-rcvbuf`) must hold one interval of the stream.
+    #[arg(long, default_value = "50ms", value_parser = parse_duration)]
+    pub udp_read_interval: Duration,
+
     /// glommio io_memory per shard, bytes (locked memory is capped at 8 MiB per user here).
     #[arg(long, default_value_t = 1 << 20)]
     pub io_memory: usize,
@@ -139,6 +147,14 @@ pub struct LoadArgs {
     /// `loss.ratio<0.01`; repeatable. Exit code 99 when one fails.
     #[arg(long = "threshold")]
     pub thresholds: Vec<String>,
+
+    /// Watch this local process (the server under test) during the run: its CPU time and
+    /// resident memory, read from /proc, give delivered packets per server CPU-second, the
+    /// server's CPU share and its memory per session in the report (thresholds
+    /// `server.pkts_per_cpu_s`, `server.cpu`, `server.cpu_s`, `server.rss_peak_kib`,
+    /// `server.rss_per_session_kib`). Repeatable, for a server of several processes.
+    #[arg(long = "server-pid", value_name = "PID")]
+    pub server_pids: Vec<u32>,
 
     /// Split the load over this many worker processes (each has its own open-file limit and
     /// shards), merged into one report. Re-runs this binary with these arguments.
@@ -181,11 +197,13 @@ impl LoadArgs {
             behind_tolerance: Duration::from_millis(10),
             seed: 1,
             udp_rcvbuf: 256 * 1024,
+            udp_read_interval: Duration::from_millis(50),
             io_memory: 1 << 20,
             json: None,
             hlog: None,
             junit: None,
             thresholds: Vec::new(),
+            server_pids: Vec::new(),
             processes: 1,
             worker: None,
             quiet: false,

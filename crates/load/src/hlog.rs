@@ -7,8 +7,9 @@
 //! written ([`write()`]).
 //!
 //! After the intervals, one comment line carries what histograms cannot: the run's counts
-//! (sessions, media, errors by status and kind), its length and the generator's CPU and
-//! open-file figures, as [`RunCounts`] JSON after [`COUNTS_TAG`]:
+//! (sessions, media, errors by status and kind), its length, the generator's CPU and
+//! open-file figures and, with `--server-pid`, what the run cost the server, as [`RunCounts`]
+//! JSON after [`COUNTS_TAG`]:
 //! `#[manifold-counts] {"schema":"manifold-counts/1",...}`. Being a comment, it is ignored by
 //! standard hlog tools; `manifold merge` reads it back and adds the counts of every file.
 
@@ -23,6 +24,7 @@ use hdrhistogram::Histogram;
 
 use crate::metrics::{Metric, Metrics, MetricsWire};
 use crate::report::Report;
+use crate::server::ServerUsage;
 
 /// What starts the counts comment line (after its `#`).
 pub const COUNTS_TAG: &str = "[manifold-counts] ";
@@ -41,6 +43,10 @@ pub struct RunCounts {
     pub metrics: MetricsWire,
     /// The generator's side.
     pub generator: GeneratorFigures,
+    /// What the run cost the server (`--server-pid`); absent without it, and in lines written
+    /// before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<ServerUsage>,
 }
 
 /// The generator figures a report's health block is judged from.
@@ -81,6 +87,7 @@ impl RunCounts {
                 fd_per_session: h.fd.per_session,
                 fd_fits: h.fd.fits,
             },
+            server: report.server.as_ref().map(|s| s.usage()),
         }
     }
 

@@ -10,9 +10,11 @@
 //! `client` (one session on a shard), [`receiver`] (per-track packet accounting, sans-IO),
 //! [`metrics`] (histograms and counts), [`threshold`], [`report`] (table, JSON), [`junit`],
 //! [`hlog`] (interval log), [`health`] (self-health), [`progress`] (live line), [`workers`]
-//! (`--processes`), [`source`] (`manifold source`: the synthetic publisher), [`merge`] and [`compare`] (reports from
-//! hlogs, regression gate), [`plot`] (SVG percentile spectrum). Syscalls are manifold-sys's and manifold-udp's: this crate has
-//! no `unsafe`.
+//! (`--processes`), [`server`] (`--server-pid`: what the run cost the server, sans-IO; its
+//! /proc readings come from `sampler`), [`source`] (`manifold source`: the synthetic
+//! publisher), [`merge`] and [`compare`] (reports from hlogs, regression gate), [`plot`] (SVG
+//! percentile spectrum). Syscalls are manifold-sys's and manifold-udp's: this crate has no
+//! `unsafe`.
 //!
 //! Where latencies start: `connect` and `setup` from the session's *intended* start (so a
 //! generator or server that falls behind cannot hide it), each `rtt.*` from the request's
@@ -34,7 +36,9 @@ pub mod quantity;
 pub mod receiver;
 pub mod report;
 pub mod rtcp;
+mod sampler;
 pub mod schedule;
+pub mod server;
 mod shard;
 pub mod source;
 mod source_rtp;
@@ -123,6 +127,9 @@ pub enum LoadError {
     /// The glommio shards could not be started or died.
     #[error("generator side: shard executor: {0}")]
     Executor(String),
+    /// A `--server-pid` process cannot be watched.
+    #[error(transparent)]
+    ServerPid(#[from] server::ServerPidError),
     /// The JSON report could not be written.
     #[error("writing {path}: {source}")]
     Write {
@@ -197,6 +204,13 @@ fn execute_raw(args: &LoadArgs) -> Result<(Outcome, Raw), LoadError> {
     let thresholds =
         args.thresholds.iter().map(|t| Threshold::parse(t)).collect::<Result<Vec<_>, _>>()?;
     args.check().map_err(LoadError::Flags)?;
+    if args.server_pids.is_empty() {
+        if let Some(t) = thresholds.iter().find(|t| t.expr.trim_start().starts_with("server.")) {
+            return Err(LoadError::Flags(format!(
+                "threshold `{t}` is on the server's figures: add --server-pid PID"
+            )));
+        }
+    }
     let pinned = pinned_cpus(args)?;
     let shards = args
         .shards
@@ -279,6 +293,16 @@ fn execute_raw(args: &LoadArgs) -> Result<(Outcome, Raw), LoadError> {
         seed: args.seed,
     });
 
+    let live = Arc::new(Live::default());
+    // Workers re-run these arguments: only the parent watches the server.
+    let sampler = match worker {
+        Some(_) => None,
+        None if args.server_pids.is_empty() => None,
+        None => {
+            let sessions = (parts == 1).then(|| live.clone());
+            Some(sampler::Sampler::start(&args.server_pids, sessions)?)
+        }
+    };
     let cpu_before = sys_cpu();
     let (mut merged, intervals, cpu, wall, ran_on) = if worker.is_none() && parts > 1 {
         let start = SystemTime::now() + WORKER_GRACE;
@@ -295,7 +319,6 @@ fn execute_raw(args: &LoadArgs) -> Result<(Outcome, Raw), LoadError> {
         // Every worker pinned its shards to --cpus (if given).
         (merged, intervals, cpu, wall, pinned.clone().unwrap_or_default())
     } else {
-        let live = Arc::new(Live::default());
         let run_start = match worker {
             Some(w) => {
                 let until = w.start().duration_since(SystemTime::now()).unwrap_or_default();
@@ -313,6 +336,7 @@ fn execute_raw(args: &LoadArgs) -> Result<(Outcome, Raw), LoadError> {
             connect_timeout: args.connect_timeout,
             behind_tolerance: args.behind_tolerance,
             udp_rcvbuf: args.udp_rcvbuf,
+            udp_read_interval: args.udp_read_interval,
             seed: args.seed,
             run_start,
             run_end: run_start + args.duration,
@@ -365,6 +389,15 @@ fn execute_raw(args: &LoadArgs) -> Result<(Outcome, Raw), LoadError> {
         (merged, intervals, cpu, wall, ran_on)
     };
     merged.counts.clipped += clipped;
+    let server = sampler.map(|s| {
+        let mut usage = s.stop();
+        if parts > 1 {
+            // The workers' open sessions are not seen from here: those that played, up to
+            // the intended concurrency, stand for the peak.
+            usage.peak_sessions = merged.counts.played.min(u64::from(clients));
+        }
+        usage
+    });
 
     let threads = (shards as u64 * parts) as usize;
     let cores = match &pinned {
@@ -388,7 +421,14 @@ fn execute_raw(args: &LoadArgs) -> Result<(Outcome, Raw), LoadError> {
         tracks: tracks.len(),
         seed: args.seed,
     };
-    let report = Report::build(run_config, &merged, wall.as_secs_f64(), health, &thresholds);
+    let report = Report::build_with_server(
+        run_config,
+        &merged,
+        wall.as_secs_f64(),
+        health,
+        server.as_ref(),
+        &thresholds,
+    );
     let raw = Raw { metrics: merged, intervals, cpu, fits: fd.fits, wall };
     Ok((Outcome { report }, raw))
 }

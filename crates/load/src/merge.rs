@@ -99,8 +99,17 @@ pub struct HlogContents {
 }
 
 /// Adds `b` into `a`: counts summed, CPU time and cores summed, the length the longest, the
-/// open-file figures those of the tighter limit with the fits summed.
+/// open-file figures those of the tighter limit with the fits summed; the server's usage
+/// merged (see `ServerUsage::merge`) when both carry it, else dropped, since delivered packets
+/// would then count runs whose server cost is unknown.
 fn add_counts(a: &mut RunCounts, b: &RunCounts) {
+    a.server = match (a.server.take(), &b.server) {
+        (Some(mut x), Some(y)) => {
+            x.merge(y);
+            Some(x)
+        }
+        _ => None,
+    };
     let mut m = Metrics::from_wire(&a.metrics);
     m.merge(&Metrics::from_wire(&b.metrics));
     a.metrics = m.to_wire();
@@ -227,7 +236,14 @@ pub fn merge(paths: &[PathBuf], thresholds: &[String]) -> Result<Report, MergeEr
             };
             let cpu = Duration::try_from_secs_f64(g.cpu_s).unwrap_or_default();
             let health = Health::assess(&merged, g.cores, cpu, elapsed, fd);
-            Report::build(config, &merged, c.elapsed_s, health, &thresholds)
+            Report::build_with_server(
+                config,
+                &merged,
+                c.elapsed_s,
+                health,
+                c.server.as_ref(),
+                &thresholds,
+            )
         }
         None => {
             // No process ran here: the health block describes nothing but the merged timer

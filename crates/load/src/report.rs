@@ -8,7 +8,8 @@ use serde::Serialize;
 
 use crate::health::Health;
 use crate::metrics::{Metric, Metrics};
-pub use crate::threshold::{is_value_name, VALUE_NAMES};
+use crate::server::{ServerProcess, ServerUsage};
+pub use crate::threshold::{is_value_name, SERVER_VALUE_NAMES, VALUE_NAMES};
 use crate::threshold::{Threshold, Verdict};
 
 /// The JSON schema id; bumped on any incompatible change.
@@ -136,6 +137,83 @@ pub struct Errors {
     pub samples: Vec<String>,
 }
 
+/// What the run cost the server (`--server-pid`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServerReport {
+    /// The processes watched.
+    pub pids: Vec<u32>,
+    /// Whether every process was there for the whole run; when not, the derived figures are
+    /// withheld (`null`) and thresholds on them cannot be judged.
+    pub complete: bool,
+    /// Seconds the processes were watched (the run).
+    pub wall_s: f64,
+    /// CPU seconds the processes used during the run.
+    pub cpu_s: f64,
+    /// CPU time as a share of one core (2.0: two cores busy all the time).
+    pub cpu_share: Option<f64>,
+    /// Packets the generator received per server CPU-second.
+    pub pkts_per_cpu_s: Option<f64>,
+    /// Packets the generator received per generator CPU-second, for comparison: below the
+    /// server's, the generator costs more than what it measures.
+    pub generator_pkts_per_cpu_s: Option<f64>,
+    /// Resident memory at the start, KiB.
+    pub rss_base_kib: u64,
+    /// Peak resident memory, KiB.
+    pub rss_peak_kib: u64,
+    /// (peak − start) / most sessions open at once, KiB.
+    pub rss_per_session_kib: Option<f64>,
+    /// Most generator sessions open at one reading.
+    pub peak_sessions: u64,
+    /// Each process.
+    pub processes: Vec<ServerProcess>,
+    /// What went wrong with the watch (a process gone mid-run).
+    pub notes: Vec<String>,
+}
+
+impl ServerReport {
+    /// The usage the report was made from (for the hlog's counts line).
+    pub fn usage(&self) -> ServerUsage {
+        ServerUsage {
+            processes: self.processes.clone(),
+            wall_s: self.wall_s,
+            peak_sessions: self.peak_sessions,
+        }
+    }
+
+    /// The figures of `usage` for `delivered` packets, beside the generator's `generator_cpu_s`.
+    pub fn of(usage: &ServerUsage, delivered: u64, generator_cpu_s: f64) -> ServerReport {
+        let complete = usage.complete();
+        let notes = usage
+            .processes
+            .iter()
+            .filter_map(|p| {
+                Some(format!(
+                    "server process {} was gone {:.1}s into the run: its CPU after the last \
+                     reading is unknown, so the server's figures are withheld",
+                    p.pid, p.gone_at_s?
+                ))
+            })
+            .collect();
+        let whole = |v: Option<f64>| v.filter(|_| complete);
+        ServerReport {
+            pids: usage.processes.iter().map(|p| p.pid).collect(),
+            complete,
+            wall_s: usage.wall_s,
+            cpu_s: usage.cpu_s(),
+            cpu_share: whole(Some(usage.cpu_share())),
+            pkts_per_cpu_s: whole(usage.pkts_per_cpu_s(delivered)),
+            generator_pkts_per_cpu_s: (generator_cpu_s > 0.0)
+                .then(|| delivered as f64 / generator_cpu_s),
+            rss_base_kib: usage.rss_base_kib(),
+            rss_peak_kib: usage.rss_peak_kib(),
+            rss_per_session_kib: whole(usage.rss_per_session_kib()),
+            peak_sessions: usage.peak_sessions,
+            processes: usage.processes.clone(),
+            notes,
+        }
+    }
+}
+
 /// The whole report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
@@ -157,6 +235,8 @@ pub struct Report {
     pub errors: Errors,
     /// Generator health.
     pub health: Health,
+    /// What the run cost the server (`--server-pid`; `null` without).
+    pub server: Option<ServerReport>,
     /// Where counts (sessions, media, errors) are missing from, for a report merged from
     /// interval logs that do not all carry them: then those figures are zero, not measured,
     /// and thresholds on them cannot be judged. Empty when the counts are complete.
@@ -210,6 +290,23 @@ impl Report {
         thresholds: &[Threshold],
     ) -> Report {
         Report::build_with_counts_missing(config, metrics, elapsed_s, health, thresholds, vec![])
+    }
+
+    /// [`build`](Self::build) with what the run cost the server (`--server-pid`).
+    pub fn build_with_server(
+        config: RunConfig,
+        metrics: &Metrics,
+        elapsed_s: f64,
+        health: Health,
+        server: Option<&ServerUsage>,
+        thresholds: &[Threshold],
+    ) -> Report {
+        let mut report =
+            Report::build_with_counts_missing(config, metrics, elapsed_s, health, &[], vec![]);
+        report.server =
+            server.map(|u| ServerReport::of(u, metrics.counts.packets, report.health.cpu_seconds));
+        report.judge(metrics, thresholds);
+        report
     }
 
     /// [`build`](Self::build) for measurements whose counts are missing from `sources` (interval
@@ -273,26 +370,45 @@ impl Report {
             metrics: summaries,
             errors,
             health,
+            server: None,
             counts_missing_from: sources,
             thresholds: Vec::new(),
             passed: true,
         };
-        let verdicts: Vec<Verdict> =
-            thresholds.iter().map(|t| t.evaluate(metrics, &|name| report.value(name))).collect();
-        report.passed = verdicts.iter().all(|v| v.passed);
-        report.thresholds = verdicts;
+        report.judge(metrics, thresholds);
         report
+    }
+
+    /// Evaluates the thresholds.
+    fn judge(&mut self, metrics: &Metrics, thresholds: &[Threshold]) {
+        let verdicts: Vec<Verdict> =
+            thresholds.iter().map(|t| t.evaluate(metrics, &|name| self.value(name))).collect();
+        self.passed = verdicts.iter().all(|v| v.passed);
+        self.thresholds = verdicts;
     }
 
     /// A plain value by name, for thresholds: `errors`, `errors.<kind>`, `errors.<status>`,
     /// `sessions.{scheduled,started,ok,failed,played,cut_by_hold}`, `behind_schedule`, `clipped`,
     /// `loss` (count), `loss.ratio`, `duplicates`, `reordered`, `foreign`, `ssrc_changes`, `packets`, `bytes`,
     /// `packets_per_s`, `bits_per_s`, `setups_per_s`, `rxq_drops`, `generator_limited` (0/1),
-    /// `cpu` (share of the shards' cores). `None` for an unknown name, and for every name
-    /// when the counts are missing (see [`Report::counts_missing_from`]).
+    /// `cpu` (share of the shards' cores); with `--server-pid`, the `server.*` figures (see
+    /// [`SERVER_VALUE_NAMES`]; `None` without it, or when a process went away mid-run). `None`
+    /// for an unknown name, and for every name when the counts are missing (see
+    /// [`Report::counts_missing_from`]).
     pub fn value(&self, name: &str) -> Option<f64> {
         if !self.counts_missing_from.is_empty() || !is_value_name(name) {
             return None;
+        }
+        if let Some(key) = name.strip_prefix("server.") {
+            let s = self.server.as_ref().filter(|s| s.complete)?;
+            return match key {
+                "pkts_per_cpu_s" => s.pkts_per_cpu_s,
+                "cpu_s" => Some(s.cpu_s),
+                "cpu" => s.cpu_share,
+                "rss_peak_kib" => Some(s.rss_peak_kib as f64),
+                "rss_per_session_kib" => s.rss_per_session_kib,
+                _ => None,
+            };
         }
         let s = &self.sessions;
         let m = &self.media;
@@ -470,6 +586,28 @@ impl Report {
             h.fd.soft,
             h.fd.fits
         );
+        if let Some(s) = &self.server {
+            let pids: Vec<String> = s.pids.iter().map(u32::to_string).collect();
+            let opt = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map_or("-".to_owned(), f);
+            let _ = writeln!(
+                out,
+                "server (pid {}): CPU {:.2}s ({} of a core), {} delivered pkts per server \
+                 CPU-s (generator: {} per its CPU-s), RSS {:.1} -> {:.1} MiB, {} per session \
+                 (peak {} sessions)",
+                pids.join(","),
+                s.cpu_s,
+                opt(s.cpu_share, &|v| format!("{:.0}%", v * 100.0)),
+                opt(s.pkts_per_cpu_s, &|v| format!("{v:.0}")),
+                opt(s.generator_pkts_per_cpu_s, &|v| format!("{v:.0}")),
+                s.rss_base_kib as f64 / 1024.0,
+                s.rss_peak_kib as f64 / 1024.0,
+                opt(s.rss_per_session_kib, &|v| format!("{v:.1} KiB")),
+                s.peak_sessions
+            );
+            for n in &s.notes {
+                let _ = writeln!(out, "  - {n}");
+            }
+        }
         if h.generator_limited {
             let _ =
                 writeln!(out, "GENERATOR-LIMITED RUN: these numbers are not the server's alone:");
@@ -547,6 +685,60 @@ mod tests {
         for name in VALUE_NAMES {
             assert_eq!(merged.value(name), None, "{name} is not measured");
         }
+    }
+
+    #[test]
+    fn server_values_come_from_a_complete_watch_only() {
+        use crate::server::{ServerProcess, ServerUsage};
+        let mut m = Metrics::new();
+        m.counts.packets = 600_000;
+        let proc_ = |gone_at_s| ServerProcess {
+            pid: 42,
+            cpu_s: 2.0,
+            rss_base_kib: 10_000,
+            rss_peak_kib: 30_000,
+            gone_at_s,
+        };
+        let usage =
+            |gone| ServerUsage { processes: vec![proc_(gone)], wall_s: 4.0, peak_sessions: 100 };
+        let health = Health::assess(
+            &m,
+            1,
+            Duration::from_secs(1),
+            Duration::from_secs(4),
+            FdBudget::compute(0, 0, 0, 1, 0),
+        );
+        let config = report(Vec::new()).config;
+        let t = [Threshold::parse("server.pkts_per_cpu_s>300000").unwrap()];
+        let r = Report::build_with_server(
+            config.clone(),
+            &m,
+            4.0,
+            health.clone(),
+            Some(&usage(None)),
+            &t,
+        );
+        for name in SERVER_VALUE_NAMES {
+            assert!(is_value_name(name), "{name}");
+        }
+        assert_eq!(r.value("server.pkts_per_cpu_s"), Some(300_000.0));
+        assert_eq!(r.value("server.cpu_s"), Some(2.0));
+        assert_eq!(r.value("server.cpu"), Some(0.5));
+        assert_eq!(r.value("server.rss_peak_kib"), Some(30_000.0));
+        assert_eq!(r.value("server.rss_per_session_kib"), Some(200.0));
+        let s = r.server.as_ref().unwrap();
+        assert_eq!(s.generator_pkts_per_cpu_s, Some(600_000.0));
+        assert_eq!(s.usage(), usage(None), "the hlog carries what the report was made from");
+        assert!(!r.passed, "300,000 is not above 300,000");
+        assert!(r.table().contains("server (pid 42): CPU 2.00s (50% of a core)"), "{}", r.table());
+
+        let gone = Report::build_with_server(config, &m, 4.0, health, Some(&usage(Some(1.0))), &t);
+        for name in SERVER_VALUE_NAMES {
+            assert_eq!(gone.value(name), None, "{name} withheld");
+        }
+        assert_eq!(gone.exit_code(), crate::EXIT_ERROR);
+        assert!(gone.table().contains("server process 42 was gone 1.0s into the run"));
+        assert_eq!(report(Vec::new()).value("server.cpu"), None, "no --server-pid");
     }
 
     #[test]

@@ -44,10 +44,21 @@ pub const VALUE_NAMES: [&str; 24] = [
     "cpu",
 ];
 
-/// Whether a threshold may name `name`: one of [`VALUE_NAMES`], or `errors.` with an error
-/// kind or a status code.
+/// What the run cost the server, with `--server-pid` (see `Report::value`): delivered packets
+/// per server CPU-second, its CPU seconds, its CPU share of one core, its peak resident
+/// memory and its memory growth per open session (KiB).
+pub const SERVER_VALUE_NAMES: [&str; 5] = [
+    "server.pkts_per_cpu_s",
+    "server.cpu_s",
+    "server.cpu",
+    "server.rss_peak_kib",
+    "server.rss_per_session_kib",
+];
+
+/// Whether a threshold may name `name`: one of [`VALUE_NAMES`] or [`SERVER_VALUE_NAMES`], or
+/// `errors.` with an error kind or a status code.
 pub fn is_value_name(name: &str) -> bool {
-    if VALUE_NAMES.contains(&name) {
+    if VALUE_NAMES.contains(&name) || SERVER_VALUE_NAMES.contains(&name) {
         return true;
     }
     name.strip_prefix("errors.").is_some_and(|key| {
@@ -254,8 +265,9 @@ fn parse_subject(lhs: &str) -> Result<Subject, String> {
     if !is_value_name(lhs) {
         return Err(format!(
             "unknown value `{lhs}`: expected a metric with a statistic (e.g. e2e.p99) or one \
-             of {}, errors.<kind>, errors.<status>",
-            VALUE_NAMES.join(", ")
+             of {}, {}, errors.<kind>, errors.<status>",
+            VALUE_NAMES.join(", "),
+            SERVER_VALUE_NAMES.join(", ")
         ));
     }
     Ok(Subject::Value(lhs.to_owned()))

@@ -302,6 +302,33 @@ fn real_sockets_stall_and_one_percent_drop() {
     assert_eq!(outcome.exit_code(), 0);
 }
 
+#[test]
+fn reading_udp_in_batches_keeps_the_kernels_arrival_times() {
+    // Sockets read only every 200 ms: without the kernel's receive times every packet would
+    // look up to 200 ms late (e2e p50 near 100 ms, gaps of 200 ms between batches).
+    let faults = Faults { drop_one_percent: false, stall: false, bitrate: Some(1_000_000) };
+    let (port, stop, sender) = start_server(faults);
+    let mut args = LoadArgs::new(format!("rtsp://127.0.0.1:{port}/truth"));
+    args.clients = 2;
+    args.transport = TransportChoice::Udp;
+    args.duration = Duration::from_secs(2);
+    args.ramp = Duration::from_millis(100);
+    args.shards = Some(1);
+    args.udp_read_interval = Duration::from_millis(200);
+    args.quiet = true;
+    let outcome = manifold_load::execute(&args).expect("the run completes");
+    stop.store(true, Ordering::Relaxed);
+    sender.join().unwrap();
+    let r = &outcome.report;
+    assert_eq!(r.sessions.ok, 2, "{:?}", r.errors.samples);
+    assert!(r.media.packets > 200, "packets {}", r.media.packets);
+    let e2e = &r.metrics["e2e"];
+    assert!(e2e.percentiles["p50"] < 20_000, "e2e p50 {} us", e2e.percentiles["p50"]);
+    // Frames are 40 ms apart (25/s): a batch boundary must not show as a 200 ms gap.
+    let gap = &r.metrics["gap"];
+    assert!(gap.percentiles["p99"] < 100_000, "gap p99 {} us", gap.percentiles["p99"]);
+}
+
 /// Capacity check of the generator itself (not run by default): `LOAD_SCALE=2000 cargo test
 /// -p manifold-load --release --test truth -- --ignored --nocapture`.
 #[test]

@@ -1,7 +1,8 @@
 //! The syscalls the relay, the load generator, the `manifold` binary and the perf tools share,
 //! each wrapped once: shutdown signals taken with `sigwait` ([`signal`]), kernel randomness
 //! ([`fill_random`]), the open-file limit and CPU time ([`limits`]), CPU pinning
-//! ([`pin_to_cpu`]), descriptors borrowed from their owner ([`fd_of`]), and, with the `glommio`
+//! ([`pin_to_cpu`]), another process's CPU time and memory ([`procstat`]), descriptors
+//! borrowed from their owner ([`fd_of`]), and, with the `glommio`
 //! feature, handing a socket we bound ourselves to glommio ([`glommio_udp`]).
 //!
 //! Syscalls only one binary makes stay in that binary (the relay's gathering `sendmsg`, the
@@ -23,6 +24,7 @@ mod cpu;
 mod fd;
 pub mod limits;
 pub mod process;
+pub mod procstat;
 mod random;
 pub mod signal;
 

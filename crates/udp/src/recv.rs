@@ -1,9 +1,11 @@
-//! Receive side: `recvmmsg` batches, `UDP_GRO` coalescing, `SO_RXQ_OVFL` drop counts.
+//! Receive side: `recvmmsg` batches, `UDP_GRO` coalescing, `SO_RXQ_OVFL` drop counts,
+//! `SO_TIMESTAMPNS` receive times.
 
 use std::io;
 use std::mem;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd};
+use std::time::Duration;
 
 use crate::addr::decode_storage;
 
@@ -43,8 +45,15 @@ pub fn set_rxq_ovfl(fd: impl AsFd, on: bool) -> io::Result<()> {
     set_int_opt(fd, libc::SOL_SOCKET, libc::SO_RXQ_OVFL, libc::c_int::from(on))
 }
 
-/// Control-message space per message: room for UDP_GRO (int) and SO_RXQ_OVFL (u32) and then
-/// some, aligned for cmsghdr.
+/// Turns `SO_TIMESTAMPNS` on or off: each message then carries the wall-clock time the kernel
+/// queued it ([`Message::received`]), so a receiver that reads late (in batches, on a timer)
+/// still knows when each datagram arrived.
+pub fn set_timestamps(fd: impl AsFd, on: bool) -> io::Result<()> {
+    set_int_opt(fd, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, libc::c_int::from(on))
+}
+
+/// Control-message space per message: room for UDP_GRO (int), SO_RXQ_OVFL (u32) and
+/// SO_TIMESTAMPNS (timespec) and then some, aligned for cmsghdr.
 #[derive(Clone, Copy)]
 #[repr(C, align(8))]
 struct CmsgSpace([u8; 128]);
@@ -55,6 +64,7 @@ struct Meta {
     len: usize,
     segment_size: Option<usize>,
     drops: Option<u32>,
+    received: Option<Duration>,
     truncated: bool,
     source: Option<SocketAddr>,
 }
@@ -182,6 +192,12 @@ impl RecvBatch {
                     meta.segment_size = usize::try_from(size).ok().filter(|&s| s > 0);
                 } else if level == libc::SOL_SOCKET && kind == libc::SO_RXQ_OVFL {
                     meta.drops = Some(data.cast::<u32>().read_unaligned());
+                } else if level == libc::SOL_SOCKET && kind == libc::SCM_TIMESTAMPNS {
+                    let ts = data.cast::<libc::timespec>().read_unaligned();
+                    meta.received = u64::try_from(ts.tv_sec)
+                        .ok()
+                        .zip(u32::try_from(ts.tv_nsec).ok())
+                        .map(|(s, ns)| Duration::new(s, ns));
                 }
                 c = libc::CMSG_NXTHDR(&h.msg_hdr, c);
             }
@@ -198,6 +214,7 @@ impl RecvBatch {
                 source: m.source,
                 segment_size: m.segment_size,
                 drops: m.drops,
+                received: m.received,
                 truncated: m.truncated,
             }
         })
@@ -217,6 +234,9 @@ pub struct Message<'a> {
     /// With `SO_RXQ_OVFL`: datagrams this socket had dropped (buffer full) when this one was
     /// queued, a running count. The kernel omits it while the count is zero.
     pub drops: Option<u32>,
+    /// With `SO_TIMESTAMPNS` ([`set_timestamps`]): when the kernel queued it, wall clock, since
+    /// the Unix epoch (for a coalesced message, its first datagram).
+    pub received: Option<Duration>,
     /// The buffer was too small and the message was cut.
     pub truncated: bool,
 }
@@ -274,6 +294,7 @@ mod tests {
             source: None,
             segment_size: Some(1000),
             drops: None,
+            received: None,
             truncated: false,
         };
         let parts: Vec<&[u8]> = m.datagrams().collect();
@@ -285,9 +306,46 @@ mod tests {
 
     #[test]
     fn empty_datagram_is_one() {
-        let m =
-            Message { data: &[], source: None, segment_size: None, drops: None, truncated: false };
+        let m = Message {
+            data: &[],
+            source: None,
+            segment_size: None,
+            drops: None,
+            received: None,
+            truncated: false,
+        };
         assert_eq!(m.datagram_count(), 1);
         assert_eq!(m.datagrams().collect::<Vec<_>>(), vec![&[] as &[u8]]);
+    }
+
+    #[test]
+    fn timestamps_say_when_the_kernel_queued_each_message() {
+        use std::net::UdpSocket;
+        use std::time::{SystemTime, UNIX_EPOCH};
+
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut batch = RecvBatch::new(4, 2048);
+        tx.send_to(b"untimed", rx.local_addr().unwrap()).unwrap();
+        assert_eq!(batch.recv(&rx).unwrap(), 1);
+        assert_eq!(batch.messages().next().unwrap().received, None, "off by default");
+
+        set_timestamps(&rx, true).unwrap();
+        // The first socket asking for timestamps turns the kernel's receive stamping on, and
+        // it does so from a work queue: until then datagrams are stamped when read.
+        std::thread::sleep(Duration::from_millis(100));
+        let before = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+        tx.send_to(b"first", rx.local_addr().unwrap()).unwrap();
+        std::thread::sleep(Duration::from_millis(30));
+        tx.send_to(b"second", rx.local_addr().unwrap()).unwrap();
+        // Read well after both arrived: the times are the arrivals, not the read.
+        std::thread::sleep(Duration::from_millis(30));
+        let after = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+        assert_eq!(batch.recv(&rx).unwrap(), 2);
+        let times: Vec<Duration> = batch.messages().map(|m| m.received.unwrap()).collect();
+        assert!(times[0] >= before && times[1] <= after, "{times:?} in {before:?}..{after:?}");
+        let apart = times[1] - times[0];
+        assert!(apart >= Duration::from_millis(25), "sent 30 ms apart, stamped {apart:?} apart");
+        assert!(after - times[1] >= Duration::from_millis(25), "stamped at arrival, not read");
     }
 }
