@@ -409,6 +409,80 @@ fn ffmpeg_publishes_over_rtmp_and_is_read_back_over_rtsp() {
 }
 
 #[test]
+fn ffmpeg_and_gstreamer_read_through_an_http_tunnel() {
+    if !have("ffmpeg", "-version") || !have("gst-launch-1.0", "--version") {
+        return;
+    }
+    let relay = Relay::start(&["--synthetic", "/demo"]);
+    std::thread::sleep(Duration::from_millis(1200));
+    let url = relay.url("/demo");
+    ffmpeg_reads(&url, "http");
+    gstreamer_reads(&relay.url("/demo").replacen("rtsp://", "rtsph://", 1), 1);
+}
+
+/// One base64 POST of a tunnel, on its own connection: `request` for the GET half `cookie`.
+fn tunnel_post(relay: &Relay, cookie: &str, request: &str) {
+    use base64::Engine as _;
+    let mut c = connect(relay);
+    let body = base64::engine::general_purpose::STANDARD.encode(request);
+    let post = format!(
+        "POST /demo HTTP/1.0\r\nx-sessioncookie: {cookie}\r\n\
+         Content-Type: application/x-rtsp-tunnelled\r\nContent-Length: 32767\r\n\r\n{body}"
+    );
+    c.write_all(post.as_bytes()).expect("POST");
+    // Closed at once, as clients that open one POST per request do.
+}
+
+#[test]
+fn a_tunnel_joins_posts_from_any_shard_and_refuses_strangers() {
+    let relay = Relay::start(&["--synthetic", "/demo"]);
+    let url = relay.url("/demo");
+    let mut get = connect(&relay);
+    get.write_all(b"GET /demo HTTP/1.0\r\nx-sessioncookie: c00kie\r\nAccept: application/x-rtsp-tunnelled\r\n\r\n")
+        .expect("GET");
+    let mut reader = BufReader::new(get.try_clone().expect("clone"));
+    let mut line = String::new();
+    reader.read_line(&mut line).expect("GET answered");
+    assert_eq!(line, "HTTP/1.0 200 OK\r\n");
+    while line != "\r\n" {
+        line.clear();
+        reader.read_line(&mut line).expect("GET head");
+    }
+    // Eight requests on eight POST connections: with two shards, some land on the other
+    // shard than the GET (all on the same one 1 time in 128).
+    for cseq in 1..=8 {
+        tunnel_post(&relay, "c00kie", &format!("OPTIONS {url} RTSP/1.0\r\nCSeq: {cseq}\r\n\r\n"));
+        let mut status = String::new();
+        reader.read_line(&mut status).expect("response on the GET half");
+        assert_eq!(status, "RTSP/1.0 200 OK\r\n", "request {cseq}");
+        let mut got_cseq = None;
+        loop {
+            let mut l = String::new();
+            reader.read_line(&mut l).expect("response head");
+            if l == "\r\n" {
+                break;
+            }
+            got_cseq = got_cseq.or(l.strip_prefix("CSeq: ").map(|v| v.trim().to_owned()));
+        }
+        assert_eq!(got_cseq, Some(cseq.to_string()), "in order, on the GET half");
+    }
+    // A second GET with the same cookie, and a POST for a tunnel nobody opened, are refused.
+    let mut again = connect(&relay);
+    again.write_all(b"GET /demo HTTP/1.0\r\nx-sessioncookie: c00kie\r\n\r\n").expect("GET");
+    let mut answer = String::new();
+    BufReader::new(again).read_line(&mut answer).expect("answered");
+    assert!(answer.starts_with("HTTP/1.0 403 "), "{answer}");
+    let mut stranger = connect(&relay);
+    stranger
+        .write_all(b"POST /demo HTTP/1.0\r\nx-sessioncookie: nobody\r\n\r\nT1BUSU9OUw==")
+        .expect("POST");
+    let mut rest = Vec::new();
+    let _ = stranger.read_to_end(&mut rest);
+    // The relay closes it without an RTSP answer anywhere.
+    assert!(!String::from_utf8_lossy(&rest).contains("RTSP/1.0"), "{rest:?}");
+}
+
+#[test]
 fn ffmpeg_publishes_over_udp_and_is_read_back() {
     if !have("ffmpeg", "-version") {
         return;

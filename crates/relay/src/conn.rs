@@ -20,6 +20,9 @@ use crate::control::{Control, Route};
 use crate::outbox::ConnOut;
 use crate::plane::reader::TcpFrame;
 use crate::shard::Shard;
+use crate::tunnel::TunnelFailure;
+use manifold_rtsp::tunnel::TunnelSide;
+use std::net::SocketAddr;
 
 /// Bytes a connection reads per call at first, and keeps between requests. RTSP requests are
 /// small and a reader's connection idles for hours, so this is most of what an idle session
@@ -159,15 +162,129 @@ pub(crate) async fn run(shard: Rc<Shard>, stream: TcpStream) {
         }
     };
     let _ = stream.set_nodelay(true);
+    let mut stream = SharedStream(Rc::new(RefCell::new(stream)));
+    tracing::debug!(%peer, shard = shard.id(), "connection accepted");
+    let request_timeout = shard.config().request_timeout();
+    // RTSP, or HTTP opening a tunnel: the first bytes tell.
+    let first = match first_bytes(&mut stream, request_timeout).await {
+        Ok(Some(first)) => first,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::info!(%peer, side = "downstream", error = %e, "connection closed");
+            stream.shutdown();
+            return;
+        }
+    };
+    if manifold_rtsp::tunnel::is_http(&first) != Some(true) {
+        let input = stream.clone();
+        serve_rtsp(&shard, stream, peer, Input { reader: input, first, preamble: None }).await;
+        return;
+    }
+    let (head, body) = match crate::tunnel::read_head(&mut stream, first, request_timeout).await {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::info!(%peer, side = "downstream", error = %e, "HTTP tunnel refused");
+            if let TunnelFailure::Http(http) = &e {
+                let _ = timer::timeout(request_timeout, async {
+                    Ok(stream.write_all(&http.response()).await)
+                })
+                .await;
+            }
+            stream.shutdown();
+            return;
+        }
+    };
+    match head.side {
+        TunnelSide::Get => {
+            let id = shard.next_id();
+            let Some(half) = crate::tunnel::GetHalf::open(&shard, &head, peer, id) else {
+                tracing::info!(%peer, cookie = %head.cookie, side = "downstream", "HTTP tunnel refused: cookie in use");
+                let refused =
+                    b"HTTP/1.0 403 Forbidden\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
+                let _ =
+                    timer::timeout(request_timeout, async { Ok(stream.write_all(refused).await) })
+                        .await;
+                stream.shutdown();
+                return;
+            };
+            tracing::debug!(%peer, cookie = %head.cookie, path = %head.path, "HTTP tunnel opened");
+            let reader = crate::tunnel::TunnelInput::new(half.inbox.clone(), stream.clone());
+            let preamble = Some(manifold_rtsp::tunnel::GET_RESPONSE);
+            serve_rtsp(&shard, stream, peer, Input { reader, first: Vec::new(), preamble }).await;
+            drop(half);
+        }
+        TunnelSide::Post => {
+            let idle = shard.config().session_timeout() * 2;
+            match crate::tunnel::pump_post(&shard, peer, &head, body, &mut stream, idle).await {
+                Ok(()) => tracing::debug!(%peer, cookie = %head.cookie, "HTTP tunnel POST closed"),
+                Err(e) => {
+                    tracing::info!(%peer, side = "downstream", error = %e, "HTTP tunnel POST closed");
+                    if let TunnelFailure::Http(http) = &e {
+                        let _ = timer::timeout(request_timeout, async {
+                            Ok(stream.write_all(&http.response()).await)
+                        })
+                        .await;
+                    }
+                }
+            }
+            stream.shutdown();
+        }
+    }
+}
+
+/// The first bytes of a connection (at least four, or all it sent before closing: `None`
+/// when it sent nothing), within the request timeout.
+async fn first_bytes(
+    stream: &mut SharedStream,
+    deadline: Duration,
+) -> Result<Option<Vec<u8>>, ConnError> {
+    let read = async {
+        let mut buf = vec![0u8; READ_CHUNK_MIN];
+        let mut len = 0;
+        while len < 4 {
+            let n = stream.read(&mut buf[len..]).await?;
+            if n == 0 {
+                break;
+            }
+            len += n;
+        }
+        buf.truncate(len);
+        Ok::<_, io::Error>(buf)
+    };
+    match timer::timeout(deadline, async { Ok(read.await) }).await {
+        Ok(Ok(buf)) if buf.is_empty() => Ok(None),
+        Ok(Ok(buf)) => Ok(Some(buf)),
+        Ok(Err(e)) => Err(ConnError::Io(e)),
+        Err(_) => Err(ConnError::RequestTimeout(deadline)),
+    }
+}
+
+/// Where an RTSP connection's requests come from: its socket, or a tunnel's POST halves.
+struct Input<R> {
+    reader: R,
+    /// What was read before the connection was known to be RTSP.
+    first: Vec<u8>,
+    /// Written before any response (a tunnel GET's HTTP answer).
+    preamble: Option<&'static [u8]>,
+}
+
+/// Serves one RTSP connection (plain, or a tunnel's GET half) until it closes: its writer
+/// task, its `Control`, and its read loop over `input`.
+async fn serve_rtsp<R: AsyncRead + Unpin>(
+    shard: &Rc<Shard>,
+    stream: SharedStream,
+    peer: SocketAddr,
+    input: Input<R>,
+) {
     let id = shard.next_id();
-    let stream = SharedStream(Rc::new(RefCell::new(stream)));
     let out = Rc::new(ConnOut::new(id, peer));
     shard.add_conn(out.clone());
-    tracing::debug!(%peer, shard = shard.id(), "connection accepted");
-
+    if let Some(preamble) = input.preamble {
+        out.send_control(preamble);
+    }
     // The writer sends media: it runs in the shard's media queue, not this task's.
     let writer = glommio::spawn_local_into(
-        write_loop(shard.clone(), stream.clone(), out.clone(), shard.config().reader_stall()),
+        write_loop(shard.clone(), stream, out.clone(), shard.config().reader_stall()),
         shard.queues.media,
     );
     let writer = match writer {
@@ -183,8 +300,14 @@ pub(crate) async fn run(shard: Rc<Shard>, stream: TcpStream) {
         max_body: shard.config().max_request_body,
         ..Limits::default()
     };
+    // A tunnel's GET half that no POST feeds is closed after the request timeout.
+    let idle = match input.preamble {
+        Some(_) => shard.config().request_timeout().min(shard.config().idle_timeout()),
+        None => shard.config().idle_timeout(),
+    };
     let mut control = Control::new(shard.clone(), peer, out.clone());
-    match read_loop(&shard, &mut control, &out, stream, limits).await {
+    let read = read_loop(shard, &mut control, &out, input.reader, input.first, limits, idle);
+    match read.await {
         Ok(()) => tracing::debug!(%peer, "connection closed by peer"),
         Err(e) => tracing::info!(%peer, side = "downstream", error = %e, "connection closed"),
     }
@@ -212,22 +335,24 @@ fn next_chunk(chunk: usize, got: usize) -> usize {
 /// input cannot be resynchronised: requests to `control`, interleaved frames where `control`
 /// routes them (straight to the shard: a publisher's packet does not pass through the
 /// session machine); wakes `control` at its sessions' deadlines.
-async fn read_loop(
+async fn read_loop<R: AsyncRead + Unpin>(
     shard: &Shard,
     control: &mut Control,
     out: &ConnOut,
-    mut rd: SharedStream,
+    mut rd: R,
+    first: Vec<u8>,
     limits: Limits,
+    idle: Duration,
 ) -> Result<(), ConnError> {
     let config = shard.config();
     let (max_queued, stall) = (config.max_response_queue, config.reader_stall());
     let mut deadlines = Deadlines {
         request: config.request_timeout(),
-        idle: config.idle_timeout(),
+        idle,
         partial_since: None,
         last_read: Instant::now(),
     };
-    let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK_MIN);
+    let mut buf: Vec<u8> = first;
     let mut chunk = READ_CHUNK_MIN;
     let mut decoder = Decoder::new(limits);
     loop {

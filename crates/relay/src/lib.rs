@@ -36,6 +36,7 @@ mod egress;
 mod error;
 mod gate;
 mod http;
+mod inbox;
 mod limits;
 mod metrics;
 mod notify;
@@ -52,6 +53,7 @@ mod shard;
 mod signal;
 mod synthetic;
 mod sys;
+mod tunnel;
 mod udp;
 
 pub use config::{
@@ -179,6 +181,7 @@ pub fn serve(config: ServeConfig, on_listening: impl FnOnce(SocketAddr)) -> Resu
         metrics_token,
         pulls: Arc::default(),
         orphans: Arc::default(),
+        tunnels: Arc::default(),
     };
     let mesh = MeshBuilder::full(cores, config.shard_queue.max(16));
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();

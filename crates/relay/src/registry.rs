@@ -61,6 +61,55 @@ impl Orphans {
     }
 }
 
+/// The open HTTP tunnels, by `x-sessioncookie`: where each one's GET connection is (shard,
+/// connection), and the client address only its POSTs may come from.
+#[derive(Debug, Default)]
+pub(crate) struct Tunnels {
+    by_cookie: Mutex<HashMap<String, TunnelEnd>>,
+}
+
+/// Where a tunnel's GET half is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TunnelEnd {
+    /// Its shard.
+    pub(crate) shard: usize,
+    /// Its connection id on that shard.
+    pub(crate) conn: u64,
+    /// The client's address.
+    pub(crate) ip: std::net::IpAddr,
+}
+
+impl Tunnels {
+    fn table(&self) -> MutexGuard<'_, HashMap<String, TunnelEnd>> {
+        self.by_cookie.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Opens the tunnel `cookie` at `end`; false when the cookie is taken (or the table
+    /// holds `max` tunnels already).
+    pub(crate) fn open(&self, cookie: &str, end: TunnelEnd, max: usize) -> bool {
+        let mut table = self.table();
+        if table.contains_key(cookie) || table.len() >= max {
+            return false;
+        }
+        table.insert(cookie.to_owned(), end);
+        true
+    }
+
+    /// The GET half of tunnel `cookie`, for a POST from `ip`: `None` when there is no such
+    /// tunnel or it belongs to another client.
+    pub(crate) fn find(&self, cookie: &str, ip: std::net::IpAddr) -> Option<TunnelEnd> {
+        self.table().get(cookie).copied().filter(|e| e.ip == ip)
+    }
+
+    /// Closes tunnel `cookie`, if it is still the one at `end`.
+    pub(crate) fn close(&self, cookie: &str, end: TunnelEnd) {
+        let mut table = self.table();
+        if table.get(cookie) == Some(&end) {
+            table.remove(cookie);
+        }
+    }
+}
+
 /// What a reader needs to know about one track of a stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct TrackInfo {
@@ -166,5 +215,22 @@ mod tests {
         assert!(r.lookup("/cam").is_none());
         let b = r.publish("/cam", 1, String::new(), vec![]).unwrap();
         assert_ne!(a.id, b.id);
+    }
+
+    #[test]
+    fn a_tunnel_is_joined_only_by_its_own_client_and_closed_only_by_its_get() {
+        let t = Tunnels::default();
+        let ip = "10.0.0.1".parse().unwrap();
+        let end = TunnelEnd { shard: 1, conn: 7, ip };
+        assert!(t.open("c", end, 10));
+        assert!(!t.open("c", TunnelEnd { conn: 8, ..end }, 10), "a cookie is taken once");
+        assert_eq!(t.find("c", ip), Some(end));
+        assert_eq!(t.find("c", "10.0.0.2".parse().unwrap()), None, "another client's POST");
+        assert_eq!(t.find("other", ip), None);
+        t.close("c", TunnelEnd { conn: 8, ..end });
+        assert_eq!(t.find("c", ip), Some(end), "only its own GET closes it");
+        t.close("c", end);
+        assert_eq!(t.find("c", ip), None);
+        assert!(t.open("a", end, 1) && !t.open("b", end, 1), "bounded");
     }
 }

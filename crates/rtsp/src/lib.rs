@@ -12,6 +12,7 @@ pub mod error;
 pub mod header;
 mod message;
 pub mod session;
+pub mod tunnel;
 pub mod url;
 
 pub use error::{ParseError, StatusCode};

@@ -8,7 +8,9 @@
 //!   the first chunk on, cut to 16 KiB, and each client segment after the handshake;
 //! * `OUT_DIR/digest_verify/`: `Authorization` values (RFC 7616's examples, what ffmpeg and
 //!   GStreamer send, Basic) and every `Authorization` value in the transcripts;
-//! * `OUT_DIR/access_hook_http/`: HTTP status lines (the first byte is the split point).
+//! * `OUT_DIR/access_hook_http/`: HTTP status lines (the first byte is the split point);
+//! * `OUT_DIR/rtsp_tunnel/`: the HTTP heads (and POST bodies) ffmpeg and GStreamer open an
+//!   RTSP-over-HTTP tunnel with.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a developer tool over our own fixtures
 
 use std::path::Path;
@@ -93,6 +95,14 @@ fn main() {
                 }
                 at += seg.bytes.len();
             }
+        }
+    }
+    let tunnel = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/rtsp-tunnel");
+    for entry in std::fs::read_dir(&tunnel).unwrap().flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "bin") {
+            let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+            put("rtsp_tunnel", name, &std::fs::read(&path).unwrap());
         }
     }
     for (target, n) in counts {

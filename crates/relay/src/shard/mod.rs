@@ -68,6 +68,9 @@ pub(crate) enum ShardMsg {
     PublisherGone { stream: u64, end: bool },
     /// A multicast reader of `stream` started (`delta` 1) or stopped (-1) on another shard.
     Multicast { stream: u64, group: std::net::SocketAddrV4, delta: i64 },
+    /// Requests a POST half of an HTTP tunnel decoded, for the GET half (connection `conn`)
+    /// on the receiving shard.
+    TunnelInput { conn: u64, bytes: Vec<u8> },
 }
 
 /// A publisher on this shard of a stream whose hub is on another shard (a republish that
@@ -178,6 +181,8 @@ pub(crate) struct Shared {
     pub(crate) pulls: Arc<crate::registry::Demand>,
     /// Streams whose publisher left, waiting for a republish.
     pub(crate) orphans: Arc<crate::registry::Orphans>,
+    /// Open HTTP tunnels, by cookie.
+    pub(crate) tunnels: Arc<crate::registry::Tunnels>,
 }
 
 /// One shard's state.
@@ -206,6 +211,8 @@ pub(crate) struct Shard {
     forwards: RefCell<HashMap<u64, Rc<Forward>>>,
     next_id: Cell<u64>,
     conns: RefCell<HashMap<u64, Rc<ConnOut>>>,
+    /// The inboxes of the GET halves of HTTP tunnels on this shard, by connection.
+    tunnels: RefCell<HashMap<u64, Rc<crate::inbox::Inbox>>>,
     /// Metrics state.
     pub(crate) obs: crate::metrics::ShardObs,
     /// The multicast groups of the streams this shard owns, and their sender.
@@ -691,6 +698,23 @@ impl Shard {
     /// Forgets a closed connection.
     pub(crate) fn remove_conn(&self, id: u64) {
         self.conns.borrow_mut().remove(&id);
+    }
+
+    /// Routes tunnel input for connection `conn` (a tunnel's GET half) to `inbox`.
+    pub(crate) fn add_tunnel(&self, conn: u64, inbox: Rc<crate::inbox::Inbox>) {
+        self.tunnels.borrow_mut().insert(conn, inbox);
+    }
+
+    /// Stops routing tunnel input to connection `conn`.
+    pub(crate) fn remove_tunnel(&self, conn: u64) {
+        self.tunnels.borrow_mut().remove(&conn);
+    }
+
+    /// Bytes a tunnel's POST half decoded, for the GET half `conn` on this shard; false when
+    /// it is gone or its inbox overflowed (the tunnel then closes).
+    pub(crate) fn tunnel_input(&self, conn: u64, bytes: &[u8]) -> bool {
+        let inbox = self.tunnels.borrow().get(&conn).cloned();
+        inbox.is_some_and(|i| i.push(bytes))
     }
 
     /// Connection `id`, while it is open.

@@ -82,6 +82,7 @@ pub(crate) async fn run(
         forwards: RefCell::default(),
         next_id: Cell::new(0),
         conns: RefCell::default(),
+        tunnels: RefCell::default(),
         obs: crate::metrics::ShardObs::new(shards),
         groups: RefCell::default(),
         mcast: crate::egress::MulticastEgress::default(),
@@ -389,6 +390,11 @@ fn handle_msg(shard: &Rc<Shard>, from: usize, msg: ShardMsg) {
             }
         }
         ShardMsg::Ended { stream } => shard.close_fanout(stream),
+        ShardMsg::TunnelInput { conn, bytes } => {
+            if !shard.tunnel_input(conn, &bytes) {
+                tracing::debug!(conn, "tunnel input for a GET half that is gone or full");
+            }
+        }
         ShardMsg::Evict { stream } => shard.evict(stream, shard.id),
         ShardMsg::Multicast { stream, group, delta } => {
             shard.multicast_readers(stream, shard.id, group, delta);
