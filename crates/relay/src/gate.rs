@@ -5,7 +5,7 @@
 //! TCP, bounded by a timeout; no answer denies).
 
 use std::cell::RefCell;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -158,10 +158,7 @@ enum HookError {
 /// The name is resolved off the shard thread.
 async fn ask_hook(call: &HookCall) -> Result<u16, HookError> {
     let exchange = async {
-        let (host, port) = (call.url.host.clone(), call.url.port);
-        let resolved = glommio::executor()
-            .spawn_blocking(move || (host.as_str(), port).to_socket_addrs().map(|mut a| a.next()))
-            .await;
+        let resolved = crate::resolve::resolve(&call.url.host, call.url.port).await;
         let addr = match resolved {
             Ok(Some(a)) => a,
             _ => return Err(HookError::Resolve(format!("{}:{}", call.url.host, call.url.port))),

@@ -47,6 +47,7 @@ mod pull;
 mod ratelog;
 mod registry;
 mod republish;
+mod resolve;
 mod rtmp_ingest;
 mod rtp_ingest;
 mod shard;

@@ -17,7 +17,7 @@
 
 use std::cell::Cell;
 use std::io;
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -46,6 +46,8 @@ const BACKOFF_MIN: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// How long to wait for the upstream's TCP connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a write to the upstream may take.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A playing session without media for this long is dropped and reconnected.
 pub(crate) const MEDIA_SILENCE: Duration = Duration::from_secs(10);
 /// How long a DESCRIBE of an on-demand path waits for the upstream's SDP.
@@ -268,19 +270,28 @@ fn bind_pairs(ip: std::net::IpAddr) -> std::io::Result<Vec<(UdpSocket, UdpSocket
         .collect()
 }
 
-/// Receives one UDP track into the hub until cancelled.
+/// Receives one UDP track into the hub until cancelled: only datagrams from the upstream's
+/// address count (anything else on the port is dropped, and counted in the log once).
 async fn udp_track(
     shard: Rc<Shard>,
     stream: Arc<StreamInfo>,
-    socket: UdpSocket,
+    (socket, upstream): (UdpSocket, IpAddr),
     track: usize,
     rtcp: bool,
     media: Rc<Cell<u64>>,
 ) {
     let mut buf = vec![0u8; 65536];
+    let mut foreign = 0u64;
     loop {
         match socket.recv_from(&mut buf).await {
-            Ok((n, _from)) => {
+            Ok((_, from)) if from.ip() != upstream => {
+                foreign += 1;
+                if foreign == 1 {
+                    tracing::warn!(path = %stream.path, track, %from, %upstream, side = "upstream",
+                        "pull: datagram from another address than the upstream's dropped");
+                }
+            }
+            Ok((n, _)) => {
                 let Some(bytes) = buf.get(..n) else { continue };
                 let kind = if rtcp { Media::Rtcp } else { Media::Rtp };
                 if !rtcp {
@@ -352,6 +363,14 @@ fn route(tracks: &[ClientTrack], channel: u8) -> Option<(usize, bool)> {
     })
 }
 
+/// Writes all of `bytes` to the upstream within [`WRITE_TIMEOUT`].
+async fn write_bounded(stream: &mut TcpStream, bytes: &[u8]) -> io::Result<()> {
+    match timer::timeout(WRITE_TIMEOUT, async { Ok(stream.write_all(bytes).await) }).await {
+        Ok(r) => r,
+        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "upstream took no bytes for 10 s")),
+    }
+}
+
 /// One upstream session: connect, DESCRIBE, SETUP, PLAY, receive until it fails.
 async fn session(
     shard: &Rc<Shard>,
@@ -362,10 +381,10 @@ async fn session(
     let upstream = manifold_rtsp::url::authority(&pull.url)
         .map_err(|source| PullError::Url { url: redact(&pull.url), source })?;
     let (host, port) = (upstream.host, upstream.port);
-    let addr = (host, port)
-        .to_socket_addrs()
+    // Resolved off the shard thread: a slow DNS server must not stall the shard's streams.
+    let addr = crate::resolve::resolve(host, port)
+        .await
         .map_err(|source| PullError::Resolve { host: host.to_owned(), port, source })?
-        .next()
         .ok_or_else(|| PullError::Unresolved { host: host.to_owned(), port })?;
     let mut stream = TcpStream::connect_timeout(addr, CONNECT_TIMEOUT)
         .await
@@ -412,7 +431,7 @@ async fn session(
             out.clear();
             write_request(&req, &mut out);
             tracing::debug!(path = %pull.path, method = %req.method, side = "upstream", "pull request");
-            if let Err(e) = stream.write_all(&out).await {
+            if let Err(e) = write_bounded(&mut stream, &out).await {
                 break 'run Err(PullError::Send { method: req.method, source: e });
             }
         }
@@ -432,10 +451,11 @@ async fn session(
                             if i >= ready.len() {
                                 break;
                             }
+                            let from = addr.ip();
                             let t = spawn_local(udp_track(
                                 shard.clone(),
                                 info.clone(),
-                                rtp,
+                                (rtp, from),
                                 i,
                                 false,
                                 media.clone(),
@@ -444,7 +464,7 @@ async fn session(
                             let t = spawn_local(udp_track(
                                 shard.clone(),
                                 info.clone(),
-                                rtcp,
+                                (rtcp, from),
                                 i,
                                 true,
                                 media.clone(),
@@ -491,7 +511,7 @@ async fn session(
             if let Some(req) = client.poll_transmit(Instant::now()) {
                 out.clear();
                 write_request(&req, &mut out);
-                let _ = stream.write_all(&out).await;
+                let _ = write_bounded(&mut stream, &out).await;
             }
             break 'run Ok(Outcome::Idle(at));
         }
@@ -552,7 +572,7 @@ async fn session(
                     decoder.reset();
                 }
                 if !answers.is_empty() {
-                    if let Err(e) = stream.write_all(&answers).await {
+                    if let Err(e) = write_bounded(&mut stream, &answers).await {
                         break 'run Err(PullError::Answer(e));
                     }
                 }
