@@ -30,8 +30,14 @@ struct GstServer {
 impl GstServer {
     /// Starts on `port` (0: any free port) and waits until it listens.
     fn start(port: u16) -> GstServer {
+        GstServer::start_with(port, None)
+    }
+
+    /// Starts on `port`, asking for Digest `credentials` (`user:password`) when given.
+    fn start_with(port: u16, credentials: Option<&str>) -> GstServer {
         let mut cmd = Command::new("/usr/bin/python3");
         cmd.arg(GST_SERVER).arg(port.to_string()).stderr(Stdio::null());
+        cmd.args(credentials);
         let server = PortPrinter::start(cmd, &format!("the GStreamer RTSP server (port {port})"));
         GstServer { port: server.port, _server: server }
     }
@@ -213,6 +219,24 @@ fn tcp_reader(addr: SocketAddr, path: &str, listen: Duration) -> std::thread::Jo
 #[test]
 fn pulls_from_gstreamer_and_readers_survive_an_upstream_restart() {
     upstream_restart("", "tcp");
+}
+
+#[test]
+fn pulls_gstreamer_behind_digest() {
+    if !have("ffmpeg", "-version") || !have_gst_server() {
+        return;
+    }
+    let upstream = GstServer::start_with(0, Some("puller:s3cret"));
+    let authed = upstream.url().replacen("rtsp://", "rtsp://puller:s3cret@", 1);
+    let relay = Relay::start(&["--pull", &format!("/cam={authed}")]);
+    wait_published(&relay, "/cam");
+    let (frames, said) = ffmpeg_frames(&relay.url("/cam"), "tcp", 2);
+    assert!(frames >= 25, "decoded {frames} frames: {said}");
+    // A wrong password never publishes the path.
+    let wrong = upstream.url().replacen("rtsp://", "rtsp://puller:nope@", 1);
+    let refused = Relay::start(&["--pull", &format!("/cam={wrong}")]);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_ne!(describe(&refused, "/cam").0, 200, "published with a wrong password");
 }
 
 #[test]

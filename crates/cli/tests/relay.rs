@@ -482,6 +482,144 @@ fn a_tunnel_joins_posts_from_any_shard_and_refuses_strangers() {
     assert!(!String::from_utf8_lossy(&rest).contains("RTSP/1.0"), "{rest:?}");
 }
 
+/// A free TCP port on 127.0.0.1 (bound and released: another process may take it first).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// The relay's `/api/v1/streams` JSON, from its metrics endpoint at `metrics`.
+fn streams_json(metrics: &str) -> String {
+    let Ok(mut c) = TcpStream::connect(metrics) else { return String::new() };
+    let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = c.write_all(b"GET /api/v1/streams HTTP/1.0\r\n\r\n");
+    let mut out = String::new();
+    let _ = c.read_to_string(&mut out);
+    out
+}
+
+#[test]
+fn gstreamer_publishes_and_plays_with_digest() {
+    if !have("gst-launch-1.0", "--version") {
+        return;
+    }
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("manifold-e2e-digest-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let config = dir.join("relay.toml");
+    // No Basic: only Digest is offered, so that is what GStreamer must answer.
+    std::fs::write(
+        &config,
+        "[[user]]\nname = \"cam\"\npassword = \"s3cret\"\nactions = [\"publish\", \"read\"]\n",
+    )
+    .expect("write config");
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let relay = Relay::start(&["--config", config.to_str().expect("utf-8"), "--metrics", &metrics]);
+    let location = format!("location=rtsp://{}/cam/gst", relay.addr);
+    let mut publisher = Command::new("gst-launch-1.0")
+        .args(["-q", "videotestsrc", "is-live=true", "!"])
+        .args(["video/x-raw,width=320,height=180,framerate=25/1", "!"])
+        .args(["x264enc", "tune=zerolatency", "key-int-max=25", "!", "rtspclientsink"])
+        .args([location.as_str(), "user-id=cam", "user-pw=s3cret", "protocols=tcp"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start gst-launch-1.0 publisher");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !streams_json(&metrics).contains("\"/cam/gst\"") {
+        assert!(Instant::now() < deadline, "GStreamer never published with Digest");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    std::thread::sleep(Duration::from_millis(1200));
+    gstreamer_reads(&format!("rtsp://cam:s3cret@{}/cam/gst", relay.addr), 1);
+    let _ = publisher.kill();
+    let _ = publisher.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An auth hook: a Python HTTP server allowing `hooked`/`pw` to read and nothing else.
+const HOOK: &str = r#"
+import http.server, json, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        q = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        ok = q.get("user") == "hooked" and q.get("password") == "pw" and q.get("action") == "read"
+        self.send_response(200 if ok else 403)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    def log_message(self, *a):
+        pass
+s = http.server.HTTPServer(("127.0.0.1", 0), H)
+print("PORT", s.server_address[1], flush=True)
+s.serve_forever()
+"#;
+
+#[test]
+fn an_auth_hook_decides_who_reads() {
+    if !have("ffmpeg", "-version") {
+        return;
+    }
+    let mut cmd = Command::new("python3");
+    cmd.args(["-c", HOOK]);
+    let hook = common::PortPrinter::start(cmd, "the auth hook");
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("manifold-e2e-hook-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let config = dir.join("relay.toml");
+    // The hook needs the password: Basic, allowed in clear here.
+    std::fs::write(&config, "allow_basic = true\n").expect("write config");
+    let relay = Relay::start(&[
+        "--synthetic",
+        "/demo",
+        "--config",
+        config.to_str().expect("utf-8"),
+        "--auth-hook",
+        &format!("http://127.0.0.1:{}/auth", hook.port),
+    ]);
+    std::thread::sleep(Duration::from_millis(1200));
+    let addr = relay.addr;
+    ffmpeg_reads(&format!("rtsp://hooked:pw@{addr}/demo"), "tcp");
+    ffmpeg_is_refused(&format!("rtsp://hooked:wrong@{addr}/demo"));
+    ffmpeg_is_refused(&format!("rtsp://{addr}/demo"));
+    // The hook gone: denied (after the cached answer expires).
+    drop(hook);
+    std::thread::sleep(Duration::from_secs(6));
+    ffmpeg_is_refused(&format!("rtsp://hooked:pw@{addr}/demo"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_path_announced_but_never_recorded_is_released() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("manifold-e2e-record-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let config = dir.join("relay.toml");
+    std::fs::write(&config, "record_timeout_secs = 2\n").expect("write config");
+    let relay = Relay::start(&["--config", config.to_str().expect("utf-8")]);
+    let mut c = connect(&relay);
+    let url = relay.url("/squat");
+    let sdp = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=x\r\nt=0 0\r\nm=video 0 RTP/AVP 96\r\n\
+               a=rtpmap:96 H264/90000\r\n";
+    let (s, _) = exchange(
+        &mut c,
+        &format!(
+            "ANNOUNCE {url} RTSP/1.0\r\nCSeq: 1\r\nContent-Type: application/sdp\r\n\
+             Content-Length: {}\r\n\r\n{sdp}",
+            sdp.len()
+        ),
+    );
+    assert_eq!(s, 200);
+    let mut probe = connect(&relay);
+    let describe = format!("DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\n\r\n");
+    assert_eq!(exchange(&mut probe, &describe).0, 200, "announced: published");
+    std::thread::sleep(Duration::from_millis(3500));
+    let mut probe = connect(&relay);
+    assert_eq!(exchange(&mut probe, &describe).0, 404, "released without RECORD");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn ffmpeg_publishes_over_udp_and_is_read_back() {
     if !have("ffmpeg", "-version") {
