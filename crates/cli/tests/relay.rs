@@ -620,6 +620,105 @@ fn a_path_announced_but_never_recorded_is_released() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A network namespace joined to this one by a veth pair (`10.203.N.1` here, `10.203.N.2`
+/// inside), torn down when dropped.
+struct Netns {
+    name: String,
+    veth: String,
+    here: String,
+}
+
+impl Netns {
+    fn create() -> Netns {
+        let n = std::process::id() % 250;
+        let (name, veth, peer) = (format!("mfl{n}"), format!("mfl{n}a"), format!("mfl{n}b"));
+        let (here, there) = (format!("10.203.{n}.1"), format!("10.203.{n}.2"));
+        let ip = |args: &[&str]| {
+            let ok = Command::new("ip").args(args).status().is_ok_and(|s| s.success());
+            assert!(ok, "ip {args:?} failed (the test needs root)");
+        };
+        let _ = Command::new("ip").args(["netns", "del", &name]).status();
+        let _ = Command::new("ip").args(["link", "del", &veth]).status();
+        let ns = Netns { name: name.clone(), veth: veth.clone(), here: here.clone() };
+        ip(&["netns", "add", &name]);
+        ip(&["link", "add", &veth, "type", "veth", "peer", "name", &peer]);
+        ip(&["link", "set", &peer, "netns", &name]);
+        ip(&["addr", "add", &format!("{here}/30"), "dev", &veth]);
+        ip(&["link", "set", &veth, "up"]);
+        ip(&["netns", "exec", &name, "ip", "addr", "add", &format!("{there}/30"), "dev", &peer]);
+        ip(&["netns", "exec", &name, "ip", "link", "set", &peer, "up"]);
+        ns
+    }
+
+    /// The first line a request to `addr` gets from inside the namespace.
+    fn ask(&self, addr: SocketAddr, request: &str) -> String {
+        let script = "import socket,sys\n\
+                      s=socket.create_connection((sys.argv[1],int(sys.argv[2])),5)\n\
+                      s.sendall(sys.argv[3].encode())\n\
+                      print(s.makefile().readline().strip())";
+        let out =
+            run_bounded(
+                Command::new("ip")
+                    .args(["netns", "exec", &self.name, "python3", "-c", script])
+                    .args([addr.ip().to_string(), addr.port().to_string(), request.to_owned()]),
+                Duration::from_secs(15),
+            )
+            .expect("request from the namespace");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", &self.veth]).status();
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+    }
+}
+
+#[test]
+fn by_default_anyone_reads_and_only_loopback_publishes() {
+    if !have("ip", "-V") {
+        return;
+    }
+    let ns = Netns::create();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_manifold"))
+        .args(["serve", "--listen", &format!("{}:0", ns.here), "--synthetic", "/demo"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start manifold serve");
+    let stderr = child.stderr.take().expect("stderr");
+    let log = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = BufReader::new(stderr).read_to_string(&mut text);
+        text
+    });
+    let addr: SocketAddr =
+        common::wait_for_line(&mut child, "listening on ", "manifold serve").parse().expect("addr");
+    let mut relay = Relay { child, addr };
+    let read = ns.ask(addr, &format!("DESCRIBE rtsp://{addr}/demo RTSP/1.0\r\nCSeq: 1\r\n\r\n"));
+    assert_eq!(read, "RTSP/1.0 200 OK", "anyone may read");
+    let sdp = "v=0\r\no=- 0 0 IN IP4 0.0.0.0\r\ns=x\r\nt=0 0\r\nm=video 0 RTP/AVP 96\r\n\
+               a=rtpmap:96 H264/90000\r\n";
+    let announce = format!(
+        "ANNOUNCE rtsp://{addr}/cam RTSP/1.0\r\nCSeq: 1\r\nContent-Type: application/sdp\r\n\
+         Content-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    );
+    let refused = ns.ask(addr, &announce);
+    assert!(
+        refused.starts_with("RTSP/1.0 403") || refused.starts_with("RTSP/1.0 401"),
+        "{refused}"
+    );
+    let _ = relay.interrupt(Duration::from_secs(5));
+    let text = log.join().unwrap_or_default();
+    assert!(
+        text.contains("add a [[user]] with actions = [\"publish\"]"),
+        "the log says how: {text}"
+    );
+}
+
 #[test]
 fn ffmpeg_publishes_over_udp_and_is_read_back() {
     if !have("ffmpeg", "-version") {
