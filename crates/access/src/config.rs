@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use ipnet::IpNet;
 
-use crate::hook::{HookUrl, HookUrlError};
+use crate::hook_http::{HookUrl, HookUrlError};
 
 /// The realm of the challenges when the config names none.
 pub const DEFAULT_REALM: &str = "manifold";

@@ -11,92 +11,9 @@ use hmac::Mac as _;
 use lru::LruCache;
 
 use crate::config::Action;
+use crate::hook_http::HookUrl;
 use crate::nonce::NonceKey;
 use crate::request::Protocol;
-
-/// Why an `--auth-hook` URL is unusable.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum HookUrlError {
-    /// Not `http://` (TLS to the hook is not spoken; keep the hook on loopback or a trusted
-    /// network).
-    #[error("must start with http:// (https is not supported)")]
-    Scheme,
-    /// No host after `http://`.
-    #[error("no host")]
-    NoHost,
-    /// A port that is not 1 to 65535, or junk after an IPv6 literal.
-    #[error("bad port {0:?}")]
-    BadPort(String),
-    /// Characters that cannot go into a request line or `Host` header (space, control).
-    #[error("contains a space or control character")]
-    BadCharacter,
-}
-
-/// Where the hook listens: `http://HOST[:PORT][/PATH]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HookUrl {
-    /// The host name or address (an IPv6 literal without brackets), to resolve off the shard.
-    pub host: String,
-    /// The port (default 80).
-    pub port: u16,
-    /// The request target, `/` at least (query included).
-    pub target: String,
-}
-
-impl HookUrl {
-    /// Parses `http://HOST[:PORT][/PATH][?QUERY]`.
-    pub fn parse(url: &str) -> Result<HookUrl, HookUrlError> {
-        if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(HookUrlError::BadCharacter);
-        }
-        let (scheme, rest) = url.split_once("://").ok_or(HookUrlError::Scheme)?;
-        if !scheme.eq_ignore_ascii_case("http") {
-            return Err(HookUrlError::Scheme);
-        }
-        let end = rest.find(['/', '?']).unwrap_or(rest.len());
-        let (authority, target) = rest.split_at(end);
-        let target = match target {
-            "" => "/".to_owned(),
-            t if t.starts_with('?') => format!("/{t}"),
-            t => t.to_owned(),
-        };
-        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let (host, after) = v6.split_once(']').ok_or(HookUrlError::NoHost)?;
-            match after {
-                "" => (host, None),
-                p => (host, Some(p.strip_prefix(':').ok_or(HookUrlError::BadPort(p.into()))?)),
-            }
-        } else {
-            match authority.rsplit_once(':') {
-                Some((h, p)) => (h, Some(p)),
-                None => (authority, None),
-            }
-        };
-        if host.is_empty() {
-            return Err(HookUrlError::NoHost);
-        }
-        let port = match port {
-            None => 80,
-            Some(p) => match p.parse::<u16>() {
-                Ok(n) if n > 0 => n,
-                _ => return Err(HookUrlError::BadPort(p.to_owned())),
-            },
-        };
-        Ok(HookUrl { host: host.to_owned(), port, target })
-    }
-
-    /// The `Host` header value.
-    pub(crate) fn host_header(&self) -> String {
-        let host =
-            if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
-        if self.port == 80 {
-            host
-        } else {
-            format!("{host}:{}", self.port)
-        }
-    }
-}
 
 /// The JSON the hook receives: `{"user", "password", "path", "action", "ip", "protocol"}`.
 /// `user` and `password` are empty for a client that gave no credentials (the hook may allow
@@ -203,26 +120,6 @@ impl HookCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn urls() {
-        let u = HookUrl::parse("http://127.0.0.1:9000/auth?x=1").unwrap();
-        assert_eq!((u.host.as_str(), u.port, u.target.as_str()), ("127.0.0.1", 9000, "/auth?x=1"));
-        assert_eq!(u.host_header(), "127.0.0.1:9000");
-        let u = HookUrl::parse("HTTP://[::1]/").unwrap();
-        assert_eq!((u.host.as_str(), u.port, u.target.as_str()), ("::1", 80, "/"));
-        assert_eq!(u.host_header(), "[::1]");
-        let u = HookUrl::parse("http://auth.local?q").unwrap();
-        assert_eq!((u.host.as_str(), u.target.as_str()), ("auth.local", "/?q"));
-        assert_eq!(HookUrl::parse("https://h/").unwrap_err(), HookUrlError::Scheme);
-        assert_eq!(HookUrl::parse("h:80/").unwrap_err(), HookUrlError::Scheme);
-        assert_eq!(HookUrl::parse("http:///x").unwrap_err(), HookUrlError::NoHost);
-        assert!(matches!(HookUrl::parse("http://h:0/"), Err(HookUrlError::BadPort(_))));
-        assert!(matches!(HookUrl::parse("http://h:99999/"), Err(HookUrlError::BadPort(_))));
-        assert!(matches!(HookUrl::parse("http://[::1]x/"), Err(HookUrlError::BadPort(_))));
-        assert_eq!(HookUrl::parse("http://h/a b").unwrap_err(), HookUrlError::BadCharacter);
-        assert_eq!(HookUrl::parse("http://h/\r\nX: y").unwrap_err(), HookUrlError::BadCharacter);
-    }
 
     #[test]
     fn cache_expires_and_is_bounded() {

@@ -1,10 +1,93 @@
-//! The auth hook's HTTP/1.1 exchange as bytes: [`post`] writes the request, [`StatusParser`]
+//! The auth hook's HTTP/1.1 exchange as bytes: [`HookUrl`] is where it goes, [`post`] writes
+//! the request, [`StatusParser`]
 //! reads the status line of the answer, fed whatever the socket returned. Only the status
 //! matters (2xx allows), so the parser stops there and the caller closes the connection
 //! (the request says `Connection: close`). A full HTTP parser (headers, bodies, chunking)
 //! would be dead weight here, which is why this is not `httparse`.
 
-use crate::hook::HookUrl;
+/// Why an `--auth-hook` URL is unusable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HookUrlError {
+    /// Not `http://` (TLS to the hook is not spoken; keep the hook on loopback or a trusted
+    /// network).
+    #[error("must start with http:// (https is not supported)")]
+    Scheme,
+    /// No host after `http://`.
+    #[error("no host")]
+    NoHost,
+    /// A port that is not 1 to 65535, or junk after an IPv6 literal.
+    #[error("bad port {0:?}")]
+    BadPort(String),
+    /// Characters that cannot go into a request line or `Host` header (space, control).
+    #[error("contains a space or control character")]
+    BadCharacter,
+}
+
+/// Where the hook listens: `http://HOST[:PORT][/PATH]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookUrl {
+    /// The host name or address (an IPv6 literal without brackets), to resolve off the shard.
+    pub host: String,
+    /// The port (default 80).
+    pub port: u16,
+    /// The request target, `/` at least (query included).
+    pub target: String,
+}
+
+impl HookUrl {
+    /// Parses `http://HOST[:PORT][/PATH][?QUERY]`.
+    pub fn parse(url: &str) -> Result<HookUrl, HookUrlError> {
+        if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(HookUrlError::BadCharacter);
+        }
+        let (scheme, rest) = url.split_once("://").ok_or(HookUrlError::Scheme)?;
+        if !scheme.eq_ignore_ascii_case("http") {
+            return Err(HookUrlError::Scheme);
+        }
+        let end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (authority, target) = rest.split_at(end);
+        let target = match target {
+            "" => "/".to_owned(),
+            t if t.starts_with('?') => format!("/{t}"),
+            t => t.to_owned(),
+        };
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let (host, after) = v6.split_once(']').ok_or(HookUrlError::NoHost)?;
+            match after {
+                "" => (host, None),
+                p => (host, Some(p.strip_prefix(':').ok_or(HookUrlError::BadPort(p.into()))?)),
+            }
+        } else {
+            match authority.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (authority, None),
+            }
+        };
+        if host.is_empty() {
+            return Err(HookUrlError::NoHost);
+        }
+        let port = match port {
+            None => 80,
+            Some(p) => match p.parse::<u16>() {
+                Ok(n) if n > 0 => n,
+                _ => return Err(HookUrlError::BadPort(p.to_owned())),
+            },
+        };
+        Ok(HookUrl { host: host.to_owned(), port, target })
+    }
+
+    /// The `Host` header value.
+    pub(crate) fn host_header(&self) -> String {
+        let host =
+            if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
+        if self.port == 80 {
+            host
+        } else {
+            format!("{host}:{}", self.port)
+        }
+    }
+}
 
 /// The longest status line accepted (`HTTP/1.1 200 ` + a reason phrase).
 pub const MAX_STATUS_LINE: usize = 512;
@@ -106,6 +189,26 @@ fn parse_status_line(line: &[u8]) -> Result<u16, HookHttpError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls() {
+        let u = HookUrl::parse("http://127.0.0.1:9000/auth?x=1").unwrap();
+        assert_eq!((u.host.as_str(), u.port, u.target.as_str()), ("127.0.0.1", 9000, "/auth?x=1"));
+        assert_eq!(u.host_header(), "127.0.0.1:9000");
+        let u = HookUrl::parse("HTTP://[::1]/").unwrap();
+        assert_eq!((u.host.as_str(), u.port, u.target.as_str()), ("::1", 80, "/"));
+        assert_eq!(u.host_header(), "[::1]");
+        let u = HookUrl::parse("http://auth.local?q").unwrap();
+        assert_eq!((u.host.as_str(), u.target.as_str()), ("auth.local", "/?q"));
+        assert_eq!(HookUrl::parse("https://h/").unwrap_err(), HookUrlError::Scheme);
+        assert_eq!(HookUrl::parse("h:80/").unwrap_err(), HookUrlError::Scheme);
+        assert_eq!(HookUrl::parse("http:///x").unwrap_err(), HookUrlError::NoHost);
+        assert!(matches!(HookUrl::parse("http://h:0/"), Err(HookUrlError::BadPort(_))));
+        assert!(matches!(HookUrl::parse("http://h:99999/"), Err(HookUrlError::BadPort(_))));
+        assert!(matches!(HookUrl::parse("http://[::1]x/"), Err(HookUrlError::BadPort(_))));
+        assert_eq!(HookUrl::parse("http://h/a b").unwrap_err(), HookUrlError::BadCharacter);
+        assert_eq!(HookUrl::parse("http://h/\r\nX: y").unwrap_err(), HookUrlError::BadCharacter);
+    }
 
     /// Feeds `input` split at every byte boundary (and whole); each must give the same result.
     fn every_split(input: &[u8]) -> Result<Option<u16>, HookHttpError> {
