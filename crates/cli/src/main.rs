@@ -105,6 +105,10 @@ struct ServeArgs {
     /// /cam=rtsp://user:pass@10.0.0.5/stream#udp,on-demand.
     #[arg(long, value_parser = manifold_relay::PullConfig::parse_arg)]
     pull: Vec<manifold_relay::PullConfig>,
+    /// Be an edge of the relay at this URL (rtsp://[user:pass@]host:port): a path nobody
+    /// publishes here is pulled from it when a reader asks, and dropped after the last leaves.
+    #[arg(long, value_name = "URL")]
+    origin: Option<String>,
     /// Seconds an on-demand pull stays up after its last reader left (default 10).
     #[arg(long)]
     pull_grace_secs: Option<u64>,
@@ -269,6 +273,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if !args.pull.is_empty() {
         config.pull = args.pull;
+    }
+    if args.origin.is_some() {
+        config.origin = args.origin;
     }
     if let Some(g) = args.pull_grace_secs {
         config.pull_grace_secs = g;

@@ -239,6 +239,56 @@ fn pulls_gstreamer_behind_digest() {
     assert_ne!(describe(&refused, "/cam").0, 200, "published with a wrong password");
 }
 
+/// The relay's `/api/v1/streams` JSON, from its metrics endpoint at `metrics`.
+fn streams_json(metrics: &str) -> String {
+    let Ok(mut c) = TcpStream::connect(metrics) else { return String::new() };
+    let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = c.write_all(b"GET /api/v1/streams HTTP/1.0\r\n\r\n");
+    let mut out = String::new();
+    let _ = c.read_to_string(&mut out);
+    out
+}
+
+#[test]
+fn an_edge_pulls_what_its_readers_ask_for_from_the_origin_and_lets_go() {
+    if !have("ffmpeg", "-version") {
+        return;
+    }
+    let origin = Relay::start(&["--synthetic", "/demo"]);
+    let metrics = format!(
+        "127.0.0.1:{}",
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("port")
+            .port()
+    );
+    let edge = Relay::start(&[
+        "--origin",
+        &format!("rtsp://{}", origin.addr),
+        "--pull-grace-secs",
+        "2",
+        "--metrics",
+        &metrics,
+    ]);
+    std::thread::sleep(Duration::from_millis(1200));
+    // A reader of the edge gets the origin's stream.
+    let (frames, said) = ffmpeg_frames(&edge.url("/demo"), "tcp", 2);
+    assert!(frames >= 25, "decoded {frames} frames through the edge: {said}");
+    // A path the origin does not have: 404 at once, not after the pull's full wait.
+    let asked = Instant::now();
+    assert_eq!(describe(&edge, "/nothing").0, 404);
+    assert!(asked.elapsed() < Duration::from_secs(5), "404 took {:?}", asked.elapsed());
+    // The last reader gone, the edge lets go of the path after the grace.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while streams_json(&metrics).contains("\"/demo\"") {
+        assert!(Instant::now() < deadline, "the edge kept pulling /demo without readers");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    // And pulls it again for the next reader.
+    let (frames, said) = ffmpeg_frames(&edge.url("/demo"), "udp", 2);
+    assert!(frames >= 25, "decoded {frames} frames through the edge again: {said}");
+}
+
 #[test]
 fn pulls_over_udp_and_udp_readers_survive_an_upstream_restart() {
     upstream_restart("#udp", "udp");

@@ -112,6 +112,12 @@ pub enum ConfigError {
         /// The address.
         listen: SocketAddr,
     },
+    /// `--origin` is not an RTSP URL with a host.
+    #[error("--origin {url}: not an rtsp:// URL with a host")]
+    OriginUrl {
+        /// The URL, its password replaced.
+        url: String,
+    },
     /// The metrics endpoint's bearer token is unusable.
     #[error("metrics_token: {source}")]
     MetricsToken {
@@ -233,6 +239,10 @@ pub struct ServeConfig {
     pub multicast_ttl: u8,
     /// RTP port of the multicast groups (even; RTCP is the next one).
     pub multicast_port: u16,
+    /// Makes this relay an edge of the relay at this URL (`rtsp://[user:pass@]host:port`): a
+    /// DESCRIBE of a path nobody publishes here pulls it from the origin, on demand (it stops
+    /// `pull_grace_secs` after the last reader left), with continuity across origin restarts.
+    pub origin: Option<String>,
     /// Upstream RTSP servers to pull from (`--pull`, `[[pull]]` tables).
     pub pull: Vec<PullConfig>,
     /// Seconds an on-demand pull keeps its upstream after the last reader left.
@@ -289,6 +299,7 @@ impl Default for ServeConfig {
             multicast_range: None,
             multicast_ttl: 1,
             multicast_port: 40_000,
+            origin: None,
             pull: Vec::new(),
             pull_grace_secs: 10,
             rtp: Vec::new(),

@@ -140,6 +140,11 @@ pub fn serve(config: ServeConfig, on_listening: impl FnOnce(SocketAddr)) -> Resu
     for pull in &config.pull {
         pull.validate()?;
     }
+    if let Some(origin) = &config.origin {
+        if manifold_rtsp::url::authority(origin).is_err() {
+            return Err(ConfigError::OriginUrl { url: config::redact(origin) }.into());
+        }
+    }
     for input in &config.rtp {
         input.validate()?;
     }

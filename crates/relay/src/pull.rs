@@ -57,20 +57,49 @@ const TICK: Duration = Duration::from_millis(250);
 /// UDP port pairs bound per UDP pull: the client session needs them before DESCRIBE tells
 /// how many tracks there are.
 const UDP_PAIRS: usize = 4;
+/// Most paths an edge pulls from its origin at once (each a DESCRIBE away for any reader).
+const MAX_ORIGIN_PULLS: usize = 1024;
 /// Bytes read from the upstream's connection per call.
 const READ_CHUNK: usize = 64 * 1024;
 /// Most bytes buffered for one incomplete item (an interleaved frame is at most 64 KiB).
 const MAX_BUFFERED: usize = 1 << 20;
 
-/// For a DESCRIBE of an unpublished `path`: if it is an on-demand pull, start it and wait
-/// (bounded) until the upstream's SDP is published.
-pub(crate) async fn describe_on_demand(shard: &Shard, path: &str) -> Option<Arc<StreamInfo>> {
-    shard.config().pull.iter().find(|p| p.on_demand && p.path == path)?;
+/// For a DESCRIBE of an unpublished `path`: if it is an on-demand pull, or this relay is an
+/// edge (`--origin`), start pulling it and wait (bounded) until the upstream's SDP is
+/// published. An edge's pull of a path the origin does not have ends at once (and so does
+/// the wait: the reader gets 404).
+pub(crate) async fn describe_on_demand(shard: &Rc<Shard>, path: &str) -> Option<Arc<StreamInfo>> {
+    let configured = shard.config().pull.iter().any(|p| p.on_demand && p.path == path);
+    if !configured {
+        let origin = shard.config().origin.as_ref()?;
+        if shard.shared.pulls.claim_origin(path, MAX_ORIGIN_PULLS) {
+            let pull = PullConfig {
+                path: path.to_owned(),
+                url: format!("{}{path}", origin.trim_end_matches('/')),
+                transport: PullTransport::Tcp,
+                on_demand: true,
+                allow_basic: false,
+            };
+            let shard = shard.clone();
+            spawn_local(async move {
+                run(shard.clone(), pull.clone(), true).await;
+                shard.shared.pulls.release_origin(&pull.path);
+            })
+            .detach();
+        } else if !shard.shared.pulls.pulled_from_origin(path) {
+            tracing::warn!(%path, max = MAX_ORIGIN_PULLS, "edge: too many paths pulled from the origin");
+            return None;
+        }
+    }
     shard.shared.pulls.want(path, Instant::now());
     let give_up = Instant::now() + DESCRIBE_WAIT;
     while Instant::now() < give_up {
         if let Some(info) = shard.registry().lookup(path) {
             return Some(info);
+        }
+        if !configured && !shard.shared.pulls.pulled_from_origin(path) {
+            // The origin refused it (or is unreachable): no point in waiting.
+            return None;
         }
         timer::sleep(Duration::from_millis(50)).await;
     }
@@ -101,7 +130,7 @@ pub(crate) fn signature(sdp: &Sdp) -> Vec<(String, Vec<String>)> {
 pub(crate) fn start_all(shard: &Rc<Shard>) {
     for (i, pull) in shard.config().pull.iter().enumerate() {
         if i % shard.shards() == shard.id() {
-            spawn_local(run(shard.clone(), pull.clone())).detach();
+            spawn_local(run(shard.clone(), pull.clone(), false)).detach();
         }
     }
 }
@@ -194,7 +223,9 @@ fn idle(shard: &Shard, pull: &PullConfig, kept: Option<&Kept>, last_read: Instan
     since.elapsed() >= grace
 }
 
-async fn run(shard: Rc<Shard>, pull: PullConfig) {
+/// Runs a pull until the relay stops; one `from_origin` (an edge's) ends instead when it goes
+/// idle, or when its first session fails before the stream was published.
+async fn run(shard: Rc<Shard>, pull: PullConfig, from_origin: bool) {
     let url = redact(&pull.url);
     let path = pull.path.clone();
     let mut kept: Option<Kept> = None;
@@ -227,8 +258,16 @@ async fn run(shard: Rc<Shard>, pull: PullConfig) {
                 if let Some(k) = kept.take() {
                     shard.end_stream(k.stream.id);
                 }
+                if from_origin {
+                    return;
+                }
                 backoff = BACKOFF_MIN;
                 continue;
+            }
+            Err(e) if from_origin && kept.is_none() => {
+                tracing::info!(%path, upstream = %url, side = "upstream", error = %chain(&e),
+                    "edge: the origin does not serve this path");
+                return;
             }
             Err(e) => {
                 if media.get() > 0 {
@@ -253,6 +292,9 @@ async fn run(shard: Rc<Shard>, pull: PullConfig) {
             idle_at = Instant::now();
             if let Some(k) = kept.take() {
                 shard.end_stream(k.stream.id);
+            }
+            if from_origin {
+                return;
             }
         }
     }

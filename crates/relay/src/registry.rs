@@ -28,6 +28,8 @@ pub(crate) fn relay_sdp(mut sdp: Sdp) -> String {
 #[derive(Debug, Default)]
 pub(crate) struct Demand {
     wanted: Mutex<HashMap<String, Instant>>,
+    /// The paths an edge pulls from its origin (`--origin`), each by one shard.
+    from_origin: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Demand {
@@ -39,6 +41,23 @@ impl Demand {
     /// When `path` was last asked for.
     pub(crate) fn wanted_at(&self, path: &str) -> Option<Instant> {
         self.wanted.lock().unwrap_or_else(|e| e.into_inner()).get(path).copied()
+    }
+
+    /// Takes the pull of `path` from the origin for the caller's shard: false when another
+    /// shard pulls it already, or `max` paths are pulled.
+    pub(crate) fn claim_origin(&self, path: &str, max: usize) -> bool {
+        let mut set = self.from_origin.lock().unwrap_or_else(|e| e.into_inner());
+        set.len() < max && set.insert(path.to_owned())
+    }
+
+    /// Whether some shard pulls `path` from the origin.
+    pub(crate) fn pulled_from_origin(&self, path: &str) -> bool {
+        self.from_origin.lock().unwrap_or_else(|e| e.into_inner()).contains(path)
+    }
+
+    /// The pull of `path` from the origin stopped.
+    pub(crate) fn release_origin(&self, path: &str) {
+        self.from_origin.lock().unwrap_or_else(|e| e.into_inner()).remove(path);
     }
 }
 
