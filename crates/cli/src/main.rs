@@ -105,6 +105,11 @@ struct ServeArgs {
     /// /cam=rtsp://user:pass@10.0.0.5/stream#udp,on-demand.
     #[arg(long, value_parser = manifold_relay::PullConfig::parse_arg)]
     pull: Vec<manifold_relay::PullConfig>,
+    /// Be an origin that sends readers to this edge (repeatable): rtsp://HOST:PORT#metrics=PORT,
+    /// the edge's metrics endpoint (on the same host) telling its load. A reader's DESCRIBE
+    /// gets 302 to the least-loaded healthy edge; publishers and the edges are served here.
+    #[arg(long, value_name = "URL")]
+    redirect_to: Vec<String>,
     /// Be an edge of the relay at this URL (rtsp://[user:pass@]host:port): a path nobody
     /// publishes here is pulled from it when a reader asks, and dropped after the last leaves.
     #[arg(long, value_name = "URL")]
@@ -273,6 +278,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if !args.pull.is_empty() {
         config.pull = args.pull;
+    }
+    if !args.redirect_to.is_empty() {
+        config.redirect_to = args.redirect_to;
     }
     if args.origin.is_some() {
         config.origin = args.origin;

@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{exchange, have, have_gst_server, run_bounded, PortPrinter, Relay};
+use common::{exchange, have, have_gst_server, run_bounded, text, PortPrinter, Relay};
 
 const GST_SERVER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../load/tests/gst_rtsp_server.py");
 
@@ -287,6 +287,71 @@ fn an_edge_pulls_what_its_readers_ask_for_from_the_origin_and_lets_go() {
     // And pulls it again for the next reader.
     let (frames, said) = ffmpeg_frames(&edge.url("/demo"), "udp", 2);
     assert!(frames >= 25, "decoded {frames} frames through the edge again: {said}");
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port()
+}
+
+#[test]
+fn an_origin_sends_readers_to_its_edges_and_players_follow() {
+    if !have("ffmpeg", "-version") || !have("gst-launch-1.0", "--version") {
+        return;
+    }
+    // The origin's port first: the edges pull from it, it sends readers to them.
+    let origin_port = free_port();
+    let origin_url = format!("rtsp://127.0.0.1:{origin_port}");
+    let (ma, mb) = (free_port(), free_port());
+    let edge_a = Relay::start(&["--origin", &origin_url, "--metrics", &format!("127.0.0.1:{ma}")]);
+    let edge_b = Relay::start(&["--origin", &origin_url, "--metrics", &format!("127.0.0.1:{mb}")]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_manifold"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{origin_port}"), "--cores", "2"])
+        .args(["--synthetic", "/demo"])
+        .args(["--redirect-to", &format!("rtsp://{}#metrics={ma}", edge_a.addr)])
+        .args(["--redirect-to", &format!("rtsp://{}#metrics={mb}", edge_b.addr)])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the origin");
+    let addr =
+        common::wait_for_line(&mut child, "listening on ", "the origin").parse().expect("addr");
+    let origin = Relay { child, addr };
+    // Once the origin has read the edges' load, 40 readers spread evenly.
+    std::thread::sleep(Duration::from_millis(2500));
+    let mut to_a = 0;
+    for _ in 0..40 {
+        let (status, head) = describe(&origin, "/demo");
+        assert_eq!(status, 302, "{head}");
+        let location =
+            head.lines().find_map(|l| l.strip_prefix("Location: ")).expect("Location").to_owned();
+        if location == edge_a.url("/demo") {
+            to_a += 1;
+        } else {
+            assert_eq!(location, edge_b.url("/demo"));
+        }
+    }
+    assert!((18..=22).contains(&to_a), "{to_a} of 40 to edge A");
+    // Players follow the redirect and play through an edge (which pulls from the origin).
+    let (frames, said) = ffmpeg_frames(&origin.url("/demo"), "tcp", 2);
+    assert!(frames >= 25, "ffmpeg decoded {frames} frames through the redirect: {said}");
+    let location = format!("location={}", origin.url("/demo"));
+    let out =
+        run_bounded(
+            Command::new("gst-launch-1.0")
+                .args(["-q", "rtspsrc", &location, "protocols=tcp"])
+                .args(["!", "rtph264depay", "!", "fakesink", "num-buffers=25"]),
+            Duration::from_secs(30),
+        )
+        .expect("gst-launch-1.0 finished");
+    assert!(out.status.success(), "GStreamer did not play through the redirect: {}", text(&out));
+    // An edge that stops answering gets nobody.
+    drop(edge_b);
+    std::thread::sleep(Duration::from_secs(5));
+    for _ in 0..5 {
+        let (_, head) = describe(&origin, "/demo");
+        assert!(head.contains(&edge_a.url("/demo")), "sent to a dead edge: {head}");
+    }
 }
 
 #[test]

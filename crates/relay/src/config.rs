@@ -118,6 +118,9 @@ pub enum ConfigError {
         /// The URL, its password replaced.
         url: String,
     },
+    /// A `--redirect-to` value is unusable.
+    #[error(transparent)]
+    RedirectTo(#[from] crate::redirect::RedirectError),
     /// The metrics endpoint's bearer token is unusable.
     #[error("metrics_token: {source}")]
     MetricsToken {
@@ -243,6 +246,11 @@ pub struct ServeConfig {
     /// DESCRIBE of a path nobody publishes here pulls it from the origin, on demand (it stops
     /// `pull_grace_secs` after the last reader left), with continuity across origin restarts.
     pub origin: Option<String>,
+    /// Makes this relay an origin that sends readers to these edges, each
+    /// `rtsp://HOST:PORT#metrics=PORT` (its metrics endpoint on the same host gives its load):
+    /// a reader's DESCRIBE gets `302` to the least-loaded healthy edge. Publishers, and the
+    /// edges themselves, are served here.
+    pub redirect_to: Vec<String>,
     /// Upstream RTSP servers to pull from (`--pull`, `[[pull]]` tables).
     pub pull: Vec<PullConfig>,
     /// Seconds an on-demand pull keeps its upstream after the last reader left.
@@ -300,6 +308,7 @@ impl Default for ServeConfig {
             multicast_ttl: 1,
             multicast_port: 40_000,
             origin: None,
+            redirect_to: Vec::new(),
             pull: Vec::new(),
             pull_grace_secs: 10,
             rtp: Vec::new(),

@@ -394,6 +394,17 @@ impl Control {
 
     async fn describe(&self, req: &Request) -> Response {
         let path = url_path(&req.uri);
+        // An origin sends readers to an edge; the edges (pulling) are served here.
+        if let Some(edges) = &self.shard.shared.edges {
+            if !crate::redirect::Edges::is_edge(req.headers.get("User-Agent")) {
+                if let Some(location) = edges.pick(&path) {
+                    tracing::debug!(peer = %self.peer, %path, %location, "reader sent to an edge");
+                    let mut r = Response::new(StatusCode(302));
+                    r.headers.set("Location", location);
+                    return r;
+                }
+            }
+        }
         let info = match self.shard.registry().lookup(&path) {
             Some(info) => Some(info),
             // An on-demand pull starts now; wait (bounded) for its SDP.

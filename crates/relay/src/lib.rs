@@ -45,6 +45,7 @@ mod plane;
 mod publish;
 mod pull;
 mod ratelog;
+mod redirect;
 mod registry;
 mod republish;
 mod resolve;
@@ -63,6 +64,7 @@ pub use config::{
 pub use error::{RelayError, ShardError};
 pub use plane::multicast::MulticastConfigError;
 pub use plane::packet::{Packet, SharedPacket};
+pub use redirect::RedirectError;
 pub use registry::PathBusy;
 pub use rtp_ingest::RtpInputError;
 pub use synthetic::SyntheticError;
@@ -140,6 +142,13 @@ pub fn serve(config: ServeConfig, on_listening: impl FnOnce(SocketAddr)) -> Resu
     for pull in &config.pull {
         pull.validate()?;
     }
+    let edges = config
+        .redirect_to
+        .iter()
+        .map(|e| redirect::EdgeTarget::parse(e))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(ConfigError::from)?;
+    let edges = (!edges.is_empty()).then(|| Arc::new(redirect::Edges::new(&edges)));
     if let Some(origin) = &config.origin {
         if manifold_rtsp::url::authority(origin).is_err() {
             return Err(ConfigError::OriginUrl { url: config::redact(origin) }.into());
@@ -188,6 +197,7 @@ pub fn serve(config: ServeConfig, on_listening: impl FnOnce(SocketAddr)) -> Resu
         pulls: Arc::default(),
         orphans: Arc::default(),
         tunnels: Arc::default(),
+        edges,
     };
     let mesh = MeshBuilder::full(cores, config.shard_queue.max(16));
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();

@@ -453,7 +453,7 @@ async fn session(
         // Basic sends the password in clear: only when the pull says so (no TLS yet).
         allow_basic: pull.allow_basic,
         cnonce: cnonce.iter().map(|b| format!("{b:02x}")).collect(),
-        user_agent: Some("manifold".to_owned()),
+        user_agent: Some(crate::redirect::PULL_USER_AGENT.to_owned()),
         ..ClientConfig::play(pull.url.clone())
     };
     let mut client = ClientSession::new(config);

@@ -183,6 +183,8 @@ pub(crate) struct Shared {
     pub(crate) orphans: Arc<crate::registry::Orphans>,
     /// Open HTTP tunnels, by cookie.
     pub(crate) tunnels: Arc<crate::registry::Tunnels>,
+    /// The edges readers are sent to (`--redirect-to`), when this relay is an origin.
+    pub(crate) edges: Option<Arc<crate::redirect::Edges>>,
 }
 
 /// One shard's state.

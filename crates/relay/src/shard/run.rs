@@ -113,6 +113,9 @@ pub(crate) async fn run(
     if shared.config.metrics.is_some() {
         spawn_local(publish_metrics(shard.clone())).detach();
     }
+    if let (0, Some(edges)) = (id, &shared.edges) {
+        spawn_local(crate::redirect::watch(edges.clone())).detach();
+    }
     if let (0, Some(addr)) = (id, shared.config.metrics) {
         match crate::http::bind(addr) {
             Ok(listener) => {
