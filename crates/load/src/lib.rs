@@ -215,6 +215,13 @@ fn execute_raw(args: &LoadArgs) -> Result<(Outcome, Raw), LoadError> {
             )));
         }
     }
+    if args.segment.is_some() && args.processes > 1 {
+        return Err(segment::SegmentError::WithProcesses.into());
+    }
+    if let Some(at) = &args.start_at {
+        // Before the probe, which could take the rest of the slack.
+        at.instant(SystemTime::now(), Instant::now())?;
+    }
     let pinned = pinned_cpus(args)?;
     let shards = args
         .shards
@@ -260,9 +267,6 @@ fn execute_raw(args: &LoadArgs) -> Result<(Outcome, Raw), LoadError> {
     }
     let worker = args.worker.as_deref().map(WorkerSpec::parse).transpose()?;
     let parts = worker.map_or(u64::from(args.processes.max(1)), |w| w.parts);
-    if args.segment.is_some() && args.processes > 1 {
-        return Err(segment::SegmentError::WithProcesses.into());
-    }
     let (clients, clipped) = match (worker, args.segment) {
         (Some(w), _) => (w.clients, 0),
         // The full run's schedule whatever this machine fits: the shards' cap counts what
