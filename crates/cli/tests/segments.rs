@@ -112,10 +112,10 @@ fn two_segments_merged_equal_the_whole_run() {
     assert_eq!(scheduled, 80, "every lane is replaced once");
     assert_eq!(count(&merged, "sessions", "failed"), 0);
     // Packets follow from the session-seconds the schedule implies, the same in both runs;
-    // only setup times and where in the stream each PLAY lands differ: within 10%.
+    // only setup times and where in the stream each PLAY lands differ: within 5%.
     let (a, b) = (count(&whole, "media", "packets"), count(&merged, "media", "packets"));
     eprintln!("packets: whole run {a}, two segments merged {b}");
-    assert!(a > 0 && a.abs_diff(b) * 10 <= a, "packets: whole run {a}, merged segments {b}");
+    assert!(a > 0 && a.abs_diff(b) * 20 <= a, "packets: whole run {a}, merged segments {b}");
 }
 
 #[test]
