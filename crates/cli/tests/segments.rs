@@ -94,10 +94,12 @@ fn two_segments_merged_equal_the_whole_run() {
 
     let merged_json = dir.join("merged.json");
     let merged = run_bounded(
-        Command::new(BIN)
-            .arg("merge")
-            .args(&hlogs)
-            .args(["--json", merged_json.to_str().unwrap(), "--threshold", "errors<1"]),
+        Command::new(BIN).arg("merge").args(&hlogs).args([
+            "--json",
+            merged_json.to_str().unwrap(),
+            "--threshold",
+            "errors<1",
+        ]),
         Duration::from_secs(10),
     )
     .expect("merge finishes");

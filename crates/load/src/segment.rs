@@ -217,7 +217,9 @@ mod tests {
         let late = start(997).instant(wall, now).unwrap();
         assert_eq!(now.duration_since(late), Duration::from_secs(3));
         let err = start(990).instant(wall, now).unwrap_err();
-        assert!(matches!(err, SegmentError::StartPassed { late, .. } if late == Duration::from_secs(10)));
+        assert!(
+            matches!(err, SegmentError::StartPassed { late, .. } if late == Duration::from_secs(10))
+        );
         assert!(err.to_string().contains("in the past"), "{err}");
     }
 }
