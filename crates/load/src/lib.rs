@@ -6,7 +6,8 @@
 //! threshold failed, 1 one could not be judged); a [`LoadError`] means exit code 1.
 //!
 //! Modules, one concern each: [`args`] (flags), [`target`] (URL, probe DESCRIBE),
-//! [`schedule`] (open-model arrivals, pacing), `shard` (a shard's share of the schedule),
+//! [`schedule`] (open-model arrivals, pacing), [`segment`] (`--segment`, `--start-at`: one
+//! machine's slice of a run), `shard` (a shard's share of the schedule),
 //! `client` (one session on a shard), [`receiver`] (per-track packet accounting, sans-IO),
 //! [`metrics`] (histograms and counts), [`threshold`], [`report`] (table, JSON), [`junit`],
 //! [`hlog`] (interval log), [`health`] (self-health), [`progress`] (live line), [`workers`]
