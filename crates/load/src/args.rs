@@ -8,6 +8,7 @@ use std::time::Duration;
 
 pub use crate::quantity::{parse_duration, parse_rate};
 use crate::schedule::{ArrivalProcess, Hold};
+use crate::segment::{Segment, StartAt};
 
 /// `manifold load URL`: simulated RTSP clients against any RTSP server.
 #[derive(Debug, Clone, clap::Args)]
@@ -161,6 +162,19 @@ pub struct LoadArgs {
     #[arg(long, default_value_t = 1)]
     pub processes: u32,
 
+    /// Run only segment `I/N` (I from 0 to N-1) of this schedule, on one of N machines:
+    /// the sessions whose index in the full run is I modulo N, with their arrival times,
+    /// holds and transports (same flags and `--seed` on every machine). `manifold merge` of
+    /// the N `--hlog` files is the whole run's report.
+    #[arg(long, value_name = "I/N")]
+    pub segment: Option<Segment>,
+
+    /// Wall-clock time the schedule starts at, so that segments on several machines start
+    /// together: RFC 3339 (`2026-12-07T05:00:00Z`) or Unix seconds. Waits until then; an
+    /// error when more than 5 s in the past.
+    #[arg(long, value_name = "TIME")]
+    pub start_at: Option<StartAt>,
+
     /// Internal: run as worker `INDEX/PARTS/START_UNIX_NS/CLIENTS` of `--processes`.
     #[arg(long, hide = true)]
     pub worker: Option<String>,
@@ -205,6 +219,8 @@ impl LoadArgs {
             thresholds: Vec::new(),
             server_pids: Vec::new(),
             processes: 1,
+            segment: None,
+            start_at: None,
             worker: None,
             quiet: false,
         }

@@ -6,7 +6,8 @@
 //! threshold failed, 1 one could not be judged); a [`LoadError`] means exit code 1.
 //!
 //! Modules, one concern each: [`args`] (flags), [`target`] (URL, probe DESCRIBE),
-//! [`schedule`] (open-model arrivals, pacing), `shard` (a shard's share of the schedule),
+//! [`schedule`] (open-model arrivals, pacing), [`segment`] (`--segment`, `--start-at`: one
+//! machine's slice of a run), `shard` (a shard's share of the schedule),
 //! `client` (one session on a shard), [`receiver`] (per-track packet accounting, sans-IO),
 //! [`metrics`] (histograms and counts), [`threshold`], [`report`] (table, JSON), [`junit`],
 //! [`hlog`] (interval log), [`health`] (self-health), [`progress`] (live line), [`workers`]
@@ -38,6 +39,7 @@ pub mod report;
 pub mod rtcp;
 mod sampler;
 pub mod schedule;
+pub mod segment;
 pub mod server;
 mod shard;
 pub mod source;
@@ -130,6 +132,9 @@ pub enum LoadError {
     /// A `--server-pid` process cannot be watched.
     #[error(transparent)]
     ServerPid(#[from] server::ServerPidError),
+    /// `--segment` or `--start-at` is unusable.
+    #[error(transparent)]
+    Segment(#[from] segment::SegmentError),
     /// The JSON report could not be written.
     #[error("writing {path}: {source}")]
     Write {
@@ -211,6 +216,13 @@ fn execute_raw(args: &LoadArgs) -> Result<(Outcome, Raw), LoadError> {
             )));
         }
     }
+    if args.segment.is_some() && args.processes > 1 {
+        return Err(segment::SegmentError::WithProcesses.into());
+    }
+    if let Some(at) = &args.start_at {
+        // Before the probe, which could take the rest of the slack.
+        at.instant(SystemTime::now(), Instant::now())?;
+    }
     let pinned = pinned_cpus(args)?;
     let shards = args
         .shards
@@ -256,9 +268,24 @@ fn execute_raw(args: &LoadArgs) -> Result<(Outcome, Raw), LoadError> {
     }
     let worker = args.worker.as_deref().map(WorkerSpec::parse).transpose()?;
     let parts = worker.map_or(u64::from(args.processes.max(1)), |w| w.parts);
-    let (clients, clipped) = match worker {
-        Some(w) => (w.clients, 0),
-        None => {
+    let (clients, clipped) = match (worker, args.segment) {
+        (Some(w), _) => (w.clients, 0),
+        // The full run's schedule whatever this machine fits: the shards' cap counts what
+        // does not fit as clipped, and the merge adds it up.
+        (None, Some(seg)) => {
+            if seg.share(args.clients) > fd.fits {
+                eprintln!(
+                    "manifold load: generator side: segment {seg} holds up to {} sessions; the \
+                     open-file limit ({} soft, {} hard) fits {}: the rest will be clipped",
+                    seg.share(args.clients),
+                    fd.soft,
+                    fd.hard,
+                    fd.fits
+                );
+            }
+            (args.clients, 0)
+        }
+        (None, None) => {
             let room = fd.fits.saturating_mul(parts);
             if u64::from(args.clients) > room {
                 eprintln!(
@@ -305,7 +332,13 @@ fn execute_raw(args: &LoadArgs) -> Result<(Outcome, Raw), LoadError> {
     };
     let cpu_before = sys_cpu();
     let (mut merged, intervals, cpu, wall, ran_on) = if worker.is_none() && parts > 1 {
-        let start = SystemTime::now() + WORKER_GRACE;
+        let start = match &args.start_at {
+            Some(at) => {
+                at.instant(SystemTime::now(), Instant::now())?;
+                at.at
+            }
+            None => SystemTime::now() + WORKER_GRACE,
+        };
         let outputs = workers::spawn_and_wait(parts, clients, start)?;
         let wall = SystemTime::now().duration_since(start).unwrap_or_default();
         let mut merged = Metrics::new();
@@ -319,16 +352,21 @@ fn execute_raw(args: &LoadArgs) -> Result<(Outcome, Raw), LoadError> {
         // Every worker pinned its shards to --cpus (if given).
         (merged, intervals, cpu, wall, pinned.clone().unwrap_or_default())
     } else {
-        let run_start = match worker {
-            Some(w) => {
+        let run_start = match (worker, &args.start_at) {
+            (Some(w), _) => {
                 let until = w.start().duration_since(SystemTime::now()).unwrap_or_default();
                 Instant::now() + until
             }
-            None => Instant::now() + STARTUP_GRACE,
+            (None, Some(at)) => at.instant(SystemTime::now(), Instant::now())?,
+            (None, None) => Instant::now() + STARTUP_GRACE,
         };
         let plan = shard::ShardPlan {
             shards,
-            part: worker.map_or((0, 1), |w| (w.index, w.parts)),
+            part: match (worker, args.segment) {
+                (Some(w), _) => (w.index, w.parts),
+                (None, Some(seg)) => (seg.index, seg.parts),
+                (None, None) => (0, 1),
+            },
             schedule,
             target: target.clone(),
             config,

@@ -17,6 +17,7 @@ use crate::hlog::{IntervalBlob, IntervalRecorder, INTERVAL};
 use crate::metrics::{Metric, Metrics};
 use crate::progress::Live;
 use crate::schedule::{Pacer, Schedule};
+use crate::segment::Segment;
 use crate::target::{Target, TrackInfo};
 
 /// How often the health timer fires.
@@ -94,7 +95,8 @@ pub(crate) async fn run_shard(plan: ShardPlan, shard: usize) -> ShardOutput {
     let mut sessions = Vec::new();
     let shards = plan.shards.max(1) as u64;
     let (part, parts) = (plan.part.0, plan.part.1.max(1));
-    let mine = |index: u64| index % parts == part && (index / parts) % shards == shard as u64;
+    let slice = Segment { index: part, parts };
+    let mine = |index: u64| slice.owns(index) && (index / parts) % shards == shard as u64;
     for arrival in plan.schedule.arrivals().filter(|a| mine(a.index)) {
         env.metrics.borrow_mut().counts.scheduled += 1;
         let intended = plan.run_start + arrival.at;
