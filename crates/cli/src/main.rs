@@ -84,6 +84,10 @@ struct ServeArgs {
     /// Publishing to a live path closes the old publisher instead of answering 403.
     #[arg(long)]
     publish_replace: bool,
+    /// Also take RTSP over HTTP (the QuickTime tunnel) on this address, e.g. 0.0.0.0:8080
+    /// (the RTSP port takes it too).
+    #[arg(long, value_name = "ADDR")]
+    http_tunnel_listen: Option<SocketAddr>,
     /// Accept RTMP publishers here (e.g. 0.0.0.0:1935): rtmp://host/APP/STREAM publishes the
     /// RTSP path /APP/STREAM (credentials: ?user=U&pass=P on the URL).
     #[arg(long, value_name = "ADDR")]
@@ -269,6 +273,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if args.rtmp_listen.is_some() {
         config.rtmp_listen = args.rtmp_listen;
+    }
+    if args.http_tunnel_listen.is_some() {
+        config.http_tunnel_listen = args.http_tunnel_listen;
     }
     if args.limit_loopback {
         config.limit_loopback = true;

@@ -413,11 +413,14 @@ fn ffmpeg_and_gstreamer_read_through_an_http_tunnel() {
     if !have("ffmpeg", "-version") || !have("gst-launch-1.0", "--version") {
         return;
     }
-    let relay = Relay::start(&["--synthetic", "/demo"]);
+    let tunnel = format!("127.0.0.1:{}", free_port());
+    let relay = Relay::start(&["--synthetic", "/demo", "--http-tunnel-listen", &tunnel]);
     std::thread::sleep(Duration::from_millis(1200));
     let url = relay.url("/demo");
     ffmpeg_reads(&url, "http");
     gstreamer_reads(&relay.url("/demo").replacen("rtsp://", "rtsph://", 1), 1);
+    // The extra port for tunnels (where only HTTP may pass).
+    ffmpeg_reads(&format!("rtsp://{tunnel}/demo"), "http");
 }
 
 /// One base64 POST of a tunnel, on its own connection: `request` for the GET half `cookie`.

@@ -166,6 +166,9 @@ fn join(cpus: &[usize]) -> String {
 pub struct ServeConfig {
     /// Where every shard accepts RTSP connections (port 0: pick one, and log it).
     pub listen: SocketAddr,
+    /// Another port for RTSP over HTTP (e.g. 80 or 8080, where proxies let HTTP through);
+    /// the RTSP port takes tunnels too. `None`: no other port.
+    pub http_tunnel_listen: Option<SocketAddr>,
     /// Where RTMP publishers connect (conventionally port 1935); `None`: no RTMP. A publish
     /// of `rtmp://host/APP/STREAM` publishes the RTSP path `/APP/STREAM`.
     pub rtmp_listen: Option<SocketAddr>,
@@ -278,6 +281,7 @@ impl Default for ServeConfig {
         ServeConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], 8554)),
             rtmp_listen: None,
+            http_tunnel_listen: None,
             cores: 0,
             cpus: Vec::new(),
             synthetic: Vec::new(),

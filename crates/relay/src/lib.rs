@@ -127,13 +127,9 @@ pub fn serve(config: ServeConfig, on_listening: impl FnOnce(SocketAddr)) -> Resu
         .ok()
         .and_then(|a| a.as_socket())
         .ok_or(ConfigError::Listen { listen: config.listen })?;
-    // The RTMP port too, when it is asked for: one port for every shard.
-    let rtmp_placeholder = config.rtmp_listen.map(reserve_port).transpose()?;
-    let rtmp_listen = rtmp_placeholder
-        .as_ref()
-        .map(|s| s.local_addr().ok().and_then(|a| a.as_socket()))
-        .map(|a| a.ok_or(ConfigError::Listen { listen: config.rtmp_listen.unwrap_or(listen) }))
-        .transpose()?;
+    // The RTMP and HTTP-tunnel ports too, when asked for: one port each for every shard.
+    let (rtmp_placeholder, rtmp_listen) = extra_port(config.rtmp_listen)?;
+    let (tunnel_placeholder, http_tunnel_listen) = extra_port(config.http_tunnel_listen)?;
     for path in &config.synthetic {
         if !path.starts_with('/') {
             return Err(ConfigError::SyntheticPath { path: path.clone() }.into());
@@ -189,6 +185,7 @@ pub fn serve(config: ServeConfig, on_listening: impl FnOnce(SocketAddr)) -> Resu
         shutdown: shutdown.clone(),
         listen,
         rtmp_listen,
+        http_tunnel_listen,
         board: Arc::new(metrics::Board::new(cores)),
         limits: Arc::new(limits::Limits::new(bounds)),
         multicast,
@@ -227,7 +224,7 @@ pub fn serve(config: ServeConfig, on_listening: impl FnOnce(SocketAddr)) -> Resu
             }
         }
     }
-    drop((placeholder, rtmp_placeholder));
+    drop((placeholder, rtmp_placeholder, tunnel_placeholder));
     if let Some(e) = failure {
         shutdown.store(true, std::sync::atomic::Ordering::Relaxed);
         let _ = handles.join_all();
@@ -236,6 +233,9 @@ pub fn serve(config: ServeConfig, on_listening: impl FnOnce(SocketAddr)) -> Resu
     tracing::info!(%listen, shards = cores, cpus = ?config.cpus, "relay listening");
     if let Some(addr) = rtmp_listen {
         tracing::info!(%addr, "rtmp listening");
+    }
+    if let Some(addr) = http_tunnel_listen {
+        tracing::info!(%addr, "rtsp-over-http listening");
     }
     on_listening(listen);
     for r in handles.join_all() {
@@ -254,6 +254,22 @@ fn placement(cpus: &[usize], cores: usize, online: Option<CpuSet>) -> PoolPlacem
         ),
         online => PoolPlacement::MaxSpread(cores, online),
     }
+}
+
+/// Reserves an extra listening port (`None`: not asked for), resolving port 0 once so that
+/// every shard binds the same one: the placeholder (held until the shards listen) and the
+/// address.
+fn extra_port(
+    addr: Option<SocketAddr>,
+) -> Result<(Option<socket2::Socket>, Option<SocketAddr>), RelayError> {
+    let Some(addr) = addr else { return Ok((None, None)) };
+    let placeholder = reserve_port(addr)?;
+    let bound = placeholder
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .ok_or(ConfigError::Listen { listen: addr })?;
+    Ok((Some(placeholder), Some(bound)))
 }
 
 fn reserve_port(addr: SocketAddr) -> Result<socket2::Socket, RelayError> {

@@ -167,6 +167,8 @@ pub(crate) struct Shared {
     pub(crate) listen: SocketAddr,
     /// Where RTMP publishers connect (the port resolved), when RTMP is on.
     pub(crate) rtmp_listen: Option<SocketAddr>,
+    /// The extra RTSP-over-HTTP port (resolved), when asked for.
+    pub(crate) http_tunnel_listen: Option<SocketAddr>,
     /// Every shard's latest metrics snapshot.
     pub(crate) board: Arc<crate::metrics::Board>,
     /// Connection and session limits.

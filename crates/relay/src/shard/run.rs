@@ -157,6 +157,15 @@ pub(crate) async fn run(
         }
     }
     let accept = spawn_local(accept_loop(shard.clone(), listener));
+    let tunnel_accept = match shared.http_tunnel_listen.map(TcpListener::bind) {
+        None => None,
+        Some(Ok(l)) => Some(spawn_local(accept_loop(shard.clone(), l))),
+        Some(Err(e)) => {
+            let addr = shared.http_tunnel_listen.unwrap_or(shared.listen);
+            fail(ShardError::Listen { addr, source: e.into() });
+            return;
+        }
+    };
     let rtmp_accept = match shared.rtmp_listen.map(TcpListener::bind) {
         None => None,
         Some(Ok(l)) => Some(spawn_local(rtmp_accept_loop(shard.clone(), l))),
@@ -172,7 +181,7 @@ pub(crate) async fn run(
         timer::sleep(SHUTDOWN_POLL).await;
     }
     accept.cancel().await;
-    if let Some(a) = rtmp_accept {
+    for a in [rtmp_accept, tunnel_accept].into_iter().flatten() {
         a.cancel().await;
     }
     let readers: Vec<(u64, u64)> = shard.with_fanouts(|fanouts| {
