@@ -80,25 +80,7 @@ impl Watcher {
         let mut c = TcpStream::connect(addr).expect("connect");
         c.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
         let url = format!("rtsp://{addr}/demo");
-        let (s, head) = exchange(
-            &mut c,
-            &format!(
-                "SETUP {url}/trackID=0 RTSP/1.0\r\nCSeq: 1\r\n\
-                 Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n"
-            ),
-        );
-        assert_eq!(s, 200, "{head}");
-        let session = head
-            .lines()
-            .find_map(|l| l.strip_prefix("Session: "))
-            .and_then(|v| v.split(';').next())
-            .expect("Session header")
-            .to_owned();
-        let (s, _) = exchange(
-            &mut c,
-            &format!("PLAY {url} RTSP/1.0\r\nCSeq: 2\r\nSession: {session}\r\n\r\n"),
-        );
-        assert_eq!(s, 200);
+        let (session, _) = common::setup_play_tcp(&mut c, &url, 1);
         let thread = {
             let (phase, stop, gaps) = (phase.clone(), stop.clone(), gaps.clone());
             std::thread::spawn(move || {

@@ -141,25 +141,7 @@ fn tcp_reader(addr: SocketAddr, path: &str, listen: Duration) -> std::thread::Jo
         c.set_read_timeout(Some(Duration::from_secs(15))).expect("timeout");
         let (s, _) = exchange(&mut c, &format!("DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\n\r\n"));
         assert_eq!(s, 200);
-        let (s, head) = exchange(
-            &mut c,
-            &format!(
-                "SETUP {url}/trackID=0 RTSP/1.0\r\nCSeq: 2\r\n\
-                 Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n"
-            ),
-        );
-        assert_eq!(s, 200, "{head}");
-        let session = head
-            .lines()
-            .find_map(|l| l.strip_prefix("Session: "))
-            .and_then(|v| v.split(';').next())
-            .expect("Session header")
-            .to_owned();
-        let (s, head) = exchange(
-            &mut c,
-            &format!("PLAY {url} RTSP/1.0\r\nCSeq: 3\r\nSession: {session}\r\n\r\n"),
-        );
-        assert_eq!(s, 200, "{head}");
+        let (session, _) = common::setup_play_tcp(&mut c, &url, 2);
         let mut seen = Seen::default();
         let deadline = Instant::now() + listen;
         let mut keepalive = Instant::now();

@@ -251,6 +251,24 @@ const USERS: &str = "allow_basic = true\n\
 /// `Authorization` for viewer:v13w in Basic.
 const VIEWER_BASIC: &str = "Basic dmlld2VyOnYxM3c=";
 
+/// Waits until the viewer's DESCRIBE of `path` succeeds (its publisher is up).
+fn wait_described_as_viewer(relay: &Relay, path: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut c = connect(relay);
+        let url = relay.url(path);
+        let (s, _) = exchange(
+            &mut c,
+            &format!("DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\nAuthorization: {VIEWER_BASIC}\r\n\r\n"),
+        );
+        if s == 200 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{path} never published (DESCRIBE {s})");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// ffmpeg reading `url` fails (it exits non-zero within the bound).
 fn ffmpeg_is_refused(url: &str) {
     let out = run_bounded(
@@ -316,22 +334,7 @@ fn publishers_and_readers_need_their_credentials() {
     }
     // With the publisher's it publishes (Digest MD5: ffmpeg has no SHA-256).
     let _publisher = Publisher::start(&format!("rtsp://cam:s3cret@{addr}/cam/door"), "tcp");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let mut c = connect(&relay);
-        let (s, _) = exchange(
-            &mut c,
-            &format!(
-                "DESCRIBE rtsp://{addr}/cam/door RTSP/1.0\r\nCSeq: 1\r\n\
-                 Authorization: {VIEWER_BASIC}\r\n\r\n"
-            ),
-        );
-        if s == 200 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "never published (DESCRIBE {s})");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_described_as_viewer(&relay, "/cam/door");
     std::thread::sleep(Duration::from_millis(1200));
     // The viewer reads with ffmpeg (UDP and TCP) and GStreamer; nobody else does.
     ffmpeg_reads(&format!("rtsp://viewer:v13w@{addr}/cam/door"), "tcp");
@@ -356,22 +359,7 @@ fn publishers_and_readers_need_their_credentials() {
     .expect("ffmpeg finished in time");
     assert!(!out.status.success(), "ffmpeg published over RTMP without credentials");
     let _rtmp_publisher = rtmp_publisher(&format!("rtmp://{rtmp}/cam/side?user=cam&pass=s3cret"));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let mut c = connect(&relay);
-        let (s, _) = exchange(
-            &mut c,
-            &format!(
-                "DESCRIBE rtsp://{addr}/cam/side RTSP/1.0\r\nCSeq: 1\r\n\
-                 Authorization: {VIEWER_BASIC}\r\n\r\n"
-            ),
-        );
-        if s == 200 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "never published over RTMP (DESCRIBE {s})");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_described_as_viewer(&relay, "/cam/side");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -752,23 +740,7 @@ fn raw_tcp_reader(relay_addr: SocketAddr, path: &str, listen: Duration) -> Recei
     c.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
     let (s, _) = exchange(&mut c, &format!("DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\n\r\n"));
     assert_eq!(s, 200);
-    let (s, head) = exchange(
-        &mut c,
-        &format!(
-            "SETUP {url}/trackID=0 RTSP/1.0\r\nCSeq: 2\r\n\
-             Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n"
-        ),
-    );
-    assert_eq!(s, 200, "{head}");
-    let session = head
-        .lines()
-        .find_map(|l| l.strip_prefix("Session: "))
-        .and_then(|v| v.split(';').next())
-        .expect("Session header")
-        .to_owned();
-    let (s, head) =
-        exchange(&mut c, &format!("PLAY {url} RTSP/1.0\r\nCSeq: 3\r\nSession: {session}\r\n\r\n"));
-    assert_eq!(s, 200, "{head}");
+    let (_, head) = common::setup_play_tcp(&mut c, &url, 2);
     let rtp_info_seq = head
         .lines()
         .find_map(|l| l.strip_prefix("RTP-Info: "))

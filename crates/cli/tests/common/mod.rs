@@ -209,3 +209,29 @@ pub(crate) fn exchange(conn: &mut TcpStream, request: &str) -> (u16, String) {
     let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     (status, head + &String::from_utf8_lossy(&body))
 }
+
+/// SETUP (interleaved 0-1) of `url`'s first track and PLAY on `conn`, with CSeqs from
+/// `cseq`: the session id and the PLAY response's head (for its RTP-Info).
+pub(crate) fn setup_play_tcp(conn: &mut TcpStream, url: &str, cseq: u32) -> (String, String) {
+    let (s, head) = exchange(
+        conn,
+        &format!(
+            "SETUP {url}/trackID=0 RTSP/1.0\r\nCSeq: {cseq}\r\n\
+             Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n"
+        ),
+    );
+    assert_eq!(s, 200, "{head}");
+    let session = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Session: "))
+        .and_then(|v| v.split(';').next())
+        .expect("Session header")
+        .to_owned();
+    let next = cseq + 1;
+    let (s, play) = exchange(
+        conn,
+        &format!("PLAY {url} RTSP/1.0\r\nCSeq: {next}\r\nSession: {session}\r\n\r\n"),
+    );
+    assert_eq!(s, 200, "{play}");
+    (session, play)
+}
