@@ -5,14 +5,14 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use manifold_relay::fuzzing::{metrics_http_request, METRICS_MAX_REQUEST};
+use manifold_relay::fuzzing::{metrics_http_request, MetricsRequest, METRICS_MAX_REQUEST};
 
 /// Inputs up to this length are fed one byte at a time (quadratic, so kept short).
 const EVERY_BYTE: usize = 512;
 
 fuzz_target!(|data: &[u8]| {
     let whole = metrics_http_request(data);
-    if let Ok(Some((method, path, authorization))) = whole {
+    if let Ok(Some(MetricsRequest { method, path, authorization })) = whole {
         assert!(path.starts_with('/'), "accepted path {path:?}");
         assert!(!path.contains(['?', '#']), "query or fragment kept in {path:?}");
         assert!(!method.is_empty() && method.bytes().all(|b| b.is_ascii_uppercase()), "{method:?}");

@@ -80,13 +80,27 @@ impl Feedback {
     }
 }
 
+/// A request head the metrics endpoint accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricsRequest<'a> {
+    /// The method, e.g. `GET`.
+    pub method: &'a str,
+    /// The path, without any query.
+    pub path: &'a str,
+    /// The `Authorization` header's value, if any.
+    pub authorization: Option<&'a str>,
+}
+
 /// The metrics endpoint's request-head parser (see `http::parse_request`), over the bytes
-/// received so far: `Ok(None)` until the head is complete, then `(method, path,
-/// authorization)`, or the status the endpoint refuses the request with (400 malformed, 431
-/// too large).
-pub fn metrics_http_request(buf: &[u8]) -> Result<Option<(&str, &str, Option<&str>)>, u16> {
+/// received so far: `Ok(None)` until the head is complete, or the status the endpoint refuses
+/// the request with (400 malformed, 431 too large).
+pub fn metrics_http_request(buf: &[u8]) -> Result<Option<MetricsRequest<'_>>, u16> {
     match crate::http::parse_request(buf) {
-        Ok(r) => Ok(r.map(|r| (r.method, r.path, r.authorization))),
+        Ok(r) => Ok(r.map(|r| MetricsRequest {
+            method: r.method,
+            path: r.path,
+            authorization: r.authorization,
+        })),
         Err(crate::http::HttpError::Malformed) => Err(400),
         Err(crate::http::HttpError::TooLarge) => Err(431),
     }

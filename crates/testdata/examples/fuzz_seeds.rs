@@ -18,7 +18,8 @@
 //! * `OUT_DIR/relay_request_parts/`: every Request-URI in the transcripts, and interleaved
 //!   channel choices (flag, asked pair, taken channels);
 //! * `OUT_DIR/rtcp_feedback/`: every RTCP payload, as for `rtcp`;
-//! * `OUT_DIR/metrics_http/`: metrics scrapes as Prometheus, curl and a browser send them.
+//! * `OUT_DIR/metrics_http/`: metrics scrapes as Prometheus, curl and a browser send them, and
+//!   one with a head just over the endpoint's size bound.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a developer tool over our own fixtures
 
 use std::path::Path;
@@ -107,6 +108,11 @@ fn main() {
     for (i, seed) in METRICS_REQUEST_SEEDS.iter().enumerate() {
         put("metrics_http", format!("get-{i}"), seed);
     }
+    // A head around the endpoint's 8 KiB bound (which also lifts libFuzzer's length limit).
+    let mut big = b"GET /metrics HTTP/1.1\r\nCookie: ".to_vec();
+    big.resize(8190, b'c');
+    big.extend_from_slice(b"\r\n\r\n");
+    put("metrics_http", "big".into(), &big);
     for (i, seed) in CHANNEL_SEEDS.iter().enumerate() {
         put("relay_request_parts", format!("channels-{i}"), seed);
     }
