@@ -129,7 +129,7 @@ pub(crate) struct Player {
 /// `n-(n+1)` with `n` even (so no two tracks' RTP and RTCP can share a channel) and not
 /// `taken` by another track of the session; or, when it asked for none, the lowest free even
 /// pair. `None`: refuse the spec (461 when no other fits).
-fn interleaved_pair(asked: Option<ChannelRange>, taken: &[u8]) -> Option<ChannelRange> {
+pub(crate) fn interleaved_pair(asked: Option<ChannelRange>, taken: &[u8]) -> Option<ChannelRange> {
     let free = |n: u8| n % 2 == 0 && n <= 254 && !taken.contains(&n);
     let first = match asked {
         Some(c) if c.last.0 == c.first.0.wrapping_add(1) && free(c.first.0) => c.first.0,
@@ -153,7 +153,7 @@ pub(crate) fn url_path(uri: &str) -> String {
 }
 
 /// Splits `<stream URL>/trackID=N` into the stream URL and N.
-fn split_track(uri: &str) -> Option<(&str, usize)> {
+pub(crate) fn split_track(uri: &str) -> Option<(&str, usize)> {
     let (stream_url, n) = uri.trim_end_matches('/').rsplit_once("/trackID=")?;
     Some((stream_url, n.parse().ok()?))
 }

@@ -34,6 +34,8 @@ mod conn;
 mod control;
 mod egress;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod gate;
 mod http;
 mod inbox;

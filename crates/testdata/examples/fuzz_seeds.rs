@@ -10,7 +10,16 @@
 //!   GStreamer send, Basic) and every `Authorization` value in the transcripts;
 //! * `OUT_DIR/access_hook_http/`: HTTP status lines (the first byte is the split point);
 //! * `OUT_DIR/rtsp_tunnel/`: the HTTP heads (and POST bodies) ffmpeg and GStreamer open an
-//!   RTSP-over-HTTP tunnel with.
+//!   RTSP-over-HTTP tunnel with;
+//! * `OUT_DIR/rtsp_server_session/`: each client's side of the transcripts and of the TCP
+//!   captures (cut to 16 KiB), behind a script of runtime answers and time steps (an empty
+//!   one, and a few that expire sessions, refuse requests or drop connections);
+//! * `OUT_DIR/relay_sdp/`: every SDP body, as for `sdp`;
+//! * `OUT_DIR/relay_request_parts/`: every Request-URI in the transcripts, and interleaved
+//!   channel choices (flag, asked pair, taken channels);
+//! * `OUT_DIR/rtcp_feedback/`: every RTCP payload, as for `rtcp`;
+//! * `OUT_DIR/metrics_http/`: metrics scrapes as Prometheus, curl and a browser send them, and
+//!   one with a head just over the endpoint's size bound.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a developer tool over our own fixtures
 
 use std::path::Path;
@@ -34,6 +43,11 @@ fn main() {
             streams.push((format!("{stem}-{i}"), seg.bytes.clone()));
             let text = String::from_utf8_lossy(&seg.bytes);
             let head = text.split("\r\n\r\n").next().unwrap_or_default();
+            if seg.direction == manifold_testdata::Direction::ClientToServer {
+                if let Some(uri) = head.split(' ').nth(1) {
+                    put("relay_request_parts", format!("{stem}-{i}"), uri.as_bytes());
+                }
+            }
             for (j, line) in head.lines().skip(1).enumerate() {
                 if let Some((name, value)) = line.split_once(':') {
                     put("rtsp_headers", format!("{stem}-{i}-{j}"), value.trim().as_bytes());
@@ -45,6 +59,13 @@ fn main() {
             both.extend_from_slice(&seg.bytes);
         }
         streams.push((format!("{stem}-all"), both));
+        let client = manifold_testdata::transcript_stream(
+            name,
+            manifold_testdata::Direction::ClientToServer,
+        );
+        for (i, script) in SESSION_SCRIPTS.iter().enumerate() {
+            put("rtsp_server_session", format!("{stem}-{i}"), &scripted(script, &client));
+        }
     }
     for name in manifold_testdata::PCAPS {
         let stem = stem(name);
@@ -54,12 +75,25 @@ fn main() {
                 let s2c = manifold_testdata::tcp_stream(name, port, client);
                 // Long streams are cut: libFuzzer's default max_len makes the tail useless.
                 streams.push((format!("{stem}-c2s"), c2s[..c2s.len().min(16 << 10)].to_vec()));
+                let cut = &c2s[..c2s.len().min(16 << 10)];
+                put("rtsp_server_session", format!("{stem}-c2s"), &scripted(&[], cut));
+                for (side, stream) in [("c2s", &c2s), ("s2c", &s2c)] {
+                    let rtcp = interleaved_frames(stream)
+                        .into_iter()
+                        .filter(|(channel, payload)| channel % 2 == 1 && is_rtcp(payload));
+                    for (i, (_, payload)) in rtcp.take(16).enumerate() {
+                        put("rtcp_feedback", format!("{stem}-{side}-{i}"), payload);
+                    }
+                }
                 streams.push((format!("{stem}-s2c"), s2c[..s2c.len().min(16 << 10)].to_vec()));
             }
         }
         for (i, c) in manifold_testdata::udp_payloads(name).iter().enumerate() {
-            let rtcp = c.payload.len() > 1 && (200..=204).contains(&c.payload[1]);
+            let rtcp = is_rtcp(&c.payload);
             put(if rtcp { "rtcp" } else { "rtp" }, format!("{stem}-{i}"), &c.payload);
+            if rtcp {
+                put("rtcp_feedback", format!("{stem}-{i}"), &c.payload);
+            }
         }
     }
     for (i, seed) in AUTHORIZATION_SEEDS.iter().enumerate() {
@@ -68,10 +102,25 @@ fn main() {
     for (i, seed) in HOOK_ANSWER_SEEDS.iter().enumerate() {
         put("access_hook_http", format!("status-{i}"), seed);
     }
+    for (i, seed) in REPORT_SEEDS.iter().enumerate() {
+        put("rtcp_feedback", format!("report-{i}"), seed);
+    }
+    for (i, seed) in METRICS_REQUEST_SEEDS.iter().enumerate() {
+        put("metrics_http", format!("get-{i}"), seed);
+    }
+    // A head around the endpoint's 8 KiB bound (which also lifts libFuzzer's length limit).
+    let mut big = b"GET /metrics HTTP/1.1\r\nCookie: ".to_vec();
+    big.resize(8190, b'c');
+    big.extend_from_slice(b"\r\n\r\n");
+    put("metrics_http", "big".into(), &big);
+    for (i, seed) in CHANNEL_SEEDS.iter().enumerate() {
+        put("relay_request_parts", format!("channels-{i}"), seed);
+    }
     for (name, bytes) in &streams {
         put("rtsp_codec", name.clone(), bytes);
         if let Some(at) = find(bytes, b"\r\n\r\nv=0") {
             put("sdp", name.clone(), &bytes[at + 4..]);
+            put("relay_sdp", name.clone(), &bytes[at + 4..]);
         }
     }
     for name in manifold_testdata::RTMP_TRANSCRIPTS {
@@ -128,6 +177,80 @@ const HOOK_ANSWER_SEEDS: &[&[u8]] = &[
     b"\x00HTTP/1.1 401 Unauthorized\r\n\r\n",
     b"\x09HTTP/1.1 500\n",
 ];
+
+/// Scripts for `rtsp_server_session`, three bytes per request: the answer (an index into the
+/// target's status list; 0x80 leaves the transport out of a SETUP answer), seconds passing
+/// before the request (below 128), and an extra step (5 client media, 6 a connection drops,
+/// 7 timers fire before the answer).
+const SESSION_SCRIPTS: &[&[u8]] = &[
+    &[],
+    &[0, 70, 0],                    // every request after the session expired
+    &[0, 0, 0, 0, 40, 5, 0, 40, 5], // kept alive by media between requests
+    &[0, 0, 0, 0, 0, 0, 0, 0, 0, 6, 0, 0, 7, 0, 0], // a 404 and a 454 from the runtime among 200s
+    &[0, 0, 0, 0, 0, 6],            // the connection drops
+    &[0, 0, 0, 0, 66, 7],           // the session expires while the answer is made
+    &[0x84, 1, 0, 0x84, 1, 0, 9, 1, 0], // SETUP answered without a transport, a 500
+];
+
+/// `[script length][script][stream]`, the `rtsp_server_session` input.
+fn scripted(script: &[u8], stream: &[u8]) -> Vec<u8> {
+    let mut out = vec![u8::try_from(script.len()).unwrap()];
+    out.extend_from_slice(script);
+    out.extend_from_slice(stream);
+    out
+}
+
+/// RTCP with report blocks (the recorded RTCP has none): an RR of one block (a quarter lost)
+/// with an SDES, as a player sends it; an SR of two blocks (all lost, jitter at its maximum;
+/// nothing lost).
+const REPORT_SEEDS: &[&[u8]] = &[
+    b"\x81\xc9\x00\x07\x11\x22\x33\x44\xec\x3e\xc3\x5d\x40\x00\x00\x0a\x00\x01\x6e\x71\x00\x00\x03\x84\xc3\x5d\x1c\x7d\x00\x01\x00\x00\x81\xca\x00\x03\x11\x22\x33\x44\x01\x02\x61\x62\x00\x00\x00\x00",
+    b"\x82\xc8\x00\x12\xec\x3e\xc3\x5d\xee\xac\xd1\x5a\x06\xea\x85\x44\x1c\x7d\x50\x22\x00\x00\x00\xd1\x00\x00\x6e\x71\x11\x22\x33\x44\xff\x7f\xff\xff\x00\x00\xff\xff\xff\xff\xff\xff\x00\x00\x00\x00\x00\x00\x00\x00\x55\x66\x77\x88\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00",
+];
+
+/// Metrics scrapes: Prometheus, curl with a token, a browser, HTTP/1.0 with a query.
+const METRICS_REQUEST_SEEDS: &[&[u8]] = &[
+    b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:9090\r\nUser-Agent: Prometheus/2.53.0\r\nAccept: application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.3,*/*;q=0.1\r\nAccept-Encoding: gzip\r\nX-Prometheus-Scrape-Timeout-Seconds: 10\r\n\r\n",
+    b"GET /api/v1/streams HTTP/1.1\r\nHost: localhost:9090\r\nUser-Agent: curl/8.5.0\r\nAccept: */*\r\nAuthorization: Bearer s3cret\r\n\r\n",
+    b"GET /favicon.ico HTTP/1.1\r\nHost: localhost:9090\r\nConnection: keep-alive\r\nAccept: image/avif,image/webp,*/*\r\n\r\n",
+    b"GET /metrics?name[]=x#top HTTP/1.0\r\n\r\n",
+    b"POST /metrics HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi",
+];
+
+/// Interleaved channel choices: `[flag (1: a pair is asked for), first, last, taken...]`.
+const CHANNEL_SEEDS: &[&[u8]] =
+    &[&[1, 0, 1], &[0, 0, 0, 0, 2], &[1, 2, 3, 2], &[1, 254, 255], &[0, 0, 0]];
+
+/// Whether a payload is RTCP rather than RTP (the packet type byte, RFC 5761 §4).
+fn is_rtcp(payload: &[u8]) -> bool {
+    payload.len() > 1 && (200..=204).contains(&payload[1])
+}
+
+/// The `$` frames of an RTSP-over-TCP stream, stepping over the RTSP messages between them.
+fn interleaved_frames(stream: &[u8]) -> Vec<(u8, &[u8])> {
+    let mut frames = Vec::new();
+    let mut at = 0;
+    while at < stream.len() {
+        if stream[at] == b'$' {
+            let Some(&[_, channel, hi, lo]) = stream.get(at..at + 4) else { break };
+            let end = at + 4 + usize::from(u16::from_be_bytes([hi, lo]));
+            let Some(payload) = stream.get(at + 4..end) else { break };
+            frames.push((channel, payload));
+            at = end;
+        } else {
+            let Some(head) = find(&stream[at..], b"\r\n\r\n") else { break };
+            let text = String::from_utf8_lossy(&stream[at..at + head]);
+            let body = text
+                .lines()
+                .filter_map(|l| l.split_once(':'))
+                .find(|(name, _)| name.eq_ignore_ascii_case("Content-Length"))
+                .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            at += head + 4 + body;
+        }
+    }
+    frames
+}
 
 fn stem(name: &str) -> &str {
     let file = name.rsplit('/').next().unwrap_or(name);
