@@ -286,7 +286,8 @@ fn metrics_and_streams_api_while_readers_play() {
     let udp = readers.iter().find(|r| r["transport"] == "udp").expect("the ffmpeg reader");
     let tcp_reader = readers.iter().find(|r| r["transport"] == "tcp").expect("the TCP reader");
     assert!(udp["packets"].as_u64().unwrap() > 0, "{udp}");
-    assert!(!udp["session"].as_str().unwrap().is_empty());
+    // No token configured: the endpoint is open, and shows no session ids.
+    assert_eq!(udp["session"], "", "{udp}");
     assert!(udp["peer"].as_str().unwrap().starts_with("127.0.0.1:"));
     // ffmpeg on loopback: nothing lost, jitter small but reported.
     assert_eq!(udp["rtcp"][0]["fraction_lost"], 0.0, "{udp}");
@@ -648,5 +649,52 @@ fn a_capture_of_the_relay_has_no_malformed_packets() {
     assert!(count("tcp && rtp") > 10, "RTP interleaved captured");
     assert!(count("rtcp.pt == 200") > 0, "sender reports captured");
     assert!(count("rtcp.pt == 203") > 0, "BYEs captured");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_metrics_token_guards_both_endpoints_and_shows_session_ids_to_its_holder() {
+    let dir = std::env::temp_dir().join(format!("manifold-metrics-token-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let config = dir.join("relay.toml");
+    std::fs::write(&config, "metrics_token = \"t0ken\"\n").expect("config");
+    let relay =
+        Relay::start(&["--synthetic", "/demo", "--config", config.to_str().expect("utf-8")]);
+    let mut c = relay.connect();
+    let url = relay.url("/demo");
+    let (s, head) = exchange(
+        &mut c,
+        &format!(
+            "SETUP {url}/trackID=0 RTSP/1.0\r\nCSeq: 1\r\n\
+             Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n"
+        ),
+    );
+    assert_eq!(s, 200, "{head}");
+    let session = session_of(&head);
+    let (s, _) =
+        exchange(&mut c, &format!("PLAY {url} RTSP/1.0\r\nCSeq: 2\r\nSession: {session}\r\n\r\n"));
+    assert_eq!(s, 200);
+    for path in ["/metrics", "/api/v1/streams"] {
+        let (status, head, _) = relay.get(path);
+        assert_eq!(status, 401, "{path} without the token");
+        assert!(head.contains("WWW-Authenticate: Bearer"), "{head}");
+        let wrong = format!("GET {path} HTTP/1.1\r\nAuthorization: Bearer nope\r\n\r\n");
+        assert_eq!(http_raw(relay.metrics, &wrong).0, 401, "{path} with a wrong token");
+    }
+    let get = "GET /api/v1/streams HTTP/1.1\r\nAuthorization: Bearer t0ken\r\n\r\n";
+    let deadline = Instant::now() + Duration::from_secs(7);
+    loop {
+        let (status, _, body) = http_raw(relay.metrics, get);
+        assert_eq!(status, 200, "{body}");
+        let v: Value = serde_json::from_str(&body).expect("JSON");
+        if v["streams"][0]["readers"][0]["session"] == session.as_str() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the session id never shown to the token's holder: {v:#}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
