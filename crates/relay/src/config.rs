@@ -120,7 +120,7 @@ pub enum ConfigError {
     },
     /// A `--redirect-to` value is unusable.
     #[error(transparent)]
-    RedirectTo(#[from] crate::redirect::RedirectError),
+    RedirectTo(#[from] RedirectError),
     /// The metrics endpoint's bearer token is unusable.
     #[error("metrics_token: {source}")]
     MetricsToken {
@@ -130,6 +130,48 @@ pub enum ConfigError {
     /// A `[[user]]` table, `realm` or `--auth-hook` is unusable.
     #[error("access control: {0}")]
     Access(#[from] manifold_access::ConfigError),
+}
+
+/// One edge, as configured: `rtsp://host:port` and, after `#metrics=PORT`, where its metrics
+/// endpoint listens (on the same host).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct EdgeTarget {
+    /// Where readers are sent (no path: the reader's path is appended).
+    pub(crate) rtsp: String,
+    /// The edge's host.
+    pub(crate) host: String,
+    /// Its metrics port.
+    pub(crate) metrics_port: u16,
+}
+
+/// Why a `--redirect-to` value is unusable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RedirectError {
+    /// Not `rtsp://host:port#metrics=PORT`.
+    #[error("--redirect-to {0:?}: expected rtsp://HOST:PORT#metrics=PORT")]
+    Syntax(String),
+}
+
+impl EdgeTarget {
+    /// Parses `rtsp://host:port#metrics=PORT`.
+    pub(crate) fn parse(arg: &str) -> Result<EdgeTarget, RedirectError> {
+        let bad = || RedirectError::Syntax(arg.to_owned());
+        let (url, fragment) = arg.split_once('#').ok_or_else(bad)?;
+        let metrics_port = fragment
+            .strip_prefix("metrics=")
+            .and_then(|p| p.parse::<u16>().ok())
+            .filter(|p| *p > 0)
+            .ok_or_else(bad)?;
+        let authority = manifold_rtsp::url::authority(url).map_err(|_| bad())?;
+        if !url.to_ascii_lowercase().starts_with("rtsp://") {
+            return Err(bad());
+        }
+        Ok(EdgeTarget {
+            rtsp: url.trim_end_matches('/').to_owned(),
+            host: authority.host.to_owned(),
+            metrics_port,
+        })
+    }
 }
 
 /// What is wrong with a CPU list (in [`ConfigError::CpuList`]).
@@ -599,6 +641,20 @@ impl RtpInput {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_edges() {
+        let e = EdgeTarget::parse("rtsp://10.0.0.2:8554/#metrics=9090").unwrap();
+        assert_eq!(
+            (e.rtsp.as_str(), e.host.as_str(), e.metrics_port),
+            ("rtsp://10.0.0.2:8554", "10.0.0.2", 9090)
+        );
+        for bad in
+            ["rtsp://h:8554", "http://h:80#metrics=9", "rtsp://h:8554#metrics=0", "#metrics=1"]
+        {
+            assert!(EdgeTarget::parse(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn cpu_lists_parse_in_order() {

@@ -61,12 +61,12 @@ mod tunnel;
 mod udp;
 
 pub use config::{
-    parse_cpu_list, ConfigError, CpuListProblem, PullConfig, PullTransport, RtpInput, ServeConfig,
+    parse_cpu_list, ConfigError, CpuListProblem, PullConfig, PullTransport, RedirectError,
+    RtpInput, ServeConfig,
 };
 pub use error::{RelayError, ShardError};
 pub use plane::multicast::MulticastConfigError;
 pub use plane::packet::{Packet, SharedPacket};
-pub use redirect::RedirectError;
 pub use registry::PathBusy;
 pub use rtp_ingest::RtpInputError;
 pub use synthetic::SyntheticError;
@@ -143,7 +143,7 @@ pub fn serve(config: ServeConfig, on_listening: impl FnOnce(SocketAddr)) -> Resu
     let edges = config
         .redirect_to
         .iter()
-        .map(|e| redirect::EdgeTarget::parse(e))
+        .map(|e| config::EdgeTarget::parse(e))
         .collect::<Result<Vec<_>, _>>()
         .map_err(ConfigError::from)?;
     let edges = (!edges.is_empty()).then(|| Arc::new(redirect::Edges::new(&edges)));

@@ -13,6 +13,8 @@ use std::time::Duration;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::timer;
 
+use crate::config::EdgeTarget;
+
 /// The User-Agent of the relay's pull client: an edge pulling from its origin says so (on
 /// loopback or behind NAT its address does not tell). The redirect is no security boundary:
 /// a client that avoids it only loads the origin, where access control applies alike.
@@ -24,48 +26,6 @@ const POLL: Duration = Duration::from_secs(2);
 const POLL_TIMEOUT: Duration = Duration::from_secs(1);
 /// The most bytes of an edge's JSON read.
 const MAX_JSON: usize = 4 << 20;
-
-/// One edge, as configured: `rtsp://host:port` and, after `#metrics=PORT`, where its metrics
-/// endpoint listens (on the same host).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct EdgeTarget {
-    /// Where readers are sent (no path: the reader's path is appended).
-    pub(crate) rtsp: String,
-    /// The edge's host.
-    host: String,
-    /// Its metrics port.
-    metrics_port: u16,
-}
-
-/// Why a `--redirect-to` value is unusable.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RedirectError {
-    /// Not `rtsp://host:port#metrics=PORT`.
-    #[error("--redirect-to {0:?}: expected rtsp://HOST:PORT#metrics=PORT")]
-    Syntax(String),
-}
-
-impl EdgeTarget {
-    /// Parses `rtsp://host:port#metrics=PORT`.
-    pub(crate) fn parse(arg: &str) -> Result<EdgeTarget, RedirectError> {
-        let bad = || RedirectError::Syntax(arg.to_owned());
-        let (url, fragment) = arg.split_once('#').ok_or_else(bad)?;
-        let metrics_port = fragment
-            .strip_prefix("metrics=")
-            .and_then(|p| p.parse::<u16>().ok())
-            .filter(|p| *p > 0)
-            .ok_or_else(bad)?;
-        let authority = manifold_rtsp::url::authority(url).map_err(|_| bad())?;
-        if !url.to_ascii_lowercase().starts_with("rtsp://") {
-            return Err(bad());
-        }
-        Ok(EdgeTarget {
-            rtsp: url.trim_end_matches('/').to_owned(),
-            host: authority.host.to_owned(),
-            metrics_port,
-        })
-    }
-}
 
 /// What the origin knows of one edge.
 #[derive(Debug, Clone)]
@@ -176,20 +136,6 @@ fn sessions_in(answer: &[u8]) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_edges() {
-        let e = EdgeTarget::parse("rtsp://10.0.0.2:8554/#metrics=9090").unwrap();
-        assert_eq!(
-            (e.rtsp.as_str(), e.host.as_str(), e.metrics_port),
-            ("rtsp://10.0.0.2:8554", "10.0.0.2", 9090)
-        );
-        for bad in
-            ["rtsp://h:8554", "http://h:80#metrics=9", "rtsp://h:8554#metrics=0", "#metrics=1"]
-        {
-            assert!(EdgeTarget::parse(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn readers_go_to_the_least_loaded_healthy_edge_and_bursts_spread() {
