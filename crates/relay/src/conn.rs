@@ -166,7 +166,8 @@ pub(crate) async fn run(shard: Rc<Shard>, stream: TcpStream) {
     tracing::debug!(%peer, shard = shard.id(), "connection accepted");
     let request_timeout = shard.config().request_timeout();
     // RTSP, or HTTP opening a tunnel: the first bytes tell.
-    let first = match first_bytes(&mut stream, request_timeout).await {
+    let idle_timeout = shard.config().idle_timeout();
+    let first = match first_bytes(&mut stream, idle_timeout, request_timeout).await {
         Ok(Some(first)) => first,
         Ok(None) => return,
         Err(e) => {
@@ -233,30 +234,30 @@ pub(crate) async fn run(shard: Rc<Shard>, stream: TcpStream) {
 }
 
 /// The first bytes of a connection (at least four, or all it sent before closing: `None`
-/// when it sent nothing), within the request timeout.
+/// when it sent nothing): the first within the idle timeout (a silent connection is idle), the
+/// rest of the four within the request timeout (a request has started).
 async fn first_bytes(
     stream: &mut SharedStream,
-    deadline: Duration,
+    idle: Duration,
+    request: Duration,
 ) -> Result<Option<Vec<u8>>, ConnError> {
-    let read = async {
-        let mut buf = vec![0u8; READ_CHUNK_MIN];
-        let mut len = 0;
-        while len < 4 {
-            let n = stream.read(&mut buf[len..]).await?;
-            if n == 0 {
-                break;
-            }
-            len += n;
+    let mut buf = vec![0u8; READ_CHUNK_MIN];
+    let mut len = 0;
+    while len < 4 {
+        let (deadline, broken) = match len {
+            0 => (idle, ConnError::Idle(idle)),
+            _ => (request, ConnError::RequestTimeout(request)),
+        };
+        let read = timer::timeout(deadline, async { Ok(stream.read(&mut buf[len..]).await) });
+        match read.await {
+            Ok(Ok(0)) => break,
+            Ok(Ok(n)) => len += n,
+            Ok(Err(e)) => return Err(ConnError::Io(e)),
+            Err(_) => return Err(broken),
         }
-        buf.truncate(len);
-        Ok::<_, io::Error>(buf)
-    };
-    match timer::timeout(deadline, async { Ok(read.await) }).await {
-        Ok(Ok(buf)) if buf.is_empty() => Ok(None),
-        Ok(Ok(buf)) => Ok(Some(buf)),
-        Ok(Err(e)) => Err(ConnError::Io(e)),
-        Err(_) => Err(ConnError::RequestTimeout(deadline)),
     }
+    buf.truncate(len);
+    Ok((!buf.is_empty()).then_some(buf))
 }
 
 /// Where an RTSP connection's requests come from: its socket, or a tunnel's POST halves.
