@@ -16,7 +16,9 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{exchange, have, have_gst_server, run_bounded, text, PortPrinter, Relay};
+use common::{
+    exchange, free_port, have, have_gst_server, run_bounded, streams_json, text, PortPrinter, Relay,
+};
 
 const GST_SERVER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../load/tests/gst_rtsp_server.py");
 
@@ -221,29 +223,13 @@ fn pulls_gstreamer_behind_digest() {
     assert_ne!(describe(&refused, "/cam").0, 200, "published with a wrong password");
 }
 
-/// The relay's `/api/v1/streams` JSON, from its metrics endpoint at `metrics`.
-fn streams_json(metrics: &str) -> String {
-    let Ok(mut c) = TcpStream::connect(metrics) else { return String::new() };
-    let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
-    let _ = c.write_all(b"GET /api/v1/streams HTTP/1.0\r\n\r\n");
-    let mut out = String::new();
-    let _ = c.read_to_string(&mut out);
-    out
-}
-
 #[test]
 fn an_edge_pulls_what_its_readers_ask_for_from_the_origin_and_lets_go() {
     if !have("ffmpeg", "-version") {
         return;
     }
     let origin = Relay::start(&["--synthetic", "/demo"]);
-    let metrics = format!(
-        "127.0.0.1:{}",
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("port")
-            .port()
-    );
+    let metrics = format!("127.0.0.1:{}", free_port());
     let edge = Relay::start(&[
         "--origin",
         &format!("rtsp://{}", origin.addr),
@@ -269,11 +255,6 @@ fn an_edge_pulls_what_its_readers_ask_for_from_the_origin_and_lets_go() {
     // And pulls it again for the next reader.
     let (frames, said) = ffmpeg_frames(&edge.url("/demo"), "udp", 2);
     assert!(frames >= 25, "decoded {frames} frames through the edge again: {said}");
-}
-
-/// A free TCP port on 127.0.0.1 (bound and released).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port()
 }
 
 #[test]

@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{exchange, have, run_bounded, signal, wait_timeout, Relay};
+use common::{exchange, free_port, have, run_bounded, signal, streams_json, wait_timeout, Relay};
 
 /// The test clip (H.264 + AAC, 4 s, keyframe every second), made once per test run.
 fn clip() -> &'static Path {
@@ -291,10 +291,7 @@ fn publishers_and_readers_need_their_credentials() {
     std::fs::create_dir_all(&dir).expect("temp dir");
     let config = dir.join("relay.toml");
     std::fs::write(&config, USERS).expect("write config");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
+    let port = free_port();
     let rtmp = format!("127.0.0.1:{port}");
     let relay =
         Relay::start(&["--config", config.to_str().expect("utf-8 path"), "--rtmp-listen", &rtmp]);
@@ -382,10 +379,7 @@ fn ffmpeg_publishes_over_rtmp_and_is_read_back_over_rtsp() {
     if !have("ffmpeg", "-version") || !have("gst-launch-1.0", "--version") {
         return;
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
+    let port = free_port();
     let rtmp = format!("127.0.0.1:{port}");
     let relay = Relay::start(&["--rtmp-listen", &rtmp]);
     let _publisher = rtmp_publisher(&format!("rtmp://{rtmp}/live/cam"));
@@ -471,24 +465,6 @@ fn a_tunnel_joins_posts_from_any_shard_and_refuses_strangers() {
     let _ = stranger.read_to_end(&mut rest);
     // The relay closes it without an RTSP answer anywhere.
     assert!(!String::from_utf8_lossy(&rest).contains("RTSP/1.0"), "{rest:?}");
-}
-
-/// A free TCP port on 127.0.0.1 (bound and released: another process may take it first).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-/// The relay's `/api/v1/streams` JSON, from its metrics endpoint at `metrics`.
-fn streams_json(metrics: &str) -> String {
-    let Ok(mut c) = TcpStream::connect(metrics) else { return String::new() };
-    let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
-    let _ = c.write_all(b"GET /api/v1/streams HTTP/1.0\r\n\r\n");
-    let mut out = String::new();
-    let _ = c.read_to_string(&mut out);
-    out
 }
 
 #[test]

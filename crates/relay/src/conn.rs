@@ -186,10 +186,7 @@ pub(crate) async fn run(shard: Rc<Shard>, stream: TcpStream) {
         Err(e) => {
             tracing::info!(%peer, side = "downstream", error = %e, "HTTP tunnel refused");
             if let TunnelFailure::Http(http) = &e {
-                let _ = timer::timeout(request_timeout, async {
-                    Ok(stream.write_all(&http.response()).await)
-                })
-                .await;
+                answer_and_forget(&mut stream, &http.response(), request_timeout).await;
             }
             stream.shutdown();
             return;
@@ -202,9 +199,7 @@ pub(crate) async fn run(shard: Rc<Shard>, stream: TcpStream) {
                 tracing::info!(%peer, cookie = %head.cookie, side = "downstream", "HTTP tunnel refused: cookie in use");
                 let refused =
                     b"HTTP/1.0 403 Forbidden\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
-                let _ =
-                    timer::timeout(request_timeout, async { Ok(stream.write_all(refused).await) })
-                        .await;
+                answer_and_forget(&mut stream, refused, request_timeout).await;
                 stream.shutdown();
                 return;
             };
@@ -221,16 +216,19 @@ pub(crate) async fn run(shard: Rc<Shard>, stream: TcpStream) {
                 Err(e) => {
                     tracing::info!(%peer, side = "downstream", error = %e, "HTTP tunnel POST closed");
                     if let TunnelFailure::Http(http) = &e {
-                        let _ = timer::timeout(request_timeout, async {
-                            Ok(stream.write_all(&http.response()).await)
-                        })
-                        .await;
+                        answer_and_forget(&mut stream, &http.response(), request_timeout).await;
                     }
                 }
             }
             stream.shutdown();
         }
     }
+}
+
+/// Writes a last answer before closing, within `deadline`; a peer that does not take it is
+/// closed anyway.
+async fn answer_and_forget(stream: &mut SharedStream, answer: &[u8], deadline: Duration) {
+    let _ = timer::timeout(deadline, async { Ok(stream.write_all(answer).await) }).await;
 }
 
 /// The first bytes of a connection (at least four, or all it sent before closing: `None`

@@ -98,49 +98,51 @@ impl Limits {
 
     /// Admits one more connection from `ip`, or counts a refusal and says why.
     pub(crate) fn admit_connection(self: &Arc<Self>, ip: IpAddr) -> Result<ConnPermit, Refusal> {
-        let mut per_ip = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
-        let held = per_ip.entry(ip).or_default();
-        let refused =
-            if held.connections >= self.bounds.connections_per_ip && self.per_ip_applies(ip) {
-                Some(Refusal::PerIp)
-            } else if !Self::take(&self.connections, self.bounds.connections) {
-                Some(Refusal::Total)
-            } else {
-                None
-            };
-        if let Some(why) = refused {
-            if held.connections == 0 && held.sessions == 0 {
-                per_ip.remove(&ip);
-            }
-            drop(per_ip);
-            self.refused_connections.fetch_add(1, Ordering::Relaxed);
-            return Err(why);
-        }
-        held.connections += 1;
-        Ok(ConnPermit { limits: self.clone(), ip })
+        self.admit(ip, false).map(|()| ConnPermit { limits: self.clone(), ip })
     }
 
     /// Admits one more session from `ip`, or counts a refusal and says why.
     pub(crate) fn admit_session(self: &Arc<Self>, ip: IpAddr) -> Result<SessionPermit, Refusal> {
+        self.admit(ip, true).map(|()| SessionPermit { limits: self.clone(), ip })
+    }
+
+    /// Takes one of `ip`'s slots (`session`, or a connection) within its address's bound and
+    /// the total, or counts a refusal and says why.
+    fn admit(&self, ip: IpAddr, session: bool) -> Result<(), Refusal> {
+        let (per_ip_max, total, total_max, refusals) = match session {
+            true => (
+                self.bounds.sessions_per_ip,
+                &self.sessions,
+                self.bounds.sessions,
+                &self.refused_sessions,
+            ),
+            false => (
+                self.bounds.connections_per_ip,
+                &self.connections,
+                self.bounds.connections,
+                &self.refused_connections,
+            ),
+        };
         let mut per_ip = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
         let held = per_ip.entry(ip).or_default();
-        let refused = if held.sessions >= self.bounds.sessions_per_ip && self.per_ip_applies(ip) {
+        let count = if session { &mut held.sessions } else { &mut held.connections };
+        let refused = if *count >= per_ip_max && self.per_ip_applies(ip) {
             Some(Refusal::PerIp)
-        } else if !Self::take(&self.sessions, self.bounds.sessions) {
+        } else if !Self::take(total, total_max) {
             Some(Refusal::Total)
         } else {
             None
         };
-        if let Some(why) = refused {
-            if held.connections == 0 && held.sessions == 0 {
-                per_ip.remove(&ip);
-            }
-            drop(per_ip);
-            self.refused_sessions.fetch_add(1, Ordering::Relaxed);
-            return Err(why);
+        let Some(why) = refused else {
+            *count += 1;
+            return Ok(());
+        };
+        if held.connections == 0 && held.sessions == 0 {
+            per_ip.remove(&ip);
         }
-        held.sessions += 1;
-        Ok(SessionPermit { limits: self.clone(), ip })
+        drop(per_ip);
+        refusals.fetch_add(1, Ordering::Relaxed);
+        Err(why)
     }
 
     /// Gives back one of `ip`'s slots (`session` or connection).

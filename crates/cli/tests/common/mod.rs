@@ -235,3 +235,22 @@ pub(crate) fn setup_play_tcp(conn: &mut TcpStream, url: &str, cseq: u32) -> (Str
     assert_eq!(s, 200, "{play}");
     (session, play)
 }
+
+/// A free TCP port on 127.0.0.1 (bound and released: another process may take it first).
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// A relay's `/api/v1/streams` JSON, from its metrics endpoint at `metrics` (empty when it
+/// does not answer).
+pub(crate) fn streams_json(metrics: &str) -> String {
+    let Ok(mut c) = TcpStream::connect(metrics) else { return String::new() };
+    let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = c.write_all(b"GET /api/v1/streams HTTP/1.0\r\n\r\n");
+    let mut out = String::new();
+    let _ = c.read_to_string(&mut out);
+    out
+}

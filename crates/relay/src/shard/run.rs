@@ -156,10 +156,10 @@ pub(crate) async fn run(
             return;
         }
     }
-    let accept = spawn_local(accept_loop(shard.clone(), listener));
+    let accept = spawn_local(accept_loop(shard.clone(), listener, Served::Rtsp));
     let tunnel_accept = match shared.http_tunnel_listen.map(TcpListener::bind) {
         None => None,
-        Some(Ok(l)) => Some(spawn_local(accept_loop(shard.clone(), l))),
+        Some(Ok(l)) => Some(spawn_local(accept_loop(shard.clone(), l, Served::Rtsp))),
         Some(Err(e)) => {
             let addr = shared.http_tunnel_listen.unwrap_or(shared.listen);
             fail(ShardError::Listen { addr, source: e.into() });
@@ -168,7 +168,7 @@ pub(crate) async fn run(
     };
     let rtmp_accept = match shared.rtmp_listen.map(TcpListener::bind) {
         None => None,
-        Some(Ok(l)) => Some(spawn_local(rtmp_accept_loop(shard.clone(), l))),
+        Some(Ok(l)) => Some(spawn_local(accept_loop(shard.clone(), l, Served::Rtmp))),
         Some(Err(e)) => {
             let addr = shared.rtmp_listen.unwrap_or(shared.listen);
             fail(ShardError::Listen { addr, source: e.into() });
@@ -199,10 +199,19 @@ pub(crate) async fn run(
     timer::sleep(Duration::from_millis(100)).await;
 }
 
-/// Accepts RTSP connections within the connection limits, each served by its own task. Out of
-/// descriptors (`EMFILE`, `ENFILE`) it backs off and retries; refusals and accept failures are
-/// logged at most once a second, with how many were not logged.
-async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
+/// What a listener's connections speak.
+#[derive(Debug, Clone, Copy)]
+enum Served {
+    /// RTSP, or RTSP over HTTP (`conn.rs` tells them apart).
+    Rtsp,
+    /// RTMP publishers.
+    Rtmp,
+}
+
+/// Accepts connections within the connection limits, each served by its own task in the
+/// request-handling queue. Out of descriptors (`EMFILE`, `ENFILE`) it backs off and retries;
+/// refusals and accept failures are logged at most once a second, with how many were not.
+async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, served: Served) {
     let mut log = crate::ratelog::RateLimitedLog::default();
     loop {
         match listener.accept().await {
@@ -213,7 +222,7 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
                     Err(why) => {
                         if let Some(suppressed) = log.allow(Instant::now()) {
                             let bounds = shard.shared.limits.bounds();
-                            tracing::warn!(%peer, shard = shard.id, ?why,
+                            tracing::warn!(%peer, shard = shard.id, ?served, ?why,
                                 max_connections = bounds.connections,
                                 max_connections_per_ip = bounds.connections_per_ip, suppressed,
                                 "connection refused: connection limit");
@@ -223,14 +232,17 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
                     }
                 };
                 let conn_shard = shard.clone();
-                let served = glommio::spawn_local_into(
+                let task = glommio::spawn_local_into(
                     async move {
-                        crate::conn::run(conn_shard, stream).await;
+                        match served {
+                            Served::Rtsp => crate::conn::run(conn_shard, stream).await,
+                            Served::Rtmp => crate::rtmp_ingest::serve(conn_shard, stream).await,
+                        }
                         drop(permit);
                     },
                     shard.queues.control,
                 );
-                match served {
+                match task {
                     Ok(task) => {
                         task.detach();
                     }
@@ -245,51 +257,11 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
                 let e = std::io::Error::from(e);
                 let out_of_files = matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE));
                 if let Some(suppressed) = log.allow(Instant::now()) {
-                    tracing::warn!(error = %e, shard = shard.id, out_of_files, suppressed,
+                    tracing::warn!(error = %e, shard = shard.id, ?served, out_of_files, suppressed,
                         "accept failed; backing off");
                 }
                 let pause = if out_of_files { 100 } else { 10 };
                 timer::sleep(Duration::from_millis(pause)).await;
-            }
-        }
-    }
-}
-
-/// Accepts RTMP publishers within the same connection limits as RTSP clients; each is served
-/// in the request-handling task queue.
-async fn rtmp_accept_loop(shard: Rc<Shard>, listener: TcpListener) {
-    let mut log = crate::ratelog::RateLimitedLog::default();
-    loop {
-        match listener.accept().await {
-            Ok(stream) => {
-                let Ok(peer) = stream.peer_addr() else { continue };
-                let permit = match shard.shared.limits.admit_connection(peer.ip()) {
-                    Ok(p) => p,
-                    Err(why) => {
-                        if let Some(suppressed) = log.allow(Instant::now()) {
-                            tracing::warn!(%peer, ?why, suppressed, "rtmp connection refused: connection limit");
-                        }
-                        continue;
-                    }
-                };
-                let conn_shard = shard.clone();
-                let served = glommio::spawn_local_into(
-                    async move {
-                        crate::rtmp_ingest::serve(conn_shard, stream).await;
-                        drop(permit);
-                    },
-                    shard.queues.control,
-                );
-                if let Ok(task) = served {
-                    task.detach();
-                }
-                futures_lite::future::yield_now().await;
-            }
-            Err(e) => {
-                if let Some(suppressed) = log.allow(Instant::now()) {
-                    tracing::warn!(error = %e, shard = shard.id, suppressed, "rtmp accept failed; backing off");
-                }
-                timer::sleep(Duration::from_millis(100)).await;
             }
         }
     }
