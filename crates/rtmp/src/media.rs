@@ -34,8 +34,11 @@ pub struct MediaPacket {
     /// The packet starts a keyframe (its access unit's parameter sets or IDR/IRAP): a GOP
     /// cache may begin here. Set on the first packet of a keyframe's access unit only.
     pub starts_keyframe: bool,
-    /// The RTP timestamp (also in the packet).
+    /// The RTP timestamp (also in the packet): the presentation time.
     pub timestamp: RtpTime,
+    /// The decoding instant `rtmp_time_ms` on the track's RTP clock (the timestamp less the
+    /// composition offset): the RTP side of a sender report's mapping.
+    pub sync_timestamp: RtpTime,
     /// The RTMP timestamp it came from, in extended milliseconds (decoding time).
     pub rtmp_time_ms: i64,
 }
@@ -83,6 +86,7 @@ impl RtpState {
         &mut self,
         payloads: &[Vec<u8>],
         timestamp: RtpTime,
+        sync_timestamp: RtpTime,
         rtmp_time_ms: i64,
         keyframe: bool,
         out: &mut Vec<MediaPacket>,
@@ -99,6 +103,7 @@ impl RtpState {
                 packet,
                 starts_keyframe: keyframe && i == 0,
                 timestamp,
+                sync_timestamp,
                 rtmp_time_ms,
             });
         }
@@ -207,7 +212,8 @@ impl Tracks {
         }
         let ms = track.rtp.clock.extend(dts);
         let timestamp = clock::rtp_time(ms + i64::from(cts), 90_000, track.rtp.offset);
-        track.rtp.push(&payloads, timestamp, ms, keyframe, out)
+        let sync = clock::rtp_time(ms, 90_000, track.rtp.offset);
+        track.rtp.push(&payloads, timestamp, sync, ms, keyframe, out)
     }
 
     /// Maps one raw AAC access unit at RTMP time `dts` onto RTP (RFC 3640 AAC-hbr, one AU
@@ -234,7 +240,7 @@ impl Tracks {
             frame.chunks(room).map(|part| header.iter().chain(part).copied().collect()).collect();
         let ms = track.rtp.clock.extend(dts);
         let timestamp = clock::at_ticks(track.frames.ticks(ms), track.rtp.offset);
-        track.rtp.push(&payloads, timestamp, ms, false, out)
+        track.rtp.push(&payloads, timestamp, timestamp, ms, false, out)
     }
 }
 
