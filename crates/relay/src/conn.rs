@@ -51,7 +51,7 @@ const MAX_FRAMES: usize = (crate::sys::IOV_MAX - 1) / 2;
 #[derive(Debug)]
 enum Socket {
     Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
+    Tls(Box<TlsStream<GatheringTcp>>),
 }
 
 impl Socket {
@@ -59,8 +59,61 @@ impl Socket {
     fn tcp(&self) -> &TcpStream {
         match self {
             Socket::Plain(s) => s,
-            Socket::Tls(s) => s.get_ref().0,
+            Socket::Tls(s) => &s.get_ref().0 .0,
         }
+    }
+}
+
+/// The TCP socket under TLS: glommio's stream, except that a vectored write is one gathering
+/// `sendmsg` (rustls hands over its queued records as one slice each: a batch's records leave
+/// in one syscall, not one per record). When the socket is full it falls back to glommio's
+/// write, which waits for room.
+#[derive(Debug)]
+struct GatheringTcp(TcpStream);
+
+impl AsyncRead for GatheringTcp {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for GatheringTcp {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match crate::sys::send_vectored(crate::sys::fd_of(&self.0), bufs) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let first = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| &**b);
+                Pin::new(&mut self.0).poll_write(cx, first)
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+            done => Poll::Ready(done),
+        }
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_close(cx)
     }
 }
 
@@ -305,12 +358,12 @@ async fn handshake(
     stream: TcpStream,
     config: Arc<ServerConfig>,
     deadline: Duration,
-) -> Result<TlsStream<TcpStream>, ConnError> {
-    let accept = TlsAcceptor::from(config).accept(stream);
+) -> Result<TlsStream<GatheringTcp>, ConnError> {
+    let accept = TlsAcceptor::from(config).accept(GatheringTcp(stream));
     match timer::timeout(deadline, async { Ok(accept.into_fallible().await) }).await {
         Ok(Ok(tls)) => Ok(tls),
         Ok(Err((e, tcp))) => {
-            crate::sys::shutdown_socket(crate::sys::fd_of(&tcp));
+            crate::sys::shutdown_socket(crate::sys::fd_of(&tcp.0));
             Err(ConnError::Handshake(e))
         }
         // The socket went with the handshake's future (closed on drop).
