@@ -1,4 +1,5 @@
-//! One RTSP connection: a reader task that decodes requests and interleaved frames from the
+//! One RTSP connection, plain or over TLS (the handshake first, within the request timeout;
+//! [`Socket`] is the one place the two differ): a reader task that decodes requests and interleaved frames from the
 //! socket (manifold-rtsp's streaming `Decoder` over a per-connection buffer) and hands them to
 //! the connection's [`Control`], and a writer task that writes responses and the media of its
 //! TCP readers. What each request *means* lives in `control`; this module only moves bytes.

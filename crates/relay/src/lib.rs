@@ -16,18 +16,18 @@
 //!
 //! Module map: `config` (what to serve; imports nothing of the runtime), `plane` (the sans-IO
 //! data plane: hub, forward, fanout, reader, queue, gop, packet, multicast plan, RTCP
-//! feedback), `shard` (the I/O owner and its tasks), `egress` (UDP and multicast sends),
-//! `conn` (bytes of one RTSP connection, plain or TLS), `control` (what requests mean, on manifold-rtsp's
-//! server session machine), `outbox` (what a connection's writer sends), `registry` (streams
-//! by path, pull demand, orphaned streams), `udp` (server ports), `notify` (wake-ups),
-//! `signal` (SIGINT/SIGTERM, and SIGHUP reloading the TLS certificate, through manifold-sys)
-//! and `sys` (the only unsafe code: the gathering send; the syscalls shared with the generator are manifold-sys's); observability
-//! and admission: `metrics` (per-shard snapshots published once a second, rendered as
-//! Prometheus text and JSON), `http` (the metrics endpoint), `limits` (connections per IP,
-//! sessions); other ingests: `pull` (the relay as an RTSP client of an upstream,
-//! reconnecting, always-on or on demand), `rtp_ingest` (raw RTP described by an SDP file),
-//! `republish` (a publisher's grace), `synthetic`; their hubs rewrite packets onto one
-//! continuous outgoing stream per track (continuity).
+//! feedback), `shard` (the I/O owner and its tasks), `egress` (UDP and multicast sends), `conn`
+//! (bytes of one RTSP connection, plain or TLS), `control` (what requests mean, on
+//! manifold-rtsp's server session machine), `outbox` (what a connection's writer sends),
+//! `registry` (streams by path, pull demand, orphaned streams), `udp` (server ports), `notify`
+//! (wake-ups), `signal` (SIGINT/SIGTERM, and SIGHUP reloading the TLS certificate, through
+//! manifold-sys) and `sys` (the only unsafe code: the gathering send; the syscalls shared with
+//! the generator are manifold-sys's); observability and admission: `metrics` (per-shard
+//! snapshots published once a second, rendered as Prometheus text and JSON), `http` (the
+//! metrics endpoint), `limits` (connections per IP, sessions); other ingests: `pull` (the relay
+//! as an RTSP client of an upstream, reconnecting, always-on or on demand), `rtp_ingest` (raw
+//! RTP described by an SDP file), `republish` (a publisher's grace), `synthetic`; their hubs
+//! rewrite packets onto one continuous outgoing stream per track (continuity).
 
 mod config;
 mod conn;
