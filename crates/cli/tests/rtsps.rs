@@ -327,3 +327,23 @@ fn rtsps_without_a_usable_certificate_does_not_start() {
         "{missing}"
     );
 }
+
+#[test]
+fn tls_connections_count_against_the_connection_limits() {
+    let dir = test_dir("limits");
+    let cert = write_cert(&dir);
+    let (_relay, port) =
+        relay_with_tls(&dir, "max_connections_per_ip = 2\nlimit_loopback = true\n");
+    // Two connections that have not finished (or started) a handshake hold both places.
+    let held: Vec<TcpStream> =
+        (0..2).map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let refused = tls_connect(port, &cert);
+    assert!(refused.is_err(), "a third connection from the address is refused");
+    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tls_connect(port, &cert).is_err() {
+        assert!(Instant::now() < deadline, "places freed by closed connections are not reused");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
