@@ -436,13 +436,11 @@ impl ClientSession {
                 }
                 Step::Teardown => self.close(),
                 _ => self.fail(match response.headers.get("Location") {
-                    Some(location) if response.status.is_redirection() => {
-                        ClientError::Redirected {
-                            method: f.method,
-                            status: response.status,
-                            location: location.trim().to_owned(),
-                        }
-                    }
+                    Some(location) if response.status.is_redirection() => ClientError::Redirected {
+                        method: f.method,
+                        status: response.status,
+                        location: location.trim().to_owned(),
+                    },
                     _ => ClientError::Status { method: f.method, status: response.status },
                 }),
             }
