@@ -1,27 +1,33 @@
 //! The origin/edge lab (issue 12): network namespaces on this machine stand for five hosts, an
 //! origin, two edges and two generator hosts, each joined by a veth pair to a bridge in a sixth
 //! namespace (the switch); the bridge drops 1% of the frames it forwards to generator host 2
-//! (at random, with nftables: this machine's kernel has no `tc netem`). The real binary runs in each: `manifold source` publishes to the
-//! origin from the origin's host, the edges pull from the origin (`--origin`), and the origin
-//! sends readers to them (`--redirect-to`, a 302 that the generator follows).
+//! (at random, with nftables: this machine's kernel has no `tc netem`). The real binary runs
+//! in each: `manifold source` publishes to the origin from the origin's host, the edges pull
+//! from the origin (`--origin`), and the origin sends readers to them (`--redirect-to`, a 302
+//! that the generator follows).
 //!
 //! 1. Two segments of one schedule (2,000 UDP readers), one from each generator host with a
 //!    shared `--start-at`, each writing an hlog: every reader is redirected by the origin, and
 //!    each edge holds an even share of the readers within 10% (900 to 1,100 of 2,000); no
 //!    reader plays at the origin.
 //! 2. The same schedule from one generator host. `manifold merge` of the two segments equals
-//!    it in sessions and, within timing, expected packets; the loss is on the lossy link: the
-//!    segment behind the lossy link loses about 1%, the other and the single-host run nothing.
-//! 3. Readers that come and go (2 s holds: each lane's next session asks the origin again)
-//!    while edge B is killed and started again: the sessions it held fail, and the lanes'
-//!    next sessions are sent by the origin to the restarted edge until the two are even.
+//!    it in sessions (scheduled, started, played, ok) and in expected packets per second
+//!    played (the raw counts differ by where each PLAY lands, which setup times decide); the
+//!    loss is on the lossy link: the segment behind it loses about 1%, the other segment and
+//!    the single-host run nothing.
+//! 3. Readers that come and go (4 s holds) while edge B is killed (SIGKILL) and started
+//!    again: the sessions it held fail, and the readers come back through the origin, which
+//!    sends them to the restarted edge until the two are even again. A reader comes back as
+//!    its lane's next session (the generator's open model: a lane's sessions follow one
+//!    another), which asks the origin's URL again, as a player restarted by its user does;
+//!    the generator has no reconnect-within-a-session of its own.
 //!
 //! Every address is inside the namespaces (10.200.0.0/24, nothing in this namespace), and
 //! every interface is made inside them, so the names (`mlab<pid>-<host>`) cannot meet another
 //! run's. A guard deletes the namespaces (and ends what still runs in them) even when the
 //! test panics; a previous run's namespaces whose process is gone are deleted first. Needs
-//! root, iproute2, nftables (its bridge family), curl and python3: without them the test fails under `CI=true`,
-//! else prints why it skips.
+//! root, iproute2, nftables (its bridge family), curl and python3: without them the test
+//! fails under `CI=true`, else prints why it skips. About 75 s on a busy 2-core machine.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests
 
 use std::path::{Path, PathBuf};
@@ -475,7 +481,6 @@ fn origin_edges_and_two_generator_hosts_in_network_namespaces() {
         .starts_with("RTSP/1.0 302")
         .then_some(())
     });
-    std::thread::sleep(Duration::from_millis(2500));
     println!("lab: relays and publisher up at {:.1?}", began.elapsed());
 
     // 1. Two segments from two hosts, starting together.
@@ -588,8 +593,8 @@ fn origin_edges_and_two_generator_hosts_in_network_namespaces() {
         "expected packets per second played: merged segments {r_merged:.2} ({e_merged}), \
          single host {r_single:.2} ({e_single})"
     );
-    // Loss is where the lossy link is: about 1% behind the lossy link (random: within 0.5-2%), next
-    // to nothing elsewhere (the generators' receive queues on a busy machine: below 0.1%).
+    // Loss is where the lossy link is: about 1% behind it (random: within 0.5-2%), next to
+    // nothing elsewhere (the generators' receive queues on a busy machine: below 0.1%).
     let ratio = |r: &Value| count(r, "media", "lost") as f64 / expected(r) as f64;
     let lossy = ratio(&seg[1]);
     assert!((0.005..0.02).contains(&lossy), "segment behind the lossy link: loss {lossy:.4}");
@@ -640,13 +645,19 @@ fn origin_edges_and_two_generator_hosts_in_network_namespaces() {
     println!("lab: {}", line("churn", &churn));
     // Exit 0: no thresholds; the failures are the kill's.
     assert_eq!(status.and_then(|s| s.code()), Some(0));
+    // What failed is the kill: about the readers edge B held (its metrics are up to a second
+    // old), cut off (reset, or stalled), plus any the origin sent to it while it was down
+    // (it reads the edges every 2 s); the rest of the run played.
     let failed = count(&churn, "sessions", "failed");
-    assert!(failed >= 1, "killing an edge with {before} readers failed no session");
     assert!(before >= 50, "edge B had only {before} readers before the kill");
-    // What failed is the kill: the readers it held, plus those the origin sent to it before it
-    // noticed (it reads the edges every 2 s); the rest of the run played.
+    assert!(failed * 2 >= before as u64, "killing edge B with {before} readers failed {failed}");
     let scheduled = count(&churn, "sessions", "scheduled");
     assert!(failed * 4 <= scheduled, "{failed} of {scheduled} sessions failed");
+    let kinds = churn["errors"]["by_kind"].as_object().expect("errors by kind");
+    assert!(
+        kinds.keys().all(|k| ["reset", "refused", "stalled", "no_media"].contains(&k.as_str())),
+        "failures other than the kill's: {kinds:?}"
+    );
     assert_eq!(
         count(&churn, "sessions", "ok") + failed + count(&churn, "sessions", "cut_by_hold"),
         count(&churn, "sessions", "started")
