@@ -97,6 +97,17 @@ const CHURN: [&str; 14] = [
     "1",
 ];
 
+/// The CPU a process of the lab is pinned to: the `i`-th of two (the machines this runs on
+/// have 2), or CPU 0 for all on a machine with one.
+fn cpu(i: usize) -> &'static str {
+    let two = std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2);
+    if two && i == 1 {
+        "1"
+    } else {
+        "0"
+    }
+}
+
 fn address(host: &str) -> &'static str {
     HOSTS.iter().find(|(h, _)| *h == host).map(|(_, a)| *a).expect("a lab host")
 }
@@ -429,8 +440,8 @@ fn origin_edges_and_two_generator_hosts_in_network_namespaces() {
 
     // The edges first (the origin reads their load), then the origin and its publisher. The
     // machine has 2 CPUs: the relays and the generators are spread over both.
-    let _edge_a = lab.edge("edge-a", "0");
-    let mut edge_b = lab.edge("edge-b", "1");
+    let _edge_a = lab.edge("edge-a", cpu(0));
+    let mut edge_b = lab.edge("edge-b", cpu(1));
     let edges: Vec<String> = ["edge-a", "edge-b"]
         .iter()
         .map(|e| format!("rtsp://{}:8554#metrics=9090", address(e)))
@@ -442,7 +453,7 @@ fn origin_edges_and_two_generator_hosts_in_network_namespaces() {
             "--listen",
             "0.0.0.0:8554",
             "--cpus",
-            "0",
+            cpu(0),
             "--metrics",
             &origin_metrics,
             "--redirect-to",
@@ -497,7 +508,7 @@ fn origin_edges_and_two_generator_hosts_in_network_namespaces() {
                     .args(["--segment", &segment, "--start-at", &start, "--hlog"])
                     .arg(&hlogs[i])
                     .arg("--cpus")
-                    .arg(if i == 0 { "1" } else { "0" })
+                    .arg(cpu(1 - i))
                     .stdout(std::fs::File::create(dir.join(format!("seg-{i}.txt"))).unwrap())
                     .spawn()
                     .expect("start a segment"),
@@ -546,7 +557,7 @@ fn origin_edges_and_two_generator_hosts_in_network_namespaces() {
     // 2. The same schedule from one host (the one without a lossy link).
     let single_json = dir.join("single.json");
     let single = run_bounded(
-        lab.load("gen-1", &SCHEDULE).args(["--cpus", "1", "--json"]).arg(&single_json),
+        lab.load("gen-1", &SCHEDULE).args(["--cpus", cpu(1), "--json"]).arg(&single_json),
         Duration::from_secs(60),
     )
     .expect("the single-host run finishes");
@@ -616,7 +627,7 @@ fn origin_edges_and_two_generator_hosts_in_network_namespaces() {
     let churn_json = dir.join("churn.json");
     let mut churn = Guarded(
         lab.load("gen-1", &CHURN)
-            .args(["--cpus", "1", "--json"])
+            .args(["--cpus", cpu(1), "--json"])
             .arg(&churn_json)
             .stdout(Stdio::null())
             .spawn()
@@ -627,7 +638,7 @@ fn origin_edges_and_two_generator_hosts_in_network_namespaces() {
     let _ = edge_b.child.kill();
     let _ = edge_b.child.wait();
     let killed_at = Instant::now();
-    edge_b = lab.edge("edge-b", "1");
+    edge_b = lab.edge("edge-b", cpu(1));
     println!(
         "lab: edge B killed with {before} readers, listening again after {:.1?}",
         killed_at.elapsed()
