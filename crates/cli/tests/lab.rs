@@ -320,11 +320,13 @@ fn remove_stale() {
     };
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let Some(name) = line.split_whitespace().next() else { continue };
-        let Some(pid) = name.strip_prefix(PREFIX).and_then(|rest| rest.split('-').next()) else {
-            continue;
-        };
-        let alive = pid.parse::<u32>().is_ok_and(|p| Path::new(&format!("/proc/{p}")).exists());
-        if !alive {
+        // Only names of this test's form: `mlab<pid>-<host>`.
+        let pid = name
+            .strip_prefix(PREFIX)
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok());
+        let Some(pid) = pid else { continue };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
             println!("lab: removing the stale namespace {name}");
             delete(name);
         }
