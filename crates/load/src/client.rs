@@ -11,8 +11,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use glommio::net::{TcpStream, UdpSocket};
+use glommio::net::UdpSocket;
 use glommio::Task;
 use manifold_rtp::ntp::NtpTime;
 use manifold_rtp::Ssrc;
@@ -25,6 +24,7 @@ use manifold_rtsp::session::client::{
 use manifold_rtsp::{ChannelId, Method};
 use manifold_udp::RecvBatch;
 
+use crate::connect::{Conn, Dialer, OpenError};
 use crate::guard::{MediaFault, MediaWatch, RequestLedger, SourceFilter};
 use crate::metrics::{ErrorKind, Metric, Metrics};
 use crate::progress::Live;
@@ -44,6 +44,8 @@ const READ_BUF_START: usize = 8 * 1024;
 /// What every session on a shard shares.
 pub(crate) struct SessionEnv {
     pub(crate) target: Target,
+    /// How to reach the server: plain, TLS, tunnelled.
+    pub(crate) dialer: Rc<Dialer>,
     pub(crate) config: ClientConfig,
     pub(crate) tracks: Vec<TrackInfo>,
     pub(crate) connect_timeout: Duration,
@@ -106,6 +108,18 @@ impl Who<'_> {
             _ => ErrorKind::Io,
         };
         self.fail(kind, None, "server", format!("{what}: {e}"))
+    }
+
+    fn open(&self, e: &OpenError) -> Failure {
+        match e {
+            OpenError::Connect(io) => self.io("connect", io),
+            OpenError::Tls(io) if io.kind() == io::ErrorKind::TimedOut => {
+                self.io("TLS handshake", io)
+            }
+            OpenError::Tls(_) => self.fail(ErrorKind::Tls, None, "server", e.to_string()),
+            OpenError::TunnelIo(io) => self.io("opening the HTTP tunnel", io),
+            OpenError::Tunnel(_) => self.fail(ErrorKind::Tunnel, None, "server", e.to_string()),
+        }
     }
 }
 
@@ -174,7 +188,7 @@ async fn sleep_until(at: Instant) {
 
 /// Writes all of `bytes`, or fails with `TimedOut` after `limit`: a server that stops reading
 /// cannot hold a session forever.
-async fn write_within(stream: &mut TcpStream, bytes: &[u8], limit: Duration) -> io::Result<()> {
+async fn write_within(stream: &mut Conn, bytes: &[u8], limit: Duration) -> io::Result<()> {
     let write = async { stream.write_all(bytes).await };
     futures_lite::future::or(write, async {
         glommio::timer::sleep(limit).await;
@@ -202,14 +216,23 @@ async fn session(
     arrival: &Arrival,
     intended: Instant,
 ) -> Result<Ended, Failure> {
-    let peer = env.target.addr;
     let connect_limit =
         env.connect_timeout.min(env.run_deadline.saturating_duration_since(Instant::now()));
-    let mut stream = TcpStream::connect_timeout(peer, connect_limit.max(Duration::from_millis(1)))
+    let (mut stream, phases) = env
+        .dialer
+        .open(connect_limit, env.config.response_timeout)
         .await
-        .map_err(|e| who.io("connect", &io::Error::from(e)))?;
-    env.metrics.borrow_mut().record(Metric::Connect, intended.elapsed());
-    let _ = stream.set_nodelay(true);
+        .map_err(|e| who.open(&e))?;
+    {
+        let mut m = env.metrics.borrow_mut();
+        m.record(Metric::Connect, phases.connected.saturating_duration_since(intended));
+        if let Some(tls) = phases.tls {
+            m.record(Metric::Tls, tls);
+        }
+        if let Some(tunnel) = phases.tunnel {
+            m.record(Metric::Tunnel, tunnel);
+        }
+    }
 
     let mut pairs = Vec::new();
     if arrival.udp {
@@ -601,7 +624,7 @@ fn report_route(env: &SessionEnv, track: &ClientTrack) -> Option<ReportRoute> {
 /// every track is an RTP session of its own, reported on its own RTCP port or channel).
 #[allow(clippy::too_many_arguments)] // The session's parts it reads; no state of its own.
 async fn send_reports(
-    stream: &mut TcpStream,
+    stream: &mut Conn,
     reporter: &Reporter,
     routes: &[(usize, ReportRoute)],
     rtcp_sockets: &[socket2::Socket],

@@ -25,6 +25,8 @@
 pub mod args;
 mod client;
 pub mod compare;
+mod connect;
+mod connect_blocking;
 pub mod guard;
 pub mod health;
 pub mod hlog;
@@ -239,11 +241,19 @@ fn execute_raw(args: &LoadArgs) -> Result<(Outcome, Raw), LoadError> {
         }
     }
     let target = Target::resolve(&args.url)?;
+    let user_agent = concat!("manifold-load/", env!("CARGO_PKG_VERSION"));
+    let dialer = dialer_for(
+        &target,
+        args.tls_ca.as_deref(),
+        args.insecure,
+        args.transport == TransportChoice::Http,
+        user_agent,
+    )?;
     let mut config = ClientConfig::play(args.url.clone());
     config.send_options = args.options;
     config.response_timeout = args.response_timeout;
     config.allow_basic = !args.no_basic;
-    config.user_agent = Some(concat!("manifold-load/", env!("CARGO_PKG_VERSION")).to_owned());
+    config.user_agent = Some(user_agent.to_owned());
     if let Some(user) = &args.user {
         config.credentials =
             Some(Credentials::new(user.clone(), args.password.clone().unwrap_or_default()));
@@ -252,16 +262,18 @@ fn execute_raw(args: &LoadArgs) -> Result<(Outcome, Raw), LoadError> {
     probe_config.send_options = false;
     probe_config.cnonce = "0a4f113b".to_owned();
     let tracks =
-        target::probe(&target, probe_config, args.connect_timeout + args.response_timeout)?;
+        target::probe(&dialer, probe_config, args.connect_timeout + args.response_timeout)?;
     // `--no-play`: held after the SETUPs, kept alive like any session, until TEARDOWN.
     config.start_after_setup = !args.no_play;
 
     let udp_share = match args.transport {
         TransportChoice::Udp => 1.0,
-        TransportChoice::Tcp => 0.0,
+        TransportChoice::Tcp | TransportChoice::Http => 0.0,
         TransportChoice::Mix(p) => p / 100.0,
     };
-    let per_session = 1 + if udp_share > 0.0 { 2 * tracks.len() as u64 } else { 0 };
+    // A tunnel holds a GET and a POST connection.
+    let connections = if dialer.tunnel.is_some() { 2 } else { 1 };
+    let per_session = connections + if udp_share > 0.0 { 2 * tracks.len() as u64 } else { 0 };
     let fd = FdBudget::raise_and_measure(per_session, shards);
     if fd.fits == 0 {
         return Err(LoadError::NoRoom { soft: fd.soft, hard: fd.hard, per_session });
@@ -369,6 +381,7 @@ fn execute_raw(args: &LoadArgs) -> Result<(Outcome, Raw), LoadError> {
             },
             schedule,
             target: target.clone(),
+            dialer: dialer.clone(),
             config,
             tracks: tracks.clone(),
             connect_timeout: args.connect_timeout,
@@ -478,6 +491,37 @@ struct Raw {
     cpu: Duration,
     fits: u64,
     wall: Duration,
+}
+
+/// How the generator reaches `target`: TLS for `rtsps://` (trusting `--tls-ca`, or anything
+/// with `--insecure`, else the system's roots), through a tunnel with `--transport http`.
+fn dialer_for(
+    target: &Target,
+    tls_ca: Option<&std::path::Path>,
+    insecure: bool,
+    tunnel: bool,
+    user_agent: &str,
+) -> Result<connect::Dialer, LoadError> {
+    let bad = |reason: String| LoadError::Url { url: target.display_url.clone(), reason };
+    if !target.secure && (tls_ca.is_some() || insecure) {
+        return Err(LoadError::Flags("--tls-ca and --insecure are for rtsps:// URLs".into()));
+    }
+    let tls = if target.secure {
+        let trust = match (tls_ca, insecure) {
+            (Some(file), _) => manifold_tls::client::Trust::CaFile(file.to_owned()),
+            (None, true) => manifold_tls::client::Trust::InsecureAnyCertificate,
+            (None, false) => manifold_tls::client::Trust::System,
+        };
+        Some(manifold_tls::client::client_config(&trust).map_err(|e| bad(e.to_string()))?)
+    } else {
+        None
+    };
+    let tunnel = tunnel.then(|| connect::TunnelAt {
+        path: manifold_rtsp::tunnel::client::request_target(&target.url).to_owned(),
+        host: target.authority(),
+        user_agent: user_agent.to_owned(),
+    });
+    connect::Dialer::new(target.addr, &target.host, tls, tunnel).map_err(|e| bad(e.to_string()))
 }
 
 /// The `--cpus` list, checked against the online CPUs; `None` without `--cpus`.

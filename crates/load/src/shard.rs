@@ -13,6 +13,7 @@ use manifold_udp::RecvBatch;
 
 use crate::args::CpuList;
 use crate::client::{run_session, SessionEnv, RECV_BATCH, RECV_BUF};
+use crate::connect::Dialer;
 use crate::hlog::{IntervalBlob, IntervalRecorder, INTERVAL};
 use crate::metrics::{Metric, Metrics};
 use crate::progress::Live;
@@ -31,6 +32,7 @@ pub(crate) struct ShardPlan {
     pub(crate) part: (u64, u64),
     pub(crate) schedule: Schedule,
     pub(crate) target: Target,
+    pub(crate) dialer: Dialer,
     pub(crate) config: ClientConfig,
     pub(crate) tracks: Vec<TrackInfo>,
     pub(crate) connect_timeout: Duration,
@@ -69,6 +71,7 @@ pub(crate) async fn run_shard(plan: ShardPlan, shard: usize) -> ShardOutput {
     let cpus = thread_cpus();
     let env = Rc::new(SessionEnv {
         target: plan.target.clone(),
+        dialer: Rc::new(plan.dialer.clone()),
         config: plan.config.clone(),
         tracks: plan.tracks.clone(),
         connect_timeout: plan.connect_timeout,
