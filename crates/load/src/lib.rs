@@ -242,13 +242,8 @@ fn execute_raw(args: &LoadArgs) -> Result<(Outcome, Raw), LoadError> {
     }
     let target = Target::resolve(&args.url)?;
     let user_agent = concat!("manifold-load/", env!("CARGO_PKG_VERSION"));
-    let dialer = dialer_for(
-        &target,
-        args.tls_ca.as_deref(),
-        args.insecure,
-        args.transport == TransportChoice::Http,
-        user_agent,
-    )?;
+    let tunnel = args.transport == TransportChoice::Http;
+    let dialer = target.dialer(args.tls_ca.as_deref(), args.insecure, tunnel, user_agent)?;
     let mut config = ClientConfig::play(args.url.clone());
     config.send_options = args.options;
     config.response_timeout = args.response_timeout;
@@ -491,37 +486,6 @@ struct Raw {
     cpu: Duration,
     fits: u64,
     wall: Duration,
-}
-
-/// How the generator reaches `target`: TLS for `rtsps://` (trusting `--tls-ca`, or anything
-/// with `--insecure`, else the system's roots), through a tunnel with `--transport http`.
-fn dialer_for(
-    target: &Target,
-    tls_ca: Option<&std::path::Path>,
-    insecure: bool,
-    tunnel: bool,
-    user_agent: &str,
-) -> Result<connect::Dialer, LoadError> {
-    let bad = |reason: String| LoadError::Url { url: target.display_url.clone(), reason };
-    if !target.secure && (tls_ca.is_some() || insecure) {
-        return Err(LoadError::Flags("--tls-ca and --insecure are for rtsps:// URLs".into()));
-    }
-    let tls = if target.secure {
-        let trust = match (tls_ca, insecure) {
-            (Some(file), _) => manifold_tls::client::Trust::CaFile(file.to_owned()),
-            (None, true) => manifold_tls::client::Trust::InsecureAnyCertificate,
-            (None, false) => manifold_tls::client::Trust::System,
-        };
-        Some(manifold_tls::client::client_config(&trust).map_err(|e| bad(e.to_string()))?)
-    } else {
-        None
-    };
-    let tunnel = tunnel.then(|| connect::TunnelAt {
-        path: manifold_rtsp::tunnel::client::request_target(&target.url).to_owned(),
-        host: target.authority(),
-        user_agent: user_agent.to_owned(),
-    });
-    connect::Dialer::new(target.addr, &target.host, tls, tunnel).map_err(|e| bad(e.to_string()))
 }
 
 /// The `--cpus` list, checked against the online CPUs; `None` without `--cpus`.

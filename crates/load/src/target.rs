@@ -13,7 +13,8 @@ use manifold_rtsp::session::client::{ClientConfig, ClientEvent, ClientSession};
 use manifold_sdp::Sdp;
 use manifold_synth::{ExtensionIds, ABS_CAPTURE_TIME_URI, PACKET_COUNTER_URI};
 
-use crate::connect::Dialer;
+use crate::connect::{Dialer, TunnelAt};
+use manifold_tls::client::Trust;
 use crate::LoadError;
 
 /// The server and the stream.
@@ -48,6 +49,37 @@ impl Target {
             .next()
             .ok_or_else(|| bad("host resolves to no address"))?;
         Ok(Target { url: url.to_owned(), display_url, addr, secure, host: host.to_owned() })
+    }
+
+    /// How to reach the server: TLS for `rtsps://` (trusting `tls_ca`, or anything when
+    /// `insecure`, else the system's roots), through an HTTP tunnel when `tunnel`.
+    pub(crate) fn dialer(
+        &self,
+        tls_ca: Option<&std::path::Path>,
+        insecure: bool,
+        tunnel: bool,
+        user_agent: &str,
+    ) -> Result<Dialer, LoadError> {
+        let bad = |reason: String| LoadError::Url { url: self.display_url.clone(), reason };
+        if !self.secure && (tls_ca.is_some() || insecure) {
+            return Err(LoadError::Flags("--tls-ca and --insecure are for rtsps:// URLs".into()));
+        }
+        let tls = if self.secure {
+            let trust = match (tls_ca, insecure) {
+                (Some(file), _) => Trust::CaFile(file.to_owned()),
+                (None, true) => Trust::InsecureAnyCertificate,
+                (None, false) => Trust::System,
+            };
+            Some(manifold_tls::client::client_config(&trust).map_err(|e| bad(e.to_string()))?)
+        } else {
+            None
+        };
+        let tunnel = tunnel.then(|| TunnelAt {
+            path: manifold_rtsp::tunnel::client::request_target(&self.url).to_owned(),
+            host: self.authority(),
+            user_agent: user_agent.to_owned(),
+        });
+        Dialer::new(self.addr, &self.host, tls, tunnel).map_err(|e| bad(e.to_string()))
     }
 
     /// The `Host` a tunnel's heads name: the URL's host and port.
