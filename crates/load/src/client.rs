@@ -24,7 +24,6 @@ use manifold_rtsp::session::client::{
 use manifold_rtsp::{ChannelId, Method};
 use manifold_udp::RecvBatch;
 
-use crate::connect::{Conn, Dialer, OpenError};
 use crate::guard::{MediaFault, MediaWatch, RequestLedger, SourceFilter};
 use crate::metrics::{ErrorKind, Metric, Metrics};
 use crate::progress::Live;
@@ -32,6 +31,7 @@ use crate::receiver::TrackReceiver;
 use crate::rtcp::{receiver_report, ReportClock, MIN_INTERVAL};
 use crate::schedule::{Arrival, SplitMix};
 use crate::target::{Target, TrackInfo};
+use manifold_dial::{Conn, Dialer, OpenError};
 
 /// Largest RTSP message or interleaved frame the connection buffer holds.
 const READ_BUF: usize = 128 * 1024;

@@ -25,8 +25,6 @@
 pub mod args;
 mod client;
 pub mod compare;
-mod connect;
-mod connect_blocking;
 pub mod guard;
 pub mod health;
 pub mod hlog;

@@ -13,13 +13,13 @@ use manifold_udp::RecvBatch;
 
 use crate::args::CpuList;
 use crate::client::{run_session, SessionEnv, RECV_BATCH, RECV_BUF};
-use crate::connect::Dialer;
 use crate::hlog::{IntervalBlob, IntervalRecorder, INTERVAL};
 use crate::metrics::{Metric, Metrics};
 use crate::progress::Live;
 use crate::schedule::{Pacer, Schedule};
 use crate::segment::Segment;
 use crate::target::{Target, TrackInfo};
+use manifold_dial::Dialer;
 
 /// How often the health timer fires.
 const HEALTH_TICK: Duration = Duration::from_millis(10);

@@ -13,9 +13,9 @@ use manifold_rtsp::session::client::{ClientConfig, ClientEvent, ClientSession};
 use manifold_sdp::Sdp;
 use manifold_synth::{ExtensionIds, ABS_CAPTURE_TIME_URI, PACKET_COUNTER_URI};
 
-use crate::connect::{Dialer, TunnelAt};
-use manifold_tls::client::Trust;
 use crate::LoadError;
+use manifold_dial::{Dialer, TunnelAt};
+use manifold_tls::client::Trust;
 
 /// The server and the stream.
 #[derive(Debug, Clone)]

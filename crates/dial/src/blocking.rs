@@ -1,5 +1,5 @@
-//! [`connect`](crate::connect)'s blocking twin, for the probe DESCRIBE before a run and for
-//! `manifold source` (std::net on plain threads): the same TCP, TLS and tunnel, opened as a
+//! [`conn`](crate::conn)'s blocking twin, for callers on plain threads (the generator's probe
+//! DESCRIBE before a run, `manifold source`): the same TCP, TLS and tunnel, opened as a
 //! reader half and a writer half that may live on different threads.
 //!
 //! A TLS connection is one rustls state for both directions: the halves share it behind a
@@ -16,21 +16,21 @@ use manifold_rtsp::tunnel::client::{
 };
 use manifold_tls::rustls::ClientConnection;
 
-use crate::connect::{Dialer, OpenError, TunnelAt};
+use crate::conn::{Dialer, OpenError, TunnelAt};
 
 /// A connection opened for blocking use.
-pub(crate) struct BlockingConn {
+pub struct BlockingConn {
     /// What the server sends.
-    pub(crate) reader: Box<dyn Read + Send>,
+    pub reader: Box<dyn Read + Send>,
     /// What goes to the server: whole messages, one `write_all` each.
-    pub(crate) writer: Box<dyn Write + Send>,
+    pub writer: Box<dyn Write + Send>,
     /// The receiving socket (read timeouts, the local address).
-    pub(crate) socket: TcpStream,
+    pub socket: TcpStream,
 }
 
 impl Dialer {
     /// Opens a connection, each phase within `limit`; the read timeout is left at `limit`.
-    pub(crate) fn open_blocking(&self, limit: Duration) -> Result<BlockingConn, OpenError> {
+    pub fn open_blocking(&self, limit: Duration) -> Result<BlockingConn, OpenError> {
         let (socket, mut reader, writer) = self.half(limit)?;
         let Some(at) = &self.tunnel else { return Ok(BlockingConn { reader, writer, socket }) };
         let mut random = [0u8; 16];

@@ -1,9 +1,9 @@
-//! How a simulated client reaches the server, on its glommio shard: one TCP connection
-//! (`rtsp://`), TLS over it (`rtsps://`), or with `--transport http` a QuickTime tunnel of two
-//! (the GET half receives responses and interleaved media, the POST half carries the requests
-//! in base64), each half over TLS for `rtsps://`. The protocol's pieces (heads, base64, the
-//! GET's answer) are `manifold_rtsp::tunnel::client`'s, the trust rules `manifold_tls`'s; this
-//! module only moves bytes and times the phases.
+//! A client's connection on a glommio executor: one TCP connection (`rtsp://`), TLS over it
+//! (`rtsps://`), or a QuickTime tunnel of two (the GET half receives responses and interleaved
+//! media, the POST half carries the requests in base64), each half over TLS for `rtsps://`.
+//! The protocol's pieces (heads, base64, the GET's answer) are
+//! `manifold_rtsp::tunnel::client`'s, the trust rules `manifold_tls`'s; this module only moves
+//! bytes and times the phases.
 //!
 //! The plain path costs what it did before: [`Conn::read`] reads straight into the caller's
 //! buffer through one `match`.
@@ -27,32 +27,38 @@ use manifold_tls::rustls::ClientConfig as TlsConfig;
 
 /// TLS toward the server: whom to trust and the name its certificate must carry.
 #[derive(Debug, Clone)]
-pub(crate) struct TlsTarget {
-    pub(crate) config: Arc<TlsConfig>,
-    pub(crate) name: ServerName<'static>,
+pub struct TlsTarget {
+    /// Whom to trust.
+    pub config: Arc<TlsConfig>,
+    /// The name the server's certificate must carry.
+    pub name: ServerName<'static>,
 }
 
 /// What both heads of a tunnel name.
 #[derive(Debug, Clone)]
-pub(crate) struct TunnelAt {
+pub struct TunnelAt {
     /// The URL's path and query.
-    pub(crate) path: String,
+    pub path: String,
     /// The URL's authority, for `Host`.
-    pub(crate) host: String,
-    pub(crate) user_agent: String,
+    pub host: String,
+    /// The heads' `User-Agent`.
+    pub user_agent: String,
 }
 
-/// How to open a connection to the server (one per shard, shared by its sessions).
+/// How to open a connection to the server (built once, shared by the connections opened).
 #[derive(Debug, Clone)]
-pub(crate) struct Dialer {
-    pub(crate) addr: SocketAddr,
-    pub(crate) tls: Option<TlsTarget>,
-    pub(crate) tunnel: Option<TunnelAt>,
+pub struct Dialer {
+    /// The server's address.
+    pub addr: SocketAddr,
+    /// TLS over every connection (`rtsps://`).
+    pub tls: Option<TlsTarget>,
+    /// Through an HTTP tunnel.
+    pub tunnel: Option<TunnelAt>,
 }
 
 /// Why a connection could not be opened; each names its phase.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum OpenError {
+pub enum OpenError {
     /// The TCP connect failed or timed out.
     #[error("connect: {0}")]
     Connect(io::Error),
@@ -70,17 +76,17 @@ pub(crate) enum OpenError {
 
 /// When each phase of opening ended, for the histograms.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Phases {
+pub struct Phases {
     /// The (first) TCP connection established.
-    pub(crate) connected: Instant,
+    pub connected: Instant,
     /// How long the TLS handshake(s) took: the GET half's, for a tunnel.
-    pub(crate) tls: Option<Duration>,
+    pub tls: Option<Duration>,
     /// How long the tunnel took from the GET's head sent to the POST half open.
-    pub(crate) tunnel: Option<Duration>,
+    pub tunnel: Option<Duration>,
 }
 
 /// One byte stream to the server, plain or TLS.
-pub(crate) enum Stream {
+enum Stream {
     Tcp(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
 }
@@ -124,7 +130,7 @@ struct Post {
 }
 
 /// A client's connection: what it reads from and writes to the server, however it travels.
-pub(crate) struct Conn {
+pub struct Conn {
     /// The connection (the GET half, for a tunnel).
     rx: Stream,
     /// The POST half of a tunnel.
@@ -135,7 +141,7 @@ pub(crate) struct Conn {
 
 impl Conn {
     /// Reads what the server sent into `buf` (0: closed).
-    pub(crate) async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+    pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if !self.early.is_empty() {
             let n = self.early.len().min(buf.len());
             buf[..n].copy_from_slice(&self.early[..n]);
@@ -146,7 +152,7 @@ impl Conn {
     }
 
     /// Writes `bytes` (whole RTSP messages or interleaved frames) to the server.
-    pub(crate) async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+    pub async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
         let Some(post) = &mut self.post else { return self.rx.write_all(bytes).await };
         post.encoded.clear();
         encode_request(bytes, &mut post.encoded);
@@ -160,7 +166,7 @@ impl Conn {
     }
 
     /// The local address of the (receiving) connection.
-    pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.rx.tcp().local_addr().map_err(io::Error::from)
     }
 }
@@ -181,7 +187,7 @@ async fn within<T>(
 impl Dialer {
     /// How to reach `addr`: TLS with `tls` (certificates checked against `host`) when given,
     /// and through a tunnel when `tunnel` is given.
-    pub(crate) fn new(
+    pub fn new(
         addr: SocketAddr,
         host: &str,
         tls: Option<Arc<TlsConfig>>,
@@ -198,7 +204,7 @@ impl Dialer {
 
     /// Opens a connection: TCP within `connect_limit`, then the TLS handshake and the tunnel
     /// each within `step_limit`.
-    pub(crate) async fn open(
+    pub async fn open(
         self: &Rc<Self>,
         connect_limit: Duration,
         step_limit: Duration,
