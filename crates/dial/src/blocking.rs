@@ -217,3 +217,92 @@ impl Write for TlsWriter {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    use manifold_rtsp::tunnel::client::TunnelOpenError;
+    use manifold_rtsp::tunnel::{parse_head, Base64Stream, TunnelSide, GET_RESPONSE};
+
+    use super::*;
+
+    fn dialer(addr: std::net::SocketAddr) -> Dialer {
+        let tunnel = TunnelAt { path: "/x".into(), host: addr.to_string(), user_agent: "t".into() };
+        Dialer::new(addr, "127.0.0.1", None, Some(tunnel)).unwrap()
+    }
+
+    /// Reads one HTTP head (and what came with it) from `s`.
+    fn head(s: &mut TcpStream) -> (TunnelSide, String, Vec<u8>) {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 1024];
+        loop {
+            let n = s.read(&mut chunk).unwrap();
+            assert!(n > 0, "closed before the head");
+            buf.extend_from_slice(&chunk[..n]);
+            if let Some((h, used)) = parse_head(&buf, 8192).unwrap() {
+                return (h.side, h.cookie, buf[used..].to_vec());
+            }
+        }
+    }
+
+    #[test]
+    fn a_tunnel_opens_and_carries_requests_in_base64_on_its_post() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut get, _) = listener.accept().unwrap();
+            let (side, cookie, _) = head(&mut get);
+            assert_eq!(side, TunnelSide::Get);
+            get.write_all(GET_RESPONSE).unwrap();
+            get.write_all(b"RTSP/1.0 200 OK\r\nCSeq: 1\r\n\r\n").unwrap();
+            let (mut post, _) = listener.accept().unwrap();
+            post.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let (side, post_cookie, mut body) = head(&mut post);
+            assert_eq!((side, post_cookie), (TunnelSide::Post, cookie));
+            let want = b"OPTIONS rtsp://h/x RTSP/1.0\r\nCSeq: 1\r\n\r\n";
+            let mut decoded = Vec::new();
+            let mut d = Base64Stream::new();
+            loop {
+                d.feed(&body, &mut decoded).unwrap();
+                body.clear();
+                if decoded.len() >= want.len() {
+                    break;
+                }
+                let mut chunk = [0u8; 256];
+                let n = post.read(&mut chunk).unwrap();
+                assert!(n > 0, "POST closed early");
+                body.extend_from_slice(&chunk[..n]);
+            }
+            assert_eq!(decoded, want);
+        });
+        let mut conn = dialer(addr).open_blocking(Duration::from_secs(10)).unwrap();
+        conn.writer.write_all(b"OPTIONS rtsp://h/x RTSP/1.0\r\nCSeq: 1\r\n\r\n").unwrap();
+        // What came right behind the GET's answer is RTSP, handed out first.
+        let answer = b"RTSP/1.0 200 OK\r\nCSeq: 1\r\n\r\n";
+        let mut got = vec![0u8; answer.len()];
+        conn.reader.read_exact(&mut got).unwrap();
+        assert_eq!(&got, answer);
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn a_refused_get_is_a_typed_error() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut get, _) = listener.accept().unwrap();
+            head(&mut get);
+            get.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n").unwrap();
+        });
+        let err = dialer(addr).open_blocking(Duration::from_secs(10)).err().expect("refused");
+        server.join().unwrap();
+        assert!(
+            matches!(err, OpenError::Tunnel(TunnelOpenError::Refused { status: 404, .. })),
+            "{err}"
+        );
+    }
+}
