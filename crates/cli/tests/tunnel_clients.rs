@@ -112,7 +112,12 @@ fn load_tunnelled_and_over_tls_against_gstreamer() {
     let secure = gst_server(Some((&cert, &key)));
     let url = format!("rtsps://127.0.0.1:{}/test", secure.port);
     let ca = cert.to_str().unwrap();
-    let r = load(&[&url, "-t", "tcp", "--tls-ca", ca, "-c", "1", "-d", "3s"], "gst-tls");
+    // Thresholds can name the handshake's phase and its error kind.
+    let judged = ["--threshold", "tls.count>0", "--threshold", "errors.tls<1"];
+    let mut args = vec![url.as_str(), "-t", "tcp", "--tls-ca", ca, "-c", "1", "-d", "3s"];
+    args.extend(judged);
+    let r = load(&args, "gst-tls");
+    assert_eq!(r["passed"], true, "{r:#}");
     assert_clean(&r, 1);
     assert_eq!(r["metrics"]["tls"]["count"], 1, "{r:#}");
     // HTTPS tunnelling: both halves over TLS.
