@@ -40,7 +40,7 @@ impl Dialer {
         let mut head = Vec::new();
         write_get_head(&target(at, &cookie), &mut head);
         get.write_all(&head).and_then(|()| get.flush()).map_err(OpenError::TunnelIo)?;
-        let early = read_answer(&mut reader)?;
+        let early = read_answer(&mut reader, limit)?;
         let (_, _, post) = self.half(limit)?;
         let mut post = PostWriter { stream: post, sent: 0, cookie, dialer: self.clone(), limit };
         post.head().map_err(OpenError::TunnelIo)?;
@@ -71,7 +71,7 @@ impl Dialer {
             .map_err(|e| OpenError::Tls(io::Error::other(e)))?;
         let mut tcp = tcp;
         while conn.is_handshaking() {
-            conn.complete_io(&mut tcp).map_err(OpenError::Tls)?;
+            conn.complete_io(&mut tcp).map_err(|e| OpenError::Tls(silent(e, limit)))?;
         }
         let shared = Arc::new(Mutex::new(conn));
         let reader = TlsReader { tcp, shared: shared.clone(), raw: vec![0; 16 * 1024] };
@@ -84,12 +84,24 @@ fn target<'a>(at: &'a TunnelAt, cookie: &'a str) -> TunnelTarget<'a> {
     TunnelTarget { path: &at.path, host: &at.host, cookie, user_agent: &at.user_agent }
 }
 
+/// A socket read that ran into its timeout says so (the OS says "Resource temporarily
+/// unavailable").
+fn silent(e: io::Error, limit: Duration) -> io::Error {
+    match e.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("the server sent nothing for {:.1}s", limit.as_secs_f64()),
+        ),
+        _ => e,
+    }
+}
+
 /// Reads the GET's answer head; returns what followed it.
-fn read_answer(reader: &mut Box<dyn Read + Send>) -> Result<Vec<u8>, OpenError> {
+fn read_answer(reader: &mut Box<dyn Read + Send>, limit: Duration) -> Result<Vec<u8>, OpenError> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 1024];
     loop {
-        let n = reader.read(&mut chunk).map_err(OpenError::TunnelIo)?;
+        let n = reader.read(&mut chunk).map_err(|e| OpenError::TunnelIo(silent(e, limit)))?;
         if n == 0 {
             return Err(OpenError::TunnelIo(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
@@ -304,5 +316,15 @@ mod tests {
             matches!(err, OpenError::Tunnel(TunnelOpenError::Refused { status: 404, .. })),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_silent_server_times_out_by_name() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let err = dialer(addr).open_blocking(Duration::from_millis(200)).err().expect("timeout");
+        drop(listener);
+        assert!(matches!(&err, OpenError::TunnelIo(e) if e.kind() == io::ErrorKind::TimedOut));
+        assert!(err.to_string().contains("sent nothing for 0.2s"), "{err}");
     }
 }
