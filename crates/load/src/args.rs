@@ -51,9 +51,22 @@ pub struct LoadArgs {
     #[arg(long, default_value = "uniform")]
     pub arrivals: ArrivalProcess,
 
-    /// Media transport: `udp`, `tcp` (interleaved), or `mix:70` (70% UDP).
+    /// Media transport: `udp`, `tcp` (interleaved), `mix:70` (70% UDP), or `http` (every
+    /// client through an RTSP-over-HTTP tunnel: a GET connection receives responses and
+    /// interleaved media, a POST connection carries the requests in base64; over TLS for
+    /// `rtsps://` URLs).
     #[arg(long, short = 't', default_value = "udp")]
     pub transport: TransportChoice,
+
+    /// `rtsps://`: trust the server certificates that chain to this PEM file (a private CA,
+    /// or the self-signed certificate itself) instead of the system's roots.
+    #[arg(long, value_name = "FILE", conflicts_with = "insecure")]
+    pub tls_ca: Option<PathBuf>,
+
+    /// `rtsps://`: accept any server certificate, unchecked (labs and tests only; the
+    /// connection is encrypted but not authenticated).
+    #[arg(long)]
+    pub insecure: bool,
 
     /// Number of generator shards (pinned threads); default: online CPUs, or the length of
     /// `--cpus`.
@@ -197,6 +210,8 @@ impl LoadArgs {
             ramp_down: Duration::ZERO,
             arrivals: ArrivalProcess::Uniform,
             transport: TransportChoice::Udp,
+            tls_ca: None,
+            insecure: false,
             shards: None,
             cpus: None,
             no_play: false,
@@ -349,6 +364,8 @@ pub enum TransportChoice {
     Tcp,
     /// This percentage (0-100) of clients over UDP, the rest interleaved.
     Mix(f64),
+    /// Every client interleaved through an RTSP-over-HTTP tunnel (a GET and a POST).
+    Http,
 }
 
 impl FromStr for TransportChoice {
@@ -358,10 +375,11 @@ impl FromStr for TransportChoice {
         match s.trim().to_ascii_lowercase().as_str() {
             "udp" => Ok(TransportChoice::Udp),
             "tcp" | "interleaved" => Ok(TransportChoice::Tcp),
+            "http" => Ok(TransportChoice::Http),
             other => {
-                let pct = other
-                    .strip_prefix("mix:")
-                    .ok_or_else(|| format!("transport `{s}`: expected udp, tcp or mix:PERCENT"))?;
+                let pct = other.strip_prefix("mix:").ok_or_else(|| {
+                    format!("transport `{s}`: expected udp, tcp, http or mix:PERCENT")
+                })?;
                 let pct: f64 = pct
                     .trim_end_matches('%')
                     .parse()
@@ -381,6 +399,7 @@ impl fmt::Display for TransportChoice {
             TransportChoice::Udp => f.write_str("udp"),
             TransportChoice::Tcp => f.write_str("tcp"),
             TransportChoice::Mix(p) => write!(f, "mix:{p}"),
+            TransportChoice::Http => f.write_str("http"),
         }
     }
 }
@@ -393,6 +412,8 @@ mod tests {
     fn transports() {
         assert_eq!("mix:70".parse::<TransportChoice>().unwrap(), TransportChoice::Mix(70.0));
         assert_eq!("TCP".parse::<TransportChoice>().unwrap(), TransportChoice::Tcp);
+        assert_eq!("http".parse::<TransportChoice>().unwrap(), TransportChoice::Http);
+        assert_eq!(TransportChoice::Http.to_string(), "http");
         assert!("mix:170".parse::<TransportChoice>().is_err());
     }
 

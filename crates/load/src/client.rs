@@ -11,8 +11,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use glommio::net::{TcpStream, UdpSocket};
+use glommio::net::UdpSocket;
 use glommio::Task;
 use manifold_rtp::ntp::NtpTime;
 use manifold_rtp::Ssrc;
@@ -33,6 +32,7 @@ use crate::redirect;
 use crate::rtcp::{receiver_report, ReportClock, MIN_INTERVAL};
 use crate::schedule::{Arrival, SplitMix};
 use crate::target::{Target, TrackInfo};
+use manifold_dial::{Conn, Dialer, OpenError};
 
 /// Largest RTSP message or interleaved frame the connection buffer holds.
 const READ_BUF: usize = 128 * 1024;
@@ -45,6 +45,8 @@ const READ_BUF_START: usize = 8 * 1024;
 /// What every session on a shard shares.
 pub(crate) struct SessionEnv {
     pub(crate) target: Target,
+    /// How to reach the server: plain, TLS, tunnelled.
+    pub(crate) dialer: Rc<Dialer>,
     pub(crate) config: ClientConfig,
     pub(crate) tracks: Vec<TrackInfo>,
     pub(crate) connect_timeout: Duration,
@@ -109,6 +111,18 @@ impl Who<'_> {
             _ => ErrorKind::Io,
         };
         self.fail(kind, None, "server", format!("{what}: {e}"))
+    }
+
+    fn open(&self, e: &OpenError) -> Failure {
+        match e {
+            OpenError::Connect(io) => self.io("connect", io),
+            OpenError::Tls(io) if io.kind() == io::ErrorKind::TimedOut => {
+                self.io("TLS handshake", io)
+            }
+            OpenError::Tls(_) => self.fail(ErrorKind::Tls, None, "server", e.to_string()),
+            OpenError::TunnelIo(io) => self.io("opening the HTTP tunnel", io),
+            OpenError::Tunnel(_) => self.fail(ErrorKind::Tunnel, None, "server", e.to_string()),
+        }
     }
 }
 
@@ -177,7 +191,7 @@ async fn sleep_until(at: Instant) {
 
 /// Writes all of `bytes`, or fails with `TimedOut` after `limit`: a server that stops reading
 /// cannot hold a session forever.
-async fn write_within(stream: &mut TcpStream, bytes: &[u8], limit: Duration) -> io::Result<()> {
+async fn write_within(stream: &mut Conn, bytes: &[u8], limit: Duration) -> io::Result<()> {
     let write = async { stream.write_all(bytes).await };
     futures_lite::future::or(write, async {
         glommio::timer::sleep(limit).await;
@@ -207,10 +221,11 @@ async fn session_hops(
     intended: Instant,
 ) -> Result<Ended, Failure> {
     let (mut target, mut config, mut hops) = (env.target.clone(), env.config.clone(), 0);
+    let mut dialer = env.dialer.clone();
     loop {
         let who = Who { index: arrival.index, udp: arrival.udp, target: &target };
         let (location, status) =
-            match session(env, &who, &config, hops == 0, arrival, intended).await {
+            match session(env, &who, &dialer, &config, hops == 0, arrival, intended).await {
                 Err(Failure { redirect: Some(location), status, .. }) => (location, status),
                 done => return done,
             };
@@ -221,16 +236,21 @@ async fn session_hops(
             .map_err(|e| fail(ErrorKind::Status, status, e))?;
         let next =
             redirect::resolve(&location).await.map_err(|e| fail(ErrorKind::Protocol, None, e))?;
+        dialer = redirect::redial(&env.dialer, &next, &location)
+            .map(Rc::new)
+            .map_err(|e| fail(ErrorKind::Protocol, None, e))?;
         config = redirect::follow(&env.config, &location);
         target = next;
     }
 }
 
-/// One session on one connection to `who.target`, with `config` (the run's, or a redirect's);
-/// `first`: the run's own server (its connect is timed).
+/// One session on one connection opened by `dialer` (to `who.target`), with `config` (the
+/// run's, or a redirect's); `first`: the run's own server (its connect is timed).
+#[allow(clippy::too_many_arguments)]
 async fn session(
     env: &Rc<SessionEnv>,
     who: &Who<'_>,
+    dialer: &Rc<Dialer>,
     config: &ClientConfig,
     first: bool,
     arrival: &Arrival,
@@ -239,13 +259,18 @@ async fn session(
     let peer = who.target.addr;
     let connect_limit =
         env.connect_timeout.min(env.run_deadline.saturating_duration_since(Instant::now()));
-    let mut stream = TcpStream::connect_timeout(peer, connect_limit.max(Duration::from_millis(1)))
-        .await
-        .map_err(|e| who.io("connect", &io::Error::from(e)))?;
+    let (mut stream, phases) =
+        dialer.open(connect_limit, env.config.response_timeout).await.map_err(|e| who.open(&e))?;
     if first {
-        env.metrics.borrow_mut().record(Metric::Connect, intended.elapsed());
+        let mut m = env.metrics.borrow_mut();
+        m.record(Metric::Connect, phases.connected.saturating_duration_since(intended));
+        if let Some(tls) = phases.tls {
+            m.record(Metric::Tls, tls);
+        }
+        if let Some(tunnel) = phases.tunnel {
+            m.record(Metric::Tunnel, tunnel);
+        }
     }
-    let _ = stream.set_nodelay(true);
 
     let mut pairs = Vec::new();
     if arrival.udp {
@@ -638,7 +663,7 @@ fn report_route(server: IpAddr, track: &ClientTrack) -> Option<ReportRoute> {
 /// every track is an RTP session of its own, reported on its own RTCP port or channel).
 #[allow(clippy::too_many_arguments)] // The session's parts it reads; no state of its own.
 async fn send_reports(
-    stream: &mut TcpStream,
+    stream: &mut Conn,
     reporter: &Reporter,
     routes: &[(usize, ReportRoute)],
     rtcp_sockets: &[socket2::Socket],

@@ -252,11 +252,14 @@ fn execute_raw(args: &LoadArgs) -> Result<(Outcome, Raw), LoadError> {
         }
     }
     let target = Target::resolve(&args.url)?;
+    let user_agent = concat!("manifold-load/", env!("CARGO_PKG_VERSION"));
+    let tunnel = args.transport == TransportChoice::Http;
+    let dialer = target.dialer(args.tls_ca.as_deref(), args.insecure, tunnel, user_agent)?;
     let mut config = ClientConfig::play(args.url.clone());
     config.send_options = args.options;
     config.response_timeout = args.response_timeout;
     config.allow_basic = !args.no_basic;
-    config.user_agent = Some(concat!("manifold-load/", env!("CARGO_PKG_VERSION")).to_owned());
+    config.user_agent = Some(user_agent.to_owned());
     if let Some(user) = &args.user {
         config.credentials =
             Some(Credentials::new(user.clone(), args.password.clone().unwrap_or_default()));
@@ -265,16 +268,18 @@ fn execute_raw(args: &LoadArgs) -> Result<(Outcome, Raw), LoadError> {
     probe_config.send_options = false;
     probe_config.cnonce = "0a4f113b".to_owned();
     let tracks =
-        redirect::probe(&target, probe_config, args.connect_timeout + args.response_timeout)?;
+        redirect::probe(&dialer, probe_config, args.connect_timeout + args.response_timeout)?;
     // `--no-play`: held after the SETUPs, kept alive like any session, until TEARDOWN.
     config.start_after_setup = !args.no_play;
 
     let udp_share = match args.transport {
         TransportChoice::Udp => 1.0,
-        TransportChoice::Tcp => 0.0,
+        TransportChoice::Tcp | TransportChoice::Http => 0.0,
         TransportChoice::Mix(p) => p / 100.0,
     };
-    let per_session = 1 + if udp_share > 0.0 { 2 * tracks.len() as u64 } else { 0 };
+    // A tunnel holds a GET and a POST connection.
+    let connections = if dialer.tunnel.is_some() { 2 } else { 1 };
+    let per_session = connections + if udp_share > 0.0 { 2 * tracks.len() as u64 } else { 0 };
     let fd = FdBudget::raise_and_measure(per_session, shards);
     if fd.fits == 0 {
         return Err(LoadError::NoRoom { soft: fd.soft, hard: fd.hard, per_session });
@@ -382,6 +387,7 @@ fn execute_raw(args: &LoadArgs) -> Result<(Outcome, Raw), LoadError> {
             },
             schedule,
             target: target.clone(),
+            dialer: dialer.clone(),
             config,
             tracks: tracks.clone(),
             connect_timeout: args.connect_timeout,

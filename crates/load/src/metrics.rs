@@ -18,6 +18,11 @@ pub const SIGFIG: u8 = 3;
 pub enum Metric {
     /// TCP connect, from the session's intended start (coordinated omission corrected).
     Connect,
+    /// The TLS handshake (`rtsps://`), from the TCP connection to its end.
+    Tls,
+    /// Opening an HTTP tunnel (`--transport http`): from the GET's head sent to the POST
+    /// half open (the GET answered 200 in between).
+    Tunnel,
     /// OPTIONS round trip (also keep-alives sent as OPTIONS).
     RttOptions,
     /// DESCRIBE round trip.
@@ -54,8 +59,10 @@ pub enum Metric {
 
 impl Metric {
     /// Every metric, in report order.
-    pub const ALL: [Metric; 16] = [
+    pub const ALL: [Metric; 18] = [
         Metric::Connect,
+        Metric::Tls,
+        Metric::Tunnel,
         Metric::RttOptions,
         Metric::RttDescribe,
         Metric::RttSetup,
@@ -77,6 +84,8 @@ impl Metric {
     pub fn name(self) -> &'static str {
         match self {
             Metric::Connect => "connect",
+            Metric::Tls => "tls",
+            Metric::Tunnel => "tunnel",
             Metric::RttOptions => "rtt.options",
             Metric::RttDescribe => "rtt.describe",
             Metric::RttSetup => "rtt.setup",
@@ -126,6 +135,12 @@ pub enum ErrorKind {
     Refused,
     /// Authentication failed.
     Auth,
+    /// The TLS handshake failed or timed out (an untrusted certificate, a server that does
+    /// not speak TLS).
+    Tls,
+    /// The server did not open the HTTP tunnel (its GET answered with another status than
+    /// 200, or not HTTP at all).
+    Tunnel,
     /// The server spoke something the client could not understand.
     Protocol,
     /// Another I/O error (socket setup, send).
@@ -143,12 +158,14 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind.
-    pub const ALL: [ErrorKind; 11] = [
+    pub const ALL: [ErrorKind; 13] = [
         ErrorKind::Status,
         ErrorKind::Timeout,
         ErrorKind::Reset,
         ErrorKind::Refused,
         ErrorKind::Auth,
+        ErrorKind::Tls,
+        ErrorKind::Tunnel,
         ErrorKind::Protocol,
         ErrorKind::Io,
         ErrorKind::Generator,
@@ -165,6 +182,8 @@ impl ErrorKind {
             ErrorKind::Reset => "reset",
             ErrorKind::Refused => "refused",
             ErrorKind::Auth => "auth",
+            ErrorKind::Tls => "tls",
+            ErrorKind::Tunnel => "tunnel",
             ErrorKind::Protocol => "protocol",
             ErrorKind::Io => "io",
             ErrorKind::Generator => "generator",

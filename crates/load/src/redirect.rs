@@ -14,6 +14,7 @@
 
 use std::time::Duration;
 
+use manifold_dial::{Dialer, TunnelAt};
 use manifold_rtsp::auth::Credentials;
 use manifold_rtsp::session::client::ClientConfig;
 
@@ -69,21 +70,39 @@ pub(crate) fn count_hop(hops: &mut u32, location: &str) -> Result<(), RedirectEr
 /// [`target::probe`], following redirects: the tracks of the presentation wherever the run's
 /// URL leads.
 pub(crate) fn probe(
-    target: &Target,
+    dialer: &Dialer,
     config: ClientConfig,
     timeout: Duration,
 ) -> Result<Vec<TrackInfo>, LoadError> {
-    let (mut at, mut hop_config, mut hops) = (target.clone(), config.clone(), 0);
+    let (mut hop_dialer, mut hop_config, mut hops) = (dialer.clone(), config.clone(), 0);
     loop {
-        match target::probe(&at, hop_config, timeout) {
+        match target::probe(&hop_dialer, hop_config, timeout) {
             Err(LoadError::Redirected { location, .. }) => {
                 count_hop(&mut hops, &location)?;
                 hop_config = follow(&config, &location);
-                at = resolve_blocking(&location)?;
+                hop_dialer = redial(dialer, &resolve_blocking(&location)?, &location)?;
             }
             done => return done,
         }
     }
+}
+
+/// How to reach the next hop: the run's way (`run`: its trust settings, tunnel or not, its
+/// `User-Agent`) to the server `next` names. A redirect may not change the scheme: the TLS
+/// trust settings were given for `rtsps://` (and none for `rtsp://`).
+pub(crate) fn redial(run: &Dialer, next: &Target, location: &str) -> Result<Dialer, RedirectError> {
+    let unusable =
+        |reason: String| RedirectError::Unusable { location: location.to_owned(), reason };
+    if next.secure != run.tls.is_some() {
+        return Err(unusable("it changes the scheme (rtsp:// and rtsps://)".to_owned()));
+    }
+    let tunnel = run.tunnel.as_ref().map(|t| TunnelAt {
+        path: manifold_rtsp::tunnel::client::request_target(&next.url).to_owned(),
+        host: next.authority(),
+        user_agent: t.user_agent.clone(),
+    });
+    let tls = run.tls.as_ref().map(|t| t.config.clone());
+    Dialer::new(next.addr, &next.host, tls, tunnel).map_err(|e| unusable(e.to_string()))
 }
 
 /// The server `location` names, resolved on this thread (for the probe, before the run).

@@ -19,6 +19,7 @@ use crate::progress::Live;
 use crate::schedule::{Pacer, Schedule};
 use crate::segment::Segment;
 use crate::target::{Target, TrackInfo};
+use manifold_dial::Dialer;
 
 /// How often the health timer fires.
 const HEALTH_TICK: Duration = Duration::from_millis(10);
@@ -31,6 +32,7 @@ pub(crate) struct ShardPlan {
     pub(crate) part: (u64, u64),
     pub(crate) schedule: Schedule,
     pub(crate) target: Target,
+    pub(crate) dialer: Dialer,
     pub(crate) config: ClientConfig,
     pub(crate) tracks: Vec<TrackInfo>,
     pub(crate) connect_timeout: Duration,
@@ -69,6 +71,7 @@ pub(crate) async fn run_shard(plan: ShardPlan, shard: usize) -> ShardOutput {
     let cpus = thread_cpus();
     let env = Rc::new(SessionEnv {
         target: plan.target.clone(),
+        dialer: Rc::new(plan.dialer.clone()),
         config: plan.config.clone(),
         tracks: plan.tracks.clone(),
         connect_timeout: plan.connect_timeout,

@@ -9,8 +9,8 @@
 //! (responses, its requests, interleaved RTCP) and hands it to the publishing thread, which
 //! owns the session, writes requests and media, and sleeps until the next frame or timer.
 
-use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::io::{Read, Write as _};
+use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -38,6 +38,9 @@ pub enum SourceTransport {
     Tcp,
     /// RTP/UDP to the server port the server answered.
     Udp,
+    /// Interleaved through an RTSP-over-HTTP tunnel: requests and media in base64 on the
+    /// POST connection, answers on the GET connection.
+    Http,
 }
 
 /// Flags of `manifold source URL`.
@@ -47,9 +50,16 @@ pub struct SourceArgs {
     /// the userinfo are used for Digest/Basic), or `rtp://HOST:PORT` for plain RTP/UDP to
     /// PORT with RTCP sender reports to PORT+1 (no signalling; see --sdp-file).
     pub url: String,
-    /// Media transport to the RTSP server (rtsp:// only).
+    /// Media transport to the RTSP server (rtsp:// and rtsps:// only).
     #[arg(long, short = 't', value_enum, default_value = "tcp")]
     pub transport: SourceTransport,
+    /// `rtsps://`: trust the server certificates that chain to this PEM file instead of the
+    /// system's roots.
+    #[arg(long, value_name = "FILE", conflicts_with = "insecure")]
+    pub tls_ca: Option<PathBuf>,
+    /// `rtsps://`: accept any server certificate, unchecked (labs and tests only).
+    #[arg(long)]
+    pub insecure: bool,
     /// Target bitrate in bit/s, reached with filler NAL units (default: the clip's own,
     /// ~150 kbit/s).
     #[arg(long)]
@@ -84,6 +94,8 @@ impl SourceArgs {
         SourceArgs {
             url: url.into(),
             transport: SourceTransport::Tcp,
+            tls_ca: None,
+            insecure: false,
             bitrate: None,
             fps: 25,
             gop: None,
@@ -191,18 +203,25 @@ pub(crate) fn run_rtsp(args: &SourceArgs) -> Result<SourceStats, SourceError> {
     let io = |context: &'static str| move |source| SourceError::Io { peer, context, source };
     let mut stream = SyntheticStream::new(stream_config(args))?;
 
-    let tcp = TcpStream::connect_timeout(&peer, CONNECT_TIMEOUT).map_err(io("connecting"))?;
-    tcp.set_nodelay(true).map_err(io("TCP_NODELAY"))?;
-    let local = tcp.local_addr().map_err(io("local address"))?;
+    let user_agent = concat!("manifold-source/", env!("CARGO_PKG_VERSION"));
+    let tunnel = args.transport == SourceTransport::Http;
+    let dialer = target.dialer(args.tls_ca.as_deref(), args.insecure, tunnel, user_agent)?;
+    let conn = dialer.open_blocking(CONNECT_TIMEOUT).map_err(|e| SourceError::Session {
+        peer,
+        reason: format!("opening the connection: {e}"),
+    })?;
+    // The reader thread blocks until the server sends or closes.
+    conn.socket.set_read_timeout(None).map_err(io("clearing the read timeout"))?;
+    let local = conn.socket.local_addr().map_err(io("local address"))?;
     let sdp = announce_sdp(&stream, local.ip());
 
     let mut config = ClientConfig::record(args.url.clone(), sdp.into_bytes());
-    config.user_agent = Some(concat!("manifold-source/", env!("CARGO_PKG_VERSION")).to_owned());
+    config.user_agent = Some(user_agent.to_owned());
     config.send_options = true;
     config.allow_basic = true;
     config.cnonce = format!("{:08x}", seed32());
     let udp = match args.transport {
-        SourceTransport::Tcp => None,
+        SourceTransport::Tcp | SourceTransport::Http => None,
         SourceTransport::Udp => {
             let (rtp, rtcp) = udp_pair(local.ip()).map_err(io("binding UDP ports"))?;
             let port = rtp.local_addr().map_err(io("UDP address"))?.port();
@@ -215,9 +234,9 @@ pub(crate) fn run_rtsp(args: &SourceArgs) -> Result<SourceStats, SourceError> {
     let mut session = ClientSession::new(config);
 
     let (tx, rx) = mpsc::channel();
-    let reader = tcp.try_clone().map_err(io("cloning the connection"))?;
+    let reader = conn.reader;
     std::thread::spawn(move || read_server(reader, &tx));
-    let mut writer = tcp;
+    let mut writer = conn.writer;
     let mut out = Vec::new();
     let mut packet = Vec::new();
     let mut stats = SourceStats::default();
@@ -369,7 +388,7 @@ fn media_out(
 }
 
 /// Decodes the server's byte stream until it closes.
-fn read_server(mut tcp: TcpStream, tx: &mpsc::Sender<FromServer>) {
+fn read_server(mut tcp: Box<dyn Read + Send>, tx: &mpsc::Sender<FromServer>) {
     let mut decoder = Decoder::default();
     let mut buf = Vec::new();
     let mut chunk = vec![0u8; 16 * 1024];

@@ -2,7 +2,7 @@
 //! once, before the run, with one blocking DESCRIBE through the same client session machine).
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use manifold_rtp::codec::Codec;
@@ -14,6 +14,8 @@ use manifold_sdp::Sdp;
 use manifold_synth::{ExtensionIds, ABS_CAPTURE_TIME_URI, PACKET_COUNTER_URI};
 
 use crate::LoadError;
+use manifold_dial::{Dialer, TunnelAt};
+use manifold_tls::client::Trust;
 
 /// The server and the stream.
 #[derive(Debug, Clone)]
@@ -24,17 +26,19 @@ pub struct Target {
     pub display_url: String,
     /// Where the RTSP connection goes.
     pub addr: SocketAddr,
+    /// `rtsps://`: RTSP over TLS.
+    pub secure: bool,
+    /// The URL's host (an IPv6 literal without brackets): the name a TLS certificate must
+    /// carry.
+    pub host: String,
 }
 
 impl Target {
-    /// Parses `rtsp://[user[:pass]@]host[:port][/path]` and resolves the host.
+    /// Parses `rtsp[s]://[user[:pass]@]host[:port][/path]` and resolves the host.
     pub fn resolve(url: &str) -> Result<Target, LoadError> {
         let bad = |why: &str| LoadError::Url { url: url.to_owned(), reason: why.to_owned() };
         let manifold_rtsp::url::Authority { secure, host, port } =
             manifold_rtsp::url::authority(url).map_err(|e| bad(&e.to_string()))?;
-        if secure {
-            return Err(bad("only rtsp:// URLs are supported"));
-        }
         let display_url = match Credentials::from_url(url) {
             Some((_, stripped)) => stripped,
             None => url.to_owned(),
@@ -44,7 +48,47 @@ impl Target {
             .map_err(|e| bad(&format!("cannot resolve {host}: {e}")))?
             .next()
             .ok_or_else(|| bad("host resolves to no address"))?;
-        Ok(Target { url: url.to_owned(), display_url, addr })
+        Ok(Target { url: url.to_owned(), display_url, addr, secure, host: host.to_owned() })
+    }
+
+    /// How to reach the server: TLS for `rtsps://` (trusting `tls_ca`, or anything when
+    /// `insecure`, else the system's roots), through an HTTP tunnel when `tunnel`.
+    pub(crate) fn dialer(
+        &self,
+        tls_ca: Option<&std::path::Path>,
+        insecure: bool,
+        tunnel: bool,
+        user_agent: &str,
+    ) -> Result<Dialer, LoadError> {
+        let bad = |reason: String| LoadError::Url { url: self.display_url.clone(), reason };
+        if !self.secure && (tls_ca.is_some() || insecure) {
+            return Err(LoadError::Flags("--tls-ca and --insecure are for rtsps:// URLs".into()));
+        }
+        let tls = if self.secure {
+            let trust = match (tls_ca, insecure) {
+                (Some(file), _) => Trust::CaFile(file.to_owned()),
+                (None, true) => Trust::InsecureAnyCertificate,
+                (None, false) => Trust::System,
+            };
+            Some(manifold_tls::client::client_config(&trust).map_err(|e| bad(e.to_string()))?)
+        } else {
+            None
+        };
+        let tunnel = tunnel.then(|| TunnelAt {
+            path: manifold_rtsp::tunnel::client::request_target(&self.url).to_owned(),
+            host: self.authority(),
+            user_agent: user_agent.to_owned(),
+        });
+        Dialer::new(self.addr, &self.host, tls, tunnel).map_err(|e| bad(e.to_string()))
+    }
+
+    /// The `Host` a tunnel's heads name: the URL's host and port.
+    pub fn authority(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.addr.port())
+        } else {
+            format!("{}:{}", self.host, self.addr.port())
+        }
     }
 }
 
@@ -90,15 +134,16 @@ pub fn tracks_of(sdp: &Sdp) -> Vec<TrackInfo> {
 /// DESCRIBEs the presentation once, blocking, to learn its tracks (UDP clients need one port
 /// pair per track before their first request) and to fail early with a clear message when
 /// the server is not there.
-pub fn probe(
-    target: &Target,
+pub(crate) fn probe(
+    dialer: &Dialer,
     config: ClientConfig,
     timeout: Duration,
 ) -> Result<Vec<TrackInfo>, LoadError> {
-    let peer = target.addr;
+    let peer = dialer.addr;
     let io_err = |e: std::io::Error| LoadError::Probe { peer, reason: e.to_string() };
-    let mut stream = TcpStream::connect_timeout(&peer, timeout).map_err(io_err)?;
-    stream.set_read_timeout(Some(timeout)).map_err(io_err)?;
+    let mut conn = dialer
+        .open_blocking(timeout)
+        .map_err(|e| LoadError::Probe { peer, reason: e.to_string() })?;
     let mut session = ClientSession::new(config);
     let mut decoder = Decoder::default();
     let mut buf: Vec<u8> = Vec::new();
@@ -124,10 +169,10 @@ pub fn probe(
         while let Some(req) = session.poll_transmit(now) {
             out.clear();
             write_request(&req, &mut out);
-            stream.write_all(&out).map_err(io_err)?;
+            conn.writer.write_all(&out).map_err(io_err)?;
         }
         let mut chunk = [0u8; 8192];
-        let n = stream.read(&mut chunk).map_err(io_err)?;
+        let n = conn.reader.read(&mut chunk).map_err(io_err)?;
         if n == 0 {
             return Err(LoadError::Probe { peer, reason: "server closed the connection".into() });
         }

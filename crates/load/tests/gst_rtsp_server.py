@@ -3,7 +3,10 @@
 shared live H.264 test stream at /test, on 127.0.0.1 and the port given (0 = any free port).
 
 Prints `PORT <n>` on stdout once it listens, then serves until killed.
-Usage: gst_rtsp_server.py [PORT [USER:PASSWORD]]   (credentials: Digest authentication)
+Usage: gst_rtsp_server.py [PORT [USER:PASSWORD | --tls CERT.pem KEY.pem]]
+  USER:PASSWORD   Digest authentication
+  --tls           RTSPS: every connection on the port is TLS with this certificate (anyone may
+                  play); HTTP tunnelling (rtsph://, or over TLS) is always served
 """
 import sys
 
@@ -12,7 +15,7 @@ import gi
 gi.require_version("Gst", "1.0")
 gi.require_version("GstRtsp", "1.0")
 gi.require_version("GstRtspServer", "1.0")
-from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
+from gi.repository import Gio, GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
 
 LAUNCH = (
     "( videotestsrc is-live=true ! video/x-raw,width=320,height=180,framerate=25/1 "
@@ -29,7 +32,21 @@ def main():
     factory = GstRtspServer.RTSPMediaFactory()
     factory.set_launch(LAUNCH)
     factory.set_shared(True)
-    if len(sys.argv) > 2:
+    if len(sys.argv) > 4 and sys.argv[2] == "--tls":
+        auth = GstRtspServer.RTSPAuth()
+        auth.set_tls_certificate(Gio.TlsCertificate.new_from_files(sys.argv[3], sys.argv[4]))
+        # With an auth object nobody may play unless a role says so: anonymous may.
+        token = GstRtspServer.RTSPToken()
+        token.set_string("media.factory.role", "anonymous")
+        auth.set_default_token(token)
+        server.set_auth(auth)
+        factory.add_role_from_structure(
+            Gst.Structure.from_string(
+                "anonymous, media.factory.access=(boolean)true, "
+                "media.factory.construct=(boolean)true"
+            )[0]
+        )
+    elif len(sys.argv) > 2:
         user, password = sys.argv[2].split(":", 1)
         auth = GstRtspServer.RTSPAuth()
         auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)

@@ -20,7 +20,8 @@ pub enum ConfigError {
         /// The whole value.
         arg: String,
     },
-    /// A `--pull` option (after `#`) that is not `tcp`, `udp` or `on-demand`.
+    /// A `--pull` option (after `#`) that is not `tcp`, `udp`, `on-demand`, `basic`, `http`,
+    /// `insecure` or `ca=FILE`.
     #[error("--pull {arg:?}: unknown option {option:?}")]
     PullOption {
         /// The whole value.
@@ -34,11 +35,20 @@ pub enum ConfigError {
         /// The path.
         path: String,
     },
-    /// A pull's URL is not `rtsp://`.
-    #[error("pull URL {url:?} must be rtsp://")]
+    /// A pull's URL is not `rtsp://` or `rtsps://`.
+    #[error("pull URL {url:?} must be rtsp:// or rtsps://")]
     PullUrl {
         /// The URL, its password replaced by `***`.
         url: String,
+    },
+    /// Pull options that do not go together: TLS options on an `rtsp://` URL, or a tunnel
+    /// with UDP media.
+    #[error("pull {url:?}: {why}")]
+    PullOptions {
+        /// The URL, its password replaced by `***`.
+        url: String,
+        /// What does not go together.
+        why: &'static str,
     },
     /// A `--rtp` value without `=` between path and address.
     #[error("--rtp {arg:?}: expected PATH=ADDR:PORT")]
@@ -580,29 +590,53 @@ pub struct PullConfig {
     /// off by default, so a plain-RTSP upstream never sees the password unless asked.
     #[serde(default)]
     pub allow_basic: bool,
+    /// Reach the upstream through an RTSP-over-HTTP tunnel (`#http`; media interleaved).
+    #[serde(default)]
+    pub http_tunnel: bool,
+    /// `rtsps://`: trust the certificates that chain to this PEM file (`#ca=FILE`) instead
+    /// of the system's roots.
+    #[serde(default)]
+    pub tls_ca: Option<PathBuf>,
+    /// `rtsps://`: accept any certificate, unchecked (`#insecure`; labs and tests only).
+    #[serde(default)]
+    pub tls_insecure: bool,
 }
 
 impl PullConfig {
+    /// A pull of `url` to `path` with every option at its default.
+    pub fn new(path: impl Into<String>, url: impl Into<String>) -> PullConfig {
+        PullConfig {
+            path: path.into(),
+            url: url.into(),
+            transport: PullTransport::Tcp,
+            on_demand: false,
+            allow_basic: false,
+            http_tunnel: false,
+            tls_ca: None,
+            tls_insecure: false,
+        }
+    }
+
     /// Parses `--pull` values: `/cam=rtsp://host/stream`, with options in the URL fragment,
-    /// comma-separated: `#udp`, `#tcp`, `#on-demand`, e.g. `rtsp://host/s#udp,on-demand`
+    /// comma-separated: `#udp`, `#tcp`, `#on-demand`, `#basic`, `#http` (tunnelled),
+    /// and for `rtsps://` `#ca=FILE` or `#insecure`, e.g. `rtsp://host/s#udp,on-demand`
     /// (a fragment is never sent to the upstream).
     pub fn parse_arg(arg: &str) -> Result<PullConfig, ConfigError> {
         let (path, url) =
             arg.split_once('=').ok_or_else(|| ConfigError::PullSyntax { arg: arg.to_owned() })?;
         let (url, options) = url.split_once('#').unwrap_or((url, ""));
-        let mut pull = PullConfig {
-            path: path.to_owned(),
-            url: url.to_owned(),
-            transport: PullTransport::Tcp,
-            on_demand: false,
-            allow_basic: false,
-        };
+        let mut pull = PullConfig::new(path, url);
         for option in options.split(',').filter(|o| !o.is_empty()) {
             match option {
                 "tcp" => pull.transport = PullTransport::Tcp,
                 "udp" => pull.transport = PullTransport::Udp,
                 "on-demand" => pull.on_demand = true,
                 "basic" => pull.allow_basic = true,
+                "http" => pull.http_tunnel = true,
+                "insecure" => pull.tls_insecure = true,
+                o if o.starts_with("ca=") && o.len() > 3 => {
+                    pull.tls_ca = Some(PathBuf::from(&o[3..]));
+                }
                 other => {
                     return Err(ConfigError::PullOption {
                         arg: arg.to_owned(),
@@ -620,8 +654,19 @@ impl PullConfig {
         if !self.path.starts_with('/') {
             return Err(ConfigError::PullPath { path: self.path.clone() });
         }
-        if !self.url.starts_with("rtsp://") {
+        let secure = self.url.starts_with("rtsps://");
+        if !secure && !self.url.starts_with("rtsp://") {
             return Err(ConfigError::PullUrl { url: redact(&self.url) });
+        }
+        let refuse = |why| Err(ConfigError::PullOptions { url: redact(&self.url), why });
+        if !secure && (self.tls_ca.is_some() || self.tls_insecure) {
+            return refuse("ca=FILE and insecure are for rtsps:// upstreams");
+        }
+        if self.tls_ca.is_some() && self.tls_insecure {
+            return refuse("ca=FILE and insecure exclude each other");
+        }
+        if self.http_tunnel && self.transport == PullTransport::Udp {
+            return refuse("a tunnelled (http) pull carries its media interleaved, not udp");
         }
         Ok(())
     }
@@ -816,6 +861,21 @@ mod tests {
         assert!(PullConfig::parse_arg("/cam=http://h/s").is_err());
         assert!(PullConfig::parse_arg("/cam=rtsp://h/s#bogus").is_err());
         assert!(PullConfig::parse_arg("/cam").is_err());
+        let p = PullConfig::parse_arg("/cam=rtsps://h/s#http,ca=/etc/ca.pem").unwrap();
+        assert_eq!(p.url, "rtsps://h/s");
+        assert!(p.http_tunnel);
+        assert_eq!(p.tls_ca.as_deref(), Some(std::path::Path::new("/etc/ca.pem")));
+        assert!(PullConfig::parse_arg("/cam=rtsps://h/s#insecure").unwrap().tls_insecure);
+        assert!(PullConfig::parse_arg("/cam=rtsp://h/s#http").unwrap().http_tunnel);
+        for refused in [
+            "/cam=rtsp://h/s#insecure",
+            "/cam=rtsp://h/s#ca=/x.pem",
+            "/cam=rtsps://h/s#insecure,ca=/x.pem",
+            "/cam=rtsp://h/s#http,udp",
+        ] {
+            let e = PullConfig::parse_arg(refused).unwrap_err();
+            assert!(matches!(e, ConfigError::PullOptions { .. }), "{refused}: {e}");
+        }
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! owns the stream.
 //!
 //! * Transport: RTP interleaved on the RTSP connection (default), or UDP on port pairs bound
-//!   by the relay (`#udp` after the URL, or `transport = "udp"` in `[[pull]]`).
+//!   by the relay (`#udp` after the URL, or `transport = "udp"` in `[[pull]]`). The
+//!   connection is `manifold_dial`'s: TLS for `rtsps://` (`#ca=FILE`, `#insecure`, else the
+//!   system's roots), an HTTP tunnel with `#http` (`http_tunnel = true`).
 //! * Reconnects with exponential backoff (0.5 s doubling to 30 s, back to 0.5 s once a
 //!   session has delivered media), each attempt logged with the upstream URL. A session that
 //!   stops delivering media for [`MEDIA_SILENCE`] is dropped and reconnected.
@@ -23,9 +25,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use glommio::net::{TcpStream, UdpSocket};
+use glommio::net::UdpSocket;
 use glommio::{spawn_local, timer, Task};
+use manifold_dial::{Conn, Dialer, OpenError, TunnelAt};
 use manifold_rtsp::codec::{write_request, write_response, Decoder, Item};
 use manifold_rtsp::header::PortRange;
 use manifold_rtsp::session::client::{
@@ -33,6 +35,7 @@ use manifold_rtsp::session::client::{
 };
 use manifold_rtsp::Method;
 use manifold_sdp::Sdp;
+use manifold_tls::client::{TlsClientError, Trust};
 
 use crate::config::{redact, PullConfig, PullTransport};
 use crate::error::chain;
@@ -74,11 +77,8 @@ pub(crate) async fn describe_on_demand(shard: &Rc<Shard>, path: &str) -> Option<
         let origin = shard.config().origin.as_ref()?;
         if shard.shared.pulls.claim_origin(path, MAX_ORIGIN_PULLS) {
             let pull = PullConfig {
-                path: path.to_owned(),
-                url: format!("{}{path}", origin.trim_end_matches('/')),
-                transport: PullTransport::Tcp,
                 on_demand: true,
-                allow_basic: false,
+                ..PullConfig::new(path, format!("{}{path}", origin.trim_end_matches('/')))
             };
             let shard = shard.clone();
             spawn_local(async move {
@@ -161,6 +161,13 @@ enum PullError {
     /// The TCP connection to the upstream failed (or timed out).
     #[error("cannot connect to {addr}")]
     Connect { addr: SocketAddr, source: io::Error },
+    /// The TLS configuration for an `rtsps://` upstream cannot be built (CA file, system
+    /// roots, host name).
+    #[error("TLS for the upstream")]
+    TlsConfig(#[source] TlsClientError),
+    /// The TLS handshake with the upstream, or opening the HTTP tunnel to it, failed.
+    #[error("opening the connection to {addr}")]
+    Open { addr: SocketAddr, source: OpenError },
     /// The connection's local address (where the UDP ports are bound) is unknown.
     #[error("cannot read the connection's local address")]
     LocalAddress(#[source] io::Error),
@@ -233,6 +240,7 @@ async fn run(shard: Rc<Shard>, pull: PullConfig, from_origin: bool) {
     // When the on-demand pull last went idle: a DESCRIBE after that starts it again.
     let mut idle_at = Instant::now();
     tracing::info!(%path, upstream = %url, transport = ?pull.transport, on_demand = pull.on_demand,
+        http_tunnel = pull.http_tunnel,
         "pull configured");
     loop {
         if shard.shared.shutdown.load(Ordering::Relaxed) {
@@ -406,7 +414,7 @@ fn route(tracks: &[ClientTrack], channel: u8) -> Option<(usize, bool)> {
 }
 
 /// Writes all of `bytes` to the upstream within [`WRITE_TIMEOUT`].
-async fn write_bounded(stream: &mut TcpStream, bytes: &[u8]) -> io::Result<()> {
+async fn write_bounded(stream: &mut Conn, bytes: &[u8]) -> io::Result<()> {
     match timer::timeout(WRITE_TIMEOUT, async { Ok(stream.write_all(bytes).await) }).await {
         Ok(r) => r,
         Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "upstream took no bytes for 10 s")),
@@ -428,15 +436,17 @@ async fn session(
         .await
         .map_err(|source| PullError::Resolve { host: host.to_owned(), port, source })?
         .ok_or_else(|| PullError::Unresolved { host: host.to_owned(), port })?;
-    let mut stream = TcpStream::connect_timeout(addr, CONNECT_TIMEOUT)
-        .await
-        .map_err(|e| PullError::Connect { addr, source: e.into() })?;
-    let _ = stream.set_nodelay(true);
+    let dialer = Rc::new(dialer(pull, addr, host).map_err(PullError::TlsConfig)?);
+    let (mut stream, _) =
+        dialer.open(CONNECT_TIMEOUT, CONNECT_TIMEOUT).await.map_err(|e| match e {
+            OpenError::Connect(source) => PullError::Connect { addr, source },
+            source => PullError::Open { addr, source },
+        })?;
     let mut pairs = Vec::new();
     let transport = match pull.transport {
         PullTransport::Tcp => MediaTransport::Interleaved,
         PullTransport::Udp => {
-            let ip = stream.local_addr().map_err(|e| PullError::LocalAddress(e.into()))?.ip();
+            let ip = stream.local_addr().map_err(PullError::LocalAddress)?.ip();
             pairs = bind_pairs(ip).map_err(|source| PullError::UdpPorts { ip, source })?;
             MediaTransport::Udp {
                 client_ports: pairs
@@ -450,8 +460,8 @@ async fn session(
     crate::sys::fill_random(&mut cnonce);
     let config = ClientConfig {
         transport,
-        // Basic sends the password in clear: only when the pull says so (no TLS yet).
-        allow_basic: pull.allow_basic,
+        // Basic sends the password in clear: only when the pull says so, or over TLS.
+        allow_basic: pull.allow_basic || upstream.secure,
         cnonce: cnonce.iter().map(|b| format!("{b:02x}")).collect(),
         user_agent: Some(crate::redirect::PULL_USER_AGENT.to_owned()),
         ..ClientConfig::play(pull.url.clone())
@@ -624,8 +634,35 @@ async fn session(
     for t in tasks {
         t.cancel().await;
     }
-    let _ = stream.close().await;
+    drop(stream);
     result
+}
+
+/// How to reach the upstream: TLS for `rtsps://` (trusting `#ca=FILE`, anything with
+/// `#insecure`, else the system's roots), through an HTTP tunnel with `#http`. Built per
+/// attempt, so a CA file replaced on disk is read again at the next reconnect.
+fn dialer(pull: &PullConfig, addr: SocketAddr, host: &str) -> Result<Dialer, TlsClientError> {
+    let secure = pull.url.starts_with("rtsps://");
+    let tls = if secure {
+        let trust = match (&pull.tls_ca, pull.tls_insecure) {
+            (Some(file), _) => Trust::CaFile(file.clone()),
+            (None, true) => Trust::InsecureAnyCertificate,
+            (None, false) => Trust::System,
+        };
+        Some(manifold_tls::client::client_config(&trust)?)
+    } else {
+        None
+    };
+    let tunnel = pull.http_tunnel.then(|| TunnelAt {
+        path: manifold_rtsp::tunnel::client::request_target(&pull.url).to_owned(),
+        host: if host.contains(':') {
+            format!("[{host}]:{}", addr.port())
+        } else {
+            format!("{host}:{}", addr.port())
+        },
+        user_agent: crate::redirect::PULL_USER_AGENT.to_owned(),
+    });
+    Dialer::new(addr, host, tls, tunnel)
 }
 
 #[cfg(test)]

@@ -4,9 +4,12 @@
 //! header. This module tells such a connection from a plain RTSP one by its first bytes,
 //! parses the HTTP head, builds the server's answer to the `GET`, and decodes the `POST`
 //! body's base64 across any split ([`Base64Stream`]). Joining the two connections is the
-//! server's business.
+//! server's business. The client's half (its heads, its base64, the server's answer) is
+//! [`client`].
 
 use base64::Engine as _;
+
+pub mod client;
 
 /// The answer a `GET` gets before the tunnel carries RTSP: no length, no end.
 pub const GET_RESPONSE: &[u8] = b"HTTP/1.0 200 OK\r\n\

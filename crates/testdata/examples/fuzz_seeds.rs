@@ -11,6 +11,8 @@
 //! * `OUT_DIR/access_hook_http/`: HTTP status lines (the first byte is the split point);
 //! * `OUT_DIR/rtsp_tunnel/`: the HTTP heads (and POST bodies) ffmpeg and GStreamer open an
 //!   RTSP-over-HTTP tunnel with;
+//! * `OUT_DIR/rtsp_tunnel_client/`: answers to a tunnel's GET (ours, GStreamer's, refusals,
+//!   an RTSP server's answer to HTTP), each followed by the first RTSP bytes;
 //! * `OUT_DIR/rtsp_server_session/`: each client's side of the transcripts and of the TCP
 //!   captures (cut to 16 KiB), behind a script of runtime answers and time steps (an empty
 //!   one, and a few that expire sessions, refuse requests or drop connections);
@@ -153,6 +155,15 @@ fn main() {
             let name = path.file_stem().unwrap().to_string_lossy().into_owned();
             put("rtsp_tunnel", name, &std::fs::read(&path).unwrap());
         }
+    }
+    for (name, answer) in [
+        ("manifold", "HTTP/1.0 200 OK\r\nServer: manifold\r\nConnection: close\r\nCache-Control: no-cache\r\nPragma: no-cache\r\nContent-Type: application/x-rtsp-tunnelled\r\n\r\n"),
+        ("gstreamer", "HTTP/1.0 200 OK\r\nServer: GStreamer RTSP Server\r\nConnection: close\r\nCache-Control: no-store\r\nPragma: no-cache\r\nContent-Type: application/x-rtsp-tunnelled\r\n\r\n"),
+        ("not-found", "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"),
+        ("rtsp-505", "RTSP/1.0 505 RTSP Version not supported\r\nCSeq: 0\r\n\r\n"),
+    ] {
+        let bytes = format!("{answer}RTSP/1.0 200 OK\r\nCSeq: 1\r\n\r\n");
+        put("rtsp_tunnel_client", name.to_owned(), bytes.as_bytes());
     }
     for (target, n) in counts {
         println!("{target}: {n} seeds");
