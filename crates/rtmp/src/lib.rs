@@ -47,6 +47,7 @@
 
 pub mod amf0;
 pub mod chunk;
+pub mod client;
 pub mod clock;
 pub mod command;
 pub mod flv;
@@ -55,6 +56,7 @@ pub mod media;
 pub mod message;
 mod random;
 pub mod sdp;
+pub mod sei;
 pub mod session;
 
 pub use media::MediaPacket;
