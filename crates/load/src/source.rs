@@ -45,7 +45,8 @@ pub enum SourceTransport {
 pub struct SourceArgs {
     /// Where to publish: an RTSP server, e.g. `rtsp://127.0.0.1:8554/cam` (credentials in
     /// the userinfo are used for Digest/Basic), or `rtp://HOST:PORT` for plain RTP/UDP to
-    /// PORT with RTCP sender reports to PORT+1 (no signalling; see --sdp-file).
+    /// PORT with RTCP sender reports to PORT+1 (no signalling; see --sdp-file), or
+    /// `rtmp://HOST[:PORT]/APP/STREAM[?user=U&pass=P]` to publish over RTMP.
     pub url: String,
     /// Media transport to the RTSP server (rtsp:// only).
     #[arg(long, short = 't', value_enum, default_value = "tcp")]
