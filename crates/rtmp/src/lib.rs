@@ -55,6 +55,7 @@ pub mod handshake;
 pub mod media;
 pub mod message;
 mod random;
+pub mod rtmpt;
 pub mod sdp;
 pub mod sei;
 pub mod session;

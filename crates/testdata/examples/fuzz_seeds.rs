@@ -150,6 +150,9 @@ fn main() {
             }
         }
     }
+    for (i, seed) in RTMPT_SEEDS.iter().enumerate() {
+        put("rtmpt", format!("request-{i}"), seed);
+    }
     for (i, seed) in SEI_SEEDS.iter().enumerate() {
         put("rtmp_sei", format!("sei-{i}"), seed);
     }
@@ -175,6 +178,13 @@ const AUTHORIZATION_SEEDS: &[&str] = &[
     r#"Digest username="488869477bf257147b804c45308cd62ac4e25eb717b12b298c79e62dcea254ec", realm="r", nonce="n", uri="/", response="0", algorithm=SHA-256-sess, userhash=true, qop=auth, nc=1, cnonce="c""#,
     "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==",
     "Basic aGFzaGVkOnRlc3Q=",
+];
+
+/// RTMPT requests as ffmpeg sends them.
+const RTMPT_SEEDS: &[&[u8]] = &[
+    b"POST /open/1 HTTP/1.1\r\nAccept: */*\r\nConnection: keep-alive\r\nHost: 127.0.0.1:19361\r\nContent-Length: 1\r\nIcy-MetaData: 1\r\nCache-Control: no-cache\r\nContent-type: application/x-fcs\r\nUser-Agent: Shockwave Flash\r\n\r\n\x00",
+    b"POST /send/0123456789abcdef/3 HTTP/1.1\r\nContent-Length: 5\r\n\r\n\x03\x00\x00\x00\x00POST /idle/0123456789abcdef/4 HTTP/1.1\r\nContent-Length: 1\r\n\r\n\x00",
+    b"POST /close/0123456789abcdef/5 HTTP/1.0\r\nConnection: close\r\nContent-Length: 0\r\n\r\nPOST /fcs/ident2 HTTP/1.1\r\nContent-Length: 1\r\n\r\n\x00",
 ];
 
 /// SEI NAL units: manifold's capture-time SEI (UUID ab63863a-…, time 0x0000_0001_0000_0000
