@@ -29,8 +29,7 @@ fuzz_target!(|data: &[u8]| {
     let (whole, whole_err) = parse(data, usize::MAX);
     let (split, split_err) = parse(data, chunk);
     assert_eq!(whole, split, "split input parsed differently");
-    // A head too large can be noticed earlier on a split feed, never later.
-    if whole_err.is_some() || split_err.is_some() {
-        assert!(whole_err.is_some() && split_err.is_some() || whole_err.as_deref().is_some_and(|e| e.contains("head")) || split_err.as_deref().is_some_and(|e| e.contains("head")));
-    }
+    // The error may differ (a head seen too large before it was seen malformed), but not
+    // whether there is one.
+    assert_eq!(whole_err.is_some(), split_err.is_some(), "{whole_err:?} / {split_err:?}");
 });

@@ -52,6 +52,7 @@ mod registry;
 mod republish;
 mod resolve;
 mod rtmp_ingest;
+mod rtmpt;
 mod rtp_ingest;
 mod shard;
 mod signal;
@@ -132,6 +133,7 @@ pub fn serve(config: ServeConfig, on_listening: impl FnOnce(SocketAddr)) -> Resu
     // The RTMP and HTTP-tunnel ports too, when asked for: one port each for every shard.
     let (rtmp_placeholder, rtmp_listen) = extra_port(config.rtmp_listen)?;
     let (tunnel_placeholder, http_tunnel_listen) = extra_port(config.http_tunnel_listen)?;
+    let (rtmpt_placeholder, rtmpt_listen) = extra_port(config.rtmpt_listen)?;
     for path in &config.synthetic {
         if !path.starts_with('/') {
             return Err(ConfigError::SyntheticPath { path: path.clone() }.into());
@@ -187,6 +189,7 @@ pub fn serve(config: ServeConfig, on_listening: impl FnOnce(SocketAddr)) -> Resu
         shutdown: shutdown.clone(),
         listen,
         rtmp_listen,
+        rtmpt_listen,
         http_tunnel_listen,
         board: Arc::new(metrics::Board::new(cores)),
         limits: Arc::new(limits::Limits::new(bounds)),
@@ -226,7 +229,7 @@ pub fn serve(config: ServeConfig, on_listening: impl FnOnce(SocketAddr)) -> Resu
             }
         }
     }
-    drop((placeholder, rtmp_placeholder, tunnel_placeholder));
+    drop((placeholder, rtmp_placeholder, tunnel_placeholder, rtmpt_placeholder));
     if let Some(e) = failure {
         shutdown.store(true, std::sync::atomic::Ordering::Relaxed);
         let _ = handles.join_all();
@@ -238,6 +241,9 @@ pub fn serve(config: ServeConfig, on_listening: impl FnOnce(SocketAddr)) -> Resu
     }
     if let Some(addr) = http_tunnel_listen {
         tracing::info!(%addr, "rtsp-over-http listening");
+    }
+    if let Some(addr) = rtmpt_listen {
+        tracing::info!(%addr, "rtmpt listening");
     }
     on_listening(listen);
     for r in handles.join_all() {

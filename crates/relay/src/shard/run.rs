@@ -175,13 +175,27 @@ pub(crate) async fn run(
             return;
         }
     };
+    // RTMPT sessions span several HTTP connections: shard 0 alone listens, so every
+    // connection of a session finds it in the one table.
+    let rtmpt_accept = match shared.rtmpt_listen.filter(|_| shard.id == 0).map(TcpListener::bind) {
+        None => None,
+        Some(Ok(l)) => {
+            let served = Served::Rtmpt(Rc::new(crate::rtmpt::Tunnels::default()));
+            Some(spawn_local(accept_loop(shard.clone(), l, served)))
+        }
+        Some(Err(e)) => {
+            let addr = shared.rtmpt_listen.unwrap_or(shared.listen);
+            fail(ShardError::Listen { addr, source: e.into() });
+            return;
+        }
+    };
     let _ = ready.send(Ok(()));
 
     while !shared.shutdown.load(Ordering::Relaxed) {
         timer::sleep(SHUTDOWN_POLL).await;
     }
     accept.cancel().await;
-    for a in [rtmp_accept, tunnel_accept].into_iter().flatten() {
+    for a in [rtmp_accept, tunnel_accept, rtmpt_accept].into_iter().flatten() {
         a.cancel().await;
     }
     let readers: Vec<(u64, u64)> = shard.with_fanouts(|fanouts| {
@@ -200,12 +214,14 @@ pub(crate) async fn run(
 }
 
 /// What a listener's connections speak.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 enum Served {
     /// RTSP, or RTSP over HTTP (`conn.rs` tells them apart).
     Rtsp,
     /// RTMP publishers.
     Rtmp,
+    /// RTMPT publishers' HTTP connections, and the table of their sessions.
+    Rtmpt(Rc<crate::rtmpt::Tunnels>),
 }
 
 /// Accepts connections within the connection limits, each served by its own task in the
@@ -232,11 +248,15 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, served: Served) {
                     }
                 };
                 let conn_shard = shard.clone();
+                let conn_served = served.clone();
                 let task = glommio::spawn_local_into(
                     async move {
-                        match served {
+                        match conn_served {
                             Served::Rtsp => crate::conn::run(conn_shard, stream).await,
                             Served::Rtmp => crate::rtmp_ingest::serve(conn_shard, stream).await,
+                            Served::Rtmpt(tunnels) => {
+                                crate::rtmpt::serve(conn_shard, stream, tunnels).await
+                            }
                         }
                         drop(permit);
                     },
