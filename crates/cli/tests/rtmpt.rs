@@ -168,3 +168,53 @@ fn tunnel_requests_are_answered_and_bounded() {
     let _ = big.read_to_string(&mut answer);
     assert!(answer.starts_with("HTTP/1.1 413 "), "{answer}");
 }
+
+#[test]
+fn rtmpt_publishing_needs_the_publish_permission() {
+    if !have("ffmpeg", "-version") {
+        return;
+    }
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("manifold-rtmpt-users-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let config = dir.join("relay.toml");
+    std::fs::write(
+        &config,
+        "allow_basic = true\n[[user]]\nname = \"cam\"\npassword = \"s3cret\"\n\
+         actions = [\"publish\"]\npaths = [\"cam/*\"]\n[[user]]\nname = \"viewer\"\n\
+         password = \"v13w\"\nactions = [\"read\"]\n",
+    )
+    .expect("write config");
+    let rtmpt = format!("127.0.0.1:{}", free_port());
+    let relay =
+        Relay::start(&["--config", config.to_str().expect("utf-8"), "--rtmpt-listen", &rtmpt]);
+    let out = run_bounded(
+        Command::new("ffmpeg")
+            .args(["-v", "error", "-nostdin", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=25"])
+            .args(["-t", "1", "-c:v", "libx264", "-preset", "ultrafast", "-f", "flv"])
+            .arg(format!("rtmpt://{rtmpt}/cam/side")),
+        Duration::from_secs(30),
+    )
+    .expect("ffmpeg finished in time");
+    assert!(!out.status.success(), "ffmpeg published over RTMPT without credentials");
+    let _publisher = rtmpt_publisher(&format!("rtmpt://{rtmpt}/cam/side?user=cam&pass=s3cret"));
+    // The viewer (Basic viewer:v13w) finds it published.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut c = std::net::TcpStream::connect(relay.addr).expect("connect");
+        c.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        let url = relay.url("/cam/side");
+        let (status, _) = common::exchange(
+            &mut c,
+            &format!(
+                "DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\nAuthorization: Basic dmlld2VyOnYxM3c=\r\n\r\n"
+            ),
+        );
+        if status == 200 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never published with the credentials");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
