@@ -175,7 +175,7 @@ fn source(args: &manifold_load::SourceArgs) -> anyhow::Result<ExitCode> {
     let stats = manifold_load::run_source(args).context("manifold source")?;
     if !args.quiet {
         eprintln!(
-            "manifold source: sent {} frames, {} RTP packets, {} bytes, {} failed sends",
+            "manifold source: sent {} frames, {} packets, {} bytes, {} failed sends",
             stats.frames, stats.packets, stats.bytes, stats.send_errors
         );
     }

@@ -140,9 +140,10 @@ pub enum SourceError {
 /// What a finished publication sent.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SourceStats {
-    /// RTP packets sent.
+    /// RTP packets sent (rtmp://: video messages, one per frame).
     pub packets: u64,
-    /// RTP bytes sent (packets, without interleave or UDP/IP headers).
+    /// RTP bytes sent (packets, without interleave or UDP/IP headers; rtmp://: the FLV
+    /// video tag bodies).
     pub bytes: u64,
     /// Frames sent.
     pub frames: u64,
