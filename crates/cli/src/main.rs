@@ -88,6 +88,16 @@ struct ServeArgs {
     /// (the RTSP port takes it too).
     #[arg(long, value_name = "ADDR")]
     http_tunnel_listen: Option<SocketAddr>,
+    /// Serve RTSPS (RTSP over TLS; conventionally port 322) here, e.g. 0.0.0.0:322: interleaved
+    /// or UDP media, and RTSP over HTTPS tunnels. Needs --tls-cert and --tls-key.
+    #[arg(long, value_name = "ADDR")]
+    rtsps_listen: Option<SocketAddr>,
+    /// The PEM certificate chain (leaf first) of --rtsps-listen; SIGHUP reloads it.
+    #[arg(long, value_name = "PEM")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert; SIGHUP reloads it.
+    #[arg(long, value_name = "PEM")]
+    tls_key: Option<PathBuf>,
     /// Accept RTMP publishers here (e.g. 0.0.0.0:1935): rtmp://host/APP/STREAM publishes the
     /// RTSP path /APP/STREAM (credentials: ?user=U&pass=P on the URL).
     #[arg(long, value_name = "ADDR")]
@@ -283,6 +293,15 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if args.http_tunnel_listen.is_some() {
         config.http_tunnel_listen = args.http_tunnel_listen;
+    }
+    if args.rtsps_listen.is_some() {
+        config.rtsps_listen = args.rtsps_listen;
+    }
+    if args.tls_cert.is_some() {
+        config.tls_cert = args.tls_cert;
+    }
+    if args.tls_key.is_some() {
+        config.tls_key = args.tls_key;
     }
     if args.limit_loopback {
         config.limit_loopback = true;

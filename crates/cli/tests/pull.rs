@@ -2,8 +2,9 @@
 //! RTSP server (`crates/load/tests/gst_rtsp_server.py`, Python gi), over TCP and UDP, always-on
 //! and on demand, with the upstream killed and restarted under a reader; and raw RTP sent by
 //! `ffmpeg -f rtp`, with the sender restarted under a reader. Readers are ffmpeg (decoding)
-//! and a minimal RTSP client of our own that checks the sequence stays continuous. Traffic
-//! stays on 127.0.0.1. A missing peer fails under `CI=true`, else prints "skipped: ...".
+//! and a minimal RTSP client of our own that checks the sequence stays continuous. Edges
+//! pull from an origin, which redirects readers to them: ffmpeg, GStreamer and the generator
+//! follow (the generator gives up on a redirect loop). Traffic stays on 127.0.0.1. A missing peer fails under `CI=true`, else prints "skipped: ...".
 
 // Test helpers outside #[test] functions: a panic here is a failed test, not a crashed server.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
@@ -315,6 +316,91 @@ fn an_origin_sends_readers_to_its_edges_and_players_follow() {
         let (_, head) = describe(&origin, "/demo");
         assert!(head.contains(&edge_a.url("/demo")), "sent to a dead edge: {head}");
     }
+}
+
+/// A relay on 127.0.0.1:`port` serving the synthetic stream at /demo with `extra` flags (its
+/// `--redirect-to` edges), once it redirects readers (it has read the edges' load).
+fn origin_on(port: u16, extra: &[String]) -> Relay {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_manifold"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--cores", "1"])
+        .args(["--synthetic", "/demo"])
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the origin");
+    let addr = common::wait_for_line(&mut child, "listening on ", "the origin").parse().unwrap();
+    let origin = Relay { child, addr };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while describe(&origin, "/demo").0 != 302 {
+        assert!(Instant::now() < deadline, "the origin never redirected");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    origin
+}
+
+/// `manifold load` of `url` (20 sessions over 1 s, 4 s, half UDP), its JSON report in `json`.
+fn load_through(url: &str, json: &Path) -> std::process::Output {
+    run_bounded(
+        Command::new(env!("CARGO_BIN_EXE_manifold"))
+            .args(["load", url, "--clients", "20", "--ramp", "1s", "--duration", "4s"])
+            .args(["--transport", "mix:50", "--quiet", "--json"])
+            .arg(json)
+            .env("RUST_LOG", "warn"),
+        Duration::from_secs(60),
+    )
+    .expect("manifold load finishes")
+}
+
+#[test]
+fn the_generator_follows_the_origins_redirect_and_gives_up_on_a_loop() {
+    // The edges pull from the origin, whose port they must know first.
+    let origin_port = free_port();
+    let upstream = format!("rtsp://127.0.0.1:{origin_port}");
+    let (ma, mb) = (free_port(), free_port());
+    let edge_a = Relay::start(&["--origin", &upstream, "--metrics", &format!("127.0.0.1:{ma}")]);
+    let edge_b = Relay::start(&["--origin", &upstream, "--metrics", &format!("127.0.0.1:{mb}")]);
+    let origin = origin_on(
+        origin_port,
+        &[
+            "--redirect-to".into(),
+            format!("rtsp://{}#metrics={ma}", edge_a.addr),
+            "--redirect-to".into(),
+            format!("rtsp://{}#metrics={mb}", edge_b.addr),
+        ],
+    );
+    let json = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("manifold-redirected-load-{}.json", std::process::id()));
+    let out = load_through(&origin.url("/demo"), &json);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&json);
+    assert_eq!(report["sessions"]["ok"], 20, "{}", text(&out));
+    assert!(report["media"]["packets"].as_u64().unwrap() > 0);
+    // Every session asked twice (302 at the origin, 200 at an edge); the connect is timed at
+    // the run's server only.
+    assert_eq!(report["metrics"]["rtt.describe"]["count"], 40);
+    assert_eq!(report["metrics"]["connect"]["count"], 20);
+
+    // An origin that sends readers to itself: the generator gives up after 3 redirects.
+    let (port, metrics) = (free_port(), free_port());
+    let looping = origin_on(
+        port,
+        &[
+            "--metrics".into(),
+            format!("127.0.0.1:{metrics}"),
+            "--redirect-to".into(),
+            format!("rtsp://127.0.0.1:{port}#metrics={metrics}"),
+        ],
+    );
+    let out = load_through(&looping.url("/demo"), &json);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("redirected more than 3 times"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]

@@ -29,6 +29,7 @@ use crate::guard::{MediaFault, MediaWatch, RequestLedger, SourceFilter};
 use crate::metrics::{ErrorKind, Metric, Metrics};
 use crate::progress::Live;
 use crate::receiver::TrackReceiver;
+use crate::redirect;
 use crate::rtcp::{receiver_report, ReportClock, MIN_INTERVAL};
 use crate::schedule::{Arrival, SplitMix};
 use crate::target::{Target, TrackInfo};
@@ -74,6 +75,8 @@ struct Failure {
     kind: ErrorKind,
     status: Option<u16>,
     message: String,
+    /// Where a redirect pointed (the session is started again there).
+    redirect: Option<String>,
 }
 
 /// Who a session is, for messages.
@@ -92,7 +95,7 @@ impl Who<'_> {
             self.target.display_url,
             self.target.addr
         );
-        Failure { kind, status, message }
+        Failure { kind, status, message, redirect: None }
     }
 
     fn io(&self, what: &str, e: &io::Error) -> Failure {
@@ -139,7 +142,7 @@ pub(crate) async fn run_session(env: Rc<SessionEnv>, arrival: Arrival, intended:
     // The session watches the run's deadline itself; this only catches an await that would
     // not end (it drops the session, and with it its receivers).
     let backstop = env.run_deadline + BACKSTOP;
-    let result = futures_lite::future::or(session(&env, &who, &arrival, intended), async {
+    let result = futures_lite::future::or(session_hops(&env, &arrival, intended), async {
         sleep_until(backstop).await;
         Err(who.fail(
             ErrorKind::Stuck,
@@ -196,19 +199,52 @@ enum Ended {
 /// Per-session state shared with its UDP receiver tasks.
 type Receivers = Rc<RefCell<Vec<TrackReceiver>>>;
 
-async fn session(
+/// Runs the session at the run's URL and, when the server redirects it, again where it
+/// points ([`redirect`]: a new connection, up to [`redirect::MAX_HOPS`] times).
+async fn session_hops(
     env: &Rc<SessionEnv>,
-    who: &Who<'_>,
     arrival: &Arrival,
     intended: Instant,
 ) -> Result<Ended, Failure> {
-    let peer = env.target.addr;
+    let (mut target, mut config, mut hops) = (env.target.clone(), env.config.clone(), 0);
+    loop {
+        let who = Who { index: arrival.index, udp: arrival.udp, target: &target };
+        let (location, status) =
+            match session(env, &who, &config, hops == 0, arrival, intended).await {
+                Err(Failure { redirect: Some(location), status, .. }) => (location, status),
+                done => return done,
+            };
+        let fail = |kind, status, e: redirect::RedirectError| {
+            who.fail(kind, status, "server", e.to_string())
+        };
+        redirect::count_hop(&mut hops, &location)
+            .map_err(|e| fail(ErrorKind::Status, status, e))?;
+        let next =
+            redirect::resolve(&location).await.map_err(|e| fail(ErrorKind::Protocol, None, e))?;
+        config = redirect::follow(&env.config, &location);
+        target = next;
+    }
+}
+
+/// One session on one connection to `who.target`, with `config` (the run's, or a redirect's);
+/// `first`: the run's own server (its connect is timed).
+async fn session(
+    env: &Rc<SessionEnv>,
+    who: &Who<'_>,
+    config: &ClientConfig,
+    first: bool,
+    arrival: &Arrival,
+    intended: Instant,
+) -> Result<Ended, Failure> {
+    let peer = who.target.addr;
     let connect_limit =
         env.connect_timeout.min(env.run_deadline.saturating_duration_since(Instant::now()));
     let mut stream = TcpStream::connect_timeout(peer, connect_limit.max(Duration::from_millis(1)))
         .await
         .map_err(|e| who.io("connect", &io::Error::from(e)))?;
-    env.metrics.borrow_mut().record(Metric::Connect, intended.elapsed());
+    if first {
+        env.metrics.borrow_mut().record(Metric::Connect, intended.elapsed());
+    }
     let _ = stream.set_nodelay(true);
 
     let mut pairs = Vec::new();
@@ -223,7 +259,7 @@ async fn session(
             pairs.push(pair);
         }
     }
-    let mut config = env.config.clone();
+    let mut config = config.clone();
     config.transport = if arrival.udp {
         MediaTransport::Udp {
             client_ports: pairs
@@ -335,11 +371,12 @@ async fn session(
                     // Set up even without PLAY: a server that sends media anyway shows in
                     // the counts.
                     for (i, track) in tracks.iter().enumerate() {
-                        if let Some(route) = report_route(env, track) {
+                        if let Some(route) = report_route(peer.ip(), track) {
                             report_routes.push((i, route));
                         }
                         start_track(
                             env,
+                            peer.ip(),
                             i,
                             track,
                             &mut udp_sockets,
@@ -576,7 +613,7 @@ enum ReportRoute {
 
 /// The route of `track`'s reports, from the transport the server answered (none when it named
 /// no RTCP port or channel).
-fn report_route(env: &SessionEnv, track: &ClientTrack) -> Option<ReportRoute> {
+fn report_route(server: IpAddr, track: &ClientTrack) -> Option<ReportRoute> {
     let spec = track.transport.as_ref().unwrap_or(&track.offer);
     match spec.lower_transport() {
         LowerTransport::Tcp => {
@@ -592,7 +629,7 @@ fn report_route(env: &SessionEnv, track: &ClientTrack) -> Option<ReportRoute> {
             let ports = track.transport.as_ref()?.server_port?;
             let port =
                 if ports.last != ports.first { ports.last } else { ports.first.checked_add(1)? };
-            Some(ReportRoute::Udp { to: SocketAddr::new(env.target.addr.ip(), port) })
+            Some(ReportRoute::Udp { to: SocketAddr::new(server, port) })
         }
     }
 }
@@ -671,6 +708,11 @@ fn announce_first_sequences(info: &RtpInfo, tracks: &[ClientTrack], receivers: &
 
 fn client_failure(who: &Who<'_>, sid: &str, e: &ClientError) -> Failure {
     let (kind, status) = match e {
+        ClientError::Redirected { status, location, .. } => {
+            let mut f = who.fail(ErrorKind::Status, Some(status.0), "server", e.to_string());
+            f.redirect = Some(location.clone());
+            return f;
+        }
         ClientError::Status { status, .. } => (ErrorKind::Status, Some(status.0)),
         ClientError::Timeout { .. } => (ErrorKind::Timeout, None),
         ClientError::Unauthorized { .. } => (ErrorKind::Auth, None),
@@ -679,9 +721,12 @@ fn client_failure(who: &Who<'_>, sid: &str, e: &ClientError) -> Failure {
     who.fail(kind, status, "server", format!("RTSP session {sid}: {e}"))
 }
 
-/// Starts receiving track `i`: a receiver task on its UDP socket, or its interleaved channel.
+/// Starts receiving track `i` from `server`: a receiver task on its UDP socket, or its
+/// interleaved channel.
+#[allow(clippy::too_many_arguments)] // The session's parts it sets up; no state of its own.
 fn start_track(
     env: &Rc<SessionEnv>,
+    server: IpAddr,
     i: usize,
     track: &ClientTrack,
     udp_sockets: &mut [Option<socket2::Socket>],
@@ -702,11 +747,8 @@ fn start_track(
                 let socket = manifold_sys::glommio_udp(sock);
                 // The server sends from its address (or the `source` its answer names) and
                 // the `server_port`s it announced.
-                let ip = spec
-                    .source
-                    .as_deref()
-                    .and_then(|s| s.parse::<IpAddr>().ok())
-                    .unwrap_or(env.target.addr.ip());
+                let ip =
+                    spec.source.as_deref().and_then(|s| s.parse::<IpAddr>().ok()).unwrap_or(server);
                 let ports = track.transport.as_ref().and_then(|t| t.server_port);
                 let filter = SourceFilter::new(ip, ports);
                 let env = env.clone();

@@ -35,6 +35,7 @@ pub mod plot;
 pub mod progress;
 pub mod quantity;
 pub mod receiver;
+pub mod redirect;
 pub mod report;
 pub mod rtcp;
 mod sampler;
@@ -114,6 +115,18 @@ pub enum LoadError {
         /// What happened.
         reason: String,
     },
+    /// The probe DESCRIBE was answered with a redirect (the probe follows it, see
+    /// [`redirect`]).
+    #[error("server {peer}: DESCRIBE before the run was redirected to {location}")]
+    Redirected {
+        /// The server.
+        peer: SocketAddr,
+        /// Where it sent us.
+        location: String,
+    },
+    /// A redirect cannot be followed.
+    #[error(transparent)]
+    Redirect(#[from] redirect::RedirectError),
     /// Not one session fits the open-file limit.
     #[error(
         "generator side: the open-file limit ({soft} soft, {hard} hard) fits no session of \
@@ -253,7 +266,7 @@ fn execute_raw(args: &LoadArgs) -> Result<(Outcome, Raw), LoadError> {
     probe_config.send_options = false;
     probe_config.cnonce = "0a4f113b".to_owned();
     let tracks =
-        target::probe(&target, probe_config, args.connect_timeout + args.response_timeout)?;
+        redirect::probe(&target, probe_config, args.connect_timeout + args.response_timeout)?;
     // `--no-play`: held after the SETUPs, kept alive like any session, until TEARDOWN.
     config.start_after_setup = !args.no_play;
 

@@ -9,7 +9,7 @@ use manifold_rtp::codec::Codec;
 use manifold_rtp::track::TrackFormat;
 use manifold_rtsp::auth::Credentials;
 use manifold_rtsp::codec::{write_request, Decoder, Item};
-use manifold_rtsp::session::client::{ClientConfig, ClientEvent, ClientSession};
+use manifold_rtsp::session::client::{ClientConfig, ClientError, ClientEvent, ClientSession};
 use manifold_sdp::Sdp;
 use manifold_synth::{ExtensionIds, ABS_CAPTURE_TIME_URI, PACKET_COUNTER_URI};
 
@@ -112,6 +112,9 @@ pub fn probe(
         while let Some(ev) = session.poll_event() {
             match ev {
                 ClientEvent::Described { sdp, .. } => return Ok(tracks_of(&sdp)),
+                ClientEvent::Failed(ClientError::Redirected { location, .. }) => {
+                    return Err(LoadError::Redirected { peer, location })
+                }
                 ClientEvent::Failed(e) => {
                     return Err(LoadError::Probe { peer, reason: format!("server side: {e}") })
                 }

@@ -106,6 +106,9 @@ pub enum ConfigError {
         /// The `cpus` setting.
         cpus: Vec<usize>,
     },
+    /// `--rtsps-listen` without a certificate or key to serve, or those without it.
+    #[error("{0}")]
+    Tls(#[from] TlsFilesMissing),
     /// The listen address does not resolve to a socket address.
     #[error("cannot resolve the listen address {listen}")]
     Listen {
@@ -174,6 +177,21 @@ impl EdgeTarget {
     }
 }
 
+/// What of the TLS settings is missing (in [`ConfigError::Tls`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsFilesMissing {
+    /// A TLS port without a certificate chain.
+    #[error("--rtsps-listen needs --tls-cert (a PEM certificate chain) and --tls-key")]
+    Cert,
+    /// A TLS port without a private key.
+    #[error("--rtsps-listen needs --tls-key (the PEM private key of --tls-cert)")]
+    Key,
+    /// A certificate or key but no TLS port to serve them on.
+    #[error("--tls-cert and --tls-key are only used with --rtsps-listen")]
+    Port,
+}
+
 /// What is wrong with a CPU list (in [`ConfigError::CpuList`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -211,6 +229,13 @@ pub struct ServeConfig {
     /// Another port for RTSP over HTTP (e.g. 80 or 8080, where proxies let HTTP through);
     /// the RTSP port takes tunnels too. `None`: no other port.
     pub http_tunnel_listen: Option<SocketAddr>,
+    /// Where RTSPS (RTSP over TLS, conventionally port 322) is served: interleaved or UDP
+    /// media, and RTSP over HTTPS tunnels; needs `tls_cert` and `tls_key`. `None`: no TLS.
+    pub rtsps_listen: Option<SocketAddr>,
+    /// The PEM certificate chain (leaf first) of the RTSPS port; re-read on SIGHUP.
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key (PKCS#8, PKCS#1 or SEC1) of `tls_cert`; re-read on SIGHUP.
+    pub tls_key: Option<std::path::PathBuf>,
     /// Where RTMP publishers connect (conventionally port 1935); `None`: no RTMP. A publish
     /// of `rtmp://host/APP/STREAM` publishes the RTSP path `/APP/STREAM`.
     pub rtmp_listen: Option<SocketAddr>,
@@ -328,6 +353,9 @@ impl Default for ServeConfig {
             rtmp_listen: None,
             rtmpt_listen: None,
             http_tunnel_listen: None,
+            rtsps_listen: None,
+            tls_cert: None,
+            tls_key: None,
             cores: 0,
             cpus: Vec::new(),
             synthetic: Vec::new(),
@@ -372,6 +400,20 @@ impl Default for ServeConfig {
 }
 
 impl ServeConfig {
+    /// The certificate and key files of the RTSPS port: `None` when it is not asked for; an
+    /// error when one half of the TLS settings comes without the other.
+    pub fn tls_files(
+        &self,
+    ) -> Result<Option<(&std::path::Path, &std::path::Path)>, TlsFilesMissing> {
+        match (self.rtsps_listen, &self.tls_cert, &self.tls_key) {
+            (None, None, None) => Ok(None),
+            (None, _, _) => Err(TlsFilesMissing::Port),
+            (Some(_), None, _) => Err(TlsFilesMissing::Cert),
+            (Some(_), Some(_), None) => Err(TlsFilesMissing::Key),
+            (Some(_), Some(cert), Some(key)) => Ok(Some((cert, key))),
+        }
+    }
+
     /// The session timeout as a duration.
     pub fn session_timeout(&self) -> Duration {
         Duration::from_secs(self.session_timeout_secs)
@@ -645,6 +687,25 @@ impl RtpInput {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tls_needs_port_cert_and_key_together() {
+        assert_eq!(ServeConfig::default().tls_files(), Ok(None));
+        let all = ServeConfig {
+            rtsps_listen: Some(SocketAddr::from(([0, 0, 0, 0], 322))),
+            tls_cert: Some("c.pem".into()),
+            tls_key: Some("k.pem".into()),
+            ..ServeConfig::default()
+        };
+        let files = all.tls_files().unwrap().unwrap();
+        assert_eq!(files, (std::path::Path::new("c.pem"), std::path::Path::new("k.pem")));
+        let no_key = ServeConfig { tls_key: None, ..all.clone() };
+        assert_eq!(no_key.tls_files(), Err(TlsFilesMissing::Key));
+        let no_cert = ServeConfig { tls_cert: None, ..all.clone() };
+        assert_eq!(no_cert.tls_files(), Err(TlsFilesMissing::Cert));
+        let no_port = ServeConfig { rtsps_listen: None, ..all };
+        assert_eq!(no_port.tls_files(), Err(TlsFilesMissing::Port));
+    }
 
     #[test]
     fn parses_edges() {

@@ -1,4 +1,5 @@
-//! One RTSP connection: a reader task that decodes requests and interleaved frames from the
+//! One RTSP connection, plain or over TLS (the handshake first, within the request timeout;
+//! [`Socket`] is the one place the two differ): a reader task that decodes requests and interleaved frames from the
 //! socket (manifold-rtsp's streaming `Decoder` over a per-connection buffer) and hands them to
 //! the connection's [`Control`], and a writer task that writes responses and the media of its
 //! TCP readers. What each request *means* lives in `control`; this module only moves bytes.
@@ -7,6 +8,7 @@ use std::cell::RefCell;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -15,6 +17,9 @@ use glommio::net::TcpStream;
 use glommio::timer;
 use manifold_rtsp::codec::{interleaved_header, Decoder, Item, Limits};
 use manifold_rtsp::{ChannelId, Response};
+use manifold_tls::futures_rustls::server::TlsStream;
+use manifold_tls::futures_rustls::TlsAcceptor;
+use manifold_tls::rustls::ServerConfig;
 
 use crate::control::{Control, Route};
 use crate::outbox::ConnOut;
@@ -36,25 +41,111 @@ const READ_CHUNK_MAX: usize = 64 * 1024;
 const MAX_BUFFERED: usize = 1 << 20;
 /// Bytes of media gathered per socket write.
 const WRITE_BATCH: usize = 256 * 1024;
+/// How long a closing TLS connection's writer waits to send its close_notify.
+const CLOSE_NOTIFY_WAIT: Duration = Duration::from_secs(1);
 /// Frames per gathered write (two slices each at most, within `IOV_MAX`).
 const MAX_FRAMES: usize = (crate::sys::IOV_MAX - 1) / 2;
 
+/// The connection's socket: plain TCP, or TLS over it once the handshake is done. The one
+/// seam between the two: reads, writes and shutdown go through [`SharedStream`], and a
+/// batch of media through [`write_gathered`], which keeps plain TCP's zero-copy `sendmsg`.
+#[derive(Debug)]
+enum Socket {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<GatheringTcp>>),
+}
+
+impl Socket {
+    /// The TCP socket under it.
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Socket::Plain(s) => s,
+            Socket::Tls(s) => &s.get_ref().0 .0,
+        }
+    }
+}
+
+/// The TCP socket under TLS: glommio's stream, except that a vectored write is one gathering
+/// `sendmsg` (rustls hands over its queued records as one slice each: a batch's records leave
+/// in one syscall, not one per record). When the socket is full it falls back to glommio's
+/// write, which waits for room.
+#[derive(Debug)]
+struct GatheringTcp(TcpStream);
+
+impl AsyncRead for GatheringTcp {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for GatheringTcp {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match crate::sys::send_vectored(crate::sys::fd_of(&self.0), bufs) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let first = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| &**b);
+                Pin::new(&mut self.0).poll_write(cx, first)
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+            done => Poll::Ready(done),
+        }
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_close(cx)
+    }
+}
+
 /// The socket, shared by the reader and writer tasks of one connection. Each side borrows it
 /// only inside one `poll_*` call, never across an `.await`, and glommio keeps separate
-/// readiness sources for reading and writing, so the two tasks never conflict.
+/// readiness sources for reading and writing, so the two tasks never conflict. (Over TLS the
+/// reader writes only a fatal alert, and the writer never reads.)
 #[derive(Debug, Clone)]
-struct SharedStream(Rc<RefCell<TcpStream>>);
+struct SharedStream(Rc<RefCell<Socket>>);
 
 impl SharedStream {
+    fn new(socket: Socket) -> SharedStream {
+        SharedStream(Rc::new(RefCell::new(socket)))
+    }
+
+    /// Whether the connection is TLS.
+    fn is_tls(&self) -> bool {
+        matches!(*self.0.borrow(), Socket::Tls(_))
+    }
+
     /// Shuts the socket down both ways, waking a task blocked reading it. Only through the
     /// owning stream: once it is dropped its descriptor number may be another connection's.
     fn shutdown(&self) {
-        crate::sys::shutdown_socket(crate::sys::fd_of(&*self.0.borrow()));
+        crate::sys::shutdown_socket(crate::sys::fd_of(self.0.borrow().tcp()));
     }
 
-    /// One non-blocking gathering `sendmsg` (see [`crate::sys::send_vectored`]).
+    /// One non-blocking gathering `sendmsg` on the TCP socket (see
+    /// [`crate::sys::send_vectored`]); plain connections only: under TLS the bytes must go
+    /// through rustls.
     fn send_vectored(&self, iov: &[IoSlice<'_>]) -> io::Result<usize> {
-        crate::sys::send_vectored(crate::sys::fd_of(&*self.0.borrow()), iov)
+        crate::sys::send_vectored(crate::sys::fd_of(self.0.borrow().tcp()), iov)
     }
 }
 
@@ -64,8 +155,10 @@ impl AsyncRead for SharedStream {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        let mut s = self.0.borrow_mut();
-        Pin::new(&mut *s).poll_read(cx, buf)
+        match &mut *self.0.borrow_mut() {
+            Socket::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Socket::Tls(s) => Pin::new(&mut **s).poll_read(cx, buf),
+        }
     }
 }
 
@@ -75,24 +168,48 @@ impl AsyncWrite for SharedStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let mut s = self.0.borrow_mut();
-        Pin::new(&mut *s).poll_write(cx, buf)
+        match &mut *self.0.borrow_mut() {
+            Socket::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Socket::Tls(s) => Pin::new(&mut **s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match &mut *self.0.borrow_mut() {
+            Socket::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            // All the slices to rustls at once: they share records.
+            Socket::Tls(s) => Pin::new(&mut **s).poll_write_vectored(cx, bufs),
+        }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let mut s = self.0.borrow_mut();
-        Pin::new(&mut *s).poll_flush(cx)
+        match &mut *self.0.borrow_mut() {
+            Socket::Plain(s) => Pin::new(s).poll_flush(cx),
+            Socket::Tls(s) => Pin::new(&mut **s).poll_flush(cx),
+        }
     }
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let mut s = self.0.borrow_mut();
-        Pin::new(&mut *s).poll_close(cx)
+        match &mut *self.0.borrow_mut() {
+            Socket::Plain(s) => Pin::new(s).poll_close(cx),
+            Socket::Tls(s) => Pin::new(&mut **s).poll_close(cx),
+        }
     }
 }
 
 /// Why a connection ended.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ConnError {
+    /// The TLS handshake did not complete within the request timeout.
+    #[error("TLS handshake not complete within {} s", .0.as_secs())]
+    HandshakeTimeout(Duration),
+    /// The TLS handshake failed (not TLS, no cipher in common, an alert from the client).
+    #[error("TLS handshake failed: {0}")]
+    Handshake(io::Error),
     /// The peer started an item (a request head, a frame) and did not finish it in time.
     #[error("request not complete within {} s", .0.as_secs())]
     RequestTimeout(Duration),
@@ -152,8 +269,9 @@ impl Deadlines {
     }
 }
 
-/// Serves one accepted connection until it closes.
-pub(crate) async fn run(shard: Rc<Shard>, stream: TcpStream) {
+/// Serves one accepted connection until it closes: RTSP or an HTTP tunnel half, over TLS
+/// with `tls` (after the handshake).
+pub(crate) async fn run(shard: Rc<Shard>, stream: TcpStream, tls: Option<Arc<ServerConfig>>) {
     let peer = match stream.peer_addr() {
         Ok(p) => p,
         Err(e) => {
@@ -162,9 +280,19 @@ pub(crate) async fn run(shard: Rc<Shard>, stream: TcpStream) {
         }
     };
     let _ = stream.set_nodelay(true);
-    let mut stream = SharedStream(Rc::new(RefCell::new(stream)));
-    tracing::debug!(%peer, shard = shard.id(), "connection accepted");
+    tracing::debug!(%peer, shard = shard.id(), tls = tls.is_some(), "connection accepted");
     let request_timeout = shard.config().request_timeout();
+    let socket = match tls {
+        None => Socket::Plain(stream),
+        Some(config) => match handshake(stream, config, request_timeout).await {
+            Ok(tls) => Socket::Tls(Box::new(tls)),
+            Err(e) => {
+                tracing::info!(%peer, side = "downstream", error = %e, "connection closed");
+                return;
+            }
+        },
+    };
+    let mut stream = SharedStream::new(socket);
     // RTSP, or HTTP opening a tunnel: the first bytes tell.
     let idle_timeout = shard.config().idle_timeout();
     let first = match first_bytes(&mut stream, idle_timeout, request_timeout).await {
@@ -225,10 +353,33 @@ pub(crate) async fn run(shard: Rc<Shard>, stream: TcpStream) {
     }
 }
 
+/// The server side of a TLS handshake on `stream`, within `deadline` (a client that stalls
+/// or sends what is not TLS is closed, after an alert where rustls has one to send).
+async fn handshake(
+    stream: TcpStream,
+    config: Arc<ServerConfig>,
+    deadline: Duration,
+) -> Result<TlsStream<GatheringTcp>, ConnError> {
+    let accept = TlsAcceptor::from(config).accept(GatheringTcp(stream));
+    match timer::timeout(deadline, async { Ok(accept.into_fallible().await) }).await {
+        Ok(Ok(tls)) => Ok(tls),
+        Ok(Err((e, tcp))) => {
+            crate::sys::shutdown_socket(crate::sys::fd_of(&tcp.0));
+            Err(ConnError::Handshake(e))
+        }
+        // The socket went with the handshake's future (closed on drop).
+        Err(_) => Err(ConnError::HandshakeTimeout(deadline)),
+    }
+}
+
 /// Writes a last answer before closing, within `deadline`; a peer that does not take it is
 /// closed anyway.
 async fn answer_and_forget(stream: &mut SharedStream, answer: &[u8], deadline: Duration) {
-    let _ = timer::timeout(deadline, async { Ok(stream.write_all(answer).await) }).await;
+    let write = async {
+        stream.write_all(answer).await?;
+        stream.flush().await
+    };
+    let _ = timer::timeout(deadline, async { Ok(write.await) }).await;
 }
 
 /// The first bytes of a connection (at least four, or all it sent before closing: `None`
@@ -276,6 +427,7 @@ async fn serve_rtsp<R: AsyncRead + Unpin>(
     input: Input<R>,
 ) {
     let id = shard.next_id();
+    let over_tls = stream.is_tls();
     let out = Rc::new(ConnOut::new(id, peer));
     shard.add_conn(out.clone());
     if let Some(preamble) = input.preamble {
@@ -304,7 +456,7 @@ async fn serve_rtsp<R: AsyncRead + Unpin>(
         Some(_) => shard.config().request_timeout().min(shard.config().idle_timeout()),
         None => shard.config().idle_timeout(),
     };
-    let mut control = Control::new(shard.clone(), peer, out.clone());
+    let mut control = Control::new(shard.clone(), peer, out.clone(), over_tls);
     let read = read_loop(shard, &mut control, &out, input.reader, input.first, limits, idle);
     match read.await {
         Ok(()) => tracing::debug!(%peer, "connection closed by peer"),
@@ -558,17 +710,31 @@ async fn write_loop(
         }
     }
     out.closed.set(true);
+    if wr.is_tls() {
+        // TLS ends with close_notify, if the peer takes it at once.
+        let close = wr.close();
+        let _ = timer::timeout(CLOSE_NOTIFY_WAIT, async { Ok(close.await) }).await;
+    }
     // Wake the reader task if it is blocked in `read`.
     wr.shutdown();
 }
 
-/// Writes every slice: one gathering `sendmsg` first, then whatever the kernel did not take
-/// slice by slice through glommio (which waits for the socket to drain), each within `stall`.
+/// Writes every slice. Plain TCP: one gathering `sendmsg` first, then whatever the kernel did
+/// not take slice by slice through glommio (which waits for the socket to drain), each within
+/// `stall`. TLS: the whole batch to rustls in vectored writes (the packets share records of up
+/// to 16 KiB), flushed, all within `stall`.
 async fn write_gathered(
     wr: &mut SharedStream,
     iov: &[IoSlice<'_>],
     stall: std::time::Duration,
 ) -> io::Result<()> {
+    if wr.is_tls() {
+        let write = manifold_tls::write::write_gathered(wr, iov);
+        return match timer::timeout(stall, async { Ok(write.await) }).await {
+            Ok(r) => r,
+            Err(_) => Err(stalled(stall)),
+        };
+    }
     let mut skip = match wr.send_vectored(iov) {
         Ok(n) => n,
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
@@ -584,15 +750,18 @@ async fn write_gathered(
         skip = 0;
         match timer::timeout(stall, async { Ok(wr.write_all(rest).await) }).await {
             Ok(r) => r?,
-            Err(_) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!("reader stalled: socket full for {} s", stall.as_secs()),
-                ))
-            }
+            Err(_) => return Err(stalled(stall)),
         }
     }
     Ok(())
+}
+
+/// A writer that could not hand its bytes to the socket for `stall`.
+fn stalled(stall: Duration) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        format!("reader stalled: socket full for {} s", stall.as_secs()),
+    )
 }
 
 #[cfg(test)]

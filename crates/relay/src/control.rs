@@ -170,6 +170,8 @@ fn random(buf: &mut [u8]) {
 pub(crate) struct Control {
     shard: Rc<Shard>,
     peer: SocketAddr,
+    /// The connection is TLS.
+    over_tls: bool,
     out: Rc<ConnOut>,
     sessions: ServerSessions<fn(&mut [u8])>,
     publisher: Option<Publisher>,
@@ -181,8 +183,14 @@ pub(crate) struct Control {
 }
 
 impl Control {
-    /// The control of a new connection from `peer`, whose output is `out`.
-    pub(crate) fn new(shard: Rc<Shard>, peer: SocketAddr, out: Rc<ConnOut>) -> Control {
+    /// The control of a new connection from `peer`, whose output is `out` (`over_tls`: the
+    /// connection is TLS, which access control takes into account).
+    pub(crate) fn new(
+        shard: Rc<Shard>,
+        peer: SocketAddr,
+        out: Rc<ConnOut>,
+        over_tls: bool,
+    ) -> Control {
         let timeout = shard.config().session_timeout();
         // Grace after the announced timeout: 5 s, or less for very short timeouts.
         let grace = timeout.min(std::time::Duration::from_secs(5));
@@ -190,6 +198,7 @@ impl Control {
         Control {
             shard,
             peer,
+            over_tls,
             out,
             sessions: ServerSessions::new(config, random as fn(&mut [u8])),
             publisher: None,
@@ -269,7 +278,9 @@ impl Control {
         };
         // Access control, before anything is set up: what the request does to which stream.
         if let Some((path, action)) = self.permission(&req, &pending) {
-            if let Err(refused) = self.shard.gate.authorize(self.peer, &req, &path, action).await {
+            if let Err(refused) =
+                self.shard.gate.authorize(self.peer, self.over_tls, &req, &path, action).await
+            {
                 let mut r = self.sessions.respond(now, pending, refused);
                 r.headers.set("Server", "manifold");
                 return (r, None);

@@ -46,6 +46,9 @@ pub enum RelayError {
     /// The executor pool failed to start, or a shard's thread failed.
     #[error("shard runtime")]
     Runtime(#[source] io::Error),
+    /// The RTSPS certificate or key cannot be used (`--tls-cert`, `--tls-key`).
+    #[error("cannot serve RTSPS")]
+    Tls(#[from] manifold_tls::server::CertError),
     /// Installing the signal handling thread failed.
     #[error("signal handling")]
     Signal(#[source] io::Error),

@@ -38,12 +38,13 @@ impl Gate {
         }
     }
 
-    /// Whether an RTSP request `req` (from `peer`, to `action` the stream at `path`) may go
-    /// on: `Ok(user)`, or the response that refuses it (401 with challenges, 403, or 503 with
-    /// `Retry-After` when the address failed too often).
+    /// Whether an RTSP request `req` (from `peer`, over TLS or not, to `action` the stream at
+    /// `path`) may go on: `Ok(user)`, or the response that refuses it (401 with challenges,
+    /// 403, or 503 with `Retry-After` when the address failed too often).
     pub(crate) async fn authorize(
         &self,
         peer: SocketAddr,
+        over_tls: bool,
         req: &Request,
         path: &str,
         action: Action,
@@ -52,7 +53,8 @@ impl Gate {
             Some(value) => Presented::Header { value, method: req.method, uri: &req.uri },
             None => Presented::Nothing,
         };
-        self.decide(peer, path, action, Protocol::Rtsp, credentials).await.map_err(|r| match r {
+        let protocol = if over_tls { Protocol::Rtsps } else { Protocol::Rtsp };
+        self.decide(peer, path, action, protocol, credentials).await.map_err(|r| match r {
             Refused::Unauthorized(response) => response,
             Refused::Forbidden => Response::new(StatusCode::FORBIDDEN),
             Refused::RateLimited(retry_after) => {
@@ -78,7 +80,7 @@ impl Gate {
             path,
             action,
             protocol,
-            over_tls: false,
+            over_tls: matches!(protocol, Protocol::Rtsps | Protocol::Rtmps),
             credentials,
         };
         // The hook is asked at most once per request: its answer is cached for the re-check.

@@ -16,18 +16,18 @@
 //!
 //! Module map: `config` (what to serve; imports nothing of the runtime), `plane` (the sans-IO
 //! data plane: hub, forward, fanout, reader, queue, gop, packet, multicast plan, RTCP
-//! feedback), `shard` (the I/O owner and its tasks), `egress` (UDP and multicast sends),
-//! `conn` (bytes of one RTSP connection), `control` (what requests mean, on manifold-rtsp's
-//! server session machine), `outbox` (what a connection's writer sends), `registry` (streams
-//! by path, pull demand, orphaned streams), `udp` (server ports), `notify` (wake-ups),
-//! `signal` (SIGINT/SIGTERM, through manifold-sys) and `sys` (the only unsafe code: the
-//! gathering send; the syscalls shared with the generator are manifold-sys's); observability
-//! and admission: `metrics` (per-shard snapshots published once a second, rendered as
-//! Prometheus text and JSON), `http` (the metrics endpoint), `limits` (connections per IP,
-//! sessions); other ingests: `pull` (the relay as an RTSP client of an upstream,
-//! reconnecting, always-on or on demand), `rtp_ingest` (raw RTP described by an SDP file),
-//! `republish` (a publisher's grace), `synthetic`; their hubs rewrite packets onto one
-//! continuous outgoing stream per track (continuity).
+//! feedback), `shard` (the I/O owner and its tasks), `egress` (UDP and multicast sends), `conn`
+//! (bytes of one RTSP connection, plain or TLS), `control` (what requests mean, on
+//! manifold-rtsp's server session machine), `outbox` (what a connection's writer sends),
+//! `registry` (streams by path, pull demand, orphaned streams), `udp` (server ports), `notify`
+//! (wake-ups), `signal` (SIGINT/SIGTERM, and SIGHUP reloading the TLS certificate, through
+//! manifold-sys) and `sys` (the only unsafe code: the gathering send; the syscalls shared with
+//! the generator are manifold-sys's); observability and admission: `metrics` (per-shard
+//! snapshots published once a second, rendered as Prometheus text and JSON), `http` (the
+//! metrics endpoint), `limits` (connections per IP, sessions); other ingests: `pull` (the relay
+//! as an RTSP client of an upstream, reconnecting, always-on or on demand), `rtp_ingest` (raw
+//! RTP described by an SDP file), `republish` (a publisher's grace), `synthetic`; their hubs
+//! rewrite packets onto one continuous outgoing stream per track (continuity).
 
 mod config;
 mod conn;
@@ -63,7 +63,7 @@ mod udp;
 
 pub use config::{
     parse_cpu_list, ConfigError, CpuListProblem, PullConfig, PullTransport, RedirectError,
-    RtpInput, ServeConfig,
+    RtpInput, ServeConfig, TlsFilesMissing,
 };
 pub use error::{RelayError, ShardError};
 pub use plane::multicast::MulticastConfigError;
@@ -113,7 +113,13 @@ fn admission_bounds(config: &ServeConfig) -> limits::Bounds {
 /// listens, with the bound address (the port is resolved when the config asked for port 0).
 pub fn serve(config: ServeConfig, on_listening: impl FnOnce(SocketAddr)) -> Result<(), RelayError> {
     let shutdown = Arc::new(AtomicBool::new(false));
-    signal::install(shutdown.clone())?;
+    // The certificate first: SIGHUP reloads it, and a relay asked for TLS without a usable
+    // one does not start.
+    let cert = match config.tls_files().map_err(ConfigError::from)? {
+        Some((cert, key)) => Some(Arc::new(manifold_tls::server::ReloadableCert::load(cert, key)?)),
+        None => None,
+    };
+    signal::install(shutdown.clone(), cert.clone())?;
     let online = CpuSet::online().ok();
     let online_ids: Vec<usize> = online.iter().flatten().map(|l| l.cpu).collect();
     if !config.cpus.is_empty() && online.is_none() {
@@ -134,6 +140,14 @@ pub fn serve(config: ServeConfig, on_listening: impl FnOnce(SocketAddr)) -> Resu
     let (rtmp_placeholder, rtmp_listen) = extra_port(config.rtmp_listen)?;
     let (tunnel_placeholder, http_tunnel_listen) = extra_port(config.http_tunnel_listen)?;
     let (rtmpt_placeholder, rtmpt_listen) = extra_port(config.rtmpt_listen)?;
+    let (rtsps_placeholder, rtsps_listen) = extra_port(config.rtsps_listen)?;
+    let rtsps = match (rtsps_listen, cert) {
+        (Some(addr), Some(cert)) => {
+            let tls = manifold_tls::server::server_config(cert)?;
+            Some((addr, tls))
+        }
+        _ => None,
+    };
     for path in &config.synthetic {
         if !path.starts_with('/') {
             return Err(ConfigError::SyntheticPath { path: path.clone() }.into());
@@ -191,6 +205,7 @@ pub fn serve(config: ServeConfig, on_listening: impl FnOnce(SocketAddr)) -> Resu
         rtmp_listen,
         rtmpt_listen,
         http_tunnel_listen,
+        rtsps: rtsps.clone(),
         board: Arc::new(metrics::Board::new(cores)),
         limits: Arc::new(limits::Limits::new(bounds)),
         multicast,
@@ -229,7 +244,7 @@ pub fn serve(config: ServeConfig, on_listening: impl FnOnce(SocketAddr)) -> Resu
             }
         }
     }
-    drop((placeholder, rtmp_placeholder, tunnel_placeholder, rtmpt_placeholder));
+    drop((placeholder, rtmp_placeholder, tunnel_placeholder, rtsps_placeholder, rtmpt_placeholder));
     if let Some(e) = failure {
         shutdown.store(true, std::sync::atomic::Ordering::Relaxed);
         let _ = handles.join_all();
@@ -244,6 +259,17 @@ pub fn serve(config: ServeConfig, on_listening: impl FnOnce(SocketAddr)) -> Resu
     }
     if let Some(addr) = rtmpt_listen {
         tracing::info!(%addr, "rtmpt listening");
+    }
+    if let Some((addr, _)) = &rtsps {
+        // Kernel TLS would take the record encryption off the writers; the user-space path
+        // (rustls) is the one used either way for now (see ARCHITECTURE.md, "RTSPS").
+        match manifold_tls::ktls::available() {
+            Ok(ktls) => tracing::info!(%addr, kernel_tls_available = ktls,
+                "rtsps listening (TLS in user space)"),
+            Err(e) => tracing::info!(%addr, error = %e,
+                "rtsps listening (TLS in user space; kernel TLS unknown: cannot read {})",
+                manifold_tls::ktls::AVAILABLE_ULP),
+        }
     }
     on_listening(listen);
     for r in handles.join_all() {

@@ -81,6 +81,8 @@ pub(crate) async fn serve_session(shard: Rc<Shard>, peer: SocketAddr, wire: &mut
     let config = manifold_rtmp::Config {
         seed: u64::from_le_bytes(seed),
         max_packet_size: MAX_RTP_PACKET,
+        // Sender reports put audio and video on one wall clock, so readers can sync them.
+        wall_clock_at_start: Some(std::time::SystemTime::now()),
         ..manifold_rtmp::Config::default()
     };
     let mut session = PublisherSession::new(Instant::now(), config);
@@ -149,10 +151,10 @@ impl Publisher {
         self.upstream.is_some()
     }
 
-    /// One RTP packet of `track`.
-    fn packet(&self, now: Instant, track: usize, rtp: &[u8]) {
+    /// One RTP or RTCP packet of `track`.
+    fn packet(&self, now: Instant, track: usize, bytes: &[u8], kind: Media) {
         if let Some(up) = &self.upstream {
-            self.shard.ingest_publisher(now, up.info().id, track, rtp, Media::Rtp);
+            self.shard.ingest_publisher(now, up.info().id, track, bytes, kind);
         }
     }
 
@@ -196,7 +198,12 @@ async fn drive(
                             closed = true;
                         }
                     }
-                    Event::Packet(p) => publisher.packet(Instant::now(), p.track, &p.packet),
+                    Event::Packet(p) => {
+                        publisher.packet(Instant::now(), p.track, &p.packet, Media::Rtp)
+                    }
+                    Event::SenderReport { track, report } => {
+                        publisher.packet(Instant::now(), track, &report, Media::Rtcp)
+                    }
                     Event::Closed(reason) => {
                         tracing::info!(peer = %publisher.peer, ?reason, "rtmp session closed");
                         closed = true;

@@ -11,6 +11,7 @@
 //! * [`flv`]: FLV audio/video tag bodies and codec configuration records;
 //! * [`media`], [`clock`] and [`sdp`]: FLV frames onto RTP (RFC 6184, RFC 7798, RFC 3640),
 //!   RTMP milliseconds onto RTP clocks, and the SDP;
+//! * [`report`]: RTCP sender reports mapping every track onto one wall clock, for A/V sync;
 //! * [`session`]: [`PublisherSession`], which ties them together: bytes in
 //!   (`handle_input(now, …)`), bytes out (`poll_transmit`), events out (`poll_event`).
 //!
@@ -38,6 +39,7 @@
 //!         }
 //!         Event::Tracks(_sdp) => {}   // the description readers get
 //!         Event::Packet(_packet) => {} // RTP for track `packet.track`, keyframe flagged
+//!         Event::SenderReport { .. } => {} // RTCP for that track, after a packet
 //!         Event::Closed(_reason) => {} // write what poll_transmit still gives, then close
 //!     }
 //! }
@@ -55,6 +57,7 @@ pub mod handshake;
 pub mod media;
 pub mod message;
 mod random;
+pub mod report;
 pub mod rtmpt;
 pub mod sdp;
 pub mod sei;

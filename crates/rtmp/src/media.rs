@@ -42,8 +42,11 @@ pub struct MediaPacket {
     /// The packet starts a keyframe (its access unit's parameter sets or IDR/IRAP): a GOP
     /// cache may begin here. Set on the first packet of a keyframe's access unit only.
     pub starts_keyframe: bool,
-    /// The RTP timestamp (also in the packet).
+    /// The RTP timestamp (also in the packet): the presentation time.
     pub timestamp: RtpTime,
+    /// The decoding instant `rtmp_time_ms` on the track's RTP clock (the timestamp less the
+    /// composition offset): the RTP side of a sender report's mapping.
+    pub sync_timestamp: RtpTime,
     /// The RTMP timestamp it came from, in extended milliseconds (decoding time).
     pub rtmp_time_ms: i64,
 }
@@ -87,16 +90,14 @@ impl RtpState {
     }
 
     /// Appends packets for `payloads` (one access unit, marker on the last), each stamped
-    /// with `capture` as abs-capture-time when given.
+    /// with the unit's capture time as abs-capture-time when it has one.
     fn push(
         &mut self,
         payloads: &[Vec<u8>],
-        timestamp: RtpTime,
-        rtmp_time_ms: i64,
-        keyframe: bool,
-        capture: Option<NtpTime>,
+        unit: Unit,
         out: &mut Vec<MediaPacket>,
     ) -> Result<(), MediaError> {
+        let Unit { timestamp, sync_timestamp, rtmp_time_ms, keyframe, capture } = unit;
         let mut scratch = [0u8; 16];
         let stamp = capture.map(|t| {
             let data = AbsCaptureTime { capture_time: t, estimated_clock_offset: None }
@@ -117,11 +118,27 @@ impl RtpState {
                 packet,
                 starts_keyframe: keyframe && i == 0,
                 timestamp,
+                sync_timestamp,
                 rtmp_time_ms,
             });
         }
         Ok(())
     }
+}
+
+/// What the packets of one access unit share.
+#[derive(Debug, Clone, Copy)]
+struct Unit {
+    /// The presentation time.
+    timestamp: RtpTime,
+    /// The decoding time on the same clock (see [`MediaPacket::sync_timestamp`]).
+    sync_timestamp: RtpTime,
+    /// The RTMP timestamp, extended.
+    rtmp_time_ms: i64,
+    /// It starts a keyframe.
+    keyframe: bool,
+    /// Its capture time, from a capture-time SEI.
+    capture: Option<NtpTime>,
 }
 
 /// The video track: its configuration and RTP state.
@@ -249,7 +266,9 @@ impl Tracks {
         }
         let ms = track.rtp.clock.extend(dts);
         let timestamp = clock::rtp_time(ms + i64::from(cts), 90_000, track.rtp.offset);
-        track.rtp.push(&payloads, timestamp, ms, keyframe, capture, out)
+        let sync = clock::rtp_time(ms, 90_000, track.rtp.offset);
+        let unit = Unit { timestamp, sync_timestamp: sync, rtmp_time_ms: ms, keyframe, capture };
+        track.rtp.push(&payloads, unit, out)
     }
 
     /// Maps one raw AAC access unit at RTMP time `dts` onto RTP (RFC 3640 AAC-hbr, one AU
@@ -276,7 +295,14 @@ impl Tracks {
             frame.chunks(room).map(|part| header.iter().chain(part).copied().collect()).collect();
         let ms = track.rtp.clock.extend(dts);
         let timestamp = clock::at_ticks(track.frames.ticks(ms), track.rtp.offset);
-        track.rtp.push(&payloads, timestamp, ms, false, None, out)
+        let unit = Unit {
+            timestamp,
+            sync_timestamp: timestamp,
+            rtmp_time_ms: ms,
+            keyframe: false,
+            capture: None,
+        };
+        track.rtp.push(&payloads, unit, out)
     }
 }
 

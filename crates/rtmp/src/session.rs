@@ -21,7 +21,7 @@
 //! memory without end.
 
 use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use manifold_sdp::Sdp;
 
@@ -32,6 +32,7 @@ use crate::flv::{self, AacConfig, AudioTag, VideoConfig, VideoTag};
 use crate::handshake::{self, HandshakeError, PACKET_SIZE};
 use crate::media::{MediaError, MediaPacket, Tracks};
 use crate::message::{self, type_id, Message, UserControl};
+use crate::report::SenderReports;
 
 /// How a session behaves and what it bounds.
 #[derive(Debug, Clone)]
@@ -64,6 +65,10 @@ pub struct Config {
     /// Seeds the handshake's random bytes, SSRCs, first sequence numbers and timestamp
     /// offsets; give each session a different one.
     pub seed: u64,
+    /// The wall clock at the `now` the session is created with: with it the session sends
+    /// RTCP sender reports for its tracks ([`Event::SenderReport`], see [`crate::report`]);
+    /// without it none.
+    pub wall_clock_at_start: Option<SystemTime>,
 }
 
 impl Default for Config {
@@ -82,6 +87,7 @@ impl Default for Config {
             max_held_input: 1 << 20,
             max_streams: 8,
             seed: 0x6d61_6e69_666f_6c64,
+            wall_clock_at_start: None,
         }
     }
 }
@@ -206,6 +212,14 @@ pub enum Event {
     Tracks(Sdp),
     /// An RTP packet of a track.
     Packet(MediaPacket),
+    /// An RTCP sender report of a track (after one of its packets), when the config has a
+    /// wall clock.
+    SenderReport {
+        /// The track.
+        track: usize,
+        /// The RTCP packet.
+        report: Vec<u8>,
+    },
     /// The session is over.
     Closed(CloseReason),
 }
@@ -255,11 +269,14 @@ pub struct PublisherSession {
     early: VecDeque<Message>,
     early_bytes: usize,
     scratch: Vec<MediaPacket>,
+    reports: Option<SenderReports>,
 }
 
 impl PublisherSession {
     /// A session for a connection accepted at `now`.
     pub fn new(now: Instant, config: Config) -> PublisherSession {
+        let cname = format!("rtmp-{:016x}@manifold", config.seed);
+        let reports = config.wall_clock_at_start.map(|wall| SenderReports::new(now, wall, &cname));
         PublisherSession {
             decoder: Decoder::new(config.limits),
             seed: config.seed | 1,
@@ -285,6 +302,7 @@ impl PublisherSession {
             early: VecDeque::new(),
             early_bytes: 0,
             scratch: Vec::new(),
+            reports,
         }
     }
 
@@ -695,7 +713,16 @@ impl PublisherSession {
         } else if let AudioTag::AacFrame(frame) = flv::parse_audio(&m.payload)? {
             tracks.audio_frame(m.timestamp, frame, out)?;
         }
-        self.events.extend(self.scratch.drain(..).map(Event::Packet));
+        // Media are handled as their bytes arrive: the report's time is the last input's.
+        let now = self.last_input;
+        for packet in self.scratch.drain(..) {
+            let report = self.reports.as_mut().and_then(|r| r.on_packet(now, &packet));
+            let track = packet.track;
+            self.events.push_back(Event::Packet(packet));
+            if let Some(report) = report {
+                self.events.push_back(Event::SenderReport { track, report });
+            }
+        }
         Ok(())
     }
 

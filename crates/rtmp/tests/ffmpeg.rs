@@ -9,10 +9,11 @@ mod common;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use common::{AacDepacketizer, H264Depacketizer};
 use manifold_rtmp::{CloseReason, Config, Event, PublisherSession};
+use manifold_rtp::rtcp::{self, SenderInfo};
 
 fn ffmpeg_available() -> bool {
     let found = Command::new("ffmpeg").arg("-version").stdout(Stdio::null()).status().is_ok();
@@ -31,6 +32,8 @@ struct Outcome {
     h264: H264Depacketizer,
     aac: AacDepacketizer,
     keyframes: usize,
+    /// Each sender report: its track and its mapping (NTP time, RTP time).
+    reports: Vec<(usize, SenderInfo)>,
     closed: Option<CloseReason>,
     ffmpeg: Option<std::process::ExitStatus>,
     stderr: String,
@@ -55,7 +58,8 @@ fn publish(reject: Option<manifold_rtmp::Rejection>) -> Outcome {
 
     let mut conn = accept(&listener);
 
-    let mut session = PublisherSession::new(Instant::now(), Config::default());
+    let config = Config { wall_clock_at_start: Some(SystemTime::now()), ..Config::default() };
+    let mut session = PublisherSession::new(Instant::now(), config);
     let mut buf = vec![0u8; 64 << 10];
     let mut out = Outcome::default();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -96,6 +100,12 @@ fn publish(reject: Option<manifold_rtmp::Rejection>) -> Outcome {
                         _ => out.aac.push(&p.packet),
                     }
                 }
+                Event::SenderReport { track, report } => match rtcp::packets(&report).next() {
+                    Some(Ok(rtcp::Packet::SenderReport(sr))) => {
+                        out.reports.push((track, sr.sender_info()))
+                    }
+                    other => panic!("not a sender report: {other:?}"),
+                },
                 Event::Closed(reason) => out.closed = Some(reason),
             }
         }
@@ -113,7 +123,8 @@ fn ffmpeg_publishes_h264_and_aac() {
     if !ffmpeg_available() {
         return;
     }
-    let Outcome { request, sdps, h264, aac, keyframes, closed, ffmpeg, stderr } = publish(None);
+    let Outcome { request, sdps, h264, aac, keyframes, reports, closed, ffmpeg, stderr } =
+        publish(None);
     assert!(ffmpeg.is_some_and(|s| s.success()), "ffmpeg failed: {ffmpeg:?}\n{stderr}");
 
     let request = request.expect("publish requested");
@@ -144,6 +155,20 @@ fn ffmpeg_publishes_h264_and_aac() {
     for (ts, _) in &h264.access_units {
         assert_eq!(ts.wrapping_sub(first) % 3600, 0, "frame time {ts}");
     }
+    // Sender reports: each track's first comes with its first packet. Through them the first
+    // picture and the first sound, which ffmpeg captured together, land on the wall clock
+    // within one video frame of each other (AAC's priming is half of that).
+    let first_report = |track| reports.iter().find(|r| r.0 == track).expect("a report").1;
+    let wall = |info: SenderInfo, ts: u32, rate: f64| {
+        let ntp = info.ntp.to_system_time().duration_since(SystemTime::UNIX_EPOCH).unwrap();
+        ntp.as_secs_f64() + f64::from(ts.wrapping_sub(info.rtp.0) as i32) / rate
+    };
+    let earliest_picture =
+        h264.access_units.iter().map(|(ts, _)| *ts).min_by_key(|ts| ts.wrapping_sub(first) as i32);
+    let picture = wall(first_report(0), earliest_picture.unwrap(), 90_000.0);
+    let sound = wall(first_report(1), aac.frames[0].0, 48_000.0);
+    assert!((picture - sound).abs() < 0.040, "picture at {picture}, sound at {sound}");
+    assert!(reports.iter().filter(|r| r.0 == 0).count() >= 1);
 }
 
 #[test]

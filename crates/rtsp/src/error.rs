@@ -97,6 +97,12 @@ impl StatusCode {
     pub fn is_success(self) -> bool {
         (200..300).contains(&self.0)
     }
+
+    /// Whether this is a 3xx: the resource is elsewhere (RFC 2326 §7.1.1), named by the
+    /// response's `Location`.
+    pub fn is_redirection(self) -> bool {
+        (300..400).contains(&self.0)
+    }
 }
 
 impl fmt::Display for StatusCode {

@@ -587,6 +587,42 @@ fn server_errors_fail_the_session() {
 }
 
 #[test]
+fn a_redirect_ends_the_session_with_its_location() {
+    let t0 = Instant::now();
+    let mut config = ClientConfig::play(URL);
+    config.send_options = false;
+    let mut c = ClientSession::new(config.clone());
+    assert_eq!(c.poll_transmit(t0).unwrap().method, Method::Describe);
+    let mut moved = Response::new(StatusCode::MOVED_TEMPORARILY);
+    moved.headers.set("CSeq", "1");
+    moved.headers.set("Location", " rtsp://edge:8554/live ");
+    c.handle_response(t0, &over_the_wire_response(&moved));
+    assert_eq!(
+        events(&mut c),
+        [ClientEvent::Failed(ClientError::Redirected {
+            method: Method::Describe,
+            status: StatusCode::MOVED_TEMPORARILY,
+            location: "rtsp://edge:8554/live".to_owned(),
+        })]
+    );
+    assert!(c.poll_transmit(t0).is_none(), "nothing more on this connection");
+
+    // A 3xx that names no place is an error status like any other.
+    let mut c = ClientSession::new(config);
+    c.poll_transmit(t0).unwrap();
+    moved.headers = Default::default();
+    moved.headers.set("CSeq", "1");
+    c.handle_response(t0, &moved);
+    assert_eq!(
+        events(&mut c),
+        [ClientEvent::Failed(ClientError::Status {
+            method: Method::Describe,
+            status: StatusCode::MOVED_TEMPORARILY
+        })]
+    );
+}
+
+#[test]
 fn pause_resume_and_teardown_mid_setup() {
     let t0 = Instant::now();
     let mut c = ClientSession::new(ClientConfig::play(URL));

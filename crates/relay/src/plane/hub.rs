@@ -228,7 +228,8 @@ impl Hub {
                 let mut sr = rtcp.to_vec();
                 let rtp_ts = sr.get(16..20)?;
                 let rtp_ts = u32::from_be_bytes([rtp_ts[0], rtp_ts[1], rtp_ts[2], rtp_ts[3]]);
-                sr[4..8].copy_from_slice(&rewriter.ssrc().0.to_be_bytes());
+                let upstream = u32::from_be_bytes([sr[4], sr[5], sr[6], sr[7]]);
+                retag_source(&mut sr, upstream, rewriter.ssrc().0);
                 sr[16..20].copy_from_slice(&rtp_ts.wrapping_add(*offset).to_be_bytes());
                 Packet::rtcp(track, &sr)
             }
@@ -277,5 +278,40 @@ impl Hub {
         if !queued {
             self.stats.remote_drops += 1;
         }
+    }
+}
+
+/// RTCP packet type of a source description (RFC 3550 §6.5).
+const RTCP_SDES: u8 = 202;
+
+/// Rewrites `from` to `to` wherever a compound RTCP packet names the source: the first
+/// packet's sender SSRC and every SDES chunk about it. Readers (GStreamer's rtpbin) tie a
+/// track to its CNAME by the chunk's SSRC and sync tracks of one CNAME by their sender
+/// reports: a chunk left on the upstream SSRC would leave the outgoing track without one.
+fn retag_source(compound: &mut [u8], from: u32, to: u32) {
+    if let Some(first) = compound.get_mut(4..8) {
+        first.copy_from_slice(&to.to_be_bytes());
+    }
+    let mut at = 0;
+    while at + 4 <= compound.len() {
+        let words = usize::from(u16::from_be_bytes([compound[at + 2], compound[at + 3]]));
+        let end = (at + 4 + 4 * words).min(compound.len());
+        if compound[at + 1] == RTCP_SDES {
+            let chunks = usize::from(compound[at] & 0x1f);
+            let mut c = at + 4;
+            for _ in 0..chunks {
+                let Some(ssrc) = compound.get_mut(c..c + 4) else { break };
+                if ssrc == from.to_be_bytes() {
+                    ssrc.copy_from_slice(&to.to_be_bytes());
+                }
+                // Items (type, length, value) up to the END item, then padding to 32 bits.
+                let mut i = c + 4;
+                while i < end && compound[i] != 0 {
+                    i += 2 + usize::from(*compound.get(i + 1).unwrap_or(&0));
+                }
+                c = (i + 4) & !3;
+            }
+        }
+        at = end.max(at + 4);
     }
 }

@@ -284,10 +284,21 @@ fn a_republish_continues_sequence_numbers_timestamps_and_ssrc() {
     sr.extend_from_slice(&[0; 8]); // NTP time
     sr.extend_from_slice(&4377u32.to_be_bytes());
     sr.extend_from_slice(&[0; 8]); // packet and octet counts
+                                   // With its source description: a chunk about B (CNAME "cam", padded) and one about
+                                   // another source, which stays as it is.
+    sr.extend_from_slice(&[0x82, 202, 0, 5]);
+    sr.extend_from_slice(&2u32.to_be_bytes());
+    sr.extend_from_slice(&[1, 3, b'c', b'a', b'm', 0, 0, 0]);
+    sr.extend_from_slice(&9u32.to_be_bytes());
+    sr.extend_from_slice(&[0, 0, 0, 0]);
     let mapped = hub.handle_rtcp(0, &sr).unwrap();
     assert!(mapped.is_rtcp());
     assert_eq!(mapped.ssrc(), 0xABCD_0001);
     assert_eq!(&mapped.rtp()[16..20], &second_b.rtptime().to_be_bytes());
+    let sdes = &mapped.rtp()[28..];
+    assert_eq!(&sdes[4..8], &0xABCD_0001u32.to_be_bytes(), "B's CNAME names the outgoing SSRC");
+    assert_eq!(&sdes[8..16], &[1, 3, b'c', b'a', b'm', 0, 0, 0]);
+    assert_eq!(&sdes[16..20], &9u32.to_be_bytes(), "another source's chunk is left alone");
     assert_eq!(hub.snapshot().last().map(|p| p.is_rtcp()), Some(true), "kept for new readers");
 }
 

@@ -172,6 +172,9 @@ pub(crate) struct Shared {
     pub(crate) rtmpt_listen: Option<SocketAddr>,
     /// The extra RTSP-over-HTTP port (resolved), when asked for.
     pub(crate) http_tunnel_listen: Option<SocketAddr>,
+    /// The RTSPS port (resolved) and its TLS config (whose certificate SIGHUP reloads), when
+    /// asked for.
+    pub(crate) rtsps: Option<(SocketAddr, Arc<manifold_tls::rustls::ServerConfig>)>,
     /// Every shard's latest metrics snapshot.
     pub(crate) board: Arc<crate::metrics::Board>,
     /// Connection and session limits.

@@ -5,6 +5,7 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use glommio::channels::channel_mesh::{Full, MeshBuilder, Receivers, Senders};
@@ -166,6 +167,16 @@ pub(crate) async fn run(
             return;
         }
     };
+    let rtsps_accept = match &shared.rtsps {
+        None => None,
+        Some((addr, tls)) => match TcpListener::bind(addr) {
+            Ok(l) => Some(spawn_local(accept_loop(shard.clone(), l, Served::Rtsps(tls.clone())))),
+            Err(e) => {
+                fail(ShardError::Listen { addr: *addr, source: e.into() });
+                return;
+            }
+        },
+    };
     let rtmp_accept = match shared.rtmp_listen.map(TcpListener::bind) {
         None => None,
         Some(Ok(l)) => Some(spawn_local(accept_loop(shard.clone(), l, Served::Rtmp))),
@@ -195,7 +206,7 @@ pub(crate) async fn run(
         timer::sleep(SHUTDOWN_POLL).await;
     }
     accept.cancel().await;
-    for a in [rtmp_accept, tunnel_accept, rtmpt_accept].into_iter().flatten() {
+    for a in [rtmp_accept, tunnel_accept, rtsps_accept, rtmpt_accept].into_iter().flatten() {
         a.cancel().await;
     }
     let readers: Vec<(u64, u64)> = shard.with_fanouts(|fanouts| {
@@ -218,10 +229,24 @@ pub(crate) async fn run(
 enum Served {
     /// RTSP, or RTSP over HTTP (`conn.rs` tells them apart).
     Rtsp,
+    /// The same over TLS, after a handshake with this config.
+    Rtsps(Arc<manifold_tls::rustls::ServerConfig>),
     /// RTMP publishers.
     Rtmp,
     /// RTMPT publishers' HTTP connections, and the table of their sessions.
     Rtmpt(Rc<crate::rtmpt::Tunnels>),
+}
+
+impl Served {
+    /// For logs.
+    fn name(&self) -> &'static str {
+        match self {
+            Served::Rtsp => "rtsp",
+            Served::Rtsps(_) => "rtsps",
+            Served::Rtmp => "rtmp",
+            Served::Rtmpt(_) => "rtmpt",
+        }
+    }
 }
 
 /// Accepts connections within the connection limits, each served by its own task in the
@@ -238,7 +263,7 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, served: Served) {
                     Err(why) => {
                         if let Some(suppressed) = log.allow(Instant::now()) {
                             let bounds = shard.shared.limits.bounds();
-                            tracing::warn!(%peer, shard = shard.id, ?served, ?why,
+                            tracing::warn!(%peer, shard = shard.id, served = served.name(), ?why,
                                 max_connections = bounds.connections,
                                 max_connections_per_ip = bounds.connections_per_ip, suppressed,
                                 "connection refused: connection limit");
@@ -252,7 +277,10 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, served: Served) {
                 let task = glommio::spawn_local_into(
                     async move {
                         match conn_served {
-                            Served::Rtsp => crate::conn::run(conn_shard, stream).await,
+                            Served::Rtsp => crate::conn::run(conn_shard, stream, None).await,
+                            Served::Rtsps(tls) => {
+                                crate::conn::run(conn_shard, stream, Some(tls)).await
+                            }
                             Served::Rtmp => crate::rtmp_ingest::serve(conn_shard, stream).await,
                             Served::Rtmpt(tunnels) => {
                                 crate::rtmpt::serve(conn_shard, stream, tunnels).await
@@ -277,7 +305,7 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, served: Served) {
                 let e = std::io::Error::from(e);
                 let out_of_files = matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE));
                 if let Some(suppressed) = log.allow(Instant::now()) {
-                    tracing::warn!(error = %e, shard = shard.id, ?served, out_of_files, suppressed,
+                    tracing::warn!(error = %e, shard = shard.id, served = served.name(), out_of_files, suppressed,
                         "accept failed; backing off");
                 }
                 let pause = if out_of_files { 100 } else { 10 };

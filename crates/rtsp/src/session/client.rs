@@ -5,7 +5,9 @@
 //! with `mode=record` → `RECORD` (or, with `start_after_setup` off, held after the SETUPs
 //! until told to start). Then keep-alives at half the server's session timeout,
 //! `PAUSE`/`PLAY`/`RECORD` on command, and `TEARDOWN`. A 401 is answered once with the
-//! strongest Digest (or Basic, if allowed) challenge; later requests carry `Authorization`.
+//! strongest Digest (or Basic, if allowed) challenge; later requests carry `Authorization`. A
+//! 3xx with a `Location` ends the session as [`ClientError::Redirected`]: the runtime opens a
+//! new connection there (the machine has no connection to move).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -145,6 +147,18 @@ pub enum ClientError {
         method: Method,
         /// The status.
         status: StatusCode,
+    },
+    /// The server sent the client elsewhere: a 3xx with a `Location` (RFC 2326 §11.3, e.g. an
+    /// origin's `302 Moved Temporarily` to an edge). The session is over; following it (a new
+    /// connection and session to `location`) is the runtime's decision.
+    #[error("{method} answered {status}: moved to {location}")]
+    Redirected {
+        /// The request's method.
+        method: Method,
+        /// The status.
+        status: StatusCode,
+        /// The `Location` header's URL.
+        location: String,
     },
     /// No response within the response timeout.
     #[error("no response to {method}")]
@@ -421,7 +435,14 @@ impl ClientSession {
                     self.keepalive_with_options = true
                 }
                 Step::Teardown => self.close(),
-                _ => self.fail(ClientError::Status { method: f.method, status: response.status }),
+                _ => self.fail(match response.headers.get("Location") {
+                    Some(location) if response.status.is_redirection() => ClientError::Redirected {
+                        method: f.method,
+                        status: response.status,
+                        location: location.trim().to_owned(),
+                    },
+                    _ => ClientError::Status { method: f.method, status: response.status },
+                }),
             }
             self.after_step();
             return;
