@@ -102,6 +102,10 @@ struct ServeArgs {
     /// RTSP path /APP/STREAM (credentials: ?user=U&pass=P on the URL).
     #[arg(long, value_name = "ADDR")]
     rtmp_listen: Option<SocketAddr>,
+    /// Accept RTMPT publishers here (RTMP over HTTP, e.g. 0.0.0.0:8080):
+    /// rtmpt://host:PORT/APP/STREAM publishes /APP/STREAM like rtmp://.
+    #[arg(long, value_name = "ADDR")]
+    rtmpt_listen: Option<SocketAddr>,
     /// Ask this HTTP endpoint who may read and publish: a POST of
     /// {user, password, path, action, ip, protocol} as JSON; a 2xx allows, anything else
     /// (or no answer within 3 s) denies. Replaces the config's [[user]] tables.
@@ -181,7 +185,7 @@ fn source(args: &manifold_load::SourceArgs) -> anyhow::Result<ExitCode> {
     let stats = manifold_load::run_source(args).context("manifold source")?;
     if !args.quiet {
         eprintln!(
-            "manifold source: sent {} frames, {} RTP packets, {} bytes, {} failed sends",
+            "manifold source: sent {} frames, {} packets, {} bytes, {} failed sends",
             stats.frames, stats.packets, stats.bytes, stats.send_errors
         );
     }
@@ -283,6 +287,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if args.rtmp_listen.is_some() {
         config.rtmp_listen = args.rtmp_listen;
+    }
+    if args.rtmpt_listen.is_some() {
+        config.rtmpt_listen = args.rtmpt_listen;
     }
     if args.http_tunnel_listen.is_some() {
         config.http_tunnel_listen = args.http_tunnel_listen;

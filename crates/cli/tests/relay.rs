@@ -15,7 +15,10 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{exchange, free_port, have, run_bounded, signal, streams_json, wait_timeout, Relay};
+use common::{
+    exchange, ffmpeg_reads, free_port, gstreamer_reads, have, run_bounded, streams_json,
+    wait_published, Relay,
+};
 
 /// The test clip (H.264 + AAC, 4 s, keyframe every second), made once per test run.
 fn clip() -> &'static Path {
@@ -89,78 +92,6 @@ fn connect(relay: &Relay) -> TcpStream {
     let c = TcpStream::connect(relay.addr).expect("connect to relay");
     c.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
     c
-}
-
-/// Waits until DESCRIBE of `path` succeeds (the publisher is up).
-fn wait_published(relay: &Relay, path: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        let mut c = connect(relay);
-        let url = relay.url(path);
-        let (status, _) = exchange(&mut c, &format!("DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\n\r\n"));
-        if status == 200 {
-            // Let a GOP arrive so the reader starts at once.
-            std::thread::sleep(Duration::from_millis(1200));
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!("{path} was never published");
-}
-
-/// ffmpeg reads `url` over `transport` for 3 s: no error output, exit 0, and video frames.
-fn ffmpeg_reads(url: &str, transport: &str) {
-    let out = run_bounded(
-        Command::new("ffmpeg").args([
-            "-v",
-            "error",
-            "-rtsp_transport",
-            transport,
-            "-i",
-            url,
-            "-t",
-            "3",
-            "-map",
-            "0:v:0",
-            "-f",
-            "framecrc",
-            "-",
-        ]),
-        Duration::from_secs(30),
-    )
-    .expect("ffmpeg reader finished in time");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "ffmpeg {transport} reader failed: {stderr}");
-    assert!(stderr.trim().is_empty(), "ffmpeg {transport} reader reported errors: {stderr}");
-    let frames =
-        String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.starts_with('#')).count();
-    assert!(frames >= 25, "ffmpeg {transport} reader decoded only {frames} frames");
-}
-
-/// GStreamer's rtspsrc reads `url` (a stream of `tracks` tracks, each linked to a sink) over
-/// TCP for a few seconds and gets buffers.
-fn gstreamer_reads(url: &str, tracks: usize) {
-    let location = format!("location={url}");
-    let mut args = vec!["-e", "-v", "rtspsrc", &location, "protocols=tcp", "name=s"];
-    for _ in 0..tracks {
-        args.extend(["s.", "!", "queue", "!", "fakesink", "silent=false"]);
-    }
-    let mut child = Command::new("gst-launch-1.0")
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start gst-launch-1.0");
-    let stdout = child.stdout.take().expect("stdout");
-    let counter = std::thread::spawn(move || {
-        BufReader::new(stdout).lines().map_while(Result::ok).filter(|l| l.contains("chain")).count()
-    });
-    std::thread::sleep(Duration::from_secs(4));
-    signal(child.id(), "-INT");
-    let status = wait_timeout(&mut child, Duration::from_secs(10));
-    let buffers = counter.join().unwrap_or(0);
-    assert!(status.is_some(), "gst-launch-1.0 did not stop after SIGINT");
-    assert!(buffers > 25, "GStreamer got only {buffers} buffers");
 }
 
 #[test]

@@ -44,6 +44,7 @@ pub mod segment;
 pub mod server;
 mod shard;
 pub mod source;
+mod source_rtmp;
 mod source_rtp;
 pub mod target;
 pub mod threshold;
@@ -515,10 +516,13 @@ fn sys_cpu() -> Duration {
 }
 
 /// `manifold source`: publishes the synthetic stream until the duration ends: to an RTSP
-/// server (ANNOUNCE, RECORD, then TEARDOWN), or as plain RTP for an `rtp://` URL.
+/// server (ANNOUNCE, RECORD, then TEARDOWN), as plain RTP for an `rtp://` URL, or over RTMP
+/// for an `rtmp://` URL (publish, then unpublish).
 pub fn run_source(args: &SourceArgs) -> Result<SourceStats, SourceError> {
     if source_rtp::is_rtp_url(&args.url) {
         source_rtp::run(args)
+    } else if source_rtmp::is_rtmp_url(&args.url) {
+        source_rtmp::run(args)
     } else {
         source::run_rtsp(args)
     }

@@ -48,7 +48,8 @@ pub enum SourceTransport {
 pub struct SourceArgs {
     /// Where to publish: an RTSP server, e.g. `rtsp://127.0.0.1:8554/cam` (credentials in
     /// the userinfo are used for Digest/Basic), or `rtp://HOST:PORT` for plain RTP/UDP to
-    /// PORT with RTCP sender reports to PORT+1 (no signalling; see --sdp-file).
+    /// PORT with RTCP sender reports to PORT+1 (no signalling; see --sdp-file), or
+    /// `rtmp://HOST[:PORT]/APP/STREAM[?user=U&pass=P]` to publish over RTMP.
     pub url: String,
     /// Media transport to the RTSP server (rtsp:// and rtsps:// only).
     #[arg(long, short = 't', value_enum, default_value = "tcp")]
@@ -151,9 +152,10 @@ pub enum SourceError {
 /// What a finished publication sent.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SourceStats {
-    /// RTP packets sent.
+    /// RTP packets sent (rtmp://: video messages, one per frame).
     pub packets: u64,
-    /// RTP bytes sent (packets, without interleave or UDP/IP headers).
+    /// RTP bytes sent (packets, without interleave or UDP/IP headers; rtmp://: the FLV
+    /// video tag bodies).
     pub bytes: u64,
     /// Frames sent.
     pub frames: u64,

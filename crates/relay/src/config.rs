@@ -249,6 +249,9 @@ pub struct ServeConfig {
     /// Where RTMP publishers connect (conventionally port 1935); `None`: no RTMP. A publish
     /// of `rtmp://host/APP/STREAM` publishes the RTSP path `/APP/STREAM`.
     pub rtmp_listen: Option<SocketAddr>,
+    /// Where RTMPT (RTMP tunnelled over HTTP POSTs) publishers connect; `None`: no RTMPT.
+    /// The same paths, permissions and publishing rules as `rtmp_listen`.
+    pub rtmpt_listen: Option<SocketAddr>,
     /// Shards (one per core); 0 means every online CPU, or one per CPU of `cpus`.
     pub cores: usize,
     /// The CPUs the shards are pinned to, shard `i` to `cpus[i]` (in TOML a list, `[1]`, or
@@ -358,6 +361,7 @@ impl Default for ServeConfig {
         ServeConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], 8554)),
             rtmp_listen: None,
+            rtmpt_listen: None,
             http_tunnel_listen: None,
             rtsps_listen: None,
             tls_cert: None,

@@ -52,6 +52,7 @@ mod registry;
 mod republish;
 mod resolve;
 mod rtmp_ingest;
+mod rtmpt;
 mod rtp_ingest;
 mod shard;
 mod signal;
@@ -138,6 +139,7 @@ pub fn serve(config: ServeConfig, on_listening: impl FnOnce(SocketAddr)) -> Resu
     // The RTMP and HTTP-tunnel ports too, when asked for: one port each for every shard.
     let (rtmp_placeholder, rtmp_listen) = extra_port(config.rtmp_listen)?;
     let (tunnel_placeholder, http_tunnel_listen) = extra_port(config.http_tunnel_listen)?;
+    let (rtmpt_placeholder, rtmpt_listen) = extra_port(config.rtmpt_listen)?;
     let (rtsps_placeholder, rtsps_listen) = extra_port(config.rtsps_listen)?;
     let rtsps = match (rtsps_listen, cert) {
         (Some(addr), Some(cert)) => {
@@ -201,6 +203,7 @@ pub fn serve(config: ServeConfig, on_listening: impl FnOnce(SocketAddr)) -> Resu
         shutdown: shutdown.clone(),
         listen,
         rtmp_listen,
+        rtmpt_listen,
         http_tunnel_listen,
         rtsps: rtsps.clone(),
         board: Arc::new(metrics::Board::new(cores)),
@@ -241,7 +244,7 @@ pub fn serve(config: ServeConfig, on_listening: impl FnOnce(SocketAddr)) -> Resu
             }
         }
     }
-    drop((placeholder, rtmp_placeholder, tunnel_placeholder, rtsps_placeholder));
+    drop((placeholder, rtmp_placeholder, tunnel_placeholder, rtsps_placeholder, rtmpt_placeholder));
     if let Some(e) = failure {
         shutdown.store(true, std::sync::atomic::Ordering::Relaxed);
         let _ = handles.join_all();
@@ -253,6 +256,9 @@ pub fn serve(config: ServeConfig, on_listening: impl FnOnce(SocketAddr)) -> Resu
     }
     if let Some(addr) = http_tunnel_listen {
         tracing::info!(%addr, "rtsp-over-http listening");
+    }
+    if let Some(addr) = rtmpt_listen {
+        tracing::info!(%addr, "rtmpt listening");
     }
     if let Some((addr, _)) = &rtsps {
         // Kernel TLS would take the record encryption off the writers; the user-space path

@@ -4,6 +4,9 @@
 //! `/APP/STREAM` (credentials from the URL's query, `?user=U&pass=P`), then takes the path
 //! like an RTSP publisher (`publish::take_path`: one publisher per path, the republish grace
 //! and continuity) once its tracks are known, and hands every RTP packet to the shard.
+//!
+//! The bytes travel over a [`Wire`]: a TCP connection here, or an RTMPT tunnel's HTTP
+//! requests (`rtmpt.rs`); the session handling is this module's either way.
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -28,17 +31,51 @@ const MAX_RTP_PACKET: usize = 1400;
 
 /// Why an RTMP connection ended early.
 #[derive(Debug, thiserror::Error)]
-enum RtmpConnError {
+pub(crate) enum RtmpConnError {
     #[error("socket error: {0}")]
     Io(#[from] std::io::Error),
     #[error("write not taken within {} s", WRITE_TIMEOUT.as_secs())]
     WriteTimeout,
+    /// An RTMPT client that does not poll for what the server has for it.
+    #[error("more than {0} bytes waiting for the tunnel's next poll")]
+    TunnelBacklog(usize),
+}
+
+/// Where an RTMP session's bytes come from and go.
+pub(crate) trait Wire {
+    /// Reads bytes into `buf`; `Ok(0)` at the end of the stream.
+    async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize>;
+    /// Sends all of `bytes`, within a bounded time or space.
+    async fn write_all(&mut self, bytes: &[u8]) -> Result<(), RtmpConnError>;
+}
+
+/// A plain RTMP connection.
+struct Tcp<'a>(&'a mut TcpStream);
+
+impl Wire for Tcp<'_> {
+    async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read(buf).await
+    }
+
+    async fn write_all(&mut self, bytes: &[u8]) -> Result<(), RtmpConnError> {
+        match timer::timeout(WRITE_TIMEOUT, async { Ok(self.0.write_all(bytes).await) }).await {
+            Ok(r) => Ok(r?),
+            Err(_) => Err(RtmpConnError::WriteTimeout),
+        }
+    }
 }
 
 /// Serves one accepted RTMP connection until it closes.
 pub(crate) async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
     let Ok(peer) = stream.peer_addr() else { return };
     let _ = stream.set_nodelay(true);
+    serve_session(shard, peer, &mut Tcp(&mut stream)).await;
+    let _ = stream.close().await;
+}
+
+/// Runs one publisher's RTMP session from `peer` over `wire` until it ends, and lets its
+/// stream go (to the republish grace) afterwards.
+pub(crate) async fn serve_session(shard: Rc<Shard>, peer: SocketAddr, wire: &mut impl Wire) {
     let mut seed = [0u8; 8];
     manifold_sys::fill_random(&mut seed);
     let config = manifold_rtmp::Config {
@@ -50,12 +87,11 @@ pub(crate) async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
     };
     let mut session = PublisherSession::new(Instant::now(), config);
     let mut publisher = Publisher { shard: shard.clone(), peer, path: None, upstream: None };
-    match drive(&mut session, &mut publisher, &mut stream).await {
+    match drive(&mut session, &mut publisher, wire).await {
         Ok(()) => tracing::debug!(%peer, "rtmp connection closed"),
         Err(e) => tracing::info!(%peer, side = "upstream", error = %e, "rtmp connection closed"),
     }
     publisher.gone();
-    let _ = stream.close().await;
 }
 
 /// The relay's side of one RTMP publisher: the path it was allowed, and where its media go.
@@ -136,7 +172,7 @@ impl Publisher {
 async fn drive(
     session: &mut PublisherSession,
     publisher: &mut Publisher,
-    stream: &mut TcpStream,
+    stream: &mut impl Wire,
 ) -> Result<(), RtmpConnError> {
     let mut buf = vec![0u8; READ_CHUNK];
     loop {
@@ -148,13 +184,7 @@ async fn drive(
             progressed = false;
             while let Some(bytes) = session.poll_transmit() {
                 progressed = true;
-                let written =
-                    timer::timeout(WRITE_TIMEOUT, async { Ok(stream.write_all(&bytes).await) })
-                        .await;
-                match written {
-                    Ok(r) => r?,
-                    Err(_) => return Err(RtmpConnError::WriteTimeout),
-                }
+                stream.write_all(&bytes).await?;
             }
             while let Some(event) = session.poll_event() {
                 progressed = true;
@@ -184,8 +214,7 @@ async fn drive(
         if closed {
             // What the session still has to say (an error answer), then the end.
             while let Some(bytes) = session.poll_transmit() {
-                let _ = timer::timeout(WRITE_TIMEOUT, async { Ok(stream.write_all(&bytes).await) })
-                    .await;
+                let _ = stream.write_all(&bytes).await;
             }
             return Ok(());
         }

@@ -324,6 +324,45 @@ impl AacConfig {
     }
 }
 
+/// The video tag body of an H.264 sequence header (legacy FLV, codec id 7): an
+/// AVCDecoderConfigurationRecord with one SPS and one PPS and 4-byte NAL unit lengths, the
+/// form [`parse_video`] and [`VideoConfig::parse`] read. `None` when the SPS is shorter than
+/// its 4-byte header or a parameter set does not fit a 16-bit length.
+pub fn avc_sequence_header(sps: &[u8], pps: &[u8]) -> Option<Vec<u8>> {
+    let profile = sps.get(1..4)?;
+    let (sps_len, pps_len) = (u16::try_from(sps.len()).ok()?, u16::try_from(pps.len()).ok()?);
+    let mut body = vec![0x17, 0, 0, 0, 0, 1];
+    body.extend_from_slice(profile);
+    // lengthSizeMinusOne 3 and one SPS, reserved bits set.
+    body.extend_from_slice(&[0xff, 0xe1]);
+    body.extend_from_slice(&sps_len.to_be_bytes());
+    body.extend_from_slice(sps);
+    body.push(1);
+    body.extend_from_slice(&pps_len.to_be_bytes());
+    body.extend_from_slice(pps);
+    Some(body)
+}
+
+/// The video tag body of one H.264 access unit (legacy FLV): frame type 1 for a keyframe
+/// or 2, composition time `composition_offset` ms, then each NAL unit behind its 4-byte
+/// length. Empty NAL units are left out.
+pub fn avc_frame<'a>(
+    keyframe: bool,
+    composition_offset: i32,
+    nals: impl IntoIterator<Item = &'a [u8]>,
+    out: &mut Vec<u8>,
+) {
+    out.clear();
+    out.push(if keyframe { 0x17 } else { 0x27 });
+    out.push(1);
+    out.extend_from_slice(&composition_offset.to_be_bytes()[1..]);
+    for nal in nals.into_iter().filter(|n| !n.is_empty()) {
+        // An RTMP message is at most 2^24 bytes, so a NAL unit's length fits 32 bits.
+        out.extend_from_slice(&(nal.len() as u32).to_be_bytes());
+        out.extend_from_slice(nal);
+    }
+}
+
 struct Bits<'a> {
     buf: &'a [u8],
     pos: usize,
@@ -370,6 +409,39 @@ mod tests {
         assert!(matches!(nal_units(&data[..7], 4), Err(FlvError::Truncated { .. })));
         assert!(matches!(parse_video(&[0x17, 1]), Err(FlvError::Truncated { .. })));
         assert_eq!(parse_video(&[0x22, 0]).unwrap(), VideoTag::Ignored);
+    }
+
+    #[test]
+    fn avc_writers_read_back() {
+        let (sps, pps) = ([0x67, 0x42, 0xc0, 0x1e, 0xd9], [0x68, 0xce, 0x3c, 0x80]);
+        let seq = avc_sequence_header(&sps, &pps).unwrap();
+        let VideoTag::SequenceHeader { codec: VideoCodec::H264, record } =
+            parse_video(&seq).unwrap()
+        else {
+            panic!("{seq:02x?}")
+        };
+        let config = VideoConfig::parse(VideoCodec::H264, record).unwrap();
+        assert_eq!(
+            (config.length_size, &config.sps[..], &config.pps[..]),
+            (4, &[sps.to_vec()][..], &[pps.to_vec()][..])
+        );
+        assert_eq!(avc_sequence_header(&[0x67, 1], &pps), None);
+        let mut body = Vec::new();
+        let (idr, sei): (&[u8], &[u8]) = (&[0x65, 1, 2, 3], &[0x06, 5, 0]);
+        avc_frame(true, -40, [sei, &[][..], idr], &mut body);
+        let tag = parse_video(&body).unwrap();
+        let VideoTag::Frame {
+            codec: VideoCodec::H264,
+            keyframe: true,
+            composition_offset: -40,
+            data,
+        } = tag
+        else {
+            panic!("{tag:?}")
+        };
+        assert_eq!(nal_units(data, 4).unwrap(), [sei, idr]);
+        avc_frame(false, 0, [idr], &mut body);
+        assert!(matches!(parse_video(&body).unwrap(), VideoTag::Frame { keyframe: false, .. }));
     }
 
     #[test]

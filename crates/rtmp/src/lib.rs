@@ -49,6 +49,7 @@
 
 pub mod amf0;
 pub mod chunk;
+pub mod client;
 pub mod clock;
 pub mod command;
 pub mod flv;
@@ -57,7 +58,9 @@ pub mod media;
 pub mod message;
 mod random;
 pub mod report;
+pub mod rtmpt;
 pub mod sdp;
+pub mod sei;
 pub mod session;
 
 pub use media::MediaPacket;

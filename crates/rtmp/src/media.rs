@@ -2,13 +2,15 @@
 //! RTMP's millisecond clock mapped onto 90 kHz and the audio sampling rate.
 
 use manifold_rtp::codec::{h264, h265};
+use manifold_rtp::ext::{AbsCaptureTime, Element};
+use manifold_rtp::ntp::NtpTime;
 use manifold_rtp::packet::{BuildError, RtpBuilder};
 use manifold_rtp::packetize;
 use manifold_rtp::{RtpTime, Ssrc};
 
 use crate::clock::{self, FrameClock, Unwrapper};
 use crate::flv::{self, AacConfig, FlvError, VideoCodec, VideoConfig};
-use crate::random;
+use crate::{random, sei};
 
 /// The RTP header this crate writes: 12 bytes, no CSRC, no extension.
 const RTP_HEADER_LEN: usize = 12;
@@ -23,6 +25,12 @@ const AAC_FRAME_SAMPLES: u32 = 1024;
 pub const VIDEO_PAYLOAD_TYPE: u8 = 96;
 /// The RTP payload type of the audio track.
 pub const AUDIO_PAYLOAD_TYPE: u8 = 97;
+/// The extmap id of abs-capture-time on the video track (announced in the SDP; stamped on
+/// the packets of access units that carried a capture-time SEI, see [`crate::sei`]).
+pub const CAPTURE_TIME_EXT_ID: u8 = 1;
+/// What the abs-capture-time element adds to a packet: the 4-byte extension header and one
+/// one-byte-form element of 8 bytes, padded to 12.
+const CAPTURE_TIME_EXT_LEN: usize = 4 + 12;
 
 /// One RTP packet made from the publisher's media.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,19 +89,26 @@ impl RtpState {
         }
     }
 
-    /// Appends packets for `payloads` (one access unit, marker on the last).
+    /// Appends packets for `payloads` (one access unit, marker on the last), each stamped
+    /// with the unit's capture time as abs-capture-time when it has one.
     fn push(
         &mut self,
         payloads: &[Vec<u8>],
-        timestamp: RtpTime,
-        sync_timestamp: RtpTime,
-        rtmp_time_ms: i64,
-        keyframe: bool,
+        unit: Unit,
         out: &mut Vec<MediaPacket>,
     ) -> Result<(), MediaError> {
+        let Unit { timestamp, sync_timestamp, rtmp_time_ms, keyframe, capture } = unit;
+        let mut scratch = [0u8; 16];
+        let stamp = capture.map(|t| {
+            let data = AbsCaptureTime { capture_time: t, estimated_clock_offset: None }
+                .encode(&mut scratch);
+            [Element { id: CAPTURE_TIME_EXT_ID, data }]
+        });
+        let elements: &[Element<'_>] = stamp.as_ref().map_or(&[], |e| &e[..]);
         for (i, payload) in payloads.iter().enumerate() {
             let mut packet = Vec::with_capacity(RTP_HEADER_LEN + payload.len());
             RtpBuilder::new(self.payload_type, self.sequence, timestamp, self.ssrc)
+                .extension_elements(elements)
                 .marker(i + 1 == payloads.len())
                 .payload(payload)
                 .write_to_vec(&mut packet)?;
@@ -109,6 +124,21 @@ impl RtpState {
         }
         Ok(())
     }
+}
+
+/// What the packets of one access unit share.
+#[derive(Debug, Clone, Copy)]
+struct Unit {
+    /// The presentation time.
+    timestamp: RtpTime,
+    /// The decoding time on the same clock (see [`MediaPacket::sync_timestamp`]).
+    sync_timestamp: RtpTime,
+    /// The RTMP timestamp, extended.
+    rtmp_time_ms: i64,
+    /// It starts a keyframe.
+    keyframe: bool,
+    /// Its capture time, from a capture-time SEI.
+    capture: Option<NtpTime>,
 }
 
 /// The video track: its configuration and RTP state.
@@ -170,7 +200,9 @@ impl Tracks {
     /// Maps one video frame (length-prefixed NAL units) at RTMP time `dts` with composition
     /// offset `cts` onto RTP packets. A frame of another codec than the track's is dropped.
     /// A keyframe without in-band parameter sets gets the configuration's in front, so a
-    /// reader joining there (and the relay's GOP cache) can decode.
+    /// reader joining there (and the relay's GOP cache) can decode. An H.264 capture-time
+    /// SEI ([`crate::sei`]) is taken out and its time stamped on the frame's packets as
+    /// abs-capture-time.
     pub fn video_frame(
         &mut self,
         dts: u32,
@@ -184,7 +216,24 @@ impl Tracks {
         if track.config.codec != codec {
             return Ok(());
         }
-        let nals = flv::nal_units(data, track.config.length_size)?;
+        let mut nals = flv::nal_units(data, track.config.length_size)?;
+        let mut capture = None;
+        if codec == VideoCodec::H264 {
+            // Only manifold's own SEI NAL unit, byte for byte, is removed; any other SEI
+            // (or one that also carries other messages) goes on to readers untouched.
+            nals.retain(|nal| {
+                if !sei::is_sei(nal) {
+                    return true;
+                }
+                match sei::parse_capture_time(nal) {
+                    Ok(Some(t)) => {
+                        capture = Some(t);
+                        *nal != sei::capture_time_nal(t)
+                    }
+                    _ => true,
+                }
+            });
+        }
         let (random_access, has_parameter_sets) = match codec {
             VideoCodec::H264 => (
                 nals.iter().any(|n| h264::NalType::of_header(n[0]) == h264::NalType::IDR),
@@ -203,17 +252,23 @@ impl Tracks {
         };
         let mut payloads = Vec::new();
         let all = prefix.into_iter().chain(nals);
+        let room = match capture {
+            Some(_) => self.max_payload.saturating_sub(CAPTURE_TIME_EXT_LEN),
+            None => self.max_payload,
+        };
         match codec {
-            VideoCodec::H264 => packetize::h264::Packetizer::new(self.max_payload, false)
-                .packetize(all, &mut payloads),
+            VideoCodec::H264 => {
+                packetize::h264::Packetizer::new(room, false).packetize(all, &mut payloads)
+            }
             VideoCodec::H265 => {
-                packetize::h265::Packetizer::new(self.max_payload).packetize(all, &mut payloads)
+                packetize::h265::Packetizer::new(room).packetize(all, &mut payloads)
             }
         }
         let ms = track.rtp.clock.extend(dts);
         let timestamp = clock::rtp_time(ms + i64::from(cts), 90_000, track.rtp.offset);
         let sync = clock::rtp_time(ms, 90_000, track.rtp.offset);
-        track.rtp.push(&payloads, timestamp, sync, ms, keyframe, out)
+        let unit = Unit { timestamp, sync_timestamp: sync, rtmp_time_ms: ms, keyframe, capture };
+        track.rtp.push(&payloads, unit, out)
     }
 
     /// Maps one raw AAC access unit at RTMP time `dts` onto RTP (RFC 3640 AAC-hbr, one AU
@@ -240,7 +295,14 @@ impl Tracks {
             frame.chunks(room).map(|part| header.iter().chain(part).copied().collect()).collect();
         let ms = track.rtp.clock.extend(dts);
         let timestamp = clock::at_ticks(track.frames.ticks(ms), track.rtp.offset);
-        track.rtp.push(&payloads, timestamp, timestamp, ms, false, out)
+        let unit = Unit {
+            timestamp,
+            sync_timestamp: timestamp,
+            rtmp_time_ms: ms,
+            keyframe: false,
+            capture: None,
+        };
+        track.rtp.push(&payloads, unit, out)
     }
 }
 
@@ -290,6 +352,38 @@ mod tests {
             .unwrap();
         assert_eq!(out.len(), 1);
         assert!(!out[0].starts_keyframe);
+    }
+
+    #[test]
+    fn capture_time_sei_becomes_abs_capture_time() {
+        let mut seed = 5;
+        let mut tracks = Tracks::new(Some(h264_config()), None, 1200, &mut seed);
+        let time = NtpTime(0xe8a0_0000_0000_0001);
+        let ours = sei::capture_time_nal(time);
+        let other_sei = [0x06, 0x05, 0x01, 0x00, 0x80];
+        let idr: Vec<u8> = std::iter::once(0x65).chain((0..3000).map(|i| i as u8)).collect();
+        let mut out = Vec::new();
+        let data = prefixed(&[&ours, &other_sei, &idr]);
+        tracks.video_frame(1000, 0, true, VideoCodec::H264, &data, &mut out).unwrap();
+        // SPS, PPS, the other SEI, then FU-A fragments of the IDR; ours is gone.
+        assert!(out.iter().all(|p| p.packet.len() <= 1200));
+        let mut nal_types = Vec::new();
+        for p in &out {
+            let rtp = manifold_rtp::packet::RtpPacket::parse(&p.packet).unwrap();
+            let stamp = rtp.extension().unwrap().element(CAPTURE_TIME_EXT_ID).unwrap().unwrap();
+            assert_eq!(AbsCaptureTime::decode(stamp).unwrap().capture_time, time);
+            nal_types.push(rtp.payload()[0] & 0x1f);
+            assert_ne!(rtp.payload(), &ours[..]);
+        }
+        assert_eq!(&nal_types[..3], &[7, 8, 6]);
+        assert!(nal_types[3..].iter().all(|&t| t == 28), "{nal_types:?}");
+        // A frame without the SEI has no extension.
+        out.clear();
+        tracks
+            .video_frame(1040, 0, false, VideoCodec::H264, &prefixed(&[&[0x41, 1]]), &mut out)
+            .unwrap();
+        let rtp = manifold_rtp::packet::RtpPacket::parse(&out[0].packet).unwrap();
+        assert!(rtp.extension().is_none());
     }
 
     #[test]

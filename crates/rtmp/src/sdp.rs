@@ -2,10 +2,11 @@
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use manifold_sdp::{Fmtp, Line, Media, MediaLine, RtpMap, Sdp};
+use manifold_sdp::{Extmap, Fmtp, Line, Media, MediaLine, RtpMap, Sdp};
 
 use crate::flv::VideoCodec;
-use crate::media::{Tracks, AUDIO_PAYLOAD_TYPE, VIDEO_PAYLOAD_TYPE};
+use crate::media::{Tracks, AUDIO_PAYLOAD_TYPE, CAPTURE_TIME_EXT_ID, VIDEO_PAYLOAD_TYPE};
+use manifold_rtp::ext::ABS_CAPTURE_TIME_URI;
 
 fn b64_list<'a>(sets: impl IntoIterator<Item = &'a Vec<u8>>) -> String {
     sets.into_iter().map(|s| STANDARD.encode(s)).collect::<Vec<_>>().join(",")
@@ -69,6 +70,9 @@ pub fn describe(tracks: &Tracks, name: &str) -> Sdp {
             channels: None,
         });
         media.set_fmtp(&fmtp(pt, &params));
+        // Frames that carried a capture-time SEI have their packets stamped (see `sei`);
+        // announced always, since the SDP goes out before the first frame shows whether they do.
+        media.add_extmap(&Extmap::new(u16::from(CAPTURE_TIME_EXT_ID), ABS_CAPTURE_TIME_URI));
         media.set_control("trackID=0");
         sdp.push_media(media);
     }
@@ -124,6 +128,7 @@ mod tests {
             "a=fmtp:96 packetization-mode=1;profile-level-id=42C01E;sprop-parameter-sets=Z0LAHg==,aM48gA==\r\n"
         ), "{text}");
         assert!(text.contains("a=rtpmap:97 MPEG4-GENERIC/44100/2\r\n"), "{text}");
+        assert!(text.contains(&format!("a=extmap:1 {ABS_CAPTURE_TIME_URI}\r\n")), "{text}");
         assert!(
             text.contains(
                 "mode=AAC-hbr;sizelength=13;indexlength=3;indexdeltalength=3;config=1210"

@@ -298,6 +298,16 @@ impl SyntheticStream {
         RtpTime(self.config.initial_rtp_time.0.wrapping_add(ticks as u32))
     }
 
+    /// The clip's NAL units (without start codes, SPS and PPS in front of an IDR) of frame
+    /// `frame`, counted from the start across loops as [`PacketInfo::frame`] is: for a
+    /// sender that frames access units itself (RTMP's FLV tags) rather than sending the RTP
+    /// packets. Filler is not included: it comes as its own packets (`PacketInfo::filler`).
+    pub fn frame_nals(&self, frame: u64) -> impl Iterator<Item = &[u8]> + '_ {
+        // The remainder is below the schedule's length, a usize.
+        let index = self.schedule[(frame % self.schedule.len() as u64) as usize];
+        self.clip.frame_nals(index)
+    }
+
     /// Packets written so far.
     pub fn packets_sent(&self) -> u64 {
         self.counter

@@ -159,6 +159,7 @@ fn check_run(stream: &SyntheticStream, sent: &[Sent], frames: u64) {
         let picture: Vec<&[u8]> =
             nals.iter().filter(|nal| !is_filler(nal)).map(Vec::as_slice).collect();
         assert_eq!(picture, clip.frame_nals(index).collect::<Vec<_>>(), "frame {n}");
+        assert_eq!(picture, stream.frame_nals(n as u64).collect::<Vec<_>>(), "frame {n}");
         for filler in nals.iter().filter(|nal| is_filler(nal)) {
             assert_eq!(filler[0], 0x0c);
             assert_eq!(*filler.last().unwrap(), 0x80);
@@ -533,4 +534,18 @@ fn a_shorter_gop_cuts_each_clip_gop() {
         assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true but ffmpeg is missing");
         eprintln!("skipped the decode check: /usr/bin/ffmpeg not found");
     }
+}
+
+/// `frame_nals` follows the GOP schedule: with GOPs cut to 2 frames, stream frame 2 is the
+/// clip's second IDR, and it agrees with the packets' keyframe flag.
+#[test]
+fn frame_nals_follow_the_gop_schedule() {
+    let config = StreamConfig { gop: Some(2), ..StreamConfig::default() };
+    let stream = SyntheticStream::new(config).unwrap();
+    let clip = stream.clip();
+    let second_idr = clip.keyframes().nth(1).unwrap();
+    let nals = |f: u64| stream.frame_nals(f).collect::<Vec<_>>();
+    assert_eq!(nals(1), clip.frame_nals(1).collect::<Vec<_>>());
+    assert_eq!(nals(2), clip.frame_nals(second_idr).collect::<Vec<_>>());
+    assert_eq!(nals(2)[0][0] & 0x1f, 7, "an IDR frame starts with its SPS");
 }

@@ -135,6 +135,10 @@ fn main() {
         {
             let stream = manifold_testdata::transcript_stream(name, direction);
             put("rtmp", format!("{stem}-{side}"), &stream[..stream.len().min(16 << 10)]);
+            if direction == Direction::ServerToClient {
+                // What a publishing client reads: a server's answers.
+                put("rtmp_client", stem.to_string(), &stream[..stream.len().min(16 << 10)]);
+            }
             let chunks = &stream[HANDSHAKE.min(stream.len())..];
             put("rtmp", format!("{stem}-{side}-chunks"), &chunks[..chunks.len().min(16 << 10)]);
         }
@@ -147,6 +151,12 @@ fn main() {
                 at += seg.bytes.len();
             }
         }
+    }
+    for (i, seed) in RTMPT_SEEDS.iter().enumerate() {
+        put("rtmpt", format!("request-{i}"), seed);
+    }
+    for (i, seed) in SEI_SEEDS.iter().enumerate() {
+        put("rtmp_sei", format!("sei-{i}"), seed);
     }
     let tunnel = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/rtsp-tunnel");
     for entry in std::fs::read_dir(&tunnel).unwrap().flatten() {
@@ -179,6 +189,20 @@ const AUTHORIZATION_SEEDS: &[&str] = &[
     r#"Digest username="488869477bf257147b804c45308cd62ac4e25eb717b12b298c79e62dcea254ec", realm="r", nonce="n", uri="/", response="0", algorithm=SHA-256-sess, userhash=true, qop=auth, nc=1, cnonce="c""#,
     "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==",
     "Basic aGFzaGVkOnRlc3Q=",
+];
+
+/// RTMPT requests as ffmpeg sends them.
+const RTMPT_SEEDS: &[&[u8]] = &[
+    b"POST /open/1 HTTP/1.1\r\nAccept: */*\r\nConnection: keep-alive\r\nHost: 127.0.0.1:19361\r\nContent-Length: 1\r\nIcy-MetaData: 1\r\nCache-Control: no-cache\r\nContent-type: application/x-fcs\r\nUser-Agent: Shockwave Flash\r\n\r\n\x00",
+    b"POST /send/0123456789abcdef/3 HTTP/1.1\r\nContent-Length: 5\r\n\r\n\x03\x00\x00\x00\x00POST /idle/0123456789abcdef/4 HTTP/1.1\r\nContent-Length: 1\r\n\r\n\x00",
+    b"POST /close/0123456789abcdef/5 HTTP/1.0\r\nConnection: close\r\nContent-Length: 0\r\n\r\nPOST /fcs/ident2 HTTP/1.1\r\nContent-Length: 1\r\n\r\n\x00",
+];
+
+/// SEI NAL units: manifold's capture-time SEI (UUID ab63863a-…, time 0x0000_0001_0000_0000
+/// with its emulation prevention bytes), and an x264-style user_data_unregistered before it.
+const SEI_SEEDS: &[&[u8]] = &[
+    b"\x06\x05\x18\xab\x63\x86\x3a\xbb\xbc\x4d\x28\x91\x73\xd6\x2a\x6e\x07\x94\x2c\x00\x00\x03\x00\x01\x00\x00\x03\x00\x00\x80",
+    b"\x06\x05\x14\xdc\xdc\xdc\xdc\xdc\xdc\xdc\xdc\xdc\xdc\xdc\xdc\xdc\xdc\xdc\xdcx264\x05\x18\xab\x63\x86\x3a\xbb\xbc\x4d\x28\x91\x73\xd6\x2a\x6e\x07\x94\x2c\x12\x34\x56\x78\x9a\xbc\xde\xf0\x80",
 ];
 
 /// Hook answers: the first byte is where the fuzz target splits the rest.

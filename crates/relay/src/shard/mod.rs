@@ -167,6 +167,9 @@ pub(crate) struct Shared {
     pub(crate) listen: SocketAddr,
     /// Where RTMP publishers connect (the port resolved), when RTMP is on.
     pub(crate) rtmp_listen: Option<SocketAddr>,
+    /// Where RTMPT publishers connect (the port resolved), when RTMPT is on; shard 0 alone
+    /// accepts there, so one table holds every tunnel's session.
+    pub(crate) rtmpt_listen: Option<SocketAddr>,
     /// The extra RTSP-over-HTTP port (resolved), when asked for.
     pub(crate) http_tunnel_listen: Option<SocketAddr>,
     /// The RTSPS port (resolved) and its TLS config (whose certificate SIGHUP reloads), when

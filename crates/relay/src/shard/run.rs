@@ -186,13 +186,27 @@ pub(crate) async fn run(
             return;
         }
     };
+    // RTMPT sessions span several HTTP connections: shard 0 alone listens, so every
+    // connection of a session finds it in the one table.
+    let rtmpt_accept = match shared.rtmpt_listen.filter(|_| shard.id == 0).map(TcpListener::bind) {
+        None => None,
+        Some(Ok(l)) => {
+            let served = Served::Rtmpt(Rc::new(crate::rtmpt::Tunnels::default()));
+            Some(spawn_local(accept_loop(shard.clone(), l, served)))
+        }
+        Some(Err(e)) => {
+            let addr = shared.rtmpt_listen.unwrap_or(shared.listen);
+            fail(ShardError::Listen { addr, source: e.into() });
+            return;
+        }
+    };
     let _ = ready.send(Ok(()));
 
     while !shared.shutdown.load(Ordering::Relaxed) {
         timer::sleep(SHUTDOWN_POLL).await;
     }
     accept.cancel().await;
-    for a in [rtmp_accept, tunnel_accept, rtsps_accept].into_iter().flatten() {
+    for a in [rtmp_accept, tunnel_accept, rtsps_accept, rtmpt_accept].into_iter().flatten() {
         a.cancel().await;
     }
     let readers: Vec<(u64, u64)> = shard.with_fanouts(|fanouts| {
@@ -219,6 +233,8 @@ enum Served {
     Rtsps(Arc<manifold_tls::rustls::ServerConfig>),
     /// RTMP publishers.
     Rtmp,
+    /// RTMPT publishers' HTTP connections, and the table of their sessions.
+    Rtmpt(Rc<crate::rtmpt::Tunnels>),
 }
 
 impl Served {
@@ -228,6 +244,7 @@ impl Served {
             Served::Rtsp => "rtsp",
             Served::Rtsps(_) => "rtsps",
             Served::Rtmp => "rtmp",
+            Served::Rtmpt(_) => "rtmpt",
         }
     }
 }
@@ -265,6 +282,9 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, served: Served) {
                                 crate::conn::run(conn_shard, stream, Some(tls)).await
                             }
                             Served::Rtmp => crate::rtmp_ingest::serve(conn_shard, stream).await,
+                            Served::Rtmpt(tunnels) => {
+                                crate::rtmpt::serve(conn_shard, stream, tunnels).await
+                            }
                         }
                         drop(permit);
                     },

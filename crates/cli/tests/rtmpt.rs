@@ -1,0 +1,220 @@
+//! End-to-end test of `--rtmpt-listen`: ffmpeg publishes H.264 + AAC as `rtmpt://` (RTMP in
+//! HTTP POSTs) to the real relay, and ffmpeg (UDP and TCP) and GStreamer read the RTSP path,
+//! decoding video and audio without errors. Without ffmpeg and GStreamer the test prints
+//! "skipped" (and fails under `CI=true`, see `common::have`).
+
+// Test helpers outside #[test] functions: a panic here is a failed test.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::io::Read as _;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+mod common;
+use common::{free_port, have, run_bounded, signal, wait_published, wait_timeout, Relay};
+
+/// An ffmpeg publisher, killed when dropped.
+struct Publisher(Child);
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// ffmpeg publishing 60 s of test pattern and tone over RTMPT.
+fn rtmpt_publisher(url: &str) -> Publisher {
+    let child = Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-re"])
+        .args(["-f", "lavfi", "-i", "testsrc=size=320x240:rate=25"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args(["-t", "60", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25"])
+        .args(["-pix_fmt", "yuv420p", "-c:a", "aac", "-ac", "2", "-f", "flv", url])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start ffmpeg rtmpt publisher");
+    Publisher(child)
+}
+
+/// ffmpeg reads `url` over `transport` for 3 s and decodes both tracks: no error output, and
+/// frames of video (stream 0) and audio (stream 1).
+fn ffmpeg_decodes_video_and_audio(url: &str, transport: &str) {
+    let out = run_bounded(
+        Command::new("ffmpeg")
+            .args(["-v", "error", "-nostdin", "-rtsp_transport", transport, "-i", url])
+            .args(["-t", "3", "-map", "0", "-f", "framecrc", "-"]),
+        Duration::from_secs(30),
+    )
+    .expect("ffmpeg reader finished in time");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "ffmpeg {transport} reader failed: {stderr}");
+    assert!(stderr.trim().is_empty(), "ffmpeg {transport} reader reported errors: {stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let frames = |stream: &str| stdout.lines().filter(|l| l.starts_with(stream)).count();
+    assert!(frames("0,") >= 25, "{transport}: {} video frames", frames("0,"));
+    assert!(frames("1,") >= 50, "{transport}: {} audio frames", frames("1,"));
+}
+
+/// GStreamer's rtspsrc reads `url` over `protocol` for 4 s, each track through decodebin:
+/// decoded video and audio reach the sinks, and nothing reports an error.
+fn gstreamer_decodes_video_and_audio(url: &str, protocol: &str) {
+    let location = format!("location={url}");
+    let protocols = format!("protocols={protocol}");
+    let mut args = vec!["-e", "-v", "rtspsrc", &location, &protocols, "name=s"];
+    for _ in 0..2 {
+        args.extend(["s.", "!", "queue", "!", "decodebin", "!", "fakesink", "silent=false"]);
+    }
+    let mut child = Command::new("gst-launch-1.0")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start gst-launch-1.0");
+    let collect = |pipe: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = std::io::BufReader::new(pipe).read_to_string(&mut text);
+            text
+        })
+    };
+    let stdout = collect(Box::new(child.stdout.take().expect("stdout")));
+    let stderr = collect(Box::new(child.stderr.take().expect("stderr")));
+    std::thread::sleep(Duration::from_secs(4));
+    signal(child.id(), "-INT");
+    if wait_timeout(&mut child, Duration::from_secs(10)).is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("gst-launch-1.0 ({protocol}) did not stop after SIGINT");
+    }
+    let (stdout, stderr) = (stdout.join().unwrap_or_default(), stderr.join().unwrap_or_default());
+    let chains = stdout.lines().filter(|l| l.contains("chain")).count();
+    assert!(chains > 50, "GStreamer ({protocol}) decoded only {chains} buffers");
+    assert!(stdout.contains("video/x-raw") && stdout.contains("audio/x-raw"), "{stdout}");
+    assert!(!stdout.contains("ERROR") && !stderr.contains("ERROR"), "{stdout}\n{stderr}");
+}
+
+#[test]
+fn ffmpeg_publishes_over_rtmpt_and_is_read_back_over_rtsp() {
+    if !have("ffmpeg", "-version") || !have("gst-launch-1.0", "--version") {
+        return;
+    }
+    let rtmpt = format!("127.0.0.1:{}", free_port());
+    let relay = Relay::start(&["--rtmpt-listen", &rtmpt]);
+    let _publisher = rtmpt_publisher(&format!("rtmpt://{rtmpt}/live/cam"));
+    wait_published(&relay, "/live/cam");
+    let url = relay.url("/live/cam");
+    ffmpeg_decodes_video_and_audio(&url, "tcp");
+    ffmpeg_decodes_video_and_audio(&url, "udp");
+    gstreamer_decodes_video_and_audio(&url, "tcp");
+    gstreamer_decodes_video_and_audio(&url, "udp");
+}
+
+/// One request on `conn`; the status code and the body.
+fn post(conn: &mut std::net::TcpStream, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    use std::io::{BufRead as _, Write as _};
+    let head = format!("POST {path} HTTP/1.1\r\nContent-Length: {}\r\n\r\n", body.len());
+    conn.write_all(&[head.as_bytes(), body].concat()).expect("request");
+    let mut reader = std::io::BufReader::new(conn.try_clone().expect("clone"));
+    let mut line = String::new();
+    reader.read_line(&mut line).expect("status line");
+    let status = line.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("status");
+    let mut len = 0;
+    loop {
+        line.clear();
+        reader.read_line(&mut line).expect("header");
+        if line == "\r\n" {
+            break;
+        }
+        if let Some(v) = line.strip_prefix("Content-Length: ") {
+            len = v.trim().parse().expect("length");
+        }
+    }
+    let mut body = vec![0; len];
+    reader.read_exact(&mut body).expect("body");
+    (status, body)
+}
+
+#[test]
+fn tunnel_requests_are_answered_and_bounded() {
+    let rtmpt = format!("127.0.0.1:{}", free_port());
+    let _relay = Relay::start(&["--rtmpt-listen", &rtmpt]);
+    let mut conn = std::net::TcpStream::connect(&rtmpt).expect("connect");
+    conn.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    assert_eq!(post(&mut conn, "/fcs/ident2", &[0]).0, 404);
+    assert_eq!(post(&mut conn, "/idle/0123456789abcdef/0", &[0]).0, 404, "no such session");
+    let (status, id) = post(&mut conn, "/open/1", &[0]);
+    assert_eq!(status, 200);
+    let id = String::from_utf8(id).expect("text id");
+    let id = id.strip_suffix('\n').expect("a newline after the id");
+    // Nothing from the server yet: an idle answer is the interval byte alone.
+    let (status, body) = post(&mut conn, &format!("/idle/{id}/1"), &[0]);
+    assert_eq!((status, body.len()), (200, 1));
+    // C0 + C1: the answer carries S0 + S1 + S2.
+    let mut hello = vec![3u8];
+    hello.extend_from_slice(&[0; 1536]);
+    let (status, body) = post(&mut conn, &format!("/send/{id}/2"), &hello);
+    assert_eq!((status, body.len(), body[0], body[1]), (200, 1 + 3073, 1, 3));
+    let (status, _) = post(&mut conn, &format!("/close/{id}/3"), &[0]);
+    assert_eq!(status, 200);
+    assert_eq!(post(&mut conn, &format!("/idle/{id}/4"), &[0]).0, 404, "closed");
+    // A body over the bound is refused and the connection closed.
+    let mut big = std::net::TcpStream::connect(&rtmpt).expect("connect");
+    big.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    use std::io::Write as _;
+    big.write_all(b"POST /send/x/1 HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n").expect("head");
+    let mut answer = String::new();
+    let _ = big.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 413 "), "{answer}");
+}
+
+#[test]
+fn rtmpt_publishing_needs_the_publish_permission() {
+    if !have("ffmpeg", "-version") {
+        return;
+    }
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("manifold-rtmpt-users-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let config = dir.join("relay.toml");
+    std::fs::write(
+        &config,
+        "allow_basic = true\n[[user]]\nname = \"cam\"\npassword = \"s3cret\"\n\
+         actions = [\"publish\"]\npaths = [\"cam/*\"]\n[[user]]\nname = \"viewer\"\n\
+         password = \"v13w\"\nactions = [\"read\"]\n",
+    )
+    .expect("write config");
+    let rtmpt = format!("127.0.0.1:{}", free_port());
+    let relay =
+        Relay::start(&["--config", config.to_str().expect("utf-8"), "--rtmpt-listen", &rtmpt]);
+    let out = run_bounded(
+        Command::new("ffmpeg")
+            .args(["-v", "error", "-nostdin", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=25"])
+            .args(["-t", "1", "-c:v", "libx264", "-preset", "ultrafast", "-f", "flv"])
+            .arg(format!("rtmpt://{rtmpt}/cam/side")),
+        Duration::from_secs(30),
+    )
+    .expect("ffmpeg finished in time");
+    assert!(!out.status.success(), "ffmpeg published over RTMPT without credentials");
+    let _publisher = rtmpt_publisher(&format!("rtmpt://{rtmpt}/cam/side?user=cam&pass=s3cret"));
+    // The viewer (Basic viewer:v13w) finds it published.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut c = std::net::TcpStream::connect(relay.addr).expect("connect");
+        c.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        let url = relay.url("/cam/side");
+        let (status, _) = common::exchange(
+            &mut c,
+            &format!(
+                "DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\nAuthorization: Basic dmlld2VyOnYxM3c=\r\n\r\n"
+            ),
+        );
+        if status == 200 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never published with the credentials");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
