@@ -92,7 +92,12 @@ struct ServeArgs {
     /// or UDP media, and RTSP over HTTPS tunnels. Needs --tls-cert and --tls-key.
     #[arg(long, value_name = "ADDR")]
     rtsps_listen: Option<SocketAddr>,
-    /// The PEM certificate chain (leaf first) of --rtsps-listen; SIGHUP reloads it.
+    /// Serve RTMPS publishers (RTMP over TLS, e.g. 0.0.0.0:1936) with --tls-cert and
+    /// --tls-key; `rtmps://host:PORT/APP/STREAM` publishes `/APP/STREAM` like rtmp://.
+    #[arg(long, value_name = "ADDR")]
+    rtmps_listen: Option<SocketAddr>,
+    /// The PEM certificate chain (leaf first) of --rtsps-listen and --rtmps-listen; SIGHUP
+    /// reloads it.
     #[arg(long, value_name = "PEM")]
     tls_cert: Option<PathBuf>,
     /// The PEM private key of --tls-cert; SIGHUP reloads it.
@@ -296,6 +301,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if args.rtsps_listen.is_some() {
         config.rtsps_listen = args.rtsps_listen;
+    }
+    if args.rtmps_listen.is_some() {
+        config.rtmps_listen = args.rtmps_listen;
     }
     if args.tls_cert.is_some() {
         config.tls_cert = args.tls_cert;

@@ -192,13 +192,17 @@ impl EdgeTarget {
 #[non_exhaustive]
 pub enum TlsFilesMissing {
     /// A TLS port without a certificate chain.
-    #[error("--rtsps-listen needs --tls-cert (a PEM certificate chain) and --tls-key")]
+    #[error(
+        "--rtsps-listen and --rtmps-listen need --tls-cert (a PEM certificate chain) and --tls-key"
+    )]
     Cert,
     /// A TLS port without a private key.
-    #[error("--rtsps-listen needs --tls-key (the PEM private key of --tls-cert)")]
+    #[error(
+        "--rtsps-listen and --rtmps-listen need --tls-key (the PEM private key of --tls-cert)"
+    )]
     Key,
     /// A certificate or key but no TLS port to serve them on.
-    #[error("--tls-cert and --tls-key are only used with --rtsps-listen")]
+    #[error("--tls-cert and --tls-key are only used with --rtsps-listen or --rtmps-listen")]
     Port,
 }
 
@@ -242,10 +246,13 @@ pub struct ServeConfig {
     /// Where RTSPS (RTSP over TLS, conventionally port 322) is served: interleaved or UDP
     /// media, and RTSP over HTTPS tunnels; needs `tls_cert` and `tls_key`. `None`: no TLS.
     pub rtsps_listen: Option<SocketAddr>,
-    /// The PEM certificate chain (leaf first) of the RTSPS port; re-read on SIGHUP.
+    /// The PEM certificate chain (leaf first) of the RTSPS and RTMPS ports; re-read on SIGHUP.
     pub tls_cert: Option<std::path::PathBuf>,
     /// The PEM private key (PKCS#8, PKCS#1 or SEC1) of `tls_cert`; re-read on SIGHUP.
     pub tls_key: Option<std::path::PathBuf>,
+    /// Where RTMP publishers connect over TLS (RTMPS, conventionally port 443 or 1936), with
+    /// the certificate of `tls_cert`; `None`: no RTMPS.
+    pub rtmps_listen: Option<SocketAddr>,
     /// Where RTMP publishers connect (conventionally port 1935); `None`: no RTMP. A publish
     /// of `rtmp://host/APP/STREAM` publishes the RTSP path `/APP/STREAM`.
     pub rtmp_listen: Option<SocketAddr>,
@@ -364,6 +371,7 @@ impl Default for ServeConfig {
             rtmpt_listen: None,
             http_tunnel_listen: None,
             rtsps_listen: None,
+            rtmps_listen: None,
             tls_cert: None,
             tls_key: None,
             cores: 0,
@@ -410,12 +418,13 @@ impl Default for ServeConfig {
 }
 
 impl ServeConfig {
-    /// The certificate and key files of the RTSPS port: `None` when it is not asked for; an
-    /// error when one half of the TLS settings comes without the other.
+    /// The certificate and key files of the TLS ports (RTSPS, RTMPS): `None` when neither is
+    /// asked for; an error when one half of the TLS settings comes without the other.
     pub fn tls_files(
         &self,
     ) -> Result<Option<(&std::path::Path, &std::path::Path)>, TlsFilesMissing> {
-        match (self.rtsps_listen, &self.tls_cert, &self.tls_key) {
+        let port = self.rtsps_listen.or(self.rtmps_listen);
+        match (port, &self.tls_cert, &self.tls_key) {
             (None, None, None) => Ok(None),
             (None, _, _) => Err(TlsFilesMissing::Port),
             (Some(_), None, _) => Err(TlsFilesMissing::Cert),
@@ -748,6 +757,12 @@ mod tests {
         assert_eq!(no_key.tls_files(), Err(TlsFilesMissing::Key));
         let no_cert = ServeConfig { tls_cert: None, ..all.clone() };
         assert_eq!(no_cert.tls_files(), Err(TlsFilesMissing::Cert));
+        let rtmps_only = ServeConfig {
+            rtsps_listen: None,
+            rtmps_listen: Some(SocketAddr::from(([0, 0, 0, 0], 1936))),
+            ..all.clone()
+        };
+        assert_eq!(rtmps_only.tls_files().unwrap(), Some(files));
         let no_port = ServeConfig { rtsps_listen: None, ..all };
         assert_eq!(no_port.tls_files(), Err(TlsFilesMissing::Port));
     }

@@ -70,7 +70,10 @@ impl Socket {
 /// in one syscall, not one per record). When the socket is full it falls back to glommio's
 /// write, which waits for room.
 #[derive(Debug)]
-struct GatheringTcp(TcpStream);
+pub(crate) struct GatheringTcp(TcpStream);
+
+/// A TLS connection as the relay serves it (RTSPS, RTMPS).
+pub(crate) type TlsConn = TlsStream<GatheringTcp>;
 
 impl AsyncRead for GatheringTcp {
     fn poll_read(
@@ -355,11 +358,11 @@ pub(crate) async fn run(shard: Rc<Shard>, stream: TcpStream, tls: Option<Arc<Ser
 
 /// The server side of a TLS handshake on `stream`, within `deadline` (a client that stalls
 /// or sends what is not TLS is closed, after an alert where rustls has one to send).
-async fn handshake(
+pub(crate) async fn handshake(
     stream: TcpStream,
     config: Arc<ServerConfig>,
     deadline: Duration,
-) -> Result<TlsStream<GatheringTcp>, ConnError> {
+) -> Result<TlsConn, ConnError> {
     let accept = TlsAcceptor::from(config).accept(GatheringTcp(stream));
     match timer::timeout(deadline, async { Ok(accept.into_fallible().await) }).await {
         Ok(Ok(tls)) => Ok(tls),

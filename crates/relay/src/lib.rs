@@ -141,13 +141,11 @@ pub fn serve(config: ServeConfig, on_listening: impl FnOnce(SocketAddr)) -> Resu
     let (tunnel_placeholder, http_tunnel_listen) = extra_port(config.http_tunnel_listen)?;
     let (rtmpt_placeholder, rtmpt_listen) = extra_port(config.rtmpt_listen)?;
     let (rtsps_placeholder, rtsps_listen) = extra_port(config.rtsps_listen)?;
-    let rtsps = match (rtsps_listen, cert) {
-        (Some(addr), Some(cert)) => {
-            let tls = manifold_tls::server::server_config(cert)?;
-            Some((addr, tls))
-        }
-        _ => None,
-    };
+    let (rtmps_placeholder, rtmps_listen) = extra_port(config.rtmps_listen)?;
+    // One server config (one certificate, reloaded on SIGHUP) for both TLS ports.
+    let tls = cert.map(manifold_tls::server::server_config).transpose()?;
+    let rtsps = rtsps_listen.zip(tls.clone());
+    let rtmps = rtmps_listen.zip(tls);
     for path in &config.synthetic {
         if !path.starts_with('/') {
             return Err(ConfigError::SyntheticPath { path: path.clone() }.into());
@@ -206,6 +204,7 @@ pub fn serve(config: ServeConfig, on_listening: impl FnOnce(SocketAddr)) -> Resu
         rtmpt_listen,
         http_tunnel_listen,
         rtsps: rtsps.clone(),
+        rtmps: rtmps.clone(),
         board: Arc::new(metrics::Board::new(cores)),
         limits: Arc::new(limits::Limits::new(bounds)),
         multicast,
@@ -244,7 +243,14 @@ pub fn serve(config: ServeConfig, on_listening: impl FnOnce(SocketAddr)) -> Resu
             }
         }
     }
-    drop((placeholder, rtmp_placeholder, tunnel_placeholder, rtsps_placeholder, rtmpt_placeholder));
+    drop((
+        placeholder,
+        rtmp_placeholder,
+        tunnel_placeholder,
+        rtsps_placeholder,
+        rtmpt_placeholder,
+        rtmps_placeholder,
+    ));
     if let Some(e) = failure {
         shutdown.store(true, std::sync::atomic::Ordering::Relaxed);
         let _ = handles.join_all();
@@ -270,6 +276,9 @@ pub fn serve(config: ServeConfig, on_listening: impl FnOnce(SocketAddr)) -> Resu
                 "rtsps listening (TLS in user space; kernel TLS unknown: cannot read {})",
                 manifold_tls::ktls::AVAILABLE_ULP),
         }
+    }
+    if let Some((addr, _)) = &rtmps {
+        tracing::info!(%addr, "rtmps listening");
     }
     on_listening(listen);
     for r in handles.join_all() {

@@ -47,6 +47,10 @@ pub(crate) trait Wire {
     async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize>;
     /// Sends all of `bytes`, within a bounded time or space.
     async fn write_all(&mut self, bytes: &[u8]) -> Result<(), RtmpConnError>;
+    /// Whether the bytes travel over TLS (RTMPS): credentials in clear are then acceptable.
+    fn is_tls(&self) -> bool {
+        false
+    }
 }
 
 /// A plain RTMP connection.
@@ -63,6 +67,51 @@ impl Wire for Tcp<'_> {
             Err(_) => Err(RtmpConnError::WriteTimeout),
         }
     }
+}
+
+/// An RTMPS connection.
+struct Tls(crate::conn::TlsConn);
+
+impl Wire for Tls {
+    async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read(buf).await
+    }
+
+    async fn write_all(&mut self, bytes: &[u8]) -> Result<(), RtmpConnError> {
+        let write = async {
+            self.0.write_all(bytes).await?;
+            Ok(self.0.flush().await)
+        };
+        match timer::timeout(WRITE_TIMEOUT, write).await {
+            Ok(r) => Ok(r?),
+            Err(_) => Err(RtmpConnError::WriteTimeout),
+        }
+    }
+
+    fn is_tls(&self) -> bool {
+        true
+    }
+}
+
+/// Serves one accepted RTMPS connection: the TLS handshake within the request timeout (one
+/// that stalls or is not TLS is closed and logged), then the RTMP session over it.
+pub(crate) async fn serve_tls(
+    shard: Rc<Shard>,
+    stream: TcpStream,
+    tls: std::sync::Arc<manifold_tls::rustls::ServerConfig>,
+) {
+    let Ok(peer) = stream.peer_addr() else { return };
+    let _ = stream.set_nodelay(true);
+    let deadline = shard.config().request_timeout();
+    let mut wire = match crate::conn::handshake(stream, tls, deadline).await {
+        Ok(tls) => Tls(tls),
+        Err(e) => {
+            tracing::info!(%peer, side = "upstream", error = %e, "rtmps connection closed");
+            return;
+        }
+    };
+    serve_session(shard, peer, &mut wire).await;
+    let _ = wire.0.close().await;
 }
 
 /// Serves one accepted RTMP connection until it closes.
@@ -86,7 +135,9 @@ pub(crate) async fn serve_session(shard: Rc<Shard>, peer: SocketAddr, wire: &mut
         ..manifold_rtmp::Config::default()
     };
     let mut session = PublisherSession::new(Instant::now(), config);
-    let mut publisher = Publisher { shard: shard.clone(), peer, path: None, upstream: None };
+    let protocol = if wire.is_tls() { Protocol::Rtmps } else { Protocol::Rtmp };
+    let mut publisher =
+        Publisher { shard: shard.clone(), peer, protocol, path: None, upstream: None };
     match drive(&mut session, &mut publisher, wire).await {
         Ok(()) => tracing::debug!(%peer, "rtmp connection closed"),
         Err(e) => tracing::info!(%peer, side = "upstream", error = %e, "rtmp connection closed"),
@@ -98,6 +149,8 @@ pub(crate) async fn serve_session(shard: Rc<Shard>, peer: SocketAddr, wire: &mut
 struct Publisher {
     shard: Rc<Shard>,
     peer: SocketAddr,
+    /// RTMP or RTMPS, for the access decision (a password in clear is Basic).
+    protocol: Protocol,
     /// The path the publish was allowed for.
     path: Option<String>,
     /// Its stream, once the tracks were known and the path taken.
@@ -119,7 +172,7 @@ impl Publisher {
         let allowed = self
             .shard
             .gate
-            .decide(self.peer, &path, Action::Publish, Protocol::Rtmp, credentials)
+            .decide(self.peer, &path, Action::Publish, self.protocol, credentials)
             .await;
         if allowed.is_err() {
             session.reject_publish(Rejection::Denied);

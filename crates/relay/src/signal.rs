@@ -41,7 +41,9 @@ pub(crate) fn install(
 /// SIGHUP: reads the certificate files again; on failure the certificate served so far stays.
 fn reload(cert: Option<&ReloadableCert>) {
     let Some(cert) = cert else {
-        tracing::info!("SIGHUP: no TLS certificate to reload (no --rtsps-listen)");
+        tracing::info!(
+            "SIGHUP: no TLS certificate to reload (no --rtsps-listen or --rtmps-listen)"
+        );
         return;
     };
     match cert.reload() {

@@ -175,6 +175,8 @@ pub(crate) struct Shared {
     /// The RTSPS port (resolved) and its TLS config (whose certificate SIGHUP reloads), when
     /// asked for.
     pub(crate) rtsps: Option<(SocketAddr, Arc<manifold_tls::rustls::ServerConfig>)>,
+    /// The RTMPS port and its TLS server config (the same certificate as RTSPS), when asked for.
+    pub(crate) rtmps: Option<(SocketAddr, Arc<manifold_tls::rustls::ServerConfig>)>,
     /// Every shard's latest metrics snapshot.
     pub(crate) board: Arc<crate::metrics::Board>,
     /// Connection and session limits.

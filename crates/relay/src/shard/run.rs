@@ -177,6 +177,16 @@ pub(crate) async fn run(
             }
         },
     };
+    let rtmps_accept = match &shared.rtmps {
+        None => None,
+        Some((addr, tls)) => match TcpListener::bind(addr) {
+            Ok(l) => Some(spawn_local(accept_loop(shard.clone(), l, Served::Rtmps(tls.clone())))),
+            Err(e) => {
+                fail(ShardError::Listen { addr: *addr, source: e.into() });
+                return;
+            }
+        },
+    };
     let rtmp_accept = match shared.rtmp_listen.map(TcpListener::bind) {
         None => None,
         Some(Ok(l)) => Some(spawn_local(accept_loop(shard.clone(), l, Served::Rtmp))),
@@ -206,7 +216,8 @@ pub(crate) async fn run(
         timer::sleep(SHUTDOWN_POLL).await;
     }
     accept.cancel().await;
-    for a in [rtmp_accept, tunnel_accept, rtsps_accept, rtmpt_accept].into_iter().flatten() {
+    let extra = [rtmp_accept, tunnel_accept, rtsps_accept, rtmpt_accept, rtmps_accept];
+    for a in extra.into_iter().flatten() {
         a.cancel().await;
     }
     let readers: Vec<(u64, u64)> = shard.with_fanouts(|fanouts| {
@@ -233,6 +244,8 @@ enum Served {
     Rtsps(Arc<manifold_tls::rustls::ServerConfig>),
     /// RTMP publishers.
     Rtmp,
+    /// RTMP publishers over TLS, after a handshake with this config.
+    Rtmps(Arc<manifold_tls::rustls::ServerConfig>),
     /// RTMPT publishers' HTTP connections, and the table of their sessions.
     Rtmpt(Rc<crate::rtmpt::Tunnels>),
 }
@@ -244,6 +257,7 @@ impl Served {
             Served::Rtsp => "rtsp",
             Served::Rtsps(_) => "rtsps",
             Served::Rtmp => "rtmp",
+            Served::Rtmps(_) => "rtmps",
             Served::Rtmpt(_) => "rtmpt",
         }
     }
@@ -282,6 +296,9 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, served: Served) {
                                 crate::conn::run(conn_shard, stream, Some(tls)).await
                             }
                             Served::Rtmp => crate::rtmp_ingest::serve(conn_shard, stream).await,
+                            Served::Rtmps(tls) => {
+                                crate::rtmp_ingest::serve_tls(conn_shard, stream, tls).await
+                            }
                             Served::Rtmpt(tunnels) => {
                                 crate::rtmpt::serve(conn_shard, stream, tunnels).await
                             }
