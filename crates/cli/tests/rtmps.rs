@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 mod common;
-use common::{ffmpeg_reads, free_port, gstreamer_reads, have, run_bounded, wait_published, Relay};
+use common::{ffmpeg_reads, free_port, have, run_bounded, wait_published, Relay};
 
 /// An ffmpeg publisher, killed when dropped.
 struct Publisher(Child);
@@ -47,9 +47,7 @@ fn setup(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("rtmps-{name}"));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let generated = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
-    std::fs::write(dir.join("cert.pem"), generated.cert.pem()).unwrap();
-    std::fs::write(dir.join("key.pem"), generated.key_pair.serialize_pem()).unwrap();
+    common::certificate(&dir);
     let config = format!(
         "tls_cert = {:?}\ntls_key = {:?}\n\
          [[user]]\nname = \"cam\"\npassword = \"s3cret\"\nactions = [\"publish\"]\n\
@@ -100,9 +98,10 @@ fn ffmpeg_publishes_over_rtmps_and_is_read_back_over_rtsp() {
     let _publisher = publisher(&format!("rtmps://{rtmps}/live/cam?user=cam&pass=s3cret"));
     wait_published(&relay, "/live/cam");
     let url = relay.url("/live/cam");
-    ffmpeg_reads(&url, "tcp");
-    ffmpeg_reads(&url, "udp");
-    gstreamer_reads(&url, 2);
+    common::ffmpeg_decodes_video_and_audio(&url, "tcp");
+    common::ffmpeg_decodes_video_and_audio(&url, "udp");
+    common::gstreamer_decodes_video_and_audio(&url, "tcp");
+    common::gstreamer_decodes_video_and_audio(&url, "udp");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -18,13 +18,10 @@ use common::{free_port, have, run_bounded, signal, text, wait_timeout, Relay};
 use manifold_tls::rustls;
 use rustls::pki_types::{CertificateDer, ServerName};
 
-/// A self-signed certificate for `localhost` and its key, written as PEM into `dir`; its DER
-/// for a client's trust store.
+/// A self-signed certificate and its key in `dir` (see `common::certificate`); its DER for a
+/// client's trust store.
 fn write_cert(dir: &Path) -> CertificateDer<'static> {
-    let generated = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
-    std::fs::write(dir.join("cert.pem"), generated.cert.pem()).unwrap();
-    std::fs::write(dir.join("key.pem"), generated.key_pair.serialize_pem()).unwrap();
-    generated.cert.der().clone()
+    common::certificate(dir).2
 }
 
 /// A fresh directory for one test's files.
@@ -319,8 +316,10 @@ fn rtsps_without_a_usable_certificate_does_not_start() {
     let key = dir.join("key.pem");
     let cert = dir.join("cert.pem");
     let (key, cert) = (key.to_str().unwrap(), cert.to_str().unwrap());
-    assert!(serve(&[]).contains("--rtsps-listen needs --tls-cert"));
-    assert!(serve(&["--tls-cert", cert]).contains("--rtsps-listen needs --tls-key"));
+    assert!(serve(&[]).contains("--rtsps-listen and --rtmps-listen need --tls-cert"));
+    assert!(
+        serve(&["--tls-cert", cert]).contains("--rtsps-listen and --rtmps-listen need --tls-key")
+    );
     let missing = serve(&["--tls-cert", cert, "--tls-key", key]);
     assert!(
         missing.contains("cannot read the certificate chain from") && missing.contains("cert.pem"),

@@ -1,11 +1,11 @@
 //! The client side of RTSP over HTTP tunnels and over TLS, end to end with the real binary:
 //! `manifold load --transport http` against our relay and against GStreamer's RTSP server,
 //! `manifold load rtsps://` (also tunnelled, HTTPS) against GStreamer's server with a
-//! self-signed certificate made by the openssl CLI, the relay pulling through a tunnel and
-//! over TLS from GStreamer's server, `manifold source` publishing through a tunnel to the
-//! relay, and a server that does not tunnel failing the run with a clear error. Everything on
-//! 127.0.0.1. Without GStreamer's server or openssl a test prints "skipped: ..." and passes,
-//! except under `CI=true`, where it fails.
+//! self-signed certificate, the relay pulling through a tunnel and over TLS from GStreamer's
+//! server and over TLS from our own relay, `manifold source` publishing through a tunnel and
+//! over TLS to the relay, and a server that does not tunnel failing the run with a clear
+//! error. Everything on 127.0.0.1. Without GStreamer's server a test prints "skipped: ..."
+//! and passes, except under `CI=true`, where it fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests
 
 use std::io::{Read, Write};
@@ -15,7 +15,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 mod common;
-use common::{have, have_gst_server, run_bounded, text, PortPrinter, Relay};
+use common::{have_gst_server, run_bounded, text, PortPrinter, Relay};
 
 const BIN: &str = env!("CARGO_BIN_EXE_manifold");
 const GST_SERVER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../load/tests/gst_rtsp_server.py");
@@ -52,24 +52,9 @@ fn assert_clean(r: &serde_json::Value, sessions: u64) {
     assert_eq!(r["media"]["lost"], 0, "{r:#}");
 }
 
-/// A self-signed certificate for 127.0.0.1 and localhost (not a CA: rustls refuses a CA
-/// certificate as a server's), and its key.
+/// A self-signed certificate for 127.0.0.1 and localhost, and its key.
 fn certificate(dir: &Path) -> (PathBuf, PathBuf) {
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let out = run_bounded(
-        Command::new("openssl")
-            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"])
-            .args(["-nodes", "-days", "1", "-subj", "/CN=localhost"])
-            .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
-            .args(["-addext", "basicConstraints=critical,CA:FALSE"])
-            .arg("-keyout")
-            .arg(&key)
-            .arg("-out")
-            .arg(&cert),
-        Duration::from_secs(20),
-    )
-    .expect("openssl in time");
-    assert!(out.status.success(), "openssl: {}", text(&out));
+    let (cert, key, _) = common::certificate(dir);
     (cert, key)
 }
 
@@ -96,7 +81,7 @@ fn load_tunnelled_against_the_relay() {
 
 #[test]
 fn load_tunnelled_and_over_tls_against_gstreamer() {
-    if !have_gst_server() || !have("openssl", "version") {
+    if !have_gst_server() {
         return;
     }
     // One reader per run: gst-rtsp-server skips sequence numbers for the readers of a shared
@@ -170,7 +155,7 @@ fn a_server_that_does_not_tunnel_fails_the_run_clearly() {
 
 #[test]
 fn relay_pulls_through_a_tunnel_and_over_tls_from_gstreamer() {
-    if !have_gst_server() || !have("openssl", "version") {
+    if !have_gst_server() {
         return;
     }
     let dir = scratch("pull");
@@ -221,6 +206,49 @@ fn source_publishes_through_a_tunnel_to_the_relay() {
     let r = load(&[&url, "-t", "tcp", "-c", "2", "-d", "3s"], "source");
     assert_clean(&r, 2);
     let status = common::wait_timeout(&mut source, Duration::from_secs(20)).expect("source ends");
+    let mut err = String::new();
+    source.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert!(status.success(), "source: {err}");
+}
+
+#[test]
+fn source_publishes_over_tls_and_another_relay_pulls_it_over_tls() {
+    let dir = scratch("own-tls");
+    let (cert, key) = certificate(&dir);
+    let tls_port = common::free_port();
+    let tls_listen = format!("127.0.0.1:{tls_port}");
+    let (cert_arg, key_arg) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let origin = Relay::start(&[
+        "--rtsps-listen",
+        &tls_listen,
+        "--tls-cert",
+        cert_arg,
+        "--tls-key",
+        key_arg,
+    ]);
+    // `manifold source` publishes /pub to the origin over rtsps://, trusting its certificate.
+    let published = format!("rtsps://127.0.0.1:{tls_port}/pub");
+    let mut source = Command::new(BIN)
+        .args(["source", &published, "--tls-ca", cert_arg, "--duration", "12s", "--quiet"])
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start manifold source");
+    common::wait_published(&origin, "/pub");
+    // Read back over TLS from the origin itself.
+    let r =
+        load(&[&published, "--tls-ca", cert_arg, "-t", "tcp", "-c", "2", "-d", "3s"], "tls-read");
+    assert_clean(&r, 2);
+    assert!(r["metrics"]["tls"]["count"] == 2, "no tls phase: {r:#}");
+    // A second relay pulls it over TLS (`#ca=`), and a plain reader of the edge gets it.
+    let pull = format!("/edge=rtsps://127.0.0.1:{tls_port}/pub#ca={}", cert.display());
+    let edge = Relay::start(&["--pull", &pull]);
+    common::wait_published(&edge, "/edge");
+    let r = load(&[&edge.url("/edge"), "-t", "tcp", "-c", "2", "-d", "3s"], "tls-pull");
+    assert_clean(&r, 2);
+    let status = common::wait_timeout(&mut source, Duration::from_secs(30)).expect("source ends");
     let mut err = String::new();
     source.stderr.take().unwrap().read_to_string(&mut err).unwrap();
     assert!(status.success(), "source: {err}");

@@ -327,3 +327,78 @@ pub(crate) fn gstreamer_reads(url: &str, tracks: usize) {
     assert!(status.is_some(), "gst-launch-1.0 did not stop after SIGINT");
     assert!(buffers > 25, "GStreamer got only {buffers} buffers");
 }
+
+/// A throwaway self-signed certificate for `localhost` and 127.0.0.1 (an end entity, not a
+/// CA: rustls refuses a CA certificate as a server's) and its key, written as `cert.pem` and
+/// `key.pem` into `dir`: the two paths, and the certificate's DER for a client's trust store.
+pub(crate) fn certificate(
+    dir: &std::path::Path,
+) -> (
+    std::path::PathBuf,
+    std::path::PathBuf,
+    manifold_tls::rustls::pki_types::CertificateDer<'static>,
+) {
+    let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+    let generated = rcgen::generate_simple_self_signed(names).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, generated.cert.pem()).unwrap();
+    std::fs::write(&key, generated.key_pair.serialize_pem()).unwrap();
+    (cert, key, generated.cert.der().clone())
+}
+
+/// ffmpeg reads `url` over `transport` for 3 s and decodes both tracks: no error output, and
+/// frames of video (stream 0) and audio (stream 1).
+pub(crate) fn ffmpeg_decodes_video_and_audio(url: &str, transport: &str) {
+    let out = run_bounded(
+        Command::new("ffmpeg")
+            .args(["-v", "error", "-nostdin", "-rtsp_transport", transport, "-i", url])
+            .args(["-t", "3", "-map", "0", "-f", "framecrc", "-"]),
+        Duration::from_secs(30),
+    )
+    .expect("ffmpeg reader finished in time");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "ffmpeg {transport} reader failed: {stderr}");
+    assert!(stderr.trim().is_empty(), "ffmpeg {transport} reader reported errors: {stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let frames = |stream: &str| stdout.lines().filter(|l| l.starts_with(stream)).count();
+    assert!(frames("0,") >= 25, "{transport}: {} video frames", frames("0,"));
+    assert!(frames("1,") >= 50, "{transport}: {} audio frames", frames("1,"));
+}
+
+/// GStreamer's rtspsrc reads `url` over `protocol` for 4 s, each track through decodebin:
+/// decoded video and audio reach the sinks, and nothing reports an error.
+pub(crate) fn gstreamer_decodes_video_and_audio(url: &str, protocol: &str) {
+    let location = format!("location={url}");
+    let protocols = format!("protocols={protocol}");
+    let mut args = vec!["-e", "-v", "rtspsrc", &location, &protocols, "name=s"];
+    for _ in 0..2 {
+        args.extend(["s.", "!", "queue", "!", "decodebin", "!", "fakesink", "silent=false"]);
+    }
+    let mut child = Command::new("gst-launch-1.0")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start gst-launch-1.0");
+    let collect = |pipe: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = std::io::BufReader::new(pipe).read_to_string(&mut text);
+            text
+        })
+    };
+    let stdout = collect(Box::new(child.stdout.take().expect("stdout")));
+    let stderr = collect(Box::new(child.stderr.take().expect("stderr")));
+    std::thread::sleep(Duration::from_secs(4));
+    signal(child.id(), "-INT");
+    if wait_timeout(&mut child, Duration::from_secs(10)).is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("gst-launch-1.0 ({protocol}) did not stop after SIGINT");
+    }
+    let (stdout, stderr) = (stdout.join().unwrap_or_default(), stderr.join().unwrap_or_default());
+    let chains = stdout.lines().filter(|l| l.contains("chain")).count();
+    assert!(chains > 50, "GStreamer ({protocol}) decoded only {chains} buffers");
+    assert!(stdout.contains("video/x-raw") && stdout.contains("audio/x-raw"), "{stdout}");
+    assert!(!stdout.contains("ERROR") && !stderr.contains("ERROR"), "{stdout}\n{stderr}");
+}
