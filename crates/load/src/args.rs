@@ -140,6 +140,17 @@ pub struct LoadArgs {
     #[arg(long, default_value = "50ms", value_parser = parse_duration)]
     pub udp_read_interval: Duration,
 
+    /// How a shard reads its UDP sockets every `--udp-read-interval`. `batch`: one `recvmmsg`
+    /// per socket, with GRO handing over a frame's datagrams as one message (cheapest when
+    /// frames span several packets). `ring`: every socket armed once on a multishot io_uring
+    /// of the shard's own, all read by one `io_uring_enter` per interval, one datagram per
+    /// 2 KiB buffer (64 MiB per shard; longer datagrams count as malformed): cheapest with
+    /// thousands of readers of one-packet frames, and the server then does the wake-up per
+    /// datagram it does for players that wait in poll. `ring` falls back to `batch` where
+    /// io_uring cannot (Linux before 6.1, `kernel.io_uring_disabled`).
+    #[arg(long, value_enum, default_value_t = UdpReceive::Batch)]
+    pub udp_receive: UdpReceive,
+
     /// glommio io_memory per shard, bytes (locked memory is capped at 8 MiB per user here).
     #[arg(long, default_value_t = 1 << 20)]
     pub io_memory: usize,
@@ -227,6 +238,7 @@ impl LoadArgs {
             seed: 1,
             udp_rcvbuf: 256 * 1024,
             udp_read_interval: Duration::from_millis(50),
+            udp_receive: UdpReceive::Batch,
             io_memory: 1 << 20,
             json: None,
             hlog: None,
@@ -353,6 +365,15 @@ impl fmt::Display for CpuList {
         }
         Ok(())
     }
+}
+
+/// How a shard reads its UDP sockets (`--udp-receive`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum UdpReceive {
+    /// A `recvmmsg` per socket per interval, GRO on.
+    Batch,
+    /// One multishot io_uring per shard, one enter per interval.
+    Ring,
 }
 
 /// How the simulated clients receive media.

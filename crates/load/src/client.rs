@@ -9,10 +9,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
-use glommio::net::UdpSocket;
-use glommio::Task;
 use manifold_rtp::ntp::NtpTime;
 use manifold_rtp::Ssrc;
 use manifold_rtsp::codec::{write_interleaved, write_request, write_response, Decoder, Item};
@@ -22,7 +20,6 @@ use manifold_rtsp::session::client::{
     ClientConfig, ClientError, ClientEvent, ClientSession, ClientTrack, MediaTransport,
 };
 use manifold_rtsp::{ChannelId, Method};
-use manifold_udp::RecvBatch;
 
 use crate::guard::{MediaFault, MediaWatch, RequestLedger, SourceFilter};
 use crate::metrics::{ErrorKind, Metric, Metrics};
@@ -32,6 +29,7 @@ use crate::redirect;
 use crate::rtcp::{receiver_report, ReportClock, MIN_INTERVAL};
 use crate::schedule::{Arrival, SplitMix};
 use crate::target::{Target, TrackInfo};
+use crate::udp_media::{self, Receivers, UdpRead, UdpReading, UdpSink};
 use manifold_dial::{Conn, Dialer, OpenError};
 
 /// Largest RTSP message or interleaved frame the connection buffer holds.
@@ -51,10 +49,8 @@ pub(crate) struct SessionEnv {
     pub(crate) tracks: Vec<TrackInfo>,
     pub(crate) connect_timeout: Duration,
     pub(crate) udp_rcvbuf: usize,
-    /// `--udp-read-interval` (zero: read on readiness).
-    pub(crate) udp_read_interval: Duration,
-    /// The run's start: the shard's UDP reads fall on a grid of intervals from it.
-    pub(crate) run_start: Instant,
+    /// How the shard reads its sessions' UDP sockets.
+    pub(crate) udp: Rc<UdpReading>,
     pub(crate) seed: u64,
     pub(crate) run_end: Instant,
     /// Past this no session is waited for: it is reported as stuck.
@@ -65,8 +61,7 @@ pub(crate) struct SessionEnv {
     pub(crate) no_play: bool,
     /// `--no-rtcp`: send no receiver reports.
     pub(crate) no_rtcp: bool,
-    pub(crate) metrics: RefCell<Metrics>,
-    pub(crate) recv: RefCell<RecvBatch>,
+    pub(crate) metrics: Rc<RefCell<Metrics>>,
     pub(crate) live: Arc<Live>,
     /// Sessions in progress on this shard.
     pub(crate) active: std::cell::Cell<u64>,
@@ -136,10 +131,10 @@ struct UdpPair {
 
 /// Binds an even RTP port and the odd RTCP port above it on `ip`, with the receive options on
 /// the RTP socket.
-fn bind_pair(ip: IpAddr, rcvbuf: usize) -> io::Result<UdpPair> {
+fn bind_pair(ip: IpAddr, rcvbuf: usize, gro: bool) -> io::Result<UdpPair> {
     let manifold_udp::PortPair { rtp, rtcp, port } = manifold_udp::bind_pair(ip)?;
     let _ = rtp.set_recv_buffer_size(rcvbuf);
-    let _ = manifold_udp::set_gro(&rtp, true);
+    let _ = manifold_udp::set_gro(&rtp, gro);
     let _ = manifold_udp::set_rxq_ovfl(&rtp, true);
     // Arrival times from the kernel: reading late does not move them.
     let _ = manifold_udp::set_timestamps(&rtp, true);
@@ -210,9 +205,6 @@ enum Ended {
     CutByHold,
 }
 
-/// Per-session state shared with its UDP receiver tasks.
-type Receivers = Rc<RefCell<Vec<TrackReceiver>>>;
-
 /// Runs the session at the run's URL and, when the server redirects it, again where it
 /// points ([`redirect`]: a new connection, up to [`redirect::MAX_HOPS`] times).
 async fn session_hops(
@@ -278,7 +270,8 @@ async fn session(
             who.fail(ErrorKind::Io, None, "generator", format!("local address: {e}"))
         })?;
         for _ in &env.tracks {
-            let pair = bind_pair(ip, env.udp_rcvbuf).map_err(|e| {
+            // Ring buffers hold one datagram each: no coalescing there.
+            let pair = bind_pair(ip, env.udp_rcvbuf, !env.udp.uses_ring()).map_err(|e| {
                 who.fail(ErrorKind::Generator, None, "generator", format!("UDP port pair: {e}"))
             })?;
             pairs.push(pair);
@@ -309,7 +302,7 @@ async fn session(
         udp_sockets.push(Some(p.rtp));
         rtcp_sockets.push(p.rtcp);
     }
-    let mut rx_tasks: Vec<Task<()>> = Vec::new();
+    let mut udp_reads: Vec<UdpRead> = Vec::new();
     let mut channels: Vec<(u8, usize)> = Vec::new();
     // Receiver reports: when (started once PLAY is answered), where, and as whom.
     let mut reports: Option<ReportClock> = None;
@@ -406,7 +399,7 @@ async fn session(
                             track,
                             &mut udp_sockets,
                             &receivers,
-                            &mut rx_tasks,
+                            &mut udp_reads,
                             &mut channels,
                         );
                     }
@@ -602,8 +595,8 @@ async fn session(
         }
     };
 
-    for t in rx_tasks {
-        t.cancel().await;
+    for r in udp_reads {
+        r.stop().await;
     }
     drop(rtcp_sockets);
     let mut m = env.metrics.borrow_mut();
@@ -756,7 +749,7 @@ fn start_track(
     track: &ClientTrack,
     udp_sockets: &mut [Option<socket2::Socket>],
     receivers: &Receivers,
-    rx_tasks: &mut Vec<Task<()>>,
+    udp_reads: &mut Vec<UdpRead>,
     channels: &mut Vec<(u8, usize)>,
 ) {
     let spec = track.transport.as_ref().unwrap_or(&track.offer);
@@ -769,120 +762,14 @@ fn start_track(
         }
         LowerTransport::Udp => {
             if let Some(sock) = udp_sockets.get_mut(i).and_then(Option::take) {
-                let socket = manifold_sys::glommio_udp(sock);
                 // The server sends from its address (or the `source` its answer names) and
                 // the `server_port`s it announced.
                 let ip =
                     spec.source.as_deref().and_then(|s| s.parse::<IpAddr>().ok()).unwrap_or(server);
                 let ports = track.transport.as_ref().and_then(|t| t.server_port);
-                let filter = SourceFilter::new(ip, ports);
-                let env = env.clone();
-                let receivers = receivers.clone();
-                let task = udp_receiver(env, socket, i, filter, receivers);
-                rx_tasks.push(glommio::spawn_local(task));
+                let sink = UdpSink::new(i, SourceFilter::new(ip, ports), receivers.clone());
+                udp_reads.push(udp_media::start(&env.udp, sock, sink));
             }
         }
-    }
-}
-
-/// Drains one RTP socket with `recvmmsg` batches until it is empty, every
-/// `--udp-read-interval` (or, with a zero interval, whenever it becomes readable). Each
-/// datagram's arrival is the time the kernel received it when the socket gives one, so
-/// reading in batches does not shift latencies, gaps or jitter. Datagrams from elsewhere than
-/// `filter` allows are counted as foreign and dropped.
-async fn udp_receiver(
-    env: Rc<SessionEnv>,
-    socket: UdpSocket,
-    track: usize,
-    filter: SourceFilter,
-    receivers: Receivers,
-) {
-    let mut peek = [0u8; 1];
-    let mut drops_seen = 0u32;
-    let interval = env.udp_read_interval;
-    loop {
-        if !interval.is_zero() {
-            // Every socket of the shard on one grid: one wake-up reads them all, rather than
-            // one wake-up (and executor round) per socket.
-            let now = Instant::now();
-            sleep_until(next_tick(env.run_start, interval, now)).await;
-        } else if socket.peek_from(&mut peek).await.is_err() {
-            // ICMP errors on an unconnected socket are not ours to act on; try again shortly.
-            glommio::timer::sleep(Duration::from_millis(1)).await;
-            continue;
-        }
-        loop {
-            let mut batch = env.recv.borrow_mut();
-            let got = match batch.recv(manifold_sys::fd_of(&socket)) {
-                Ok(n) => n,
-                Err(_) => break,
-            };
-            let now = Instant::now();
-            let wall = SystemTime::now();
-            let now_ntp = NtpTime::from_system_time(wall);
-            let mut m = env.metrics.borrow_mut();
-            let mut rxs = receivers.borrow_mut();
-            let mut packets = 0u64;
-            for msg in batch.messages() {
-                if let Some(d) = msg.drops {
-                    m.counts.rxq_drops += u64::from(d.wrapping_sub(drops_seen));
-                    drops_seen = d;
-                }
-                if !filter.accepts(msg.source) {
-                    m.counts.foreign += msg.datagram_count() as u64;
-                    continue;
-                }
-                let (arrival, arrival_ntp) = match msg.received {
-                    Some(at) => {
-                        let at = UNIX_EPOCH + at;
-                        // A stamp after `wall` (a clock step) counts as now.
-                        let ago = wall.duration_since(at).unwrap_or_default();
-                        let arrival = now.checked_sub(ago).unwrap_or(now);
-                        (arrival, NtpTime::from_system_time(at))
-                    }
-                    None => (now, now_ntp),
-                };
-                if let Some(rx) = rxs.get_mut(track) {
-                    for datagram in msg.datagrams() {
-                        rx.handle_packet(arrival, arrival_ntp, datagram, &mut m);
-                        packets += 1;
-                    }
-                }
-            }
-            env.live.packets.fetch_add(packets, Ordering::Relaxed);
-            if got < RECV_BATCH {
-                break;
-            }
-        }
-    }
-}
-
-/// The first point after `now` of the grid of `interval`s from `anchor`.
-fn next_tick(anchor: Instant, interval: Duration, now: Instant) -> Instant {
-    let step = interval.as_nanos().max(1);
-    let since = now.saturating_duration_since(anchor).as_nanos();
-    let ticks = u32::try_from(since / step + 1).unwrap_or(u32::MAX);
-    anchor + interval.saturating_mul(ticks)
-}
-
-/// Messages per `recvmmsg`.
-pub(crate) const RECV_BATCH: usize = 16;
-/// Bytes per message: a whole GRO-coalesced message.
-pub(crate) const RECV_BUF: usize = 65535;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn udp_reads_fall_on_one_grid() {
-        let t0 = Instant::now();
-        let ms = Duration::from_millis;
-        assert_eq!(next_tick(t0, ms(50), t0), t0 + ms(50));
-        assert_eq!(next_tick(t0, ms(50), t0 + ms(49)), t0 + ms(50));
-        assert_eq!(next_tick(t0, ms(50), t0 + ms(50)), t0 + ms(100));
-        assert_eq!(next_tick(t0, ms(50), t0 + ms(1234)), t0 + ms(1250));
-        // Before the anchor (sessions start after it, but the clock may say otherwise).
-        assert_eq!(next_tick(t0 + ms(10), ms(50), t0), t0 + ms(60));
     }
 }

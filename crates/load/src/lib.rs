@@ -48,6 +48,7 @@ mod source_rtmp;
 mod source_rtp;
 pub mod target;
 pub mod threshold;
+mod udp_media;
 pub mod workers;
 
 use std::net::SocketAddr;
@@ -60,7 +61,7 @@ use glommio::{CpuSet, LocalExecutorPoolBuilder, PoolPlacement};
 use manifold_rtsp::auth::Credentials;
 use manifold_rtsp::session::client::ClientConfig;
 
-pub use args::{CpuList, LoadArgs, TransportChoice};
+pub use args::{CpuList, LoadArgs, TransportChoice, UdpReceive};
 pub use report::Report;
 pub use source::{SourceArgs, SourceError, SourceStats, SourceTransport};
 
@@ -395,6 +396,7 @@ fn execute_raw(args: &LoadArgs) -> Result<(Outcome, Raw), LoadError> {
             behind_tolerance: args.behind_tolerance,
             udp_rcvbuf: args.udp_rcvbuf,
             udp_read_interval: args.udp_read_interval,
+            udp_ring: args.udp_receive == UdpReceive::Ring,
             seed: args.seed,
             run_start,
             run_end: run_start + args.duration,

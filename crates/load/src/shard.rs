@@ -9,16 +9,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use manifold_rtsp::session::client::ClientConfig;
-use manifold_udp::RecvBatch;
 
 use crate::args::CpuList;
-use crate::client::{run_session, SessionEnv, RECV_BATCH, RECV_BUF};
+use crate::client::{run_session, SessionEnv};
 use crate::hlog::{IntervalBlob, IntervalRecorder, INTERVAL};
 use crate::metrics::{Metric, Metrics};
 use crate::progress::Live;
 use crate::schedule::{Pacer, Schedule};
 use crate::segment::Segment;
 use crate::target::{Target, TrackInfo};
+use crate::udp_media::{read_ring, UdpReading};
 use manifold_dial::Dialer;
 
 /// How often the health timer fires.
@@ -39,6 +39,8 @@ pub(crate) struct ShardPlan {
     pub(crate) behind_tolerance: Duration,
     pub(crate) udp_rcvbuf: usize,
     pub(crate) udp_read_interval: Duration,
+    /// `--udp-receive ring`.
+    pub(crate) udp_ring: bool,
     pub(crate) seed: u64,
     pub(crate) run_start: Instant,
     pub(crate) run_end: Instant,
@@ -69,6 +71,14 @@ pub(crate) struct ShardOutput {
 /// Runs shard `shard` of the plan to the end and returns its measurements.
 pub(crate) async fn run_shard(plan: ShardPlan, shard: usize) -> ShardOutput {
     let cpus = thread_cpus();
+    let metrics = Rc::new(RefCell::new(Metrics::new()));
+    let udp = Rc::new(UdpReading::new(
+        plan.udp_read_interval,
+        plan.udp_ring,
+        plan.run_start,
+        metrics.clone(),
+        plan.live.clone(),
+    ));
     let env = Rc::new(SessionEnv {
         target: plan.target.clone(),
         dialer: Rc::new(plan.dialer.clone()),
@@ -76,16 +86,14 @@ pub(crate) async fn run_shard(plan: ShardPlan, shard: usize) -> ShardOutput {
         tracks: plan.tracks.clone(),
         connect_timeout: plan.connect_timeout,
         udp_rcvbuf: plan.udp_rcvbuf,
-        udp_read_interval: plan.udp_read_interval,
-        run_start: plan.run_start,
+        udp: udp.clone(),
         seed: plan.seed,
         run_end: plan.run_end,
         run_deadline: plan.run_deadline,
         media_timeout: plan.media_timeout,
         no_play: plan.no_play,
         no_rtcp: plan.no_rtcp,
-        metrics: RefCell::new(Metrics::new()),
-        recv: RefCell::new(RecvBatch::new(RECV_BATCH, RECV_BUF)),
+        metrics,
         live: plan.live.clone(),
         active: Cell::new(0),
     });
@@ -93,6 +101,7 @@ pub(crate) async fn run_shard(plan: ShardPlan, shard: usize) -> ShardOutput {
     let recorder = Rc::new(RefCell::new(IntervalRecorder::new()));
     let rotate = plan.hlog.then(|| (recorder.clone(), plan.run_start));
     let ticker = glommio::spawn_local(health_timer(env.clone(), stop.clone(), rotate));
+    let ring_reader = glommio::spawn_local(read_ring(udp, stop.clone()));
 
     let mut pacer = Pacer::new(plan.behind_tolerance);
     let mut sessions = Vec::new();
@@ -125,6 +134,7 @@ pub(crate) async fn run_shard(plan: ShardPlan, shard: usize) -> ShardOutput {
     }
     stop.set(true);
     ticker.await;
+    ring_reader.await;
     let mut last = env.metrics.replace(Metrics::new());
     last.counts.behind_schedule += pacer.behind();
     let mut recorder = recorder.take();

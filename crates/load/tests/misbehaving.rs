@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use manifold_load::{LoadArgs, Outcome, TransportChoice};
+use manifold_load::{LoadArgs, Outcome, TransportChoice, UdpReceive};
 use manifold_rtp::packet::RtpBuilder;
 use manifold_rtp::{RtpTime, Ssrc};
 use manifold_rtsp::codec::write_response;
@@ -193,6 +193,15 @@ fn start_server(fault: Fault) -> u16 {
 /// Runs 4 clients for 3 s against a server with `fault` (media timeout 1 s, response timeout
 /// 1 s), with `thresholds`; asserts the run ended on time.
 fn run(fault: Fault, transport: TransportChoice, thresholds: &[&str]) -> Outcome {
+    run_reading(fault, transport, thresholds, UdpReceive::Batch)
+}
+
+fn run_reading(
+    fault: Fault,
+    transport: TransportChoice,
+    thresholds: &[&str],
+    receive: UdpReceive,
+) -> Outcome {
     let _one = ONE_RUN.lock().unwrap_or_else(|e| e.into_inner());
     let port = start_server(fault);
     let mut args = LoadArgs::new(format!("rtsp://127.0.0.1:{port}/misbehaving"));
@@ -203,6 +212,7 @@ fn run(fault: Fault, transport: TransportChoice, thresholds: &[&str]) -> Outcome
     args.media_timeout = Duration::from_secs(1);
     args.response_timeout = Duration::from_secs(1);
     args.shards = Some(1);
+    args.udp_receive = receive;
     args.quiet = true;
     args.thresholds = thresholds.iter().map(|t| (*t).to_owned()).collect();
     let started = Instant::now();
@@ -265,7 +275,13 @@ fn an_answer_with_another_cseq_is_a_protocol_error() {
 
 #[test]
 fn datagrams_from_a_foreign_port_are_counted_and_kept_out_of_the_statistics() {
-    let outcome = run(Fault::ForeignPort, TransportChoice::Udp, &["foreign<1"]);
+    for receive in [UdpReceive::Batch, UdpReceive::Ring] {
+        foreign_port(receive);
+    }
+}
+
+fn foreign_port(receive: UdpReceive) {
+    let outcome = run_reading(Fault::ForeignPort, TransportChoice::Udp, &["foreign<1"], receive);
     let r = &outcome.report;
     assert_eq!(r.errors.total, 0, "{:?}", r.errors.samples);
     assert!(r.media.packets >= 4 * 200, "packets {}", r.media.packets);

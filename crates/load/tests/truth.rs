@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 use manifold_load::metrics::{Metric, Metrics};
 use manifold_load::receiver::TrackReceiver;
 use manifold_load::threshold::{stat_of, Stat};
-use manifold_load::{LoadArgs, TransportChoice};
+use manifold_load::{LoadArgs, TransportChoice, UdpReceive};
 use manifold_rtp::codec::Codec;
 use manifold_rtp::packet::RtpBuilder;
 use manifold_rtp::{RtpTime, Ssrc};
@@ -269,6 +269,13 @@ fn start_server(faults: Faults) -> (u16, Arc<AtomicBool>, std::thread::JoinHandl
 
 #[test]
 fn real_sockets_stall_and_one_percent_drop() {
+    // Both ways of reading UDP sockets see the same truth.
+    for receive in [UdpReceive::Batch, UdpReceive::Ring] {
+        stall_and_one_percent_drop(receive);
+    }
+}
+
+fn stall_and_one_percent_drop(receive: UdpReceive) {
     let faults = Faults { drop_one_percent: true, stall: true, bitrate: Some(2_000_000) };
     let (port, stop, sender) = start_server(faults);
     let mut args = LoadArgs::new(format!("rtsp://127.0.0.1:{port}/truth"));
@@ -277,6 +284,7 @@ fn real_sockets_stall_and_one_percent_drop() {
     args.duration = Duration::from_secs(4);
     args.ramp = Duration::from_millis(100);
     args.shards = Some(1);
+    args.udp_receive = receive;
     args.quiet = true;
     let outcome = manifold_load::execute(&args).expect("the run completes");
     stop.store(true, Ordering::Relaxed);
@@ -290,7 +298,7 @@ fn real_sockets_stall_and_one_percent_drop() {
     assert!(r.media.counted_by_counter > 0, "the counter extension was read");
     assert!(
         (0.007..=0.013).contains(&r.media.loss_ratio),
-        "1% dropped, loss ratio {}",
+        "{receive:?}: 1% dropped, loss ratio {}",
         r.media.loss_ratio
     );
     assert_eq!(r.media.duplicates, 0);
@@ -304,6 +312,12 @@ fn real_sockets_stall_and_one_percent_drop() {
 
 #[test]
 fn reading_udp_in_batches_keeps_the_kernels_arrival_times() {
+    for receive in [UdpReceive::Batch, UdpReceive::Ring] {
+        read_every_200ms(receive);
+    }
+}
+
+fn read_every_200ms(receive: UdpReceive) {
     // Sockets read only every 200 ms: without the kernel's receive times every packet would
     // look up to 200 ms late (e2e p50 near 100 ms, gaps of 200 ms between batches).
     let faults = Faults { drop_one_percent: false, stall: false, bitrate: Some(1_000_000) };
@@ -315,6 +329,7 @@ fn reading_udp_in_batches_keeps_the_kernels_arrival_times() {
     args.ramp = Duration::from_millis(100);
     args.shards = Some(1);
     args.udp_read_interval = Duration::from_millis(200);
+    args.udp_receive = receive;
     args.quiet = true;
     let outcome = manifold_load::execute(&args).expect("the run completes");
     stop.store(true, Ordering::Relaxed);
@@ -323,7 +338,7 @@ fn reading_udp_in_batches_keeps_the_kernels_arrival_times() {
     assert_eq!(r.sessions.ok, 2, "{:?}", r.errors.samples);
     assert!(r.media.packets > 200, "packets {}", r.media.packets);
     let e2e = &r.metrics["e2e"];
-    assert!(e2e.percentiles["p50"] < 20_000, "e2e p50 {} us", e2e.percentiles["p50"]);
+    assert!(e2e.percentiles["p50"] < 20_000, "{receive:?}: e2e p50 {} us", e2e.percentiles["p50"]);
     // Frames are 40 ms apart (25/s): a batch boundary must not show as a 200 ms gap.
     let gap = &r.metrics["gap"];
     assert!(gap.percentiles["p99"] < 100_000, "gap p99 {} us", gap.percentiles["p99"]);

@@ -17,9 +17,10 @@
 //!   packet buffers, nothing is copied;
 //! - [`UringSender`]: one `io_uring_enter` submitting a GSO `sendmsg` for each of many readers.
 //!
-//! Receive side: [`set_gro`] (coalesced receive), [`set_rxq_ovfl`] (drop counter) and
+//! Receive side: [`set_gro`] (coalesced receive), [`set_rxq_ovfl`] (drop counter),
 //! [`RecvBatch`] (`recvmmsg`, with each coalesced message split back into datagrams by
-//! [`Message::datagrams`]).
+//! [`Message::datagrams`]) and [`RecvRing`] (multishot receives on many sockets at once, read
+//! by one `io_uring_enter`).
 //!
 //! Which to use: `perf/RESULTS.md`, "Send paths (issue 3)". In short, a frame's packets go to
 //! each reader as one GSO message, and those messages are batched across readers
@@ -40,6 +41,7 @@ mod addr;
 mod gso;
 mod pair;
 mod recv;
+mod recv_ring;
 mod send;
 mod uring;
 
@@ -50,5 +52,6 @@ pub use gso::{
 };
 pub use pair::{bind_pair, PortPair, PAIR_TRIES};
 pub use recv::{set_gro, set_rxq_ovfl, set_timestamps, Datagrams, Message, RecvBatch};
+pub use recv_ring::{RecvRing, RingEvent, MAX_KEY};
 pub use send::{send_gso, send_to, BatchSent, Datagram, MmsgSender};
 pub use uring::{SendOutcome, UringSender};

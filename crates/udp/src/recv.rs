@@ -60,13 +60,57 @@ struct CmsgSpace([u8; 128]);
 
 /// What the kernel said about one received message, besides the bytes.
 #[derive(Clone, Copy, Debug, Default)]
-struct Meta {
-    len: usize,
-    segment_size: Option<usize>,
-    drops: Option<u32>,
-    received: Option<Duration>,
-    truncated: bool,
-    source: Option<SocketAddr>,
+pub(crate) struct Meta {
+    pub(crate) len: usize,
+    pub(crate) segment_size: Option<usize>,
+    pub(crate) drops: Option<u32>,
+    pub(crate) received: Option<Duration>,
+    pub(crate) truncated: bool,
+    pub(crate) source: Option<SocketAddr>,
+}
+
+/// Reads the control messages we ask for (`UDP_GRO`, `SO_RXQ_OVFL`, `SO_TIMESTAMPNS`) from the
+/// bytes the kernel wrote into a control buffer, into `meta`. Plain byte reads: the bytes may
+/// sit at any alignment (a provided buffer's control field is not 8-aligned).
+pub(crate) fn read_control(control: &[u8], meta: &mut Meta) {
+    let header = mem::size_of::<libc::cmsghdr>();
+    let align = mem::size_of::<usize>();
+    let mut at = 0;
+    while control.len().saturating_sub(at) >= header {
+        // SAFETY: `header` bytes from `at` are inside `control` (checked above); cmsghdr is plain
+        // integers, read unaligned.
+        let c: libc::cmsghdr =
+            unsafe { control.as_ptr().add(at).cast::<libc::cmsghdr>().read_unaligned() };
+        #[allow(clippy::unnecessary_cast, reason = "socklen_t, not size_t, on musl")]
+        let len = c.cmsg_len as usize;
+        if len < header || len > control.len() - at {
+            break;
+        }
+        let data = &control[at + header..at + len];
+        match (c.cmsg_level, c.cmsg_type) {
+            (libc::SOL_UDP, libc::UDP_GRO) => {
+                if let Some(b) = data.first_chunk::<4>() {
+                    meta.segment_size =
+                        usize::try_from(i32::from_ne_bytes(*b)).ok().filter(|&s| s > 0);
+                }
+            }
+            (libc::SOL_SOCKET, libc::SO_RXQ_OVFL) => {
+                meta.drops = data.first_chunk::<4>().map(|b| u32::from_ne_bytes(*b));
+            }
+            (libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS)
+                if data.len() >= mem::size_of::<libc::timespec>() =>
+            {
+                // SAFETY: a whole timespec is in `data`; read unaligned.
+                let ts = unsafe { data.as_ptr().cast::<libc::timespec>().read_unaligned() };
+                meta.received = u64::try_from(ts.tv_sec)
+                    .ok()
+                    .zip(u32::try_from(ts.tv_nsec).ok())
+                    .map(|(s, ns)| Duration::new(s, ns));
+            }
+            _ => {}
+        }
+        at += len.div_ceil(align) * align;
+    }
 }
 
 /// One `recvmmsg` batch: fixed buffers reused call after call; one per receiving shard.
@@ -178,30 +222,9 @@ impl RecvBatch {
             source: decode_storage(&self.addrs[i], h.msg_hdr.msg_namelen),
             ..Meta::default()
         };
-        // SAFETY: the kernel set msg_controllen to the bytes it wrote into our cmsg buffer, which
-        // msg_control still points at; CMSG_FIRSTHDR/NXTHDR stay within that length.
-        let mut c = unsafe { libc::CMSG_FIRSTHDR(&h.msg_hdr) };
-        while !c.is_null() {
-            // SAFETY: c points at a complete cmsghdr inside the control buffer (checked by the
-            // CMSG macros); its data is read unaligned, as the cmsg ABI does not promise more.
-            unsafe {
-                let (level, kind) = ((*c).cmsg_level, (*c).cmsg_type);
-                let data = libc::CMSG_DATA(c);
-                if level == libc::SOL_UDP && kind == libc::UDP_GRO {
-                    let size = data.cast::<libc::c_int>().read_unaligned();
-                    meta.segment_size = usize::try_from(size).ok().filter(|&s| s > 0);
-                } else if level == libc::SOL_SOCKET && kind == libc::SO_RXQ_OVFL {
-                    meta.drops = Some(data.cast::<u32>().read_unaligned());
-                } else if level == libc::SOL_SOCKET && kind == libc::SCM_TIMESTAMPNS {
-                    let ts = data.cast::<libc::timespec>().read_unaligned();
-                    meta.received = u64::try_from(ts.tv_sec)
-                        .ok()
-                        .zip(u32::try_from(ts.tv_nsec).ok())
-                        .map(|(s, ns)| Duration::new(s, ns));
-                }
-                c = libc::CMSG_NXTHDR(&h.msg_hdr, c);
-            }
-        }
+        #[allow(clippy::unnecessary_cast, reason = "socklen_t, not size_t, on musl")]
+        let control_len = (h.msg_hdr.msg_controllen as usize).min(mem::size_of::<CmsgSpace>());
+        read_control(&self.cmsgs[i].0[..control_len], &mut meta);
         meta
     }
 
