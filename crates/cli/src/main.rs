@@ -81,6 +81,11 @@ struct ServeArgs {
     /// Most RTSP sessions open at once (default 10000); a SETUP beyond gets 503.
     #[arg(long)]
     max_sessions: Option<usize>,
+    /// Most RTSP sessions open at once from one IP address (default 1000; loopback exempt
+    /// unless --limit-loopback); a SETUP beyond gets 503. Raise it for a load generator on
+    /// another host.
+    #[arg(long)]
+    max_sessions_per_ip: Option<usize>,
     /// Publishing to a live path closes the old publisher instead of answering 403.
     #[arg(long)]
     publish_replace: bool,
@@ -283,6 +288,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(n) = args.max_sessions {
         config.max_sessions = n;
+    }
+    if let Some(n) = args.max_sessions_per_ip {
+        config.max_sessions_per_ip = n;
     }
     if args.publish_replace {
         config.publish_replace = true;

@@ -376,6 +376,18 @@ fn a_setup_beyond_the_session_limit_gets_503() {
     assert_eq!(sample(&text, "manifold_refused_total{what=\"session\"}"), 1.0);
 }
 
+#[test]
+fn a_setup_beyond_the_per_address_session_limit_gets_503() {
+    let relay =
+        Relay::start(&["--synthetic", "/demo", "--max-sessions-per-ip", "1", "--limit-loopback"]);
+    let (s, _first, _) = setup_tcp(&relay, "/demo");
+    assert_eq!(s, 200);
+    let (s, _second, _) = setup_tcp(&relay, "/demo");
+    assert_eq!(s, 503, "one session per address");
+    let (_, _, text) = relay.get("/metrics");
+    assert_eq!(sample(&text, "manifold_refused_total{what=\"session\"}"), 1.0);
+}
+
 const SDP: &str = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=NAME\r\nt=0 0\r\n\
                    m=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=control:streamid=0\r\n";
 
