@@ -10,14 +10,14 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 mod common;
 use common::{
     exchange, ffmpeg_reads, free_port, gstreamer_reads, have, run_bounded, streams_json,
-    wait_published, Relay,
+    wait_published, KillOnDrop, Relay,
 };
 
 /// The test clip (H.264 + AAC, 4 s, keyframe every second), made once per test run.
@@ -63,29 +63,18 @@ fn clip() -> &'static Path {
     })
 }
 
-/// An ffmpeg publisher looping the clip to `url`, killed when dropped.
-struct Publisher(Child);
-
-impl Publisher {
-    fn start(url: &str, transport: &str) -> Publisher {
-        let child = Command::new("ffmpeg")
-            .args(["-v", "error", "-re", "-stream_loop", "-1", "-i"])
-            .arg(clip())
-            .args(["-c", "copy", "-f", "rtsp", "-rtsp_transport", transport, url])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start ffmpeg publisher");
-        Publisher(child)
-    }
-}
-
-impl Drop for Publisher {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// An ffmpeg publisher looping the clip to `url` over RTSP, killed when dropped.
+fn rtsp_publisher(url: &str, transport: &str) -> KillOnDrop {
+    let child = Command::new("ffmpeg")
+        .args(["-v", "error", "-re", "-stream_loop", "-1", "-i"])
+        .arg(clip())
+        .args(["-c", "copy", "-f", "rtsp", "-rtsp_transport", transport, url])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start ffmpeg publisher");
+    KillOnDrop(child)
 }
 
 fn connect(relay: &Relay) -> TcpStream {
@@ -165,7 +154,7 @@ fn ffmpeg_publishes_over_tcp_and_is_read_back() {
     }
     let relay = Relay::start(&[]);
     let url = relay.url("/cam");
-    let _publisher = Publisher::start(&url, "tcp");
+    let _publisher = rtsp_publisher(&url, "tcp");
     wait_published(&relay, "/cam");
     ffmpeg_reads(&url, "udp");
     ffmpeg_reads(&url, "tcp");
@@ -261,7 +250,7 @@ fn publishers_and_readers_need_their_credentials() {
         assert!(!out.status.success(), "ffmpeg published to {url} without the right credentials");
     }
     // With the publisher's it publishes (Digest MD5: ffmpeg has no SHA-256).
-    let _publisher = Publisher::start(&format!("rtsp://cam:s3cret@{addr}/cam/door"), "tcp");
+    let _publisher = rtsp_publisher(&format!("rtsp://cam:s3cret@{addr}/cam/door"), "tcp");
     wait_described_as_viewer(&relay, "/cam/door");
     std::thread::sleep(Duration::from_millis(1200));
     // The viewer reads with ffmpeg (UDP and TCP) and GStreamer; nobody else does.
@@ -292,7 +281,7 @@ fn publishers_and_readers_need_their_credentials() {
 }
 
 /// An ffmpeg RTMP publisher looping the clip to `url`, killed when dropped.
-fn rtmp_publisher(url: &str) -> Publisher {
+fn rtmp_publisher(url: &str) -> KillOnDrop {
     let child = Command::new("ffmpeg")
         .args(["-v", "error", "-re", "-stream_loop", "-1", "-i"])
         .arg(clip())
@@ -302,7 +291,7 @@ fn rtmp_publisher(url: &str) -> Publisher {
         .stderr(Stdio::null())
         .spawn()
         .expect("start ffmpeg rtmp publisher");
-    Publisher(child)
+    KillOnDrop(child)
 }
 
 #[test]
@@ -624,7 +613,7 @@ fn ffmpeg_publishes_over_udp_and_is_read_back() {
     }
     let relay = Relay::start(&[]);
     let url = relay.url("/cam");
-    let _publisher = Publisher::start(&url, "udp");
+    let _publisher = rtsp_publisher(&url, "udp");
     wait_published(&relay, "/cam");
     ffmpeg_reads(&url, "tcp");
     ffmpeg_reads(&url, "udp");
@@ -1068,7 +1057,7 @@ fn teardown_of_one_track_stops_only_that_track() {
     }
     let relay = Relay::start(&[]);
     let url = relay.url("/cam");
-    let _publisher = Publisher::start(&url, "tcp");
+    let _publisher = rtsp_publisher(&url, "tcp");
     wait_published(&relay, "/cam");
     let mut c = connect(&relay);
     let (s, _) = exchange(&mut c, &format!("DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\n\r\n"));

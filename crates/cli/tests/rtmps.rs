@@ -10,36 +10,11 @@
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 mod common;
 use common::{ffmpeg_reads, free_port, have, run_bounded, wait_published, Relay};
-
-/// An ffmpeg publisher, killed when dropped.
-struct Publisher(Child);
-
-impl Drop for Publisher {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// ffmpeg publishing 60 s of test pattern and tone to `url` (`rtmps://` or `rtmp://`).
-fn publisher(url: &str) -> Publisher {
-    let child = Command::new("ffmpeg")
-        .args(["-v", "error", "-nostdin", "-re"])
-        .args(["-f", "lavfi", "-i", "testsrc=size=320x240:rate=25"])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-        .args(["-t", "60", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25"])
-        .args(["-pix_fmt", "yuv420p", "-c:a", "aac", "-ac", "2", "-f", "flv", url])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start ffmpeg publisher");
-    Publisher(child)
-}
 
 /// A fresh directory holding a self-signed certificate and its key, and a relay config with
 /// a publisher `cam` (password in the URL's query) and anonymous readers.
@@ -95,7 +70,8 @@ fn ffmpeg_publishes_over_rtmps_and_is_read_back_over_rtsp() {
     .expect("ffmpeg finished in time");
     assert!(!out.status.success(), "a password in clear was accepted over plain RTMP");
 
-    let _publisher = publisher(&format!("rtmps://{rtmps}/live/cam?user=cam&pass=s3cret"));
+    let _publisher =
+        common::ffmpeg_publishes_flv(&format!("rtmps://{rtmps}/live/cam?user=cam&pass=s3cret"));
     wait_published(&relay, "/live/cam");
     let url = relay.url("/live/cam");
     common::ffmpeg_decodes_video_and_audio(&url, "tcp");
@@ -112,7 +88,8 @@ fn a_handshake_that_is_not_tls_is_closed_while_a_publisher_goes_on() {
     }
     let dir = setup("garbage");
     let (relay, rtmps, _) = relay(&dir);
-    let _publisher = publisher(&format!("rtmps://{rtmps}/live/cam?user=cam&pass=s3cret"));
+    let _publisher =
+        common::ffmpeg_publishes_flv(&format!("rtmps://{rtmps}/live/cam?user=cam&pass=s3cret"));
     wait_published(&relay, "/live/cam");
     // A plain RTMP client (C0 + the start of C1) on the TLS port: closed, with an alert at most.
     let mut conn = std::net::TcpStream::connect(&rtmps).unwrap();

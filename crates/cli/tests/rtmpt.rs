@@ -7,36 +7,11 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::io::Read as _;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 mod common;
 use common::{free_port, have, run_bounded, wait_published, Relay};
-
-/// An ffmpeg publisher, killed when dropped.
-struct Publisher(Child);
-
-impl Drop for Publisher {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// ffmpeg publishing 60 s of test pattern and tone over RTMPT.
-fn rtmpt_publisher(url: &str) -> Publisher {
-    let child = Command::new("ffmpeg")
-        .args(["-v", "error", "-nostdin", "-re"])
-        .args(["-f", "lavfi", "-i", "testsrc=size=320x240:rate=25"])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-        .args(["-t", "60", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25"])
-        .args(["-pix_fmt", "yuv420p", "-c:a", "aac", "-ac", "2", "-f", "flv", url])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start ffmpeg rtmpt publisher");
-    Publisher(child)
-}
 
 #[test]
 fn ffmpeg_publishes_over_rtmpt_and_is_read_back_over_rtsp() {
@@ -45,7 +20,7 @@ fn ffmpeg_publishes_over_rtmpt_and_is_read_back_over_rtsp() {
     }
     let rtmpt = format!("127.0.0.1:{}", free_port());
     let relay = Relay::start(&["--rtmpt-listen", &rtmpt]);
-    let _publisher = rtmpt_publisher(&format!("rtmpt://{rtmpt}/live/cam"));
+    let _publisher = common::ffmpeg_publishes_flv(&format!("rtmpt://{rtmpt}/live/cam"));
     wait_published(&relay, "/live/cam");
     let url = relay.url("/live/cam");
     common::ffmpeg_decodes_video_and_audio(&url, "tcp");
@@ -140,7 +115,8 @@ fn rtmpt_publishing_needs_the_publish_permission() {
     )
     .expect("ffmpeg finished in time");
     assert!(!out.status.success(), "ffmpeg published over RTMPT without credentials");
-    let _publisher = rtmpt_publisher(&format!("rtmpt://{rtmpt}/cam/side?user=cam&pass=s3cret"));
+    let _publisher =
+        common::ffmpeg_publishes_flv(&format!("rtmpt://{rtmpt}/cam/side?user=cam&pass=s3cret"));
     // The viewer (Basic viewer:v13w) finds it published.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {

@@ -267,6 +267,31 @@ fn start_server(faults: Faults) -> (u16, Arc<AtomicBool>, std::thread::JoinHandl
     (port, stop, sender)
 }
 
+/// `clients` UDP sessions on one shard against the in-test server with `faults`, for
+/// `duration`, reading with `receive`; `tune` sets anything else.
+fn udp_run(
+    faults: Faults,
+    receive: UdpReceive,
+    clients: u32,
+    duration: Duration,
+    tune: impl FnOnce(&mut LoadArgs),
+) -> manifold_load::Outcome {
+    let (port, stop, sender) = start_server(faults);
+    let mut args = LoadArgs::new(format!("rtsp://127.0.0.1:{port}/truth"));
+    args.clients = clients;
+    args.transport = TransportChoice::Udp;
+    args.duration = duration;
+    args.ramp = Duration::from_millis(100);
+    args.shards = Some(1);
+    args.udp_receive = receive;
+    args.quiet = true;
+    tune(&mut args);
+    let outcome = manifold_load::execute(&args).expect("the run completes");
+    stop.store(true, Ordering::Relaxed);
+    sender.join().unwrap();
+    outcome
+}
+
 #[test]
 fn real_sockets_stall_and_one_percent_drop() {
     // Both ways of reading UDP sockets see the same truth.
@@ -277,18 +302,7 @@ fn real_sockets_stall_and_one_percent_drop() {
 
 fn stall_and_one_percent_drop(receive: UdpReceive) {
     let faults = Faults { drop_one_percent: true, stall: true, bitrate: Some(2_000_000) };
-    let (port, stop, sender) = start_server(faults);
-    let mut args = LoadArgs::new(format!("rtsp://127.0.0.1:{port}/truth"));
-    args.clients = 4;
-    args.transport = TransportChoice::Udp;
-    args.duration = Duration::from_secs(4);
-    args.ramp = Duration::from_millis(100);
-    args.shards = Some(1);
-    args.udp_receive = receive;
-    args.quiet = true;
-    let outcome = manifold_load::execute(&args).expect("the run completes");
-    stop.store(true, Ordering::Relaxed);
-    sender.join().unwrap();
+    let outcome = udp_run(faults, receive, 4, Duration::from_secs(4), |_| {});
     let r = &outcome.report;
     println!("{}", r.table());
 
@@ -321,19 +335,9 @@ fn read_every_200ms(receive: UdpReceive) {
     // Sockets read only every 200 ms: without the kernel's receive times every packet would
     // look up to 200 ms late (e2e p50 near 100 ms, gaps of 200 ms between batches).
     let faults = Faults { drop_one_percent: false, stall: false, bitrate: Some(1_000_000) };
-    let (port, stop, sender) = start_server(faults);
-    let mut args = LoadArgs::new(format!("rtsp://127.0.0.1:{port}/truth"));
-    args.clients = 2;
-    args.transport = TransportChoice::Udp;
-    args.duration = Duration::from_secs(2);
-    args.ramp = Duration::from_millis(100);
-    args.shards = Some(1);
-    args.udp_read_interval = Duration::from_millis(200);
-    args.udp_receive = receive;
-    args.quiet = true;
-    let outcome = manifold_load::execute(&args).expect("the run completes");
-    stop.store(true, Ordering::Relaxed);
-    sender.join().unwrap();
+    let outcome = udp_run(faults, receive, 2, Duration::from_secs(2), |args| {
+        args.udp_read_interval = Duration::from_millis(200);
+    });
     let r = &outcome.report;
     assert_eq!(r.sessions.ok, 2, "{:?}", r.errors.samples);
     assert!(r.media.packets > 200, "packets {}", r.media.packets);

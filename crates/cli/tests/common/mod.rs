@@ -402,3 +402,29 @@ pub(crate) fn gstreamer_decodes_video_and_audio(url: &str, protocol: &str) {
     assert!(stdout.contains("video/x-raw") && stdout.contains("audio/x-raw"), "{stdout}");
     assert!(!stdout.contains("ERROR") && !stderr.contains("ERROR"), "{stdout}\n{stderr}");
 }
+
+/// A child process a test started (a publisher, a peer), killed and reaped when dropped.
+pub(crate) struct KillOnDrop(pub(crate) Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// ffmpeg publishing 60 s of test pattern and tone (H.264 + AAC) as FLV to `url`: `rtmp://`,
+/// `rtmps://` or `rtmpt://`.
+pub(crate) fn ffmpeg_publishes_flv(url: &str) -> KillOnDrop {
+    let child = Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-re"])
+        .args(["-f", "lavfi", "-i", "testsrc=size=320x240:rate=25"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args(["-t", "60", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25"])
+        .args(["-pix_fmt", "yuv420p", "-c:a", "aac", "-ac", "2", "-f", "flv", url])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start ffmpeg FLV publisher");
+    KillOnDrop(child)
+}
