@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 mod common;
 use common::{
-    exchange, ffmpeg_reads, free_port, gstreamer_reads, have, run_bounded, streams_json,
-    wait_published, KillOnDrop, Relay,
+    exchange, ffmpeg_reads, free_port, gstreamer_reads, have, run_bounded, setup_play_tcp,
+    streams_json, wait_published, KillOnDrop, Relay,
 };
 
 /// The test clip (H.264 + AAC, 4 s, keyframe every second), made once per test run.
@@ -338,14 +338,15 @@ fn tunnel_post(relay: &Relay, cookie: &str, request: &str) {
     // Closed at once, as clients that open one POST per request do.
 }
 
-#[test]
-fn a_tunnel_joins_posts_from_any_shard_and_refuses_strangers() {
-    let relay = Relay::start(&["--synthetic", "/demo"]);
-    let url = relay.url("/demo");
-    let mut get = connect(&relay);
-    get.write_all(b"GET /demo HTTP/1.0\r\nx-sessioncookie: c00kie\r\nAccept: application/x-rtsp-tunnelled\r\n\r\n")
-        .expect("GET");
-    let mut reader = BufReader::new(get.try_clone().expect("clone"));
+/// Opens a tunnel's GET half with `cookie`: its reader, past the HTTP answer's head.
+fn tunnel_get(relay: &Relay, cookie: &str) -> BufReader<TcpStream> {
+    let mut get = connect(relay);
+    let head = format!(
+        "GET /demo HTTP/1.0\r\nx-sessioncookie: {cookie}\r\n\
+         Accept: application/x-rtsp-tunnelled\r\n\r\n"
+    );
+    get.write_all(head.as_bytes()).expect("GET");
+    let mut reader = BufReader::new(get);
     let mut line = String::new();
     reader.read_line(&mut line).expect("GET answered");
     assert_eq!(line, "HTTP/1.0 200 OK\r\n");
@@ -353,22 +354,36 @@ fn a_tunnel_joins_posts_from_any_shard_and_refuses_strangers() {
         line.clear();
         reader.read_line(&mut line).expect("GET head");
     }
+    reader
+}
+
+/// The next RTSP answer on a tunnel's GET half: status line and CSeq.
+fn tunnel_answer(reader: &mut BufReader<TcpStream>) -> (String, Option<String>) {
+    let mut status = String::new();
+    reader.read_line(&mut status).expect("response on the GET half");
+    let mut cseq = None;
+    loop {
+        let mut l = String::new();
+        reader.read_line(&mut l).expect("response head");
+        if l == "\r\n" {
+            break;
+        }
+        cseq = cseq.or(l.strip_prefix("CSeq: ").map(|v| v.trim().to_owned()));
+    }
+    (status, cseq)
+}
+
+#[test]
+fn a_tunnel_joins_posts_from_any_shard_and_refuses_strangers() {
+    let relay = Relay::start(&["--synthetic", "/demo"]);
+    let url = relay.url("/demo");
+    let mut reader = tunnel_get(&relay, "c00kie");
     // Eight requests on eight POST connections: with two shards, some land on the other
     // shard than the GET (all on the same one 1 time in 128).
     for cseq in 1..=8 {
         tunnel_post(&relay, "c00kie", &format!("OPTIONS {url} RTSP/1.0\r\nCSeq: {cseq}\r\n\r\n"));
-        let mut status = String::new();
-        reader.read_line(&mut status).expect("response on the GET half");
+        let (status, got_cseq) = tunnel_answer(&mut reader);
         assert_eq!(status, "RTSP/1.0 200 OK\r\n", "request {cseq}");
-        let mut got_cseq = None;
-        loop {
-            let mut l = String::new();
-            reader.read_line(&mut l).expect("response head");
-            if l == "\r\n" {
-                break;
-            }
-            got_cseq = got_cseq.or(l.strip_prefix("CSeq: ").map(|v| v.trim().to_owned()));
-        }
         assert_eq!(got_cseq, Some(cseq.to_string()), "in order, on the GET half");
     }
     // A second GET with the same cookie, and a POST for a tunnel nobody opened, are refused.
@@ -385,6 +400,61 @@ fn a_tunnel_joins_posts_from_any_shard_and_refuses_strangers() {
     let _ = stranger.read_to_end(&mut rest);
     // The relay closes it without an RTSP answer anywhere.
     assert!(!String::from_utf8_lossy(&rest).contains("RTSP/1.0"), "{rest:?}");
+}
+
+#[test]
+fn bad_base64_and_a_cookie_from_another_address_are_refused_and_harm_no_reader() {
+    let relay = Relay::start(&["--synthetic", "/demo"]);
+    let url = relay.url("/demo");
+    // A reader playing over plain TCP beside the tunnel.
+    let mut player = connect(&relay);
+    setup_play_tcp(&mut player, &url, 1);
+    let mut tunnel = tunnel_get(&relay, "c00kie");
+
+    // A POST for the tunnel whose body is not base64: 400, and closed.
+    let mut bad = connect(&relay);
+    bad.write_all(
+        b"POST /demo HTTP/1.0\r\nx-sessioncookie: c00kie\r\nContent-Length: 32767\r\n\r\n*not base64*",
+    )
+    .expect("POST");
+    let mut answer = Vec::new();
+    let _ = bad.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.0 400 "), "{answer}");
+
+    // The right cookie from another address (127.0.0.2): closed, nothing reaches the tunnel.
+    let other =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    other.bind(&"127.0.0.2:0".parse::<SocketAddr>().expect("addr").into()).expect("127.0.0.2");
+    other.connect(&relay.addr.into()).expect("connect from 127.0.0.2");
+    let mut other = TcpStream::from(other);
+    let foreign = format!("OPTIONS {url} RTSP/1.0\r\nCSeq: 99\r\n\r\n");
+    let body = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(foreign)
+    };
+    other
+        .write_all(
+            format!("POST /demo HTTP/1.0\r\nx-sessioncookie: c00kie\r\n\r\n{body}").as_bytes(),
+        )
+        .expect("POST");
+    let mut rest = Vec::new();
+    let _ = other.read_to_end(&mut rest);
+    assert!(!String::from_utf8_lossy(&rest).contains("RTSP/1.0"), "{rest:?}");
+
+    // The tunnel goes on: the next answer on its GET half is to its own client's request.
+    tunnel_post(&relay, "c00kie", &format!("OPTIONS {url} RTSP/1.0\r\nCSeq: 7\r\n\r\n"));
+    let (status, cseq) = tunnel_answer(&mut tunnel);
+    assert_eq!((status.as_str(), cseq.as_deref()), ("RTSP/1.0 200 OK\r\n", Some("7")));
+
+    // And the player still receives media: drain what came meanwhile, then new bytes arrive.
+    player.set_nonblocking(true).expect("nonblocking");
+    let mut buf = [0u8; 65536];
+    while player.read(&mut buf).is_ok_and(|n| n > 0) {}
+    player.set_nonblocking(false).expect("blocking");
+    player.set_read_timeout(Some(Duration::from_secs(3))).expect("timeout");
+    let n = player.read(&mut buf).expect("media after the attacks");
+    assert!(n > 0 && buf[..n].contains(&b'$'), "interleaved media goes on");
 }
 
 #[test]
