@@ -1,7 +1,8 @@
 //! Clients that try to exhaust the relay, against the real binary: one connection opening
 //! thousands of sessions, a thousand idle and a thousand half-sent connections, a client that
-//! pipelines 16 MiB of requests and reads nothing. Each attack must be bounded by the relay's
-//! limits, and a reader on the same shard must keep receiving while it runs.
+//! pipelines 16 MiB of requests and reads nothing; RTMP publishers that send garbage, a message
+//! over the size limit, or nothing. Each attack must be bounded by the relay's limits, and a
+//! reader on the same shard must keep receiving while it runs.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test code
 
@@ -332,4 +333,101 @@ fn attacks_stay_bounded_and_a_reader_on_the_shard_keeps_receiving() {
          taken, RSS +{grown} bytes"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Reads until the relay closes `c` (or resets it); how long that took from `since`, or
+/// `None` if it was still open at `limit`.
+fn closed_within(c: &mut TcpStream, since: Instant, limit: Duration) -> Option<Duration> {
+    let mut b = [0u8; 4096];
+    loop {
+        let left = limit.checked_sub(since.elapsed())?;
+        c.set_read_timeout(Some(left.max(Duration::from_millis(1)))).expect("timeout");
+        match c.read(&mut b) {
+            Ok(0) => return Some(since.elapsed()),
+            Ok(_) => continue,
+            Err(e) if matches!(e.kind(), ErrorKind::ConnectionReset | ErrorKind::BrokenPipe) => {
+                return Some(since.elapsed())
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                if since.elapsed() >= limit {
+                    return None;
+                }
+            }
+            Err(e) => panic!("reading: {e}"),
+        }
+    }
+}
+
+/// A plain RTMP handshake with the relay at `addr` (C0 C1, S0 S1 S2 back, C2 echoing S1).
+fn rtmp_handshake(addr: &str) -> TcpStream {
+    let mut c = TcpStream::connect(addr).expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    let mut c0c1 = vec![3u8];
+    c0c1.extend((0..1536u32).map(|i| if (4..8).contains(&i) { 0 } else { (i * 7) as u8 }));
+    c.write_all(&c0c1).expect("C0 C1");
+    let mut s0s1s2 = vec![0u8; 1 + 1536 * 2];
+    c.read_exact(&mut s0s1s2).expect("S0 S1 S2");
+    assert_eq!(s0s1s2[0], 3, "S0");
+    c.write_all(&s0s1s2[1..1537]).expect("C2 (S1 echoed)");
+    c
+}
+
+/// RTMP publishers that misbehave, against the real binary on one shard: one that sends
+/// garbage instead of a handshake (and keeps sending), one that shakes hands and then
+/// announces a message over the size limit (8 MiB), one that connects and says nothing. Each is
+/// closed (the silent one at the handshake timeout, 10 s), and a reader of the shard's
+/// stream keeps its normal pace all along.
+#[test]
+fn hostile_rtmp_publishers_are_closed_and_a_reader_keeps_receiving() {
+    let t0 = Instant::now();
+    let rtmp = format!("127.0.0.1:{}", common::free_port());
+    let relay = Relay::start(&["--cores", "1", "--synthetic", "/demo", "--rtmp-listen", &rtmp]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let watcher = Watcher::start(relay.addr, 2, t0);
+    std::thread::sleep(Duration::from_secs(2)); // phase 0: the normal gap
+
+    watcher.enter(1);
+    let start = Instant::now();
+    let mut silent = TcpStream::connect(&rtmp).expect("connect");
+
+    // Garbage where C0 (version 3) should be, written for as long as the relay takes it.
+    let mut garbage = TcpStream::connect(&rtmp).expect("connect");
+    garbage.set_write_timeout(Some(Duration::from_secs(2))).expect("timeout");
+    let junk = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".repeat(2048);
+    let mut taken = 0usize;
+    while taken < 32 << 20 {
+        match garbage.write(&junk) {
+            Ok(n) => taken += n,
+            Err(_) => break,
+        }
+    }
+    let garbage_closed = closed_within(&mut garbage, start, Duration::from_secs(5));
+    assert!(garbage_closed.is_some(), "garbage still open after 5 s ({taken} bytes taken)");
+    assert!(taken < 32 << 20, "the relay read 32 MiB of garbage without closing");
+
+    // After a handshake, a well-formed message keeps the connection open (so the close that
+    // follows is the size limit's doing); a chunk announcing 16 MiB - 1 closes it.
+    let mut fine = rtmp_handshake(&rtmp);
+    // Set Chunk Size 4096: chunk stream 2, type 1, four bytes.
+    fine.write_all(&[0x02, 0, 0, 0, 0, 0, 4, 0x01, 0, 0, 0, 0, 0, 0, 0x10, 0]).expect("message");
+    assert_eq!(closed_within(&mut fine, Instant::now(), Duration::from_millis(700)), None);
+    let mut oversize = rtmp_handshake(&rtmp);
+    let mut chunk = vec![0x03, 0, 0, 0, 0xff, 0xff, 0xff, 0x14, 0, 0, 0, 0];
+    chunk.extend([0u8; 128]);
+    oversize.write_all(&chunk).expect("oversize chunk");
+    let oversize_closed = closed_within(&mut oversize, Instant::now(), Duration::from_secs(5));
+    assert!(oversize_closed.is_some(), "a 16 MiB message was not refused");
+
+    // The silent one: closed at the handshake timeout (10 s), not before.
+    let silent_closed = closed_within(&mut silent, start, Duration::from_secs(20))
+        .expect("a silent RTMP connection was never closed");
+    assert!(silent_closed >= Duration::from_secs(8), "closed early: {silent_closed:?}");
+
+    let gaps = watcher.finish();
+    let normal = gaps[0].max(Duration::from_millis(80));
+    assert!(gaps[1] < normal * 2, "max gap {:?} against {:?} normally", gaps[1], gaps[0]);
+    eprintln!(
+        "hostile rtmp: garbage closed after {garbage_closed:?} ({taken} bytes taken), oversize \
+         after {oversize_closed:?}, silent after {silent_closed:?}; max gaps {gaps:?}"
+    );
 }
