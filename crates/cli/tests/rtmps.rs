@@ -82,6 +82,29 @@ fn ffmpeg_publishes_over_rtmps_and_is_read_back_over_rtsp() {
 }
 
 #[test]
+fn a_stream_key_that_is_the_users_password_publishes_and_a_wrong_one_does_not() {
+    if !have("ffmpeg", "-version") {
+        return;
+    }
+    let dir = setup("stream-key");
+    let (relay, rtmps, _) = relay(&dir);
+    // What an encoder with only a "stream key" field sends: key `cam?WRONG`, then `cam?s3cret`.
+    let out = run_bounded(
+        Command::new("ffmpeg")
+            .args(["-v", "error", "-nostdin", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=25"])
+            .args(["-t", "1", "-c:v", "libx264", "-preset", "ultrafast", "-f", "flv"])
+            .arg(format!("rtmps://{rtmps}/live/cam?wrong")),
+        Duration::from_secs(30),
+    )
+    .expect("ffmpeg finished in time");
+    assert!(!out.status.success(), "a wrong stream key published");
+    let _publisher = common::ffmpeg_publishes_flv(&format!("rtmps://{rtmps}/live/cam?s3cret"));
+    wait_published(&relay, "/live/cam");
+    ffmpeg_reads(&relay.url("/live/cam"), "tcp");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn a_handshake_that_is_not_tls_is_closed_while_a_publisher_goes_on() {
     if !have("ffmpeg", "-version") {
         return;
