@@ -403,6 +403,27 @@ fn a_tunnel_joins_posts_from_any_shard_and_refuses_strangers() {
 }
 
 #[test]
+fn a_tunnel_get_whose_post_never_comes_is_closed_after_the_request_timeout() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("manifold-e2e-lone-get-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let config = dir.join("relay.toml");
+    std::fs::write(&config, "request_timeout_secs = 2\n").expect("write config");
+    let relay =
+        Relay::start(&["--synthetic", "/demo", "--config", config.to_str().expect("utf-8")]);
+    let opened = Instant::now();
+    let mut get = tunnel_get(&relay, "lonely").into_inner();
+    get.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let mut rest = Vec::new();
+    get.read_to_end(&mut rest).expect("closed by the relay, not timed out here");
+    let after = opened.elapsed();
+    assert!(rest.is_empty(), "{rest:?}");
+    assert!(after >= Duration::from_millis(1500), "closed before the timeout: {after:?}");
+    assert!(after < Duration::from_secs(6), "closed late: {after:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn bad_base64_and_a_cookie_from_another_address_are_refused_and_harm_no_reader() {
     let relay = Relay::start(&["--synthetic", "/demo"]);
     let url = relay.url("/demo");
