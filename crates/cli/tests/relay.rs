@@ -191,9 +191,14 @@ fn wait_described_as_viewer(relay: &Relay, path: &str) {
 
 /// ffmpeg reading `url` fails (it exits non-zero within the bound).
 fn ffmpeg_is_refused(url: &str) {
+    ffmpeg_is_refused_over(url, "tcp");
+}
+
+/// ffmpeg cannot read `url` over `transport` (`tcp`, `udp`, `http`).
+fn ffmpeg_is_refused_over(url: &str, transport: &str) {
     let out = run_bounded(
         Command::new("ffmpeg")
-            .args(["-v", "error", "-rtsp_transport", "tcp", "-i", url, "-t", "1"])
+            .args(["-v", "error", "-rtsp_transport", transport, "-i", url, "-t", "1"])
             .args(["-f", "null", "-"]),
         Duration::from_secs(20),
     )
@@ -260,7 +265,11 @@ fn publishers_and_readers_need_their_credentials() {
     ffmpeg_is_refused(&format!("rtsp://{addr}/cam/door"));
     ffmpeg_is_refused(&format!("rtsp://viewer:wrong@{addr}/cam/door"));
     ffmpeg_is_refused(&format!("rtsp://cam:s3cret@{addr}/cam/door")); // publish-only user
-                                                                      // RTMP: the same permission, credentials on the URL's query.
+                                                                      // Through an HTTP tunnel the same Authorization headers decide.
+    ffmpeg_reads(&format!("rtsp://viewer:v13w@{addr}/cam/door"), "http");
+    ffmpeg_is_refused_over(&format!("rtsp://{addr}/cam/door"), "http");
+    ffmpeg_is_refused_over(&format!("rtsp://viewer:wrong@{addr}/cam/door"), "http");
+    // RTMP: the same permission, credentials on the URL's query.
     let out = run_bounded(
         Command::new("ffmpeg").args(["-v", "error", "-re", "-i"]).arg(clip()).args([
             "-t",
