@@ -259,6 +259,40 @@ fn an_edge_pulls_what_its_readers_ask_for_from_the_origin_and_lets_go() {
 }
 
 #[test]
+fn an_edge_pulls_with_its_origin_credentials_and_keeps_readers_through_an_origin_restart() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("manifold-e2e-edge-auth-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let config = dir.join("origin.toml");
+    std::fs::write(
+        &config,
+        "[[user]]\nname = \"edge\"\npassword = \"e0ge\"\nactions = [\"read\"]\n",
+    )
+    .expect("write config");
+    let port = free_port();
+    let flags = ["--config".to_owned(), config.to_str().expect("utf-8").to_owned()];
+    let origin = relay_on(port, &flags);
+    let edge = Relay::start(&["--origin", &format!("rtsp://edge:e0ge@127.0.0.1:{port}")]);
+    let stranger = Relay::start(&["--origin", &format!("rtsp://edge:wrong@127.0.0.1:{port}")]);
+    assert_ne!(describe(&stranger, "/demo").0, 200, "pulled with a wrong password");
+    assert_ne!(describe(&origin, "/demo").0, 200, "the origin let an anonymous reader in");
+
+    // Our reader on the edge, across the origin's restart: one continuous stream.
+    let ours = tcp_reader(edge.addr, "/demo", Duration::from_secs(12));
+    std::thread::sleep(Duration::from_secs(4));
+    drop(origin);
+    std::thread::sleep(Duration::from_millis(1500));
+    let _origin = relay_on(port, &flags);
+    let back = Instant::now();
+    let seen = ours.join().expect("our reader");
+    seen.assert_continuous();
+    let after = seen.after(back + Duration::from_secs(2));
+    eprintln!("edge reader: {} packets, {after} after the origin came back", seen.packets.len());
+    assert!(after > 40, "only {after} packets after the origin came back");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn an_origin_sends_readers_to_its_edges_and_players_follow() {
     if !have("ffmpeg", "-version") || !have("gst-launch-1.0", "--version") {
         return;
@@ -318,9 +352,9 @@ fn an_origin_sends_readers_to_its_edges_and_players_follow() {
     }
 }
 
-/// A relay on 127.0.0.1:`port` serving the synthetic stream at /demo with `extra` flags (its
-/// `--redirect-to` edges), once it redirects readers (it has read the edges' load).
-fn origin_on(port: u16, extra: &[String]) -> Relay {
+/// A relay on 127.0.0.1:`port` (one shard) serving the synthetic stream at /demo, with
+/// `extra` flags.
+fn relay_on(port: u16, extra: &[String]) -> Relay {
     let mut child = Command::new(env!("CARGO_BIN_EXE_manifold"))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--cores", "1"])
         .args(["--synthetic", "/demo"])
@@ -328,9 +362,15 @@ fn origin_on(port: u16, extra: &[String]) -> Relay {
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .spawn()
-        .expect("start the origin");
-    let addr = common::wait_for_line(&mut child, "listening on ", "the origin").parse().unwrap();
-    let origin = Relay { child, addr };
+        .expect("start the relay");
+    let addr = common::wait_for_line(&mut child, "listening on ", "the relay").parse().unwrap();
+    Relay { child, addr }
+}
+
+/// [`relay_on`] with `extra` its `--redirect-to` edges, once it redirects readers (it has
+/// read the edges' load).
+fn origin_on(port: u16, extra: &[String]) -> Relay {
+    let origin = relay_on(port, extra);
     let deadline = Instant::now() + Duration::from_secs(15);
     while describe(&origin, "/demo").0 != 302 {
         assert!(Instant::now() < deadline, "the origin never redirected");
