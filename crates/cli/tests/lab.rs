@@ -3,8 +3,10 @@
 //! namespace (the switch); the bridge drops 1% of the frames it forwards to generator host 2
 //! (at random, with nftables: this machine's kernel has no `tc netem`). The real binary runs
 //! in each: `manifold source` publishes to the origin from the origin's host, the edges pull
-//! from the origin (`--origin`), and the origin sends readers to them (`--redirect-to`, a 302
-//! that the generator follows).
+//! from the origin (`--origin`), and the origin sends readers to them (a 302 that the generator
+//! follows): `--redirect-to rtsp://edges:8554`, one name that resolves to both edges in the
+//! origin's namespace (`/etc/netns/<ns>/hosts`, which `ip netns exec` mounts over
+//! `/etc/hosts`), as a Kubernetes headless Service over the edge pods does.
 //!
 //! 1. Two segments of one schedule (2,000 UDP readers), one from each generator host with a
 //!    shared `--start-at`, each writing an hlog: every reader is redirected by the origin, and
@@ -53,6 +55,8 @@ const HOSTS: [(&str, &str); 5] = [
 ];
 /// The host behind the lossy link, and its loss.
 const LOSSY: &str = "gen-2";
+/// The name that resolves to every edge in the origin's namespace.
+const EDGES_NAME: &str = "edges";
 /// Frames dropped per 1,000 on the link to [`LOSSY`].
 const LOSS_PER_MILLE: u32 = 10;
 const PATH: &str = "/lab";
@@ -148,6 +152,15 @@ impl Lab {
         for (host, _) in HOSTS {
             lab.must(Command::new("ip").args(["netns", "add", &lab.ns(host)]));
         }
+        // In the origin's namespace one name stands for both edges.
+        let hosts_dir = Path::new("/etc/netns").join(lab.ns("origin"));
+        std::fs::create_dir_all(&hosts_dir).unwrap();
+        let edges: String = HOSTS
+            .iter()
+            .filter(|(h, _)| h.starts_with("edge-"))
+            .map(|(_, a)| format!("{a} {EDGES_NAME}\n"))
+            .collect();
+        std::fs::write(hosts_dir.join("hosts"), format!("127.0.0.1 localhost\n{edges}")).unwrap();
         lab.ip(SWITCH, &["link", "add", "br0", "type", "bridge"]);
         lab.ip(SWITCH, &["link", "set", "br0", "up"]);
         for (host, addr) in HOSTS {
@@ -310,6 +323,7 @@ fn delete(ns: &str) {
         }
     }
     let _ = run_bounded(Command::new("ip").args(["netns", "del", ns]), Duration::from_secs(10));
+    let _ = std::fs::remove_dir_all(Path::new("/etc/netns").join(ns));
 }
 
 /// Deletes the namespaces of earlier lab runs whose test process is gone.
@@ -444,10 +458,7 @@ fn origin_edges_and_two_generator_hosts_in_network_namespaces() {
     // machine has 2 CPUs: the relays and the generators are spread over both.
     let _edge_a = lab.edge("edge-a", cpu(0));
     let mut edge_b = lab.edge("edge-b", cpu(1));
-    let edges: Vec<String> = ["edge-a", "edge-b"]
-        .iter()
-        .map(|e| format!("rtsp://{}:8554#metrics=9090", address(e)))
-        .collect();
+    let edges = format!("rtsp://{EDGES_NAME}:8554#metrics=9090");
     let origin_metrics = format!("{}:9090", address("origin"));
     let _origin = lab.serve(
         "origin",
@@ -459,9 +470,7 @@ fn origin_edges_and_two_generator_hosts_in_network_namespaces() {
             "--metrics",
             &origin_metrics,
             "--redirect-to",
-            &edges[0],
-            "--redirect-to",
-            &edges[1],
+            &edges,
         ],
     );
     // From the origin's own host: a loopback publisher, which the default access allows.

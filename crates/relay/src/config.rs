@@ -151,8 +151,10 @@ pub enum ConfigError {
 pub(crate) struct EdgeTarget {
     /// Where readers are sent (no path: the reader's path is appended).
     pub(crate) rtsp: String,
-    /// The edge's host.
+    /// The edge's host: one edge, or a name resolving to several (one edge per address).
     pub(crate) host: String,
+    /// Its RTSP port.
+    pub(crate) port: u16,
     /// Its metrics port.
     pub(crate) metrics_port: u16,
 }
@@ -182,8 +184,14 @@ impl EdgeTarget {
         Ok(EdgeTarget {
             rtsp: url.trim_end_matches('/').to_owned(),
             host: authority.host.to_owned(),
+            port: authority.port,
             metrics_port,
         })
+    }
+
+    /// Where readers are sent on the edge at `ip`, one of several the host resolves to.
+    pub(crate) fn at(&self, ip: std::net::IpAddr) -> String {
+        format!("rtsp://{}", std::net::SocketAddr::new(ip, self.port))
     }
 }
 
