@@ -9,11 +9,11 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 mod common;
-use common::{ffmpeg_reads, free_port, have, run_bounded, text, wait_published, Relay};
+use common::{ffmpeg_reads, free_port, have, run_bounded, text, wait_published, KillOnDrop, Relay};
 
 const BIN: &str = env!("CARGO_BIN_EXE_manifold");
 
@@ -25,26 +25,15 @@ fn scratch(name: &str) -> PathBuf {
 }
 
 /// A `manifold source` child, killed when dropped.
-struct Source(Child);
-
-impl Source {
-    fn start(url: &str, duration: &str) -> Source {
-        let child = Command::new(BIN)
-            .args(["source", url, "--duration", duration, "--quiet"])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start manifold source");
-        Source(child)
-    }
-}
-
-impl Drop for Source {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+fn start_source(url: &str, duration: &str) -> KillOnDrop {
+    let child = Command::new(BIN)
+        .args(["source", url, "--duration", duration, "--quiet"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start manifold source");
+    KillOnDrop(child)
 }
 
 #[test]
@@ -100,7 +89,7 @@ fn relayed_rtmp_source_has_no_loss_and_end_to_end_latency() {
     }
     let rtmp = format!("127.0.0.1:{}", free_port());
     let relay = Relay::start(&["--rtmp-listen", &rtmp]);
-    let _source = Source::start(&format!("rtmp://{rtmp}/live/cam"), "60s");
+    let _source = start_source(&format!("rtmp://{rtmp}/live/cam"), "60s");
     wait_published(&relay, "/live/cam");
     let url = relay.url("/live/cam");
 

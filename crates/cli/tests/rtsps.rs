@@ -53,31 +53,7 @@ fn relay_with_tls(dir: &Path, extra: &str) -> (Relay, u16) {
 /// ffmpeg plays `url` over `transport` for `secs` seconds, decoding the video: it must end
 /// cleanly with no error output and at least 80% of the frames (25 per second).
 fn ffmpeg_decodes(url: &str, transport: &str, secs: u32) {
-    let limit = Duration::from_secs(u64::from(secs) + 30);
-    let out = run_bounded(
-        Command::new("ffmpeg").args([
-            "-v",
-            "error",
-            "-rtsp_transport",
-            transport,
-            "-i",
-            url,
-            "-t",
-            &secs.to_string(),
-            "-map",
-            "0:v:0",
-            "-f",
-            "framecrc",
-            "-",
-        ]),
-        limit,
-    )
-    .expect("ffmpeg finished in time");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "ffmpeg {transport} {url} failed: {}", text(&out));
-    assert!(stderr.trim().is_empty(), "ffmpeg {transport} {url} reported errors: {stderr}");
-    let frames =
-        String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.starts_with('#')).count();
+    let frames = common::ffmpeg_video_frames(url, transport, secs);
     let expected = secs as usize * 25 * 4 / 5;
     assert!(frames >= expected, "ffmpeg {transport} {url}: only {frames} frames decoded");
 }

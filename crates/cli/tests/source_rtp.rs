@@ -12,11 +12,11 @@
 
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{have, have_gst_server, run_bounded, text, PortPrinter, Relay};
+use common::{have, have_gst_server, run_bounded, text, KillOnDrop, PortPrinter, Relay};
 
 const BIN: &str = env!("CARGO_BIN_EXE_manifold");
 const GST_RELAY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../perf/peers/gst_rtsp_relay.py");
@@ -45,28 +45,17 @@ fn port_pair() -> (UdpSocket, UdpSocket) {
 }
 
 /// `manifold source rtp://127.0.0.1:PORT` running in the background, killed when dropped.
-struct Source(Child);
-
-impl Source {
-    fn start(port: u16, sdp: &Path, extra: &[&str]) -> Source {
-        let child = Command::new(BIN)
-            .args(["source", &format!("rtp://127.0.0.1:{port}"), "--quiet", "--sdp-file"])
-            .arg(sdp)
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start manifold source");
-        Source(child)
-    }
-}
-
-impl Drop for Source {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+fn start_source(port: u16, sdp: &Path, extra: &[&str]) -> KillOnDrop {
+    let child = Command::new(BIN)
+        .args(["source", &format!("rtp://127.0.0.1:{port}"), "--quiet", "--sdp-file"])
+        .arg(sdp)
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start manifold source");
+    KillOnDrop(child)
 }
 
 /// Waits until the SDP file exists (the source writes it whole, with a rename).
@@ -117,7 +106,7 @@ fn rtp_output_has_stamped_packets_within_mtu_sender_reports_and_the_sdp_first() 
     let port = rtp.local_addr().unwrap().port();
     rtp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     rtcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut source = Source::start(port, &sdp, &["--mtu", "400", "--duration", "2s"]);
+    let mut source = start_source(port, &sdp, &["--mtu", "400", "--duration", "2s"]);
 
     let mut buf = [0u8; 2048];
     let mut sizes = Vec::new();
@@ -205,7 +194,7 @@ fn rtp_source_through_our_relay_pinned_to_a_cpu_reaches_readers_with_e2e_and_no_
     let sdp = dir.join("s.sdp");
     let (reserve_rtp, reserve_rtcp) = port_pair();
     let port = reserve_rtp.local_addr().unwrap().port();
-    let _source = Source::start(port, &sdp, &["--duration", "60s"]);
+    let _source = start_source(port, &sdp, &["--duration", "60s"]);
     // The relay needs the SDP to start; the source is already sending into the void.
     wait_for_file(&sdp);
     drop((reserve_rtp, reserve_rtcp));
@@ -258,7 +247,7 @@ fn rtp_source_through_gstreamer_keeps_the_capture_time_extension() {
     let sdp = dir.join("s.sdp");
     let (reserve_rtp, reserve_rtcp) = port_pair();
     let port = reserve_rtp.local_addr().unwrap().port();
-    let _source = Source::start(port, &sdp, &["--duration", "60s"]);
+    let _source = start_source(port, &sdp, &["--duration", "60s"]);
     wait_for_file(&sdp);
     drop((reserve_rtp, reserve_rtcp));
     let gst = GstRelay::start(port, &sdp);

@@ -190,18 +190,25 @@ fn relay_pulls_through_a_tunnel_and_over_tls_from_gstreamer() {
     }
 }
 
-#[test]
-fn source_publishes_through_a_tunnel_to_the_relay() {
-    let relay = Relay::start(&[]);
-    let url = relay.url("/pub");
-    let mut source = Command::new(BIN)
-        .args(["source", &url, "--transport", "http", "--duration", "8s", "--quiet"])
+/// `manifold source ARGS --quiet` in the background, its stderr kept for the verdict.
+fn source(args: &[&str]) -> std::process::Child {
+    Command::new(BIN)
+        .arg("source")
+        .args(args)
+        .arg("--quiet")
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("start manifold source");
+        .expect("start manifold source")
+}
+
+#[test]
+fn source_publishes_through_a_tunnel_to_the_relay() {
+    let relay = Relay::start(&[]);
+    let url = relay.url("/pub");
+    let mut source = source(&[&url, "--transport", "http", "--duration", "8s"]);
     std::thread::sleep(Duration::from_millis(1500));
     let r = load(&[&url, "-t", "tcp", "-c", "2", "-d", "3s"], "source");
     assert_clean(&r, 2);
@@ -228,14 +235,7 @@ fn source_publishes_over_tls_and_another_relay_pulls_it_over_tls() {
     ]);
     // `manifold source` publishes /pub to the origin over rtsps://, trusting its certificate.
     let published = format!("rtsps://127.0.0.1:{tls_port}/pub");
-    let mut source = Command::new(BIN)
-        .args(["source", &published, "--tls-ca", cert_arg, "--duration", "12s", "--quiet"])
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start manifold source");
+    let mut source = source(&[&published, "--tls-ca", cert_arg, "--duration", "12s"]);
     common::wait_published(&origin, "/pub");
     // Read back over TLS from the origin itself.
     let r =

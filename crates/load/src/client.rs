@@ -768,7 +768,7 @@ fn start_track(
                     spec.source.as_deref().and_then(|s| s.parse::<IpAddr>().ok()).unwrap_or(server);
                 let ports = track.transport.as_ref().and_then(|t| t.server_port);
                 let sink = UdpSink::new(i, SourceFilter::new(ip, ports), receivers.clone());
-                udp_reads.push(udp_media::start(&env.udp, sock, sink));
+                udp_reads.extend(udp_media::start(&env.udp, sock, sink));
             }
         }
     }

@@ -69,18 +69,8 @@ pub(crate) fn parse_rtmp_url(url: &str) -> Result<RtmpUrl, LoadError> {
     if authority.contains('@') {
         return Err(bad("credentials go in the query: rtmp://HOST/APP/STREAM?user=U&pass=P"));
     }
-    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        let (h, tail) = v6.split_once(']').ok_or_else(|| bad("unclosed [ in host"))?;
-        (h, tail.strip_prefix(':'))
-    } else {
-        match authority.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (authority, None),
-        }
-    };
-    if host.is_empty() {
-        return Err(bad("no host"));
-    }
+    let (host, port) =
+        manifold_rtsp::url::split_host_port(authority).map_err(|e| bad(&e.to_string()))?;
     let port = match port.map(str::parse::<u16>) {
         None => DEFAULT_PORT,
         Some(Ok(p)) if p != 0 => p,

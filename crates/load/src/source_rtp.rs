@@ -45,18 +45,8 @@ pub(crate) fn parse_rtp_url(url: &str) -> Result<SocketAddr, LoadError> {
     if authority.contains('@') {
         return Err(bad("plain RTP has no credentials"));
     }
-    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        let (h, tail) = v6.split_once(']').ok_or_else(|| bad("unclosed [ in host"))?;
-        (h, tail.strip_prefix(':'))
-    } else {
-        match authority.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (authority, None),
-        }
-    };
-    if host.is_empty() {
-        return Err(bad("no host"));
-    }
+    let (host, port) =
+        manifold_rtsp::url::split_host_port(authority).map_err(|e| bad(&e.to_string()))?;
     let port = port.ok_or_else(|| bad("no port: plain RTP needs rtp://HOST:PORT"))?;
     let port = match port.parse::<u16>() {
         Ok(p) if (1..u16::MAX).contains(&p) => p,

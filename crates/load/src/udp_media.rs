@@ -194,25 +194,29 @@ impl Drop for RingArm {
     }
 }
 
-/// Starts reading `socket` into `sink`.
-pub(crate) fn start(reading: &Rc<UdpReading>, socket: socket2::Socket, sink: UdpSink) -> UdpRead {
+/// Starts reading `socket` into `sink`; `None` when the ring refused it (the socket is gone
+/// with it, and the session sees no media and says so).
+pub(crate) fn start(
+    reading: &Rc<UdpReading>,
+    socket: socket2::Socket,
+    sink: UdpSink,
+) -> Option<UdpRead> {
     if let Some(ring) = &reading.ring {
         let key = reading.next_key.get();
         reading.next_key.set(key + 1);
         match ring.borrow_mut().arm(OwnedFd::from(socket), key) {
             Ok(()) => {
                 reading.sinks.borrow_mut().insert(key, sink);
-                return UdpRead::Ring(RingArm { reading: reading.clone(), key });
+                return Some(UdpRead::Ring(RingArm { reading: reading.clone(), key }));
             }
             Err(e) => {
-                // The socket went with it; the session sees no media and says so.
                 tracing::warn!("UDP socket not armed on the receive ring: {e}");
-                return UdpRead::Task(glommio::spawn_local(async {}));
+                return None;
             }
         }
     }
     let socket = manifold_sys::glommio_udp(socket);
-    UdpRead::Task(glommio::spawn_local(read_socket(reading.clone(), socket, sink)))
+    Some(UdpRead::Task(glommio::spawn_local(read_socket(reading.clone(), socket, sink))))
 }
 
 /// Reads the shard's ring on the grid until `stop`: one enter per interval for all sockets.

@@ -30,23 +30,6 @@ const READ_CHUNK: usize = 64 * 1024;
 /// budget, as for the synthetic stream).
 const MAX_RTP_PACKET: usize = 1400;
 
-/// The credentials a publish request carries: `?user=U&pass=P` on the stream name (or the
-/// app), or a stream key that is a password: `STREAM?PASSWORD` (or `STREAM?pass=PASSWORD`)
-/// publishes as the user named `STREAM`. This is what an encoder with only a "stream key"
-/// field (OBS and most hardware) can send: Server `rtmp://relay/live`, key `cam?s3cret`.
-fn publish_credentials(req: &manifold_rtmp::PublishRequest) -> Presented<'_> {
-    match (req.query_param("user"), req.query_param("pass")) {
-        (Some(user), Some(password)) => Presented::Password { user, password },
-        (None, Some(password)) => Presented::Password { user: &req.stream, password },
-        _ => match req.query.as_deref() {
-            Some(key) if !key.is_empty() && !key.contains(['=', '&']) => {
-                Presented::Password { user: &req.stream, password: key }
-            }
-            _ => Presented::Nothing,
-        },
-    }
-}
-
 /// Why an RTMP connection ended early.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum RtmpConnError {
@@ -183,7 +166,10 @@ impl Publisher {
         req: manifold_rtmp::PublishRequest,
     ) {
         let path = req.path();
-        let credentials = publish_credentials(&req);
+        let credentials = match req.credentials() {
+            Some((user, password)) => Presented::Password { user, password },
+            None => Presented::Nothing,
+        };
         let allowed = self
             .shard
             .gate
@@ -303,43 +289,5 @@ async fn drive(
             Some(Err(e)) => return Err(e.into()),
             None => session.handle_timeout(Instant::now()),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn request(stream: &str, query: Option<&str>) -> manifold_rtmp::PublishRequest {
-        manifold_rtmp::PublishRequest {
-            app: "live".into(),
-            stream: stream.into(),
-            query: query.map(Into::into),
-            tc_url: None,
-            publish_type: "live".into(),
-        }
-    }
-
-    fn presented(stream: &str, query: Option<&str>) -> Option<(String, String)> {
-        match publish_credentials(&request(stream, query)) {
-            Presented::Password { user, password } => Some((user.into(), password.into())),
-            Presented::Nothing => None,
-            Presented::Header { .. } => unreachable!("RTMP has no headers"),
-        }
-    }
-
-    #[test]
-    fn credentials_come_from_the_query_or_a_stream_key() {
-        let pair = |u: &str, p: &str| Some((u.to_owned(), p.to_owned()));
-        assert_eq!(presented("cam", Some("user=u&pass=p")), pair("u", "p"));
-        assert_eq!(presented("cam", Some("pass=p&user=u")), pair("u", "p"));
-        // A stream key that is a password, for the user named like the stream.
-        assert_eq!(presented("cam", Some("s3cret")), pair("cam", "s3cret"));
-        assert_eq!(presented("cam", Some("pass=s3cret")), pair("cam", "s3cret"));
-        // Nothing to go on: anonymous.
-        assert_eq!(presented("cam", None), None);
-        assert_eq!(presented("cam", Some("")), None);
-        assert_eq!(presented("cam", Some("user=u")), None);
-        assert_eq!(presented("cam", Some("a=b&c")), None);
     }
 }

@@ -114,6 +114,23 @@ impl PublishRequest {
         format!("/{}/{}", self.app, self.stream)
     }
 
+    /// The user and password the publish carries: `?user=U&pass=P` on the stream name (or
+    /// the app), or a stream key that is a password, `STREAM?PASSWORD` (or
+    /// `STREAM?pass=PASSWORD`), for the user named `STREAM`: what an encoder with only a
+    /// "stream key" field (OBS and most hardware) can send, e.g. key `cam?s3cret`.
+    pub fn credentials(&self) -> Option<(&str, &str)> {
+        match (self.query_param("user"), self.query_param("pass")) {
+            (Some(user), Some(password)) => Some((user, password)),
+            (None, Some(password)) => Some((&self.stream, password)),
+            _ => match self.query.as_deref() {
+                Some(key) if !key.is_empty() && !key.contains(['=', '&']) => {
+                    Some((&self.stream, key))
+                }
+                _ => None,
+            },
+        }
+    }
+
     /// A parameter of the query (`user`, `pass`, …), not percent-decoded.
     pub fn query_param(&self, key: &str) -> Option<&str> {
         self.query.as_deref()?.split('&').find_map(|pair| {
@@ -757,6 +774,34 @@ fn split_query(s: &str) -> (String, Option<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn publish_request(stream: &str, query: Option<&str>) -> PublishRequest {
+        PublishRequest {
+            app: "live".into(),
+            stream: stream.into(),
+            query: query.map(Into::into),
+            tc_url: None,
+            publish_type: "live".into(),
+        }
+    }
+
+    #[test]
+    fn credentials_come_from_the_query_or_a_stream_key() {
+        let presented = |stream, query| {
+            publish_request(stream, query).credentials().map(|(u, p)| (u.to_owned(), p.to_owned()))
+        };
+        let pair = |u: &str, p: &str| Some((u.to_owned(), p.to_owned()));
+        assert_eq!(presented("cam", Some("user=u&pass=p")), pair("u", "p"));
+        assert_eq!(presented("cam", Some("pass=p&user=u")), pair("u", "p"));
+        // A stream key that is a password, for the user named like the stream.
+        assert_eq!(presented("cam", Some("s3cret")), pair("cam", "s3cret"));
+        assert_eq!(presented("cam", Some("pass=s3cret")), pair("cam", "s3cret"));
+        // Nothing to go on: anonymous.
+        assert_eq!(presented("cam", None), None);
+        assert_eq!(presented("cam", Some("")), None);
+        assert_eq!(presented("cam", Some("user=u")), None);
+        assert_eq!(presented("cam", Some("a=b&c")), None);
+    }
     use crate::chunk::Limits;
 
     /// A client side for tests: its chunk encoder and a decoder for the server's answers.

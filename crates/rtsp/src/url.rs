@@ -57,6 +57,25 @@ pub fn authority(url: &str) -> Result<Authority<'_>, UrlError> {
     let authority = &rest[..end];
     // The password may itself hold '@' only percent-encoded, but be lenient: the last '@' wins.
     let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let (host, port) = split_host_port(host_port)?;
+    let port = match port {
+        // `rtsp://host:/path` is allowed by RFC 3986 (an empty port means the default).
+        None | Some("") => {
+            if secure {
+                RTSPS_PORT
+            } else {
+                RTSP_PORT
+            }
+        }
+        Some(p) => p.parse::<u16>().map_err(|_| UrlError::BadPort(p.to_owned()))?,
+    };
+    Ok(Authority { secure, host, port })
+}
+
+/// Splits `host[:port]` or `[v6][:port]` (the authority of any URL, without userinfo) into the
+/// host (an IPv6 literal without its brackets) and the port text, if any; the other URL
+/// schemes the project reads (`rtmp://`, `rtp://`) share it.
+pub fn split_host_port(host_port: &str) -> Result<(&str, Option<&str>), UrlError> {
     let (host, port) = if let Some(v6) = host_port.strip_prefix('[') {
         let (host, tail) = v6.split_once(']').ok_or(UrlError::UnclosedBracket)?;
         let port = match tail {
@@ -73,18 +92,7 @@ pub fn authority(url: &str) -> Result<Authority<'_>, UrlError> {
     if host.is_empty() {
         return Err(UrlError::NoHost);
     }
-    let port = match port {
-        // `rtsp://host:/path` is allowed by RFC 3986 (an empty port means the default).
-        None | Some("") => {
-            if secure {
-                RTSPS_PORT
-            } else {
-                RTSP_PORT
-            }
-        }
-        Some(p) => p.parse::<u16>().map_err(|_| UrlError::BadPort(p.to_owned()))?,
-    };
-    Ok(Authority { secure, host, port })
+    Ok((host, port))
 }
 
 #[cfg(test)]

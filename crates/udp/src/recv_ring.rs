@@ -331,10 +331,7 @@ impl RecvRing {
             .map(|(&k, a)| (k, a.fd.as_raw_fd()))
             .collect();
         for (key, fd) in stopped {
-            let sqe = opcode::RecvMsgMulti::new(types::Fd(fd), &raw const *self.template, GROUP)
-                .build()
-                .user_data(key);
-            if self.push(&sqe).is_ok() {
+            if self.push_recv(key, fd).is_ok() {
                 if let Some(a) = self.sockets.get_mut(&key) {
                     a.stopped = false;
                 }
@@ -344,6 +341,7 @@ impl RecvRing {
         }
     }
 
+    /// Queues `fd`'s multishot receive under `key`.
     fn push_recv(&mut self, key: u64, fd: i32) -> io::Result<()> {
         let sqe = opcode::RecvMsgMulti::new(types::Fd(fd), &raw const *self.template, GROUP)
             .build()

@@ -275,31 +275,27 @@ pub(crate) fn wait_published(relay: &Relay, path: &str) {
 
 /// ffmpeg reads `url` over `transport` for 3 s: no error output, exit 0, and video frames.
 pub(crate) fn ffmpeg_reads(url: &str, transport: &str) {
+    let frames = ffmpeg_video_frames(url, transport, 3);
+    assert!(frames >= 25, "ffmpeg {transport} reader decoded only {frames} frames");
+}
+
+/// ffmpeg decodes `url`'s video over `transport` for `secs` seconds; it must end cleanly with
+/// no error output. The frames decoded.
+pub(crate) fn ffmpeg_video_frames(url: &str, transport: &str, secs: u32) -> usize {
     let out = run_bounded(
-        Command::new("ffmpeg").args([
-            "-v",
-            "error",
-            "-rtsp_transport",
-            transport,
-            "-i",
-            url,
-            "-t",
-            "3",
-            "-map",
-            "0:v:0",
-            "-f",
-            "framecrc",
-            "-",
-        ]),
-        Duration::from_secs(30),
+        Command::new("ffmpeg")
+            .args(["-v", "error", "-rtsp_transport", transport, "-i", url])
+            .args(["-t", &secs.to_string(), "-map", "0:v:0", "-f", "framecrc", "-"]),
+        Duration::from_secs(u64::from(secs) + 30),
     )
     .expect("ffmpeg reader finished in time");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "ffmpeg {transport} reader failed: {stderr}");
-    assert!(stderr.trim().is_empty(), "ffmpeg {transport} reader reported errors: {stderr}");
-    let frames =
-        String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.starts_with('#')).count();
-    assert!(frames >= 25, "ffmpeg {transport} reader decoded only {frames} frames");
+    assert!(out.status.success(), "ffmpeg {transport} reader of {url} failed: {}", text(&out));
+    assert!(
+        stderr.trim().is_empty(),
+        "ffmpeg {transport} reader of {url} reported errors: {stderr}"
+    );
+    String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.starts_with('#')).count()
 }
 
 /// GStreamer's rtspsrc reads `url` (a stream of `tracks` tracks, each linked to a sink) over
@@ -411,6 +407,20 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Whether ffmpeg publishes one second of test pattern as FLV to `url` (`rtmp://`, `rtmps://`,
+/// `rtmpt://`) and exits 0: false when the relay refuses it.
+pub(crate) fn ffmpeg_flv_publish_succeeds(url: &str) -> bool {
+    run_bounded(
+        Command::new("ffmpeg")
+            .args(["-v", "error", "-nostdin", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=25"])
+            .args(["-t", "1", "-c:v", "libx264", "-preset", "ultrafast", "-f", "flv", url]),
+        Duration::from_secs(30),
+    )
+    .expect("ffmpeg finished in time")
+    .status
+    .success()
 }
 
 /// ffmpeg publishing 60 s of test pattern and tone (H.264 + AAC) as FLV to `url`: `rtmp://`,
