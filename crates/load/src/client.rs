@@ -21,6 +21,7 @@ use manifold_rtsp::session::client::{
 };
 use manifold_rtsp::{ChannelId, Method};
 
+use crate::grid::{self, sleep_until};
 use crate::guard::{MediaFault, MediaWatch, RequestLedger, SourceFilter};
 use crate::metrics::{ErrorKind, Metric, Metrics};
 use crate::progress::Live;
@@ -52,6 +53,8 @@ pub(crate) struct SessionEnv {
     /// How the shard reads its sessions' UDP sockets.
     pub(crate) udp: Rc<UdpReading>,
     pub(crate) seed: u64,
+    /// The run's start: the origin of the shard's grid, on which session deadlines fall.
+    pub(crate) run_start: Instant,
     pub(crate) run_end: Instant,
     /// Past this no session is waited for: it is reported as stuck.
     pub(crate) run_deadline: Instant,
@@ -179,10 +182,6 @@ pub(crate) async fn run_session(env: Rc<SessionEnv>, arrival: Arrival, intended:
 
 /// How long past the run's deadline a session that did not stop by itself is abandoned.
 const BACKSTOP: Duration = Duration::from_secs(1);
-
-async fn sleep_until(at: Instant) {
-    glommio::timer::sleep(at.saturating_duration_since(Instant::now())).await;
-}
 
 /// Writes all of `bytes`, or fails with `TimedOut` after `limit`: a server that stops reading
 /// cannot hold a session forever.
@@ -463,7 +462,11 @@ async fn session(
                 decoder.reset();
             }
         }
-        let wait = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        // On the shard's grid, so that one wake-up serves every session due in that step.
+        let wait = deadline.map(|d| {
+            grid::round_up(env.run_start, grid::TIMER_STEP, d)
+                .saturating_duration_since(Instant::now())
+        });
         let wake =
             futures_lite::future::or(async { Some(stream.read(&mut buf[end..]).await) }, async {
                 match wait {

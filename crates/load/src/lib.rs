@@ -8,7 +8,8 @@
 //! Modules, one concern each: [`args`] (flags), [`target`] (URL, probe DESCRIBE),
 //! [`schedule`] (open-model arrivals, pacing), [`segment`] (`--segment`, `--start-at`: one
 //! machine's slice of a run), `shard` (a shard's share of the schedule),
-//! `client` (one session on a shard), [`receiver`] (per-track packet accounting, sans-IO),
+//! `client` (one session on a shard), `udp_media` (a shard's UDP reading), `grid` (the
+//! shard's time grid, which UDP reads and session deadlines share), [`receiver`] (per-track packet accounting, sans-IO),
 //! [`metrics`] (histograms and counts), [`threshold`], [`report`] (table, JSON), [`junit`],
 //! [`hlog`] (interval log), [`health`] (self-health), [`progress`] (live line), [`workers`]
 //! (`--processes`), [`server`] (`--server-pid`: what the run cost the server, sans-IO; its
@@ -25,6 +26,7 @@
 pub mod args;
 mod client;
 pub mod compare;
+mod grid;
 pub mod guard;
 pub mod health;
 pub mod hlog;
@@ -89,6 +91,11 @@ const STARTUP_GRACE: Duration = Duration::from_millis(200);
 const STUCK_GRACE: Duration = Duration::from_secs(1);
 /// Time worker processes get to start (and probe) before the shared start.
 const WORKER_GRACE: Duration = Duration::from_millis(1500);
+/// Entries of each shard's io_uring submission queue (glommio's default is 128). The kernel
+/// sizes a ring's table of armed polls by it (256 buckets from 4,096 entries up, 8 at 128), and
+/// every cancel walks one bucket: with thousands of sessions' sockets polled at once, a cancel
+/// walked hundreds of entries, and the executor cancels one at each wake-up.
+const RING_DEPTH: usize = 4096;
 
 /// Why a run could not be carried out (exit code 1).
 #[derive(Debug, thiserror::Error)]
@@ -425,6 +432,7 @@ fn execute_raw(args: &LoadArgs) -> Result<(Outcome, Raw), LoadError> {
         let next_shard = Arc::new(AtomicUsize::new(0));
         let handles = LocalExecutorPoolBuilder::new(placement)
             .io_memory(args.io_memory)
+            .ring_depth(RING_DEPTH)
             .on_all_shards(move || {
                 let shard = next_shard.fetch_add(1, Ordering::Relaxed);
                 shard::run_shard(plan, shard)

@@ -12,17 +12,18 @@ use manifold_rtsp::session::client::ClientConfig;
 
 use crate::args::CpuList;
 use crate::client::{run_session, SessionEnv};
+use crate::grid;
 use crate::hlog::{IntervalBlob, IntervalRecorder, INTERVAL};
 use crate::metrics::{Metric, Metrics};
 use crate::progress::Live;
 use crate::schedule::{Pacer, Schedule};
 use crate::segment::Segment;
 use crate::target::{Target, TrackInfo};
-use crate::udp_media::{read_ring, UdpReading};
+use crate::udp_media::{read_grid, UdpReading};
 use manifold_dial::Dialer;
 
 /// How often the health timer fires.
-const HEALTH_TICK: Duration = Duration::from_millis(10);
+const HEALTH_TICK: Duration = grid::TIMER_STEP;
 
 /// Everything a shard needs; cloned to every shard thread.
 #[derive(Debug, Clone)]
@@ -88,6 +89,7 @@ pub(crate) async fn run_shard(plan: ShardPlan, shard: usize) -> ShardOutput {
         udp_rcvbuf: plan.udp_rcvbuf,
         udp: udp.clone(),
         seed: plan.seed,
+        run_start: plan.run_start,
         run_end: plan.run_end,
         run_deadline: plan.run_deadline,
         media_timeout: plan.media_timeout,
@@ -101,7 +103,7 @@ pub(crate) async fn run_shard(plan: ShardPlan, shard: usize) -> ShardOutput {
     let recorder = Rc::new(RefCell::new(IntervalRecorder::new()));
     let rotate = plan.hlog.then(|| (recorder.clone(), plan.run_start));
     let ticker = glommio::spawn_local(health_timer(env.clone(), stop.clone(), rotate));
-    let ring_reader = glommio::spawn_local(read_ring(udp, stop.clone()));
+    let udp_reader = glommio::spawn_local(read_grid(udp, stop.clone()));
 
     let mut pacer = Pacer::new(plan.behind_tolerance);
     let mut sessions = Vec::new();
@@ -134,7 +136,7 @@ pub(crate) async fn run_shard(plan: ShardPlan, shard: usize) -> ShardOutput {
     }
     stop.set(true);
     ticker.await;
-    ring_reader.await;
+    udp_reader.await;
     let mut last = env.metrics.replace(Metrics::new());
     last.counts.behind_schedule += pacer.behind();
     let mut recorder = recorder.take();
@@ -174,8 +176,9 @@ async fn health_timer(
 ) {
     let mut current = 0;
     while !stop.get() {
-        let due = Instant::now() + HEALTH_TICK;
-        glommio::timer::sleep(HEALTH_TICK).await;
+        // On the grid the sessions' deadlines fall on, so that it wakes the shard no more.
+        let due = grid::next_tick(env.run_start, HEALTH_TICK, Instant::now());
+        grid::sleep_until(due).await;
         let lag = Instant::now().saturating_duration_since(due);
         env.metrics.borrow_mut().record(Metric::TimerLag, lag);
         if let Some((recorder, run_start)) = &rotate {

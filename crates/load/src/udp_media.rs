@@ -5,8 +5,9 @@
 //! perf/RESULTS.md ("Generator cost beside the relay's"):
 //!
 //! - **`recvmmsg` per socket** ([`RecvBatch`], `batch`, the default), with GRO: a frame's
-//!   datagrams come as one message, so a frame costs one receive however many packets it has;
-//!   with a zero interval, one task per socket reading as soon as it is readable.
+//!   datagrams come as one message, so a frame costs one receive however many packets it has.
+//!   One task of the shard reads every socket at each tick ([`read_grid`]); with a zero
+//!   interval, each socket has a task of its own that reads as soon as it is readable.
 //! - **one multishot ring per shard** ([`RecvRing`], `ring`): each socket is armed once; one
 //!   `io_uring_enter` per interval reads every socket that has data. No system call per socket,
 //!   but one receive per datagram (a buffer holds one): cheaper with thousands of readers of
@@ -18,7 +19,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -29,6 +30,7 @@ use glommio::Task;
 use manifold_rtp::ntp::NtpTime;
 use manifold_udp::{Message, RecvBatch, RecvRing, RingEvent};
 
+use crate::grid::{next_tick, sleep_until};
 use crate::guard::SourceFilter;
 use crate::metrics::Metrics;
 use crate::progress::Live;
@@ -109,11 +111,20 @@ pub(crate) struct UdpReading {
     anchor: Instant,
     batch: RefCell<RecvBatch>,
     ring: Option<RefCell<RecvRing>>,
-    sinks: RefCell<HashMap<u64, UdpSink>>,
+    /// Every socket read on the grid, by key: its sink, and the socket itself unless the ring
+    /// holds it.
+    grid: RefCell<HashMap<u64, OnGrid>>,
     next_key: Cell<u64>,
     /// The shard's metrics and the run's live counters, which every datagram updates.
     metrics: Rc<RefCell<Metrics>>,
     live: Arc<Live>,
+}
+
+/// A socket read on the shard's grid.
+struct OnGrid {
+    sink: UdpSink,
+    /// Read with `recvmmsg` at every tick; `None` when the socket is armed on the ring.
+    socket: Option<socket2::Socket>,
 }
 
 impl UdpReading {
@@ -145,7 +156,7 @@ impl UdpReading {
             anchor,
             batch: RefCell::new(RecvBatch::new(RECV_BATCH, RECV_BUF)),
             ring,
-            sinks: RefCell::new(HashMap::new()),
+            grid: RefCell::new(HashMap::new()),
             next_key: Cell::new(0),
             metrics,
             live,
@@ -161,14 +172,15 @@ impl UdpReading {
 
 /// A session's reading of one socket; dropping it stops the reading.
 pub(crate) enum UdpRead {
-    /// Its own task (`recvmmsg` on the grid, or on readiness).
+    /// Its own task, reading on readiness (a zero `--udp-read-interval`).
     Task(Task<()>),
-    /// Armed on the shard's ring.
-    Ring(RingArm),
+    /// On the shard's grid, read by its one reading task.
+    Grid(GridEntry),
 }
 
-/// A socket armed on the shard's ring under `key`; dropping it cancels the receive.
-pub(crate) struct RingArm {
+/// A socket on the shard's grid under `key`; dropping it takes the socket off (and cancels
+/// its receive on the ring).
+pub(crate) struct GridEntry {
     reading: Rc<UdpReading>,
     key: u64,
 }
@@ -180,14 +192,14 @@ impl UdpRead {
             UdpRead::Task(t) => {
                 t.cancel().await;
             }
-            UdpRead::Ring(arm) => drop(arm),
+            UdpRead::Grid(entry) => drop(entry),
         }
     }
 }
 
-impl Drop for RingArm {
+impl Drop for GridEntry {
     fn drop(&mut self) {
-        self.reading.sinks.borrow_mut().remove(&self.key);
+        self.reading.grid.borrow_mut().remove(&self.key);
         if let Some(ring) = &self.reading.ring {
             ring.borrow_mut().cancel(self.key);
         }
@@ -201,116 +213,113 @@ pub(crate) fn start(
     socket: socket2::Socket,
     sink: UdpSink,
 ) -> Option<UdpRead> {
-    if let Some(ring) = &reading.ring {
-        let key = reading.next_key.get();
-        reading.next_key.set(key + 1);
-        match ring.borrow_mut().arm(OwnedFd::from(socket), key) {
-            Ok(()) => {
-                reading.sinks.borrow_mut().insert(key, sink);
-                return Some(UdpRead::Ring(RingArm { reading: reading.clone(), key }));
-            }
-            Err(e) => {
+    if reading.interval.is_zero() {
+        let socket = manifold_sys::glommio_udp(socket);
+        return Some(UdpRead::Task(glommio::spawn_local(read_on_readiness(
+            reading.clone(),
+            socket,
+            sink,
+        ))));
+    }
+    let key = reading.next_key.get();
+    reading.next_key.set(key + 1);
+    let socket = match &reading.ring {
+        Some(ring) => {
+            if let Err(e) = ring.borrow_mut().arm(OwnedFd::from(socket), key) {
                 tracing::warn!("UDP socket not armed on the receive ring: {e}");
                 return None;
             }
+            None
         }
-    }
-    let socket = manifold_sys::glommio_udp(socket);
-    Some(UdpRead::Task(glommio::spawn_local(read_socket(reading.clone(), socket, sink))))
+        None => Some(socket),
+    };
+    reading.grid.borrow_mut().insert(key, OnGrid { sink, socket });
+    Some(UdpRead::Grid(GridEntry { reading: reading.clone(), key }))
 }
 
-/// Reads the shard's ring on the grid until `stop`: one enter per interval for all sockets.
-pub(crate) async fn read_ring(reading: Rc<UdpReading>, stop: Rc<Cell<bool>>) {
-    let Some(ring) = &reading.ring else { return };
+/// Reads every socket of the shard on the grid until `stop`: at each tick, one
+/// `io_uring_enter` for all of them (the ring), or a `recvmmsg` per socket. One task and one
+/// timer for the shard, however many sockets (a task and a timer per socket cost about a
+/// sixth of the generator's CPU at 5,000 readers).
+pub(crate) async fn read_grid(reading: Rc<UdpReading>, stop: Rc<Cell<bool>>) {
+    if reading.interval.is_zero() {
+        return;
+    }
     while !stop.get() {
         sleep_until(next_tick(reading.anchor, reading.interval, Instant::now())).await;
-        let now = Instant::now();
-        let wall = SystemTime::now();
-        let mut m = reading.metrics.borrow_mut();
-        let mut sinks = reading.sinks.borrow_mut();
-        let mut packets = 0u64;
-        let polled = ring.borrow_mut().poll(|key, event| match event {
-            RingEvent::Datagram(msg) => {
-                if let Some(sink) = sinks.get_mut(&key) {
-                    packets += sink.take(&msg, now, wall, &mut m);
+        let packets = match &reading.ring {
+            Some(ring) => {
+                let mut grid = reading.grid.borrow_mut();
+                let mut m = reading.metrics.borrow_mut();
+                let (now, wall) = (Instant::now(), SystemTime::now());
+                let mut packets = 0u64;
+                let polled = ring.borrow_mut().poll(|key, event| match event {
+                    RingEvent::Datagram(msg) => {
+                        if let Some(on) = grid.get_mut(&key) {
+                            packets += on.sink.take(&msg, now, wall, &mut m);
+                        }
+                    }
+                    RingEvent::Failed(e) => {
+                        // The session sees its media stop and reports it (stalled, or no media).
+                        tracing::warn!("UDP receive on the ring failed: {e}");
+                        grid.remove(&key);
+                    }
+                });
+                if let Err(e) = polled {
+                    tracing::error!(
+                        "the shard's UDP receive ring failed: {e}; its sessions get no more media"
+                    );
+                    return;
                 }
+                packets
             }
-            RingEvent::Failed(e) => {
-                // The session sees its media stop and reports it (stalled, or no media).
-                tracing::warn!("UDP receive on the ring failed: {e}");
-                sinks.remove(&key);
+            None => {
+                let mut batch = reading.batch.borrow_mut();
+                let mut m = reading.metrics.borrow_mut();
+                reading
+                    .grid
+                    .borrow_mut()
+                    .values_mut()
+                    .filter_map(|on| Some((on.socket.as_ref()?, &mut on.sink)))
+                    .map(|(socket, sink)| drain(&mut batch, socket, sink, &mut m))
+                    .sum()
             }
-        });
+        };
         reading.live.packets.fetch_add(packets, Ordering::Relaxed);
-        if let Err(e) = polled {
-            tracing::error!(
-                "the shard's UDP receive ring failed: {e}; its sessions get no more media"
-            );
-            return;
-        }
     }
 }
 
-/// Drains one RTP socket with `recvmmsg` batches until it is empty, every interval on the
-/// shard's grid (or, with a zero interval, whenever it becomes readable).
-async fn read_socket(reading: Rc<UdpReading>, socket: UdpSocket, mut sink: UdpSink) {
+/// Reads what `socket` holds with `recvmmsg` batches until it is empty; returns the datagrams
+/// handed to the sink.
+fn drain(batch: &mut RecvBatch, socket: impl AsFd, sink: &mut UdpSink, m: &mut Metrics) -> u64 {
+    let mut packets = 0;
+    while let Ok(got) = batch.recv(socket.as_fd()) {
+        let (now, wall) = (Instant::now(), SystemTime::now());
+        for msg in batch.messages() {
+            packets += sink.take(&msg, now, wall, m);
+        }
+        if got < RECV_BATCH {
+            break;
+        }
+    }
+    packets
+}
+
+/// Reads one RTP socket whenever it becomes readable (a zero `--udp-read-interval`).
+async fn read_on_readiness(reading: Rc<UdpReading>, socket: UdpSocket, mut sink: UdpSink) {
     let mut peek = [0u8; 1];
     loop {
-        if !reading.interval.is_zero() {
-            // Every socket of the shard on one grid: one wake-up reads them all, rather than
-            // one wake-up (and executor round) per socket.
-            sleep_until(next_tick(reading.anchor, reading.interval, Instant::now())).await;
-        } else if socket.peek_from(&mut peek).await.is_err() {
+        if socket.peek_from(&mut peek).await.is_err() {
             // ICMP errors on an unconnected socket are not ours to act on; try again shortly.
             glommio::timer::sleep(Duration::from_millis(1)).await;
             continue;
         }
-        loop {
-            let mut batch = reading.batch.borrow_mut();
-            let got = match batch.recv(manifold_sys::fd_of(&socket)) {
-                Ok(n) => n,
-                Err(_) => break,
-            };
-            let now = Instant::now();
-            let wall = SystemTime::now();
-            let mut m = reading.metrics.borrow_mut();
-            let mut packets = 0u64;
-            for msg in batch.messages() {
-                packets += sink.take(&msg, now, wall, &mut m);
-            }
-            reading.live.packets.fetch_add(packets, Ordering::Relaxed);
-            if got < RECV_BATCH {
-                break;
-            }
-        }
-    }
-}
-
-async fn sleep_until(at: Instant) {
-    glommio::timer::sleep(at.saturating_duration_since(Instant::now())).await;
-}
-
-/// The first point after `now` of the grid of `interval`s from `anchor`.
-fn next_tick(anchor: Instant, interval: Duration, now: Instant) -> Instant {
-    let step = interval.as_nanos().max(1);
-    let since = now.saturating_duration_since(anchor).as_nanos();
-    let ticks = u32::try_from(since / step + 1).unwrap_or(u32::MAX);
-    anchor + interval.saturating_mul(ticks)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn udp_reads_fall_on_one_grid() {
-        let t0 = Instant::now();
-        let ms = Duration::from_millis;
-        assert_eq!(next_tick(t0, ms(50), t0), t0 + ms(50));
-        assert_eq!(next_tick(t0, ms(50), t0 + ms(49)), t0 + ms(50));
-        assert_eq!(next_tick(t0, ms(50), t0 + ms(50)), t0 + ms(100));
-        assert_eq!(next_tick(t0, ms(50), t0 + ms(1234)), t0 + ms(1250));
-        // Before the anchor (sessions start after it, but the clock may say otherwise).
-        assert_eq!(next_tick(t0 + ms(10), ms(50), t0), t0 + ms(60));
+        let packets = drain(
+            &mut reading.batch.borrow_mut(),
+            manifold_sys::fd_of(&socket),
+            &mut sink,
+            &mut reading.metrics.borrow_mut(),
+        );
+        reading.live.packets.fetch_add(packets, Ordering::Relaxed);
     }
 }
