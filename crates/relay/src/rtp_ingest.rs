@@ -108,6 +108,9 @@ pub(crate) fn start(shard: &Rc<Shard>, input: &RtpInput) -> Result<(), RtpInputE
             let mut buf = vec![0u8; 65536];
             let mut seen = None::<SocketAddr>;
             loop {
+                // A receive that finds a datagram waiting does not yield: under a flood (or a shard
+                // too slow for its publisher) this loop would keep the shard to itself.
+                glommio::yield_if_needed().await;
                 match rtp.recv_from(&mut buf).await {
                     Ok((n, from)) => {
                         let Some(bytes) = buf.get(..n).filter(|b| b.len() >= 12) else { continue };
@@ -138,6 +141,8 @@ pub(crate) fn start(shard: &Rc<Shard>, input: &RtpInput) -> Result<(), RtpInputE
     spawn_local(async move {
         let mut buf = vec![0u8; 65536];
         loop {
+            // As above: a waiting datagram does not yield.
+            glommio::yield_if_needed().await;
             match rtcp.recv_from(&mut buf).await {
                 Ok((n, _from)) => {
                     let Some(bytes) = buf.get(..n).filter(|b| b.len() >= 8) else { continue };

@@ -2,7 +2,7 @@
 //! publisher, paced by a glommio timer on the shard that owns it.
 
 use std::rc::Rc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use glommio::{spawn_local, timer};
 use manifold_rtp::codec::Codec;
@@ -63,6 +63,10 @@ pub(crate) fn start(shard: &Rc<Shard>, path: &str) -> Result<(), SyntheticError>
             }
             let capture = NtpTime::from_system_time(SystemTime::now());
             let mut last = None;
+            // One frame per turn: a shard that falls behind (too many readers for its CPU)
+            // would otherwise catch up in one loop that never ends, as more frames fall due
+            // while it sends, and the shard's other tasks (RTSP answers among them) would
+            // never run again.
             while let Some(info) = stream.poll_packet(start.elapsed(), capture, &mut buf) {
                 if let Some(bytes) = buf.get(..info.len) {
                     if !shard.ingest(Instant::now(), id, 0, bytes, Media::Rtp) {
@@ -72,6 +76,9 @@ pub(crate) fn start(shard: &Rc<Shard>, path: &str) -> Result<(), SyntheticError>
                     octets = octets.wrapping_add(info.len as u32);
                 }
                 last = Some(info);
+                if info.marker {
+                    break;
+                }
             }
             // A sender report about once a second, mapping the frame just sent to its
             // capture time, so players can place the stream on the wall clock.
@@ -89,9 +96,10 @@ pub(crate) fn start(shard: &Rc<Shard>, path: &str) -> Result<(), SyntheticError>
                     shard.ingest(Instant::now(), id, 0, w.written(), Media::Rtcp);
                 }
             }
-            // Never spin if the source has nothing due yet.
+            // Behind: the next frame is due already. Let the shard's other tasks run once
+            // this task has had its share of the shard's time.
             if stream.next_frame_due() <= start.elapsed() {
-                timer::sleep(Duration::from_millis(1)).await;
+                glommio::yield_if_needed().await;
             }
         }
     })

@@ -455,6 +455,9 @@ fn handle_msg(shard: &Rc<Shard>, from: usize, msg: ShardMsg) {
 async fn udp_rtp_loop(shard: Rc<Shard>) {
     let mut buf = vec![0u8; 65536];
     loop {
+        // A receive that finds a datagram waiting does not yield: under a flood (or a shard
+        // too slow for its publisher) this loop would keep the shard to itself.
+        glommio::yield_if_needed().await;
         match shard.udp.rtp.recv_from(&mut buf).await {
             Ok((n, from)) => {
                 let route = shard.udp_sources.borrow().get(&from).copied();
@@ -475,6 +478,8 @@ async fn udp_rtp_loop(shard: Rc<Shard>) {
 async fn udp_rtcp_loop(shard: Rc<Shard>) {
     let mut buf = vec![0u8; 65536];
     loop {
+        // As above: a waiting datagram does not yield.
+        glommio::yield_if_needed().await;
         match shard.udp.rtcp.recv_from(&mut buf).await {
             Ok((n, from)) => {
                 let now = Instant::now();
