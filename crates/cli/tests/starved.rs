@@ -1,11 +1,13 @@
 //! A relay with less CPU than its readers need keeps answering RTSP and lets every reader in.
 //!
-//! The relay runs in a cgroup capped at 4% of a CPU, its synthetic stream at 20 Mbit/s, while
-//! `manifold load` brings 100 UDP readers: more than the cap can deliver, so the stream falls
-//! behind. Its source used to catch up in one loop that never ended (more frames fell due while
-//! it sent), and the shard answered no request again: measured before the fix, 88–100 of the
-//! 100 sessions failed and OPTIONS went unanswered for seconds. Now every session plays and
-//! every OPTIONS is answered. Needs root and the cgroup `cpu` controller (v1 or v2).
+//! The relay runs in a cgroup capped below what its readers need (a release build: 4% of a CPU,
+//! 100 UDP readers of a 20 Mbit/s synthetic stream; a debug build, which costs several times
+//! more per packet: 10%, 20 readers at 100 Mbit/s), so the stream falls behind. Its source used
+//! to catch up in one loop that never ended (more frames fell due while it sent), and the shard
+//! answered no request again: measured before the fix with these settings, every session of
+//! the debug build failed, and 88–100 of 100 in release runs at 2–4%, while OPTIONS went
+//! unanswered for seconds. Now every session plays and every OPTIONS is answered. Needs root
+//! and the cgroup `cpu` controller (v1 or v2).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests
 
 mod common;
@@ -80,7 +82,10 @@ fn options_answered_in(addr: SocketAddr, url: &str) -> Option<Duration> {
 
 #[test]
 fn a_relay_short_of_cpu_still_answers_and_lets_every_reader_in() {
-    let Some(cap) = CpuCap::new(4) else {
+    // (CPU cap %, readers, bitrate): see the top of the file.
+    let (percent, readers, bitrate) =
+        if cfg!(debug_assertions) { (10, "20", "100000000") } else { (4, "100", "20000000") };
+    let Some(cap) = CpuCap::new(percent) else {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
             "no cgroup cpu controller to cap the relay (root needed) and CI=true"
@@ -89,7 +94,7 @@ fn a_relay_short_of_cpu_still_answers_and_lets_every_reader_in() {
         return;
     };
     let relay =
-        Relay::start(&["--cores", "1", "--synthetic", "/demo", "--synthetic-bitrate", "20000000"]);
+        Relay::start(&["--cores", "1", "--synthetic", "/demo", "--synthetic-bitrate", bitrate]);
     cap.add(relay.child.id());
     let url = relay.url("/demo");
 
@@ -115,7 +120,7 @@ fn a_relay_short_of_cpu_still_answers_and_lets_every_reader_in() {
             "load",
             &url,
             "--clients",
-            "100",
+            readers,
             "--rate",
             "100/s",
             "--duration",
@@ -139,7 +144,7 @@ fn a_relay_short_of_cpu_still_answers_and_lets_every_reader_in() {
     let _ = std::fs::remove_dir_all(&dir);
     let sessions = &report["sessions"];
     assert_eq!(sessions["failed"].as_u64(), Some(0), "{}", text(&load));
-    assert_eq!(sessions["ok"].as_u64(), Some(100), "{}", text(&load));
+    assert_eq!(sessions["ok"].as_u64(), readers.parse().ok(), "{}", text(&load));
     assert!(answers.len() >= 8, "{answers:?}");
     assert!(
         answers.iter().all(|a| a.is_some_and(|t| t < Duration::from_secs(3))),

@@ -467,6 +467,9 @@ async fn session(
             grid::round_up(env.run_start, grid::TIMER_STEP, d)
                 .saturating_duration_since(Instant::now())
         });
+        // A read that finds bytes waiting does not yield: let the shard's other sessions run
+        // once this one has had its share.
+        glommio::yield_if_needed().await;
         let wake =
             futures_lite::future::or(async { Some(stream.read(&mut buf[end..]).await) }, async {
                 match wait {

@@ -333,6 +333,8 @@ async fn udp_track(
     let mut buf = vec![0u8; 65536];
     let mut foreign = 0u64;
     loop {
+        // A receive that finds a datagram waiting does not yield (ARCHITECTURE.md, Connections).
+        glommio::yield_if_needed().await;
         match socket.recv_from(&mut buf).await {
             Ok((_, from)) if from.ip() != upstream => {
                 foreign += 1;
@@ -570,6 +572,8 @@ async fn session(
         if buf.len() >= MAX_BUFFERED {
             break 'run Err(PullError::Oversized(MAX_BUFFERED));
         }
+        // A read that finds bytes waiting does not yield (ARCHITECTURE.md, Connections).
+        glommio::yield_if_needed().await;
         let deadline = client.poll_timeout().map_or(now + TICK, |d| d.min(now + TICK));
         let len = buf.len();
         buf.resize(len + READ_CHUNK, 0);

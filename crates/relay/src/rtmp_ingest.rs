@@ -272,6 +272,8 @@ async fn drive(
             }
             return Ok(());
         }
+        // A read that finds bytes waiting does not yield (ARCHITECTURE.md, Connections).
+        glommio::yield_if_needed().await;
         let read = async { Some(stream.read(&mut buf).await) };
         let woke = match session.poll_timeout() {
             None => read.await,

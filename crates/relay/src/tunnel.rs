@@ -191,6 +191,8 @@ pub(crate) async fn pump_post<R: AsyncRead + Unpin>(
             deliver(shard, end, &decoded).await?;
         }
         buf.resize(POST_CHUNK, 0);
+        // A read that finds bytes waiting does not yield (ARCHITECTURE.md, Connections).
+        glommio::yield_if_needed().await;
         let n = match timer::timeout(idle, async { Ok(socket.read(&mut buf).await) }).await {
             Ok(r) => r?,
             Err(_) => return Ok(()),

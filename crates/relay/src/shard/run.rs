@@ -104,6 +104,8 @@ pub(crate) async fn run(
         spawn_local(async move {
             while let Some(msg) = rx.recv().await {
                 handle_msg(&shard, from, msg);
+                // A channel with messages waiting does not yield (ARCHITECTURE.md, Connections).
+                glommio::yield_if_needed().await;
             }
         })
         .detach();
