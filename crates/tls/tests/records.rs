@@ -7,6 +7,7 @@
 mod common;
 
 use std::io::IoSlice;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use futures_lite::future::{block_on, zip};
@@ -39,7 +40,10 @@ fn records_of(
     expected: usize,
     write: impl AsyncFnOnceWrite,
 ) -> (Vec<(u8, usize)>, Vec<u8>) {
-    let dir = test_dir(&format!("records-{:?}", version.version));
+    // A directory per call: the tests run in parallel, and test_dir empties what it is given.
+    static CALLS: AtomicUsize = AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, Ordering::Relaxed);
+    let dir = test_dir(&format!("records-{:?}-{call}", version.version));
     let der = write_cert(&dir);
     let cert = ReloadableCert::load(&dir.join("cert.pem"), &dir.join("key.pem")).unwrap();
     let acceptor = TlsAcceptor::from(server_config(Arc::new(cert)).unwrap());
