@@ -92,10 +92,13 @@ const STUCK_GRACE: Duration = Duration::from_secs(1);
 /// Time worker processes get to start (and probe) before the shared start.
 const WORKER_GRACE: Duration = Duration::from_millis(1500);
 /// Entries of each shard's io_uring submission queue (glommio's default is 128). The kernel
-/// sizes a ring's table of armed polls by it (256 buckets from 4,096 entries up, 8 at 128), and
-/// every cancel walks one bucket: with thousands of sessions' sockets polled at once, a cancel
-/// walked hundreds of entries, and the executor cancels one at each wake-up.
-const RING_DEPTH: usize = 4096;
+/// sizes a ring's table of armed polls by it (32 buckets at 512, 8 at 128), and every cancel
+/// walks one bucket: with thousands of sessions' sockets polled at once, a cancel walked
+/// hundreds of entries, and the executor cancels one at each wake-up. Not more: for a user
+/// without `CAP_IPC_LOCK` the rings count against `RLIMIT_MEMLOCK`, per user (often 8 MiB,
+/// shared with a relay of the same user); glommio has three rings per shard, about 50 KiB each
+/// at 512 entries, where 4,096 left `manifold demo` unable to start as uid 10001.
+const RING_DEPTH: usize = 512;
 
 /// Why a run could not be carried out (exit code 1).
 #[derive(Debug, thiserror::Error)]
