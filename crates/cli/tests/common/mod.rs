@@ -298,30 +298,107 @@ pub(crate) fn ffmpeg_video_frames(url: &str, transport: &str, secs: u32) -> usiz
     String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.starts_with('#')).count()
 }
 
-/// GStreamer's rtspsrc reads `url` (a stream of `tracks` tracks, each linked to a sink) over
-/// TCP for a few seconds and gets buffers.
+/// GStreamer's rtspsrc reads `url` (a stream of `tracks` tracks) over TCP and gets 25 RTP
+/// packets on each track.
 pub(crate) fn gstreamer_reads(url: &str, tracks: usize) {
-    let location = format!("location={url}");
-    let mut args = vec!["-e", "-v", "rtspsrc", &location, "protocols=tcp", "name=s"];
-    for _ in 0..tracks {
-        args.extend(["s.", "!", "queue", "!", "fakesink", "silent=false"]);
+    gstreamer_plays(url, &["protocols=tcp"], tracks, "", 25);
+}
+
+/// GStreamer's rtspsrc plays `url` with rtspsrc properties `props` (`protocols=tcp`, ...),
+/// each of its `tracks` tracks through `branch` (gst-launch syntax: `"rtph264depay !
+/// avdec_h264"`, `"decodebin"`, or `""` for the RTP packets) into a sink of its own, until
+/// every sink has had `buffers` buffers (within 30 s); then it is stopped as on Ctrl-C (`-e`,
+/// SIGINT) and must end within 10 s, and nothing may report an error but GStreamer's own
+/// shutdown race (see [`only_gstreamer_pause_race`]). Returns the verbose output, for checks
+/// of caps.
+pub(crate) fn gstreamer_plays(
+    url: &str,
+    props: &[&str],
+    tracks: usize,
+    branch: &str,
+    buffers: usize,
+) -> String {
+    let mut args: Vec<String> = ["-e", "-v", "rtspsrc", &format!("location={url}"), "name=s"]
+        .iter()
+        .chain(props)
+        .map(|a| a.to_string())
+        .collect();
+    let sinks: Vec<String> = (0..tracks).map(|k| format!("(track{k}:sink)")).collect();
+    for k in 0..tracks {
+        args.push("s.".into());
+        let elements = branch.split('!').map(str::trim).filter(|e| !e.is_empty());
+        for element in ["queue"].into_iter().chain(elements) {
+            args.push("!".into());
+            args.extend(element.split_whitespace().map(str::to_owned));
+        }
+        args.extend(["!", "fakesink", "silent=false"].map(str::to_owned));
+        args.push(format!("name=track{k}"));
     }
     let mut child = Command::new("gst-launch-1.0")
-        .args(args)
+        .args(&args)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("start gst-launch-1.0");
-    let stdout = child.stdout.take().expect("stdout");
-    let counter = std::thread::spawn(move || {
-        BufReader::new(stdout).lines().map_while(Result::ok).filter(|l| l.contains("chain")).count()
+    // Counts each sink's buffers as they come, and says when every sink has enough.
+    let (enough_tx, enough) = mpsc::channel();
+    let out = BufReader::new(child.stdout.take().expect("stdout"));
+    let counting = sinks.clone();
+    let stdout = std::thread::spawn(move || {
+        let (mut counts, mut text) = (vec![0usize; counting.len()], String::new());
+        for line in out.lines().map_while(Result::ok) {
+            if line.contains("chain") {
+                if let Some(k) = counting.iter().position(|s| line.contains(s.as_str())) {
+                    counts[k] += 1;
+                    if counts.iter().all(|&c| c >= buffers) {
+                        let _ = enough_tx.send(());
+                    }
+                }
+            }
+            text.push_str(&line);
+            text.push('\n');
+        }
+        (counts, text)
     });
-    std::thread::sleep(Duration::from_secs(4));
+    let mut err = child.stderr.take().expect("stderr");
+    let stderr = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = err.read_to_string(&mut text);
+        text
+    });
+    let _ = enough.recv_timeout(Duration::from_secs(30));
     signal(child.id(), "-INT");
-    let status = wait_timeout(&mut child, Duration::from_secs(10));
-    let buffers = counter.join().unwrap_or(0);
-    assert!(status.is_some(), "gst-launch-1.0 did not stop after SIGINT");
-    assert!(buffers > 25, "GStreamer got only {buffers} buffers");
+    let stopped = wait_timeout(&mut child, Duration::from_secs(10)).is_some();
+    if !stopped {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let ((counts, stdout), stderr) =
+        (stdout.join().unwrap_or_default(), stderr.join().unwrap_or_default());
+    let context = format!("GStreamer {url} ({props:?}, {branch:?}): buffers {counts:?}\n{stderr}");
+    assert!(stopped, "gst-launch-1.0 did not stop after SIGINT: {context}");
+    assert!(counts.iter().all(|&c| c >= buffers), "too few buffers: {context}");
+    if stdout.contains("ERROR") || stderr.contains("ERROR") {
+        assert!(only_gstreamer_pause_race(&stderr), "{context}");
+    }
+    stdout
+}
+
+/// Whether the only errors in gst-launch's `stderr` are rtspsrc's failed PAUSE at shutdown:
+/// GStreamer 1.22 sometimes fails to write the PAUSE it sends on its way to NULL ("Could not
+/// send message. (Received end-of-file)" from `gst_rtspsrc_try_send` and from
+/// `gst_rtspsrc_pause`), with or without TLS or a tunnel, on a connection that is fine: the
+/// PAUSE never reaches the server, and the TEARDOWN that follows on the same connection is
+/// answered (the relay's debug log). It happens as often against GStreamer's own RTSP server
+/// (5 of 40 sessions stopped just after PLAY), so it is the client's. Every other error counts.
+pub(crate) fn only_gstreamer_pause_race(stderr: &str) -> bool {
+    let blocks: Vec<&str> = stderr.split("ERROR: from element").skip(1).collect();
+    let failed_write = |b: &&str| b.contains("Could not send message. (Received end-of-file)");
+    let pause = |b: &&str| b.contains("gst_rtspsrc_pause ()");
+    let send = |b: &&str| b.contains("gst_rtspsrc_try_send ()");
+    !blocks.is_empty()
+        && blocks.iter().all(|b| failed_write(b) && (pause(b) || send(b)))
+        && blocks.iter().any(pause)
 }
 
 /// A throwaway self-signed certificate for `localhost` and 127.0.0.1 (an end entity, not a
@@ -361,42 +438,13 @@ pub(crate) fn ffmpeg_decodes_video_and_audio(url: &str, transport: &str) {
     assert!(frames("1,") >= 50, "{transport}: {} audio frames", frames("1,"));
 }
 
-/// GStreamer's rtspsrc reads `url` over `protocol` for 4 s, each track through decodebin:
-/// decoded video and audio reach the sinks, and nothing reports an error.
+/// GStreamer's rtspsrc plays `url` over `protocol`, each track through decodebin: 50
+/// buffers of decoded video and of decoded audio reach the sinks, and nothing reports an
+/// error.
 pub(crate) fn gstreamer_decodes_video_and_audio(url: &str, protocol: &str) {
-    let location = format!("location={url}");
     let protocols = format!("protocols={protocol}");
-    let mut args = vec!["-e", "-v", "rtspsrc", &location, &protocols, "name=s"];
-    for _ in 0..2 {
-        args.extend(["s.", "!", "queue", "!", "decodebin", "!", "fakesink", "silent=false"]);
-    }
-    let mut child = Command::new("gst-launch-1.0")
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start gst-launch-1.0");
-    let collect = |pipe: Box<dyn std::io::Read + Send>| {
-        std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = std::io::BufReader::new(pipe).read_to_string(&mut text);
-            text
-        })
-    };
-    let stdout = collect(Box::new(child.stdout.take().expect("stdout")));
-    let stderr = collect(Box::new(child.stderr.take().expect("stderr")));
-    std::thread::sleep(Duration::from_secs(4));
-    signal(child.id(), "-INT");
-    if wait_timeout(&mut child, Duration::from_secs(10)).is_none() {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("gst-launch-1.0 ({protocol}) did not stop after SIGINT");
-    }
-    let (stdout, stderr) = (stdout.join().unwrap_or_default(), stderr.join().unwrap_or_default());
-    let chains = stdout.lines().filter(|l| l.contains("chain")).count();
-    assert!(chains > 50, "GStreamer ({protocol}) decoded only {chains} buffers");
+    let stdout = gstreamer_plays(url, &[&protocols], 2, "decodebin", 50);
     assert!(stdout.contains("video/x-raw") && stdout.contains("audio/x-raw"), "{stdout}");
-    assert!(!stdout.contains("ERROR") && !stderr.contains("ERROR"), "{stdout}\n{stderr}");
 }
 
 /// A child process a test started (a publisher, a peer), killed and reaped when dropped.
