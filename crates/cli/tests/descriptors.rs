@@ -9,7 +9,6 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::Relay;
@@ -17,15 +16,10 @@ use common::Relay;
 #[test]
 fn out_of_descriptors_the_relay_backs_off_and_recovers() {
     // 128 open files, and a connection cap set above that: accepts hit EMFILE.
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("manifold-e2e-emfile-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let config = dir.join("relay.toml");
-    std::fs::write(
-        &config,
+    let config = common::config_file(
+        "e2e-emfile",
         "synthetic = [\"/demo\"]\nmax_connections = 10000\nidle_timeout_secs = 2\n",
-    )
-    .expect("write config");
+    );
     let mut child = std::process::Command::new("prlimit")
         .args(["--nofile=128:128", env!("CARGO_BIN_EXE_manifold"), "serve"])
         .args(["--listen", "127.0.0.1:0", "--cores", "1", "--config"])
@@ -70,5 +64,5 @@ fn out_of_descriptors_the_relay_backs_off_and_recovers() {
     let lines = text.lines().filter(|l| l.contains("accept failed")).count();
     assert!(text.contains("out_of_files=true"), "EMFILE was never hit: {text}");
     assert!(lines <= 8, "accept failures logged {lines} times (at most once a second)");
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(config.parent().expect("test dir"));
 }

@@ -10,7 +10,6 @@ mod common;
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -144,11 +143,7 @@ fn attacks_stay_bounded_and_a_reader_on_the_shard_keeps_receiving() {
     let t0 = Instant::now();
     // The test process holds two thousand sockets of its own.
     manifold_sys::limits::raise_nofile().expect("raise the open-file limit");
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("manifold-e2e-hostile-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let config = dir.join("relay.toml");
-    std::fs::write(&config, CONFIG).expect("write config");
+    let config = common::config_file("e2e-hostile", CONFIG);
     // One shard: every attack lands on the watcher's shard.
     // Transparent huge pages off for the relay (inherited through exec): resident memory
     // then grows by pages of 4 KiB, not 2 MiB, and measures what the relay buffers.
@@ -332,7 +327,7 @@ fn attacks_stay_bounded_and_a_reader_on_the_shard_keeps_receiving() {
         "hostile: max gaps {gaps:?}; fds back to baseline after {closed_at:?}; flood {sent} bytes \
          taken, RSS +{grown} bytes"
     );
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(config.parent().expect("test dir"));
 }
 
 /// Reads until the relay closes `c` (or resets it); how long that took from `since`, or

@@ -666,10 +666,7 @@ fn a_capture_of_the_relay_has_no_malformed_packets() {
 
 #[test]
 fn a_metrics_token_guards_both_endpoints_and_shows_session_ids_to_its_holder() {
-    let dir = std::env::temp_dir().join(format!("manifold-metrics-token-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let config = dir.join("relay.toml");
-    std::fs::write(&config, "metrics_token = \"t0ken\"\n").expect("config");
+    let config = common::config_file("metrics-token", "metrics_token = \"t0ken\"\n");
     let relay =
         Relay::start(&["--synthetic", "/demo", "--config", config.to_str().expect("utf-8")]);
     let mut c = relay.connect();
@@ -708,5 +705,5 @@ fn a_metrics_token_guards_both_endpoints_and_shows_session_ids_to_its_holder() {
         );
         std::thread::sleep(Duration::from_millis(250));
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(config.parent().expect("test dir"));
 }

@@ -211,11 +211,7 @@ fn publishers_and_readers_need_their_credentials() {
     if !have("ffmpeg", "-version") || !have("gst-launch-1.0", "--version") {
         return;
     }
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("manifold-e2e-users-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let config = dir.join("relay.toml");
-    std::fs::write(&config, USERS).expect("write config");
+    let config = common::config_file("e2e-users", USERS);
     let port = free_port();
     let rtmp = format!("127.0.0.1:{port}");
     let relay =
@@ -286,7 +282,7 @@ fn publishers_and_readers_need_their_credentials() {
     assert!(!out.status.success(), "ffmpeg published over RTMP without credentials");
     let _rtmp_publisher = rtmp_publisher(&format!("rtmp://{rtmp}/cam/side?user=cam&pass=s3cret"));
     wait_described_as_viewer(&relay, "/cam/side");
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(config.parent().expect("test dir"));
 }
 
 /// An ffmpeg RTMP publisher looping the clip to `url`, killed when dropped.
@@ -413,11 +409,7 @@ fn a_tunnel_joins_posts_from_any_shard_and_refuses_strangers() {
 
 #[test]
 fn a_tunnel_get_whose_post_never_comes_is_closed_after_the_request_timeout() {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("manifold-e2e-lone-get-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let config = dir.join("relay.toml");
-    std::fs::write(&config, "request_timeout_secs = 2\n").expect("write config");
+    let config = common::config_file("e2e-lone-get", "request_timeout_secs = 2\n");
     let relay =
         Relay::start(&["--synthetic", "/demo", "--config", config.to_str().expect("utf-8")]);
     let opened = Instant::now();
@@ -429,7 +421,7 @@ fn a_tunnel_get_whose_post_never_comes_is_closed_after_the_request_timeout() {
     assert!(rest.is_empty(), "{rest:?}");
     assert!(after >= Duration::from_millis(1500), "closed before the timeout: {after:?}");
     assert!(after < Duration::from_secs(6), "closed late: {after:?}");
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(config.parent().expect("test dir"));
 }
 
 #[test]
@@ -492,16 +484,11 @@ fn gstreamer_publishes_and_plays_with_digest() {
     if !have("gst-launch-1.0", "--version") {
         return;
     }
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("manifold-e2e-digest-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let config = dir.join("relay.toml");
     // No Basic: only Digest is offered, so that is what GStreamer must answer.
-    std::fs::write(
-        &config,
+    let config = common::config_file(
+        "e2e-digest",
         "[[user]]\nname = \"cam\"\npassword = \"s3cret\"\nactions = [\"publish\", \"read\"]\n",
-    )
-    .expect("write config");
+    );
     let metrics = format!("127.0.0.1:{}", free_port());
     let relay = Relay::start(&["--config", config.to_str().expect("utf-8"), "--metrics", &metrics]);
     let location = format!("location=rtsp://{}/cam/gst", relay.addr);
@@ -523,7 +510,7 @@ fn gstreamer_publishes_and_plays_with_digest() {
     gstreamer_reads(&format!("rtsp://cam:s3cret@{}/cam/gst", relay.addr), 1);
     let _ = publisher.kill();
     let _ = publisher.wait();
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(config.parent().expect("test dir"));
 }
 
 /// An auth hook: a Python HTTP server allowing `hooked`/`pw` to read and nothing else.
@@ -551,12 +538,8 @@ fn an_auth_hook_decides_who_reads() {
     let mut cmd = Command::new("python3");
     cmd.args(["-c", HOOK]);
     let hook = common::PortPrinter::start(cmd, "the auth hook");
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("manifold-e2e-hook-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let config = dir.join("relay.toml");
     // The hook needs the password: Basic, allowed in clear here.
-    std::fs::write(&config, "allow_basic = true\n").expect("write config");
+    let config = common::config_file("e2e-hook", "allow_basic = true\n");
     let relay = Relay::start(&[
         "--synthetic",
         "/demo",
@@ -574,16 +557,12 @@ fn an_auth_hook_decides_who_reads() {
     drop(hook);
     std::thread::sleep(Duration::from_secs(6));
     ffmpeg_is_refused(&format!("rtsp://hooked:pw@{addr}/demo"));
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(config.parent().expect("test dir"));
 }
 
 #[test]
 fn a_path_announced_but_never_recorded_is_released() {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("manifold-e2e-record-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let config = dir.join("relay.toml");
-    std::fs::write(&config, "record_timeout_secs = 2\n").expect("write config");
+    let config = common::config_file("e2e-record", "record_timeout_secs = 2\n");
     let relay = Relay::start(&["--config", config.to_str().expect("utf-8")]);
     let mut c = connect(&relay);
     let url = relay.url("/squat");
@@ -604,7 +583,7 @@ fn a_path_announced_but_never_recorded_is_released() {
     std::thread::sleep(Duration::from_millis(3500));
     let mut probe = connect(&relay);
     assert_eq!(exchange(&mut probe, &describe).0, 404, "released without RECORD");
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(config.parent().expect("test dir"));
 }
 
 /// A network namespace joined to this one by a veth pair (`10.203.N.1` here, `10.203.N.2`
@@ -955,17 +934,12 @@ fn a_reader_that_stops_reading_is_cut_off_without_hurting_others() {
     if !have("ffmpeg", "-version") {
         return;
     }
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("manifold-e2e-stall-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let config = dir.join("relay.toml");
     // 20 Mbit/s, a 1 MiB reader queue, and a 2 s stall limit.
-    std::fs::write(
-        &config,
+    let config = common::config_file(
+        "e2e-stall",
         "synthetic = [\"/demo\"]\nsynthetic_bitrate = 20000000\n\
          reader_queue_bytes = 1048576\nreader_stall_secs = 2\n",
-    )
-    .expect("write config");
+    );
     let relay = Relay::start(&["--config", config.to_str().expect("utf-8 path")]);
     let url = relay.url("/demo");
     // The stalled reader: PLAY over TCP, then never read.
@@ -1004,7 +978,7 @@ fn a_reader_that_stops_reading_is_cut_off_without_hurting_others() {
         }
     };
     assert!(closed, "the stalled reader was never disconnected");
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(config.parent().expect("test dir"));
 }
 
 #[test]

@@ -18,9 +18,7 @@ use common::{ffmpeg_reads, free_port, have, wait_published, Relay};
 /// A fresh directory holding a self-signed certificate and its key, and a relay config with
 /// a publisher `cam` (password in the URL's query) and anonymous readers.
 fn setup(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("rtmps-{name}"));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::test_dir(&format!("rtmps-{name}"));
     common::certificate(&dir);
     let config = format!(
         "tls_cert = {:?}\ntls_key = {:?}\n\

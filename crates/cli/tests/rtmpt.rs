@@ -91,17 +91,12 @@ fn rtmpt_publishing_needs_the_publish_permission() {
     if !have("ffmpeg", "-version") {
         return;
     }
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("manifold-rtmpt-users-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let config = dir.join("relay.toml");
-    std::fs::write(
-        &config,
+    let config = common::config_file(
+        "rtmpt-users",
         "allow_basic = true\n[[user]]\nname = \"cam\"\npassword = \"s3cret\"\n\
          actions = [\"publish\"]\npaths = [\"cam/*\"]\n[[user]]\nname = \"viewer\"\n\
          password = \"v13w\"\nactions = [\"read\"]\n",
-    )
-    .expect("write config");
+    );
     let rtmpt = format!("127.0.0.1:{}", free_port());
     let relay =
         Relay::start(&["--config", config.to_str().expect("utf-8"), "--rtmpt-listen", &rtmpt]);
@@ -129,5 +124,5 @@ fn rtmpt_publishing_needs_the_publish_permission() {
         assert!(std::time::Instant::now() < deadline, "never published with the credentials");
         std::thread::sleep(Duration::from_millis(200));
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(config.parent().expect("test dir"));
 }

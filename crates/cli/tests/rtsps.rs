@@ -9,7 +9,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,14 +22,6 @@ use rustls::pki_types::{CertificateDer, ServerName};
 /// client's trust store.
 fn write_cert(dir: &Path) -> CertificateDer<'static> {
     common::certificate(dir).2
-}
-
-/// A fresh directory for one test's files.
-fn test_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("rtsps-{name}"));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 /// A relay serving `/demo` with RTSPS on a free port, with the certificate in `dir` and
@@ -70,7 +62,7 @@ fn ffmpeg_and_gstreamer_play_rtsps_and_https_tunnels() {
     if !have("ffmpeg", "-version") || !have("gst-launch-1.0", "--version") {
         return;
     }
-    let dir = test_dir("players");
+    let dir = common::test_dir("rtsps-players");
     write_cert(&dir);
     let (_relay, port) = relay_with_tls(&dir, "");
     let rtsps = format!("rtsps://localhost:{port}/demo");
@@ -134,7 +126,7 @@ fn sighup_swaps_the_certificate_for_new_connections_while_a_reader_keeps_playing
     if !have("ffmpeg", "-version") {
         return;
     }
-    let dir = test_dir("sighup");
+    let dir = common::test_dir("rtsps-sighup");
     let first = write_cert(&dir);
     let (relay, port) = relay_with_tls(&dir, "");
     tls_connect(port, &first).expect("the first certificate is served");
@@ -168,7 +160,7 @@ fn a_stalled_or_garbage_handshake_is_closed_while_a_reader_keeps_playing() {
     if !have("ffmpeg", "-version") {
         return;
     }
-    let dir = test_dir("hostile");
+    let dir = common::test_dir("rtsps-hostile");
     write_cert(&dir);
     let (_relay, port) = relay_with_tls(&dir, "request_timeout_secs = 2\n");
     let url = format!("rtsps://localhost:{port}/demo");
@@ -222,7 +214,7 @@ fn a_stalled_or_garbage_handshake_is_closed_while_a_reader_keeps_playing() {
 
 #[test]
 fn basic_credentials_are_accepted_over_tls_and_refused_in_clear() {
-    let dir = test_dir("basic");
+    let dir = common::test_dir("rtsps-basic");
     let cert = write_cert(&dir);
     let users = "[[user]]\nname = \"viewer\"\npassword = \"v13w\"\nactions = [\"read\"]\n";
     let (relay, port) = relay_with_tls(&dir, users);
@@ -253,7 +245,7 @@ fn basic_credentials_are_accepted_over_tls_and_refused_in_clear() {
 
 #[test]
 fn rtsps_without_a_usable_certificate_does_not_start() {
-    let dir = test_dir("refused");
+    let dir = common::test_dir("rtsps-refused");
     let port = free_port().to_string();
     let listen = format!("127.0.0.1:{port}");
     let serve = |extra: &[&str]| {
@@ -279,7 +271,7 @@ fn rtsps_without_a_usable_certificate_does_not_start() {
 
 #[test]
 fn tls_connections_count_against_the_connection_limits() {
-    let dir = test_dir("limits");
+    let dir = common::test_dir("rtsps-limits");
     let cert = write_cert(&dir);
     let (_relay, port) =
         relay_with_tls(&dir, "max_connections_per_ip = 2\nlimit_loopback = true\n");

@@ -236,6 +236,23 @@ pub(crate) fn setup_play_tcp(conn: &mut TcpStream, url: &str, cseq: u32) -> (Str
     (session, play)
 }
 
+/// A fresh, empty directory for one test's files under the build's temp dir, named for
+/// `name` and this test process.
+pub(crate) fn test_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("manifold-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// `toml` written as `relay.toml` in [`test_dir`]`(name)`: the file, for `--config`.
+pub(crate) fn config_file(name: &str, toml: &str) -> std::path::PathBuf {
+    let config = test_dir(name).join("relay.toml");
+    std::fs::write(&config, toml).expect("write config");
+    config
+}
+
 /// A free TCP port on 127.0.0.1 (bound and released: another process may take it first).
 pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
