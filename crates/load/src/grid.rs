@@ -13,10 +13,8 @@ pub(crate) const TIMER_STEP: Duration = Duration::from_millis(10);
 
 /// The first point of the grid of `step`s from `anchor` strictly after `now`.
 pub(crate) fn next_tick(anchor: Instant, step: Duration, now: Instant) -> Instant {
-    let step_ns = step.as_nanos().max(1);
     let since = now.saturating_duration_since(anchor).as_nanos();
-    let ticks = u32::try_from(since / step_ns + 1).unwrap_or(u32::MAX);
-    anchor + step.saturating_mul(ticks)
+    point_at_or_after(anchor, step, since + 1)
 }
 
 /// The first point of the grid of `step`s from `anchor` at or after `at`: a deadline moved
@@ -25,13 +23,13 @@ pub(crate) fn round_up(anchor: Instant, step: Duration, at: Instant) -> Instant 
     if at <= anchor {
         return at;
     }
-    let step_ns = step.as_nanos().max(1);
-    let since = (at - anchor).as_nanos();
-    if since % step_ns == 0 {
-        return at;
-    }
-    let ticks = u32::try_from(since / step_ns + 1).unwrap_or(u32::MAX);
-    anchor + step.saturating_mul(ticks)
+    point_at_or_after(anchor, step, (at - anchor).as_nanos())
+}
+
+/// The first point of the grid at or after `since_ns` nanoseconds from `anchor`.
+fn point_at_or_after(anchor: Instant, step: Duration, since_ns: u128) -> Instant {
+    let ticks = since_ns.div_ceil(step.as_nanos().max(1));
+    anchor + step.saturating_mul(u32::try_from(ticks).unwrap_or(u32::MAX))
 }
 
 /// Sleeps until `at` (at once if it is past).

@@ -248,45 +248,58 @@ pub(crate) async fn read_grid(reading: Rc<UdpReading>, stop: Rc<Cell<bool>>) {
     while !stop.get() {
         sleep_until(next_tick(reading.anchor, reading.interval, Instant::now())).await;
         let packets = match &reading.ring {
-            Some(ring) => {
-                let mut grid = reading.grid.borrow_mut();
-                let mut m = reading.metrics.borrow_mut();
-                let (now, wall) = (Instant::now(), SystemTime::now());
-                let mut packets = 0u64;
-                let polled = ring.borrow_mut().poll(|key, event| match event {
-                    RingEvent::Datagram(msg) => {
-                        if let Some(on) = grid.get_mut(&key) {
-                            packets += on.sink.take(&msg, now, wall, &mut m);
-                        }
-                    }
-                    RingEvent::Failed(e) => {
-                        // The session sees its media stop and reports it (stalled, or no media).
-                        tracing::warn!("UDP receive on the ring failed: {e}");
-                        grid.remove(&key);
-                    }
-                });
-                if let Err(e) = polled {
-                    tracing::error!(
-                        "the shard's UDP receive ring failed: {e}; its sessions get no more media"
-                    );
-                    return;
-                }
-                packets
-            }
-            None => {
-                let mut batch = reading.batch.borrow_mut();
-                let mut m = reading.metrics.borrow_mut();
-                reading
-                    .grid
-                    .borrow_mut()
-                    .values_mut()
-                    .filter_map(|on| Some((on.socket.as_ref()?, &mut on.sink)))
-                    .map(|(socket, sink)| drain(&mut batch, socket, sink, &mut m))
-                    .sum()
-            }
+            Some(ring) => match poll_ring(&reading, ring) {
+                Some(packets) => packets,
+                None => return,
+            },
+            None => drain_all(&reading),
         };
         reading.live.packets.fetch_add(packets, Ordering::Relaxed);
     }
+}
+
+/// One tick with the ring: hands every completed receive to its session's sink; the
+/// datagrams taken, or `None` when the ring itself failed (no more media for this shard).
+fn poll_ring(reading: &UdpReading, ring: &RefCell<RecvRing>) -> Option<u64> {
+    let mut grid = reading.grid.borrow_mut();
+    let mut m = reading.metrics.borrow_mut();
+    let (now, wall) = (Instant::now(), SystemTime::now());
+    let mut packets = 0u64;
+    let polled = ring.borrow_mut().poll(|key, event| match event {
+        RingEvent::Datagram(msg) => {
+            if let Some(on) = grid.get_mut(&key) {
+                packets += on.sink.take(&msg, now, wall, &mut m);
+            }
+        }
+        RingEvent::Failed(e) => {
+            // The session sees its media stop and reports it (stalled, or no media).
+            tracing::warn!("UDP receive on the ring failed: {e}");
+            grid.remove(&key);
+        }
+    });
+    match polled {
+        Ok(_) => Some(packets),
+        Err(e) => {
+            tracing::error!(
+                "the shard's UDP receive ring failed: {e}; its sessions get no more media"
+            );
+            None
+        }
+    }
+}
+
+/// One tick without the ring: drains every session's socket with `recvmmsg`; the datagrams
+/// taken.
+fn drain_all(reading: &UdpReading) -> u64 {
+    let mut batch = reading.batch.borrow_mut();
+    let mut m = reading.metrics.borrow_mut();
+    reading
+        .grid
+        .borrow_mut()
+        .values_mut()
+        .filter_map(|on| Some((on.socket.as_ref()?, &mut on.sink)))
+        .map(|(socket, sink)| drain(&mut batch, socket, sink, &mut m))
+        .sum()
 }
 
 /// Reads what `socket` holds with `recvmmsg` batches until it is empty; returns the datagrams
