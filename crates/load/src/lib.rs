@@ -100,6 +100,19 @@ const WORKER_GRACE: Duration = Duration::from_millis(1500);
 /// at 512 entries, where 4,096 left `manifold demo` unable to start as uid 10001.
 const RING_DEPTH: usize = 512;
 
+/// Whether this kernel sets io_uring rings up with `IORING_SETUP_COOP_TASKRUN` (5.19+). The
+/// shards' main rings then use it (glommio, patched in vendor/glommio): a TCP reader's read
+/// completes on the CPU that delivered the segment, which otherwise interrupts the shard's CPU
+/// with an IPI at every arrival. The server pays for sending those IPIs (on loopback, the
+/// relay's CPU delivers the segment), so without this the generator makes the server it
+/// measures look dearer: at 1,000 TCP readers both sides spent about half the CPU per packet
+/// with it (perf/RESULTS.md, "COOP_TASKRUN").
+fn coop_taskrun_supported() -> bool {
+    let ring: std::io::Result<io_uring::IoUring> =
+        io_uring::IoUring::builder().setup_coop_taskrun().build(2);
+    ring.is_ok()
+}
+
 /// Why a run could not be carried out (exit code 1).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -436,6 +449,7 @@ fn execute_raw(args: &LoadArgs) -> Result<(Outcome, Raw), LoadError> {
         let handles = LocalExecutorPoolBuilder::new(placement)
             .io_memory(args.io_memory)
             .ring_depth(RING_DEPTH)
+            .coop_taskrun(coop_taskrun_supported())
             .on_all_shards(move || {
                 let shard = next_shard.fetch_add(1, Ordering::Relaxed);
                 shard::run_shard(plan, shard)

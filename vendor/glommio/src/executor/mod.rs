@@ -468,6 +468,8 @@ pub struct LocalExecutorBuilder {
     /// concurrency. A higher ring depth allows a shard to submit a
     /// greater number of IO requests to the kernel at once.
     ring_depth: usize,
+    /// Whether the main ring is set up with `IORING_SETUP_COOP_TASKRUN` (manifold patch)
+    coop_taskrun: bool,
     /// How often to yield to other task queues
     preempt_timer_duration: Duration,
     /// Whether to record the latencies of individual IO requests
@@ -495,6 +497,7 @@ impl LocalExecutorBuilder {
             name: String::from(DEFAULT_EXECUTOR_NAME),
             io_memory: DEFAULT_IO_MEMORY,
             ring_depth: DEFAULT_RING_SUBMISSION_DEPTH,
+            coop_taskrun: false,
             preempt_timer_duration: DEFAULT_PREEMPT_TIMER,
             record_io_latencies: false,
             blocking_thread_pool_placement: PoolPlacement::from(placement),
@@ -539,6 +542,17 @@ impl LocalExecutorBuilder {
     pub fn ring_depth(mut self, ring_depth: usize) -> LocalExecutorBuilder {
         assert!(ring_depth > 0, "ring depth should be strictly positive");
         self.ring_depth = ring_depth;
+        self
+    }
+
+    /// Sets the main ring up with `IORING_SETUP_COOP_TASKRUN` (Linux 5.19; manifold patch): a
+    /// completion for a thread that is running waits for its next system call instead of
+    /// interrupting it with an inter-processor interrupt, which the CPU that completes the
+    /// I/O pays for. Fit for glommio's one thread per ring. Ring setup fails with `EINVAL` on
+    /// an older kernel. The latency ring keeps the default: its timer is what tells a running
+    /// task to yield.
+    pub fn coop_taskrun(mut self, enabled: bool) -> LocalExecutorBuilder {
+        self.coop_taskrun = enabled;
         self
     }
 
@@ -619,6 +633,7 @@ impl LocalExecutorBuilder {
             LocalExecutorConfig {
                 io_memory: self.io_memory,
                 ring_depth: self.ring_depth,
+                coop_taskrun: self.coop_taskrun,
                 preempt_timer: self.preempt_timer_duration,
                 record_io_latencies: self.record_io_latencies,
                 spin_before_park: self.spin_before_park,
@@ -685,6 +700,7 @@ impl LocalExecutorBuilder {
         let mut cpu_set_gen = placement::CpuSetGenerator::one(self.placement)?;
         let io_memory = self.io_memory;
         let ring_depth = self.ring_depth;
+        let coop_taskrun = self.coop_taskrun;
         let preempt_timer_duration = self.preempt_timer_duration;
         let spin_before_park = self.spin_before_park;
         let detect_stalls = self.detect_stalls;
@@ -700,6 +716,7 @@ impl LocalExecutorBuilder {
                     LocalExecutorConfig {
                         io_memory,
                         ring_depth,
+                        coop_taskrun,
                         preempt_timer: preempt_timer_duration,
                         record_io_latencies,
                         spin_before_park,
@@ -759,6 +776,8 @@ pub struct LocalExecutorPoolBuilder {
     /// concurrency. A higher ring depth allows a shard to submit a
     /// greater number of IO requests to the kernel at once.
     ring_depth: usize,
+    /// Whether the main ring is set up with `IORING_SETUP_COOP_TASKRUN` (manifold patch)
+    coop_taskrun: bool,
     /// How often to yield to other task queues
     preempt_timer_duration: Duration,
     /// Indicates a policy by which [`LocalExecutor`]s are bound to CPUs.
@@ -804,6 +823,7 @@ impl LocalExecutorPoolBuilder {
             name: String::from(DEFAULT_EXECUTOR_NAME),
             io_memory: DEFAULT_IO_MEMORY,
             ring_depth: DEFAULT_RING_SUBMISSION_DEPTH,
+            coop_taskrun: false,
             preempt_timer_duration: DEFAULT_PREEMPT_TIMER,
             placement: placement.clone(),
             record_io_latencies: false,
@@ -846,6 +866,17 @@ impl LocalExecutorPoolBuilder {
     pub fn ring_depth(mut self, ring_depth: usize) -> Self {
         assert!(ring_depth > 0, "ring depth should be strictly positive");
         self.ring_depth = ring_depth;
+        self
+    }
+
+    /// Sets the main ring up with `IORING_SETUP_COOP_TASKRUN` (Linux 5.19; manifold patch): a
+    /// completion for a thread that is running waits for its next system call instead of
+    /// interrupting it with an inter-processor interrupt, which the CPU that completes the
+    /// I/O pays for. Fit for glommio's one thread per ring. Ring setup fails with `EINVAL` on
+    /// an older kernel. The latency ring keeps the default: its timer is what tells a running
+    /// task to yield.
+    pub fn coop_taskrun(mut self, enabled: bool) -> Self {
+        self.coop_taskrun = enabled;
         self
     }
 
@@ -966,6 +997,7 @@ impl LocalExecutorPoolBuilder {
         let handle = Builder::new().name(name).spawn({
             let io_memory = self.io_memory;
             let ring_depth = self.ring_depth;
+            let coop_taskrun = self.coop_taskrun;
             let preempt_timer_duration = self.preempt_timer_duration;
             let spin_before_park = self.spin_before_park;
             let record_io_latencies = self.record_io_latencies;
@@ -983,6 +1015,7 @@ impl LocalExecutorPoolBuilder {
                         LocalExecutorConfig {
                             io_memory,
                             ring_depth,
+                            coop_taskrun,
                             preempt_timer: preempt_timer_duration,
                             record_io_latencies,
                             spin_before_park,
@@ -1078,6 +1111,7 @@ pub(crate) fn maybe_activate(tq: Rc<RefCell<TaskQueue>>) {
 pub struct LocalExecutorConfig {
     pub io_memory: usize,
     pub ring_depth: usize,
+    pub coop_taskrun: bool,
     pub preempt_timer: Duration,
     pub record_io_latencies: bool,
     pub spin_before_park: Option<Duration>,
@@ -1168,6 +1202,7 @@ impl LocalExecutor {
                 notifier,
                 config.io_memory,
                 config.ring_depth,
+                config.coop_taskrun,
                 config.record_io_latencies,
                 blocking_thread,
             )?),

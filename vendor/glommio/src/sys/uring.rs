@@ -883,6 +883,10 @@ impl UringCommon for PollRing {
     }
 }
 
+/// `IORING_SETUP_COOP_TASKRUN` (Linux 5.19; manifold patch): see
+/// `LocalExecutorBuilder::coop_taskrun`.
+const IORING_SETUP_COOP_TASKRUN: u32 = 1 << 8;
+
 struct SleepableRing {
     ring: iou::IoUring,
     size: usize,
@@ -898,13 +902,14 @@ struct SleepableRing {
 impl SleepableRing {
     fn new(
         size: usize,
+        flags: iou::SetupFlags,
         name: &'static str,
         allocator: Rc<UringBufferAllocator>,
         source_map: Rc<RefCell<SourceMap>>,
     ) -> io::Result<Self> {
         assert!(*IO_URING_RECENT_ENOUGH);
         Ok(SleepableRing {
-            ring: iou::IoUring::new(size as _)?,
+            ring: iou::IoUring::new_with_flags(size as _, flags, iou::SetupFeatures::empty())?,
             size,
             submission_queue: UringQueueState::with_capacity(size * 4),
             name,
@@ -1288,6 +1293,7 @@ impl Reactor {
         notifier: Arc<sys::SleepNotifier>,
         mut io_memory: usize,
         ring_depth: usize,
+        coop_taskrun: bool,
         blocking_thread: BlockingThreadPool,
     ) -> crate::Result<Reactor, ()> {
         const MIN_MEMLOCK_LIMIT: u64 = 512 * 1024;
@@ -1306,11 +1312,25 @@ impl Reactor {
         let allocator = Rc::new(UringBufferAllocator::new(io_memory));
         let registry = vec![allocator.as_bytes()];
 
-        let main_ring =
-            SleepableRing::new(ring_depth, "main", allocator.clone(), source_map.clone())?;
+        let main_flags = match coop_taskrun {
+            true => iou::SetupFlags::from_bits_retain(IORING_SETUP_COOP_TASKRUN),
+            false => iou::SetupFlags::empty(),
+        };
+        let main_ring = SleepableRing::new(
+            ring_depth,
+            main_flags,
+            "main",
+            allocator.clone(),
+            source_map.clone(),
+        )?;
         let poll_ring = PollRing::new(ring_depth, allocator.clone(), source_map.clone())?;
-        let mut latency_ring =
-            SleepableRing::new(ring_depth, "latency", allocator.clone(), source_map.clone())?;
+        let mut latency_ring = SleepableRing::new(
+            ring_depth,
+            iou::SetupFlags::empty(),
+            "latency",
+            allocator.clone(),
+            source_map.clone(),
+        )?;
 
         match main_ring.registrar().register_buffers_by_ref(&registry) {
             Err(x) => warn!("Error: registering buffers in the main ring. Skipping{x:#?}"),
@@ -2039,7 +2059,7 @@ mod tests {
     fn timeout_smoke_test() {
         let notifier = sys::new_sleep_notifier().unwrap();
         let pool = BlockingThreadPool::new(PoolPlacement::Unbound(1), notifier.clone()).unwrap();
-        let reactor = Reactor::new(notifier, 0, 128, pool).unwrap();
+        let reactor = Reactor::new(notifier, 0, 128, false, pool).unwrap();
 
         fn timeout_source(millis: u64) -> (Source, UringOpDescriptor) {
             let source = Source::new(
@@ -2155,7 +2175,9 @@ mod tests {
     fn sqe_link_chain() {
         let allocator = Rc::new(UringBufferAllocator::new(65536));
         let source_map = Rc::new(RefCell::new(SourceMap::default()));
-        let mut ring = SleepableRing::new(4, "main", allocator, source_map).unwrap();
+        let mut ring =
+            SleepableRing::new(4, iou::SetupFlags::empty(), "main", allocator, source_map)
+                .unwrap();
         let q = ring.submission_queue();
         let mut queue = q.borrow_mut();
 
@@ -2189,7 +2211,9 @@ mod tests {
     fn unterminated_sqe_link_chain() {
         let allocator = Rc::new(UringBufferAllocator::new(65536));
         let source_map = Rc::new(RefCell::new(SourceMap::default()));
-        let mut ring = SleepableRing::new(2, "main", allocator, source_map).unwrap();
+        let mut ring =
+            SleepableRing::new(2, iou::SetupFlags::empty(), "main", allocator, source_map)
+                .unwrap();
         let q = ring.submission_queue();
         let mut queue = q.borrow_mut();
 
@@ -2209,7 +2233,9 @@ mod tests {
     fn sqe_link_chain_overflow() {
         let allocator = Rc::new(UringBufferAllocator::new(65536));
         let source_map = Rc::new(RefCell::new(SourceMap::default()));
-        let mut ring = SleepableRing::new(2, "main", allocator, source_map).unwrap();
+        let mut ring =
+            SleepableRing::new(2, iou::SetupFlags::empty(), "main", allocator, source_map)
+                .unwrap();
         let q = ring.submission_queue();
         let mut queue = q.borrow_mut();
 
