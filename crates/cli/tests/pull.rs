@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 
 mod common;
 use common::{
-    exchange, free_port, have, have_gst_server, run_bounded, streams_json, text, PortPrinter, Relay,
+    exchange, ffmpeg_frames, free_port, have, have_gst_server, run_bounded, streams_json, text,
+    wait_published, PortPrinter, Relay,
 };
 
 const GST_SERVER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../load/tests/gst_rtsp_server.py");
@@ -76,36 +77,6 @@ fn describe(relay: &Relay, path: &str) -> (u16, String) {
     let mut c = TcpStream::connect(relay.addr).expect("connect to relay");
     c.set_read_timeout(Some(Duration::from_secs(15))).expect("timeout");
     exchange(&mut c, &format!("DESCRIBE {} RTSP/1.0\r\nCSeq: 1\r\n\r\n", relay.url(path)))
-}
-
-/// Waits until DESCRIBE of `path` succeeds, then lets a GOP arrive.
-fn wait_published(relay: &Relay, path: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if describe(relay, path).0 == 200 {
-            std::thread::sleep(Duration::from_millis(1200));
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!("{path} was never published");
-}
-
-/// ffmpeg reads `url` over `transport` for `seconds` of media and decodes; returns the frames
-/// decoded and what ffmpeg said.
-fn ffmpeg_frames(url: &str, transport: &str, seconds: u32) -> (usize, String) {
-    let out = run_bounded(
-        Command::new("ffmpeg")
-            .args(["-v", "error", "-rtsp_transport", transport, "-i", url])
-            .args(["-t", &seconds.to_string(), "-map", "0:v:0", "-f", "framecrc", "-"]),
-        Duration::from_secs(u64::from(seconds) + 30),
-    )
-    .expect("ffmpeg reader finished in time");
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "ffmpeg {transport} reader of {url} failed: {stderr}");
-    let frames =
-        String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.starts_with('#')).count();
-    (frames, stderr)
 }
 
 /// What our own TCP reader saw: per RTP packet of track 0, when, seq, timestamp, SSRC.

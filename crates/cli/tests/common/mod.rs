@@ -299,6 +299,17 @@ pub(crate) fn ffmpeg_reads(url: &str, transport: &str) {
 /// ffmpeg decodes `url`'s video over `transport` for `secs` seconds; it must end cleanly with
 /// no error output. The frames decoded.
 pub(crate) fn ffmpeg_video_frames(url: &str, transport: &str, secs: u32) -> usize {
+    let (frames, stderr) = ffmpeg_frames(url, transport, secs);
+    assert!(
+        stderr.trim().is_empty(),
+        "ffmpeg {transport} reader of {url} reported errors: {stderr}"
+    );
+    frames
+}
+
+/// ffmpeg decodes `url`'s video over `transport` for `secs` seconds and exits 0: the frames
+/// decoded, and what it said on stderr (for the caller to judge).
+pub(crate) fn ffmpeg_frames(url: &str, transport: &str, secs: u32) -> (usize, String) {
     let out = run_bounded(
         Command::new("ffmpeg")
             .args(["-v", "error", "-rtsp_transport", transport, "-i", url])
@@ -306,13 +317,10 @@ pub(crate) fn ffmpeg_video_frames(url: &str, transport: &str, secs: u32) -> usiz
         Duration::from_secs(u64::from(secs) + 30),
     )
     .expect("ffmpeg reader finished in time");
-    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "ffmpeg {transport} reader of {url} failed: {}", text(&out));
-    assert!(
-        stderr.trim().is_empty(),
-        "ffmpeg {transport} reader of {url} reported errors: {stderr}"
-    );
-    String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.starts_with('#')).count()
+    let frames =
+        String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.starts_with('#')).count();
+    (frames, String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 /// GStreamer's rtspsrc reads `url` (a stream of `tracks` tracks) over TCP and gets 25 RTP
