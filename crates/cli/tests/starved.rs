@@ -112,8 +112,7 @@ fn a_relay_short_of_cpu_still_answers_and_lets_every_reader_in() {
             answers
         })
     };
-    let dir = std::env::temp_dir().join(format!("manifold-starved-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::test_dir("starved");
     let json = dir.join("run.json");
     let load = run_bounded(
         std::process::Command::new(env!("CARGO_BIN_EXE_manifold")).args([

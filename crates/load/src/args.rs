@@ -145,8 +145,8 @@ pub struct LoadArgs {
     /// the two in perf/RESULTS.md). `ring`: every socket armed once on a multishot io_uring
     /// of the shard's own, all read by one `io_uring_enter` per interval, one datagram per
     /// 2 KiB buffer (64 MiB per shard; longer datagrams count as malformed); the server then
-    /// does the wake-up per datagram it does for players that wait in poll. `ring` falls back to `batch` where
-    /// io_uring cannot (Linux before 6.1, `kernel.io_uring_disabled`).
+    /// does the wake-up per datagram it does for players that wait in poll. `ring` falls back
+    /// to `batch` where io_uring cannot (Linux before 6.1, `kernel.io_uring_disabled`).
     #[arg(long, value_enum, default_value_t = UdpReceive::Batch)]
     pub udp_receive: UdpReceive,
 

@@ -101,12 +101,12 @@ const WORKER_GRACE: Duration = Duration::from_millis(1500);
 const RING_DEPTH: usize = 512;
 
 /// Whether this kernel sets io_uring rings up with `IORING_SETUP_COOP_TASKRUN` (5.19+). The
-/// shards' main rings then use it (glommio, patched in vendor/glommio): a TCP reader's read
-/// completes on the CPU that delivered the segment, which otherwise interrupts the shard's CPU
-/// with an IPI at every arrival. The server pays for sending those IPIs (on loopback, the
-/// relay's CPU delivers the segment), so without this the generator makes the server it
-/// measures look dearer: at 1,000 TCP readers both sides spent about half the CPU per packet
-/// with it (perf/RESULTS.md, "COOP_TASKRUN").
+/// shards' main rings then use it (glommio, patched in vendor/glommio): the CPU that delivers
+/// a TCP segment leaves the read's completion for the shard's next system call, where it would
+/// otherwise interrupt the shard's CPU with an IPI at every arrival. The server pays for
+/// sending those IPIs (on loopback, the relay's CPU delivers the segment), so without this the
+/// generator makes the server it measures look dearer: at 1,000 TCP readers both sides spent
+/// about half the CPU per packet with it (perf/RESULTS.md, "COOP_TASKRUN").
 fn coop_taskrun_supported() -> bool {
     let ring: std::io::Result<io_uring::IoUring> =
         io_uring::IoUring::builder().setup_coop_taskrun().build(2);
