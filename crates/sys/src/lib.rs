@@ -2,11 +2,11 @@
 //! each wrapped once: shutdown signals taken with `sigwait` ([`signal`]), kernel randomness
 //! ([`fill_random`]), the open-file limit and CPU time ([`limits`]), CPU pinning
 //! ([`pin_to_cpu`]), another process's CPU time and memory ([`procstat`]), descriptors
-//! borrowed from their owner ([`fd_of`]), and, with the `glommio`
-//! feature, handing a socket we bound ourselves to glommio ([`glommio_udp`]).
+//! borrowed from their owner ([`fd_of`]), the perf tools' epoll set ([`epoll`]), and, with the
+//! `glommio` feature, handing a socket we bound ourselves to glommio ([`glommio_udp`]).
 //!
 //! Syscalls only one binary makes stay in that binary (the relay's gathering `sendmsg`, the
-//! perf tools' epoll); UDP send and receive paths are `manifold-udp`'s.
+//! blaster's `poll`); UDP send and receive paths are `manifold-udp`'s.
 //!
 //! # Descriptors
 //!
@@ -21,6 +21,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod cpu;
+pub mod epoll;
 mod fd;
 pub mod limits;
 pub mod process;

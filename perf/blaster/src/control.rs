@@ -30,10 +30,10 @@ use manifold_rtsp::header::{
 use manifold_rtsp::session::server::{Action, Decision, Pending, ServerConfig, ServerSessions};
 use manifold_rtsp::{ChannelId, Method, Request, Response, SessionId, StatusCode};
 use manifold_sdp::Sdp;
+use manifold_sys::epoll::{self, Epoll};
 use manifold_udp::RawAddr;
 
 use crate::packet::{Command, Dest};
-use crate::sys;
 
 /// The methods answered, for `Public` and `Allow`.
 const PUBLIC: &str =
@@ -136,7 +136,7 @@ enum Post {
 /// The control plane's state.
 struct Control {
     plane: ControlPlane,
-    epoll: sys::Epoll,
+    epoll: Epoll,
     conns: Vec<Option<Conn>>,
     free: Vec<usize>,
     next_id: u64,
@@ -144,10 +144,10 @@ struct Control {
 
 /// Serves RTSP until the process exits; returns only on an epoll failure.
 pub(crate) fn run(plane: ControlPlane) -> io::Result<()> {
-    let epoll = sys::Epoll::new()?;
-    epoll.add(plane.listener.as_raw_fd(), LISTENER, false)?;
+    let epoll = Epoll::new()?;
+    epoll.add(&plane.listener, LISTENER, false)?;
     let mut c = Control { plane, epoll, conns: Vec::new(), free: Vec::new(), next_id: 1 };
-    let mut events = sys::epoll_events(1024);
+    let mut events = epoll::events(1024);
     let mut scratch = vec![0u8; READ_CHUNK];
     let mut accept_paused_until: Option<Instant> = None;
     loop {
@@ -158,14 +158,14 @@ pub(crate) fn run(plane: ControlPlane) -> io::Result<()> {
         if let Some(at) = accept_paused_until {
             if Instant::now() >= at {
                 accept_paused_until = None;
-                c.epoll.add(c.plane.listener.as_raw_fd(), LISTENER, false)?;
+                c.epoll.add(&c.plane.listener, LISTENER, false)?;
             }
         }
         for ev in &events[..n] {
             let (token, flags) = (ev.u64, ev.events);
             if token == LISTENER {
                 if c.accept_all()? {
-                    c.epoll.delete(c.plane.listener.as_raw_fd())?;
+                    c.epoll.delete(&c.plane.listener)?;
                     accept_paused_until = Some(Instant::now() + ACCEPT_PAUSE);
                 }
                 continue;
@@ -209,7 +209,7 @@ impl Control {
                         self.conns.push(None);
                         self.conns.len() - 1
                     });
-                    if let Err(e) = self.epoll.add(stream.as_raw_fd(), slot as u64, false) {
+                    if let Err(e) = self.epoll.add(&stream, slot as u64, false) {
                         eprintln!("blaster: {peer}: cannot watch the connection: {e}");
                         self.free.push(slot);
                         continue;
@@ -319,7 +319,7 @@ impl Control {
             conn.handed_over = true;
             if conn.want_write {
                 conn.want_write = false;
-                let _ = self.epoll.modify(conn.stream.as_raw_fd(), conn.slot as u64, false);
+                let _ = self.epoll.modify(&conn.stream, conn.slot as u64, false);
             }
             self.command(Command::Handover {
                 conn: conn.id,
@@ -361,7 +361,7 @@ impl Control {
         let want = !conn.out.is_empty();
         if want != conn.want_write {
             conn.want_write = want;
-            if self.epoll.modify(conn.stream.as_raw_fd(), conn.slot as u64, want).is_err() {
+            if self.epoll.modify(&conn.stream, conn.slot as u64, want).is_err() {
                 return false;
             }
         }
@@ -378,7 +378,7 @@ impl Control {
     /// Ends a connection: stops its reader, and closes its socket (in the packet thread
     /// if that one writes it, so the fd is not reused under it).
     fn close(&mut self, slot: usize, mut conn: Conn) {
-        let _ = self.epoll.delete(conn.stream.as_raw_fd());
+        let _ = self.epoll.delete(&conn.stream);
         if let Some(reader) = conn.player.as_mut().and_then(|p| p.reader.take()) {
             self.command(Command::Leave { reader });
         }

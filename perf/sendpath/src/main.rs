@@ -20,6 +20,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
+use manifold_sys::epoll::{self, Epoll};
+use manifold_sys::limits::thread_cpu_time;
 use manifold_udp::{
     send_gso, send_to, set_gro, MmsgSender, RawAddr, RecvBatch, SendOutcome, UringSender,
 };
@@ -367,7 +369,7 @@ fn run_sender(
     let readers = dests.len() as u64;
     let calls_per_fanout = |batch: usize| readers.div_ceil(batch as u64);
     let mut s = SendStats::default();
-    let cpu0 = sys::thread_cpu_time();
+    let cpu0 = thread_cpu_time();
     let start = Instant::now();
     let deadline = start + duration;
     // Check the clock once per frame: a frame to all readers is the unit of work.
@@ -429,7 +431,7 @@ fn run_sender(
         s.frames += 1;
     }
     s.wall = start.elapsed();
-    s.cpu = sys::thread_cpu_time().saturating_sub(cpu0);
+    s.cpu = thread_cpu_time().saturating_sub(cpu0);
     Ok(s)
 }
 
@@ -442,9 +444,9 @@ fn run_receiver(
 ) -> io::Result<RecvStats> {
     let pinned = manifold_sys::pin_to_cpu(cpu);
     let setup = (|| {
-        let epoll = sys::Epoll::new()?;
+        let epoll = Epoll::new()?;
         for (i, s) in socks.iter().enumerate() {
-            epoll.add(s.as_raw_fd(), i as u64)?;
+            epoll.add(s, i as u64, false)?;
         }
         Ok::<_, io::Error>(epoll)
     })();
@@ -455,13 +457,12 @@ fn run_receiver(
     }
     let epoll = setup?;
     let mut batch = RecvBatch::new(16, if gro { 65_535 } else { 2048 });
-    let mut events = sys::epoll_events(512);
-    let mut tokens = Vec::with_capacity(512);
+    let mut events = epoll::events(512);
     let mut r = RecvStats::default();
-    let cpu0 = sys::thread_cpu_time();
+    let cpu0 = thread_cpu_time();
     loop {
-        epoll.wait(&mut events, &mut tokens, 20)?;
-        if tokens.is_empty() {
+        let ready = epoll.wait(&mut events, 20)?;
+        if ready == 0 {
             // Loopback delivery is done by the time the sender returns: idle after stop means
             // every queue is drained.
             if stop.load(Ordering::Acquire) {
@@ -469,8 +470,8 @@ fn run_receiver(
             }
             continue;
         }
-        for &t in &tokens {
-            let Some(sock) = socks.get(t as usize) else {
+        for event in &events[..ready] {
+            let Some(sock) = socks.get(event.u64 as usize) else {
                 continue;
             };
             // Level-triggered: one batch per ready socket per round is fair and skips the
@@ -489,7 +490,7 @@ fn run_receiver(
             }
         }
     }
-    r.cpu = sys::thread_cpu_time().saturating_sub(cpu0);
+    r.cpu = thread_cpu_time().saturating_sub(cpu0);
     Ok(r)
 }
 

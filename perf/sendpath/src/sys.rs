@@ -1,13 +1,12 @@
 //! The few syscalls the benchmark needs beyond manifold-udp and manifold-sys (CPU pinning, the
-//! open-files limit): thread CPU time, `SO_RCVBUF` read back, uname, epoll.
+//! open-files limit, thread CPU time, epoll): `SO_RCVBUF` read back and uname.
 
 // The benchmark's syscall module; each block carries a `// SAFETY:` line.
 #![allow(unsafe_code, reason = "syscall wrappers")]
 
 use std::io;
 use std::mem;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::time::Duration;
+use std::os::fd::RawFd;
 
 fn cvt(rc: libc::c_int) -> io::Result<libc::c_int> {
     if rc < 0 {
@@ -15,18 +14,6 @@ fn cvt(rc: libc::c_int) -> io::Result<libc::c_int> {
     } else {
         Ok(rc)
     }
-}
-
-/// CPU time consumed by the calling thread so far (includes softirq work it ran inline).
-pub(crate) fn thread_cpu_time() -> Duration {
-    // SAFETY: timespec is plain integers.
-    let mut ts: libc::timespec = unsafe { mem::zeroed() };
-    // SAFETY: ts is valid for writes; the clock id is a constant the kernel knows.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    if rc != 0 {
-        return Duration::ZERO;
-    }
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 /// Sets `SO_RCVBUF` (the kernel doubles it for bookkeeping and caps it at `rmem_max`) and
@@ -66,56 +53,4 @@ pub(crate) fn uname() -> String {
         field(&u.version),
         field(&u.machine)
     )
-}
-
-/// A level-triggered epoll set; tokens are the caller's indices.
-pub(crate) struct Epoll {
-    fd: OwnedFd,
-}
-
-impl Epoll {
-    pub(crate) fn new() -> io::Result<Self> {
-        // SAFETY: plain syscall; the returned fd is ours to own.
-        let fd = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
-        // SAFETY: fd was just returned by epoll_create1 and is owned by nobody else.
-        Ok(Epoll { fd: unsafe { OwnedFd::from_raw_fd(fd) } })
-    }
-
-    /// Watches `fd` for input, reporting it as `token`.
-    pub(crate) fn add(&self, fd: RawFd, token: u64) -> io::Result<()> {
-        let mut ev = libc::epoll_event { events: libc::EPOLLIN as u32, u64: token };
-        // SAFETY: ev is valid for the call; both fds are open.
-        cvt(unsafe { libc::epoll_ctl(self.fd.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) })?;
-        Ok(())
-    }
-
-    /// Waits up to `timeout_ms` and writes ready tokens into `tokens`.
-    pub(crate) fn wait(
-        &self,
-        events: &mut [libc::epoll_event],
-        tokens: &mut Vec<u64>,
-        timeout_ms: i32,
-    ) -> io::Result<()> {
-        tokens.clear();
-        // SAFETY: events is valid for events.len() writes.
-        let n = unsafe {
-            libc::epoll_wait(
-                self.fd.as_raw_fd(),
-                events.as_mut_ptr(),
-                events.len() as libc::c_int,
-                timeout_ms,
-            )
-        };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            return if e.kind() == io::ErrorKind::Interrupted { Ok(()) } else { Err(e) };
-        }
-        tokens.extend(events[..n as usize].iter().map(|e| e.u64));
-        Ok(())
-    }
-}
-
-/// An empty epoll event buffer of `n` slots.
-pub(crate) fn epoll_events(n: usize) -> Vec<libc::epoll_event> {
-    vec![libc::epoll_event { events: 0, u64: 0 }; n]
 }
