@@ -21,7 +21,8 @@ use manifold_rtsp::session::client::{
 };
 use manifold_rtsp::{ChannelId, Method};
 
-use crate::grid::{self, sleep_until};
+use crate::alarm::Alarms;
+use crate::grid;
 use crate::guard::{MediaFault, MediaWatch, RequestLedger, SourceFilter};
 use crate::metrics::{ErrorKind, Metric, Metrics};
 use crate::progress::Live;
@@ -55,6 +56,9 @@ pub(crate) struct SessionEnv {
     pub(crate) seed: u64,
     /// The run's start: the origin of the shard's grid, on which session deadlines fall.
     pub(crate) run_start: Instant,
+    /// The shard's session deadlines, fired on the grid (one registration per deadline, not
+    /// per wait).
+    pub(crate) alarms: Rc<Alarms>,
     pub(crate) run_end: Instant,
     /// Past this no session is waited for: it is reported as stuck.
     pub(crate) run_deadline: Instant,
@@ -152,10 +156,13 @@ pub(crate) async fn run_session(env: Rc<SessionEnv>, arrival: Arrival, intended:
     env.live.active.fetch_add(1, Ordering::Relaxed);
     let who = Who { index: arrival.index, udp: arrival.udp, target: &env.target };
     // The session watches the run's deadline itself; this only catches an await that would
-    // not end (it drops the session, and with it its receivers).
-    let backstop = env.run_deadline + BACKSTOP;
+    // not end (it drops the session, and with it its receivers). An alarm, not a glommio
+    // timer: this wait is polled at every wake-up of the session, and a timer re-registers
+    // itself at every poll.
+    let backstop = grid::round_up(env.run_start, grid::TIMER_STEP, env.run_deadline + BACKSTOP);
+    let mut backstop_alarm = env.alarms.alarm();
     let result = futures_lite::future::or(session_hops(&env, &arrival, intended), async {
-        sleep_until(backstop).await;
+        backstop_alarm.wait(backstop).await;
         Err(who.fail(
             ErrorKind::Stuck,
             None,
@@ -324,6 +331,7 @@ async fn session(
     let mut out = Vec::with_capacity(1024);
     let mut ledger = RequestLedger::new();
     let mut watch = MediaWatch::new(env.media_timeout);
+    let mut alarm = env.alarms.alarm();
     let write_limit = env.config.response_timeout;
     let mut play_sent: Option<Instant> = None;
     // PLAY answered; with `--no-play`, every track set up.
@@ -463,17 +471,14 @@ async fn session(
             }
         }
         // On the shard's grid, so that one wake-up serves every session due in that step.
-        let wait = deadline.map(|d| {
-            grid::round_up(env.run_start, grid::TIMER_STEP, d)
-                .saturating_duration_since(Instant::now())
-        });
+        let wake_at = deadline.map(|d| grid::round_up(env.run_start, grid::TIMER_STEP, d));
         // A read that finds bytes waiting does not yield: let the shard's other sessions run
         // once this one has had its share.
         glommio::yield_if_needed().await;
         let wake =
             futures_lite::future::or(async { Some(stream.read(&mut buf[end..]).await) }, async {
-                match wait {
-                    Some(d) => glommio::timer::sleep(d).await,
+                match wake_at {
+                    Some(at) => alarm.wait(at).await,
                     None => futures_lite::future::pending::<()>().await,
                 };
                 None

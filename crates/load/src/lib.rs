@@ -23,6 +23,7 @@
 //! send, `first_rtp`/`first_keyframe` from PLAY's send, `e2e` from the capture time stamped
 //! in the packet (same host clock), `gap` between consecutive packets of a track.
 
+mod alarm;
 pub mod args;
 mod client;
 pub mod compare;

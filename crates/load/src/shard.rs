@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use manifold_rtsp::session::client::ClientConfig;
 
+use crate::alarm::Alarms;
 use crate::args::CpuList;
 use crate::client::{run_session, SessionEnv};
 use crate::grid;
@@ -80,6 +81,7 @@ pub(crate) async fn run_shard(plan: ShardPlan, shard: usize) -> ShardOutput {
         metrics.clone(),
         plan.live.clone(),
     ));
+    let alarms = Rc::new(Alarms::new());
     let env = Rc::new(SessionEnv {
         target: plan.target.clone(),
         dialer: Rc::new(plan.dialer.clone()),
@@ -90,6 +92,7 @@ pub(crate) async fn run_shard(plan: ShardPlan, shard: usize) -> ShardOutput {
         udp: udp.clone(),
         seed: plan.seed,
         run_start: plan.run_start,
+        alarms: alarms.clone(),
         run_end: plan.run_end,
         run_deadline: plan.run_deadline,
         media_timeout: plan.media_timeout,
@@ -104,6 +107,8 @@ pub(crate) async fn run_shard(plan: ShardPlan, shard: usize) -> ShardOutput {
     let rotate = plan.hlog.then(|| (recorder.clone(), plan.run_start));
     let ticker = glommio::spawn_local(health_timer(env.clone(), stop.clone(), rotate));
     let udp_reader = glommio::spawn_local(read_grid(udp, stop.clone()));
+    let alarm_ticker =
+        glommio::spawn_local(alarms.run(plan.run_start, grid::TIMER_STEP, stop.clone()));
 
     let mut pacer = Pacer::new(plan.behind_tolerance);
     let mut sessions = Vec::new();
@@ -137,6 +142,7 @@ pub(crate) async fn run_shard(plan: ShardPlan, shard: usize) -> ShardOutput {
     stop.set(true);
     ticker.await;
     udp_reader.await;
+    alarm_ticker.await;
     let mut last = env.metrics.replace(Metrics::new());
     last.counts.behind_schedule += pacer.behind();
     let mut recorder = recorder.take();
