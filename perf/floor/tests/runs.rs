@@ -23,9 +23,10 @@ fn both_transports_deliver_every_packet_and_bill_both_threads() {
         // 20 readers, 25 frames/s, one second: 500 frames' packets, give or take a frame's.
         assert!(sent >= 20.0 * 20.0 * per_frame, "{row:?}");
         assert_eq!(dropped, 0.0, "{row:?}");
-        // The reader's window is the sender's, give or take a read interval at either end
-        // (a frame or two, more when a busy machine makes a thread late).
-        let slack = (4.0 * 20.0 * per_frame).max(0.1 * sent);
+        // The reader's window is the sender's, give or take a read interval at either end (a
+        // frame or two, more when a busy machine makes a thread late: up to a quarter of the
+        // window). Counting messages for datagrams would be a third short on `1+2`.
+        let slack = (4.0 * 20.0 * per_frame).max(0.25 * sent);
         assert!((received - sent).abs() <= slack, "{row:?}");
         assert!(num(6) > 0.0 && num(7) > 0.0, "both threads' CPU is counted: {row:?}");
         assert!(num(10).is_finite() && num(10) > 0.0, "{row:?}");
