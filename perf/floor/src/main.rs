@@ -64,8 +64,9 @@ struct Args {
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=1000))]
     read_interval_ms: u64,
     /// Bytes of every packet's payload (the relay's synthetic stream at 1 Mbit/s: 1,426).
-    #[arg(long, default_value_t = 1400, value_parser = clap::value_parser!(u64).range(12..=1472))]
-    packet: u64,
+    #[arg(long, default_value_t = 1400,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(12..=1472))]
+    packet: usize,
     /// CPU of the sending thread.
     #[arg(long, default_value_t = 0)]
     sender_cpu: usize,
@@ -185,11 +186,28 @@ impl Meter {
     }
 }
 
-/// Sleeps until `at` (no-op when it has passed).
-fn sleep_until(at: Instant) {
-    let now = Instant::now();
-    if at > now {
-        thread::sleep(at - now);
+/// A thread's fixed-rate ticks from its start. A late thread catches up tick by tick, as a
+/// server sends every frame however late.
+struct Ticks {
+    start: Instant,
+    step: Duration,
+    next: u32,
+}
+
+impl Ticks {
+    /// Ticks every `step`, the first after `first` steps.
+    fn new(step: Duration, first: u32) -> Ticks {
+        Ticks { start: Instant::now(), step, next: first }
+    }
+
+    /// Sleeps until the next tick (not at all when it has passed).
+    fn wait(&mut self) {
+        let at = self.start + self.step * self.next;
+        self.next += 1;
+        let now = Instant::now();
+        if at > now {
+            thread::sleep(at - now);
+        }
     }
 }
 
@@ -214,11 +232,9 @@ fn send_udp(
     let segments: Vec<IoSlice<'_>> = payload.chunks(packet).map(IoSlice::new).collect();
     let mut sender = MmsgSender::new(64);
     let mut meter = Meter::default();
-    let start = Instant::now();
-    let mut frame = 0u32;
+    let mut frames = Ticks::new(Duration::from_secs(1) / FPS, 0);
     while meter.tick(phase) {
-        sleep_until(start + Duration::from_secs(1) * frame / FPS);
-        frame += 1;
+        frames.wait();
         let mut first = 0;
         for &part in &run.parts {
             let part_segments = &segments[first..first + part];
@@ -247,11 +263,9 @@ fn read_udp(sockets: &[UdpSocket], interval: Duration, cpu: usize, phase: &Phase
     pin(cpu, "reader");
     let mut batch = RecvBatch::new(RECV_BATCH, 65_535);
     let mut meter = Meter::default();
-    let start = Instant::now();
-    let mut tick = 1u32;
+    let mut reads = Ticks::new(interval, 1);
     while meter.tick(phase) {
-        sleep_until(start + interval * tick);
-        tick += 1;
+        reads.wait();
         for socket in sockets {
             while let Ok(got) = batch.recv(socket) {
                 let packets: usize = batch.messages().map(|m| m.datagram_count()).sum();
@@ -278,11 +292,9 @@ fn send_tcp(
     let writes: Vec<Vec<u8>> =
         run.parts.iter().map(|&n| vec![b'$'; (INTERLEAVED_HEADER + packet) * n]).collect();
     let mut meter = Meter::default();
-    let start = Instant::now();
-    let mut frame = 0u32;
+    let mut frames = Ticks::new(Duration::from_secs(1) / FPS, 0);
     while meter.tick(phase) {
-        sleep_until(start + Duration::from_secs(1) * frame / FPS);
-        frame += 1;
+        frames.wait();
         for (bytes, &part) in writes.iter().zip(&run.parts) {
             for stream in streams.iter_mut() {
                 // A reader so far behind that its buffer is full loses the part; a partial write
@@ -371,7 +383,7 @@ fn run_udp(run: &Run, args: &Args) -> anyhow::Result<(Account, Account)> {
     let interval = Duration::from_millis(args.read_interval_ms);
     measure(
         args.seconds,
-        |phase| Ok(send_udp(run, packet_size(args), &dests, args.sender_cpu, phase)?),
+        |phase| Ok(send_udp(run, args.packet, &dests, args.sender_cpu, phase)?),
         |phase| Ok(read_udp(&sockets, interval, args.reader_cpu, phase)),
     )
 }
@@ -392,13 +404,9 @@ fn run_tcp(run: &Run, args: &Args) -> anyhow::Result<(Account, Account)> {
     }
     measure(
         args.seconds,
-        |phase| Ok(send_tcp(run, packet_size(args), &mut servers, args.sender_cpu, phase)),
-        |phase| Ok(read_tcp(&mut clients, packet_size(args), args.reader_cpu, phase)?),
+        |phase| Ok(send_tcp(run, args.packet, &mut servers, args.sender_cpu, phase)),
+        |phase| Ok(read_tcp(&mut clients, args.packet, args.reader_cpu, phase)?),
     )
-}
-
-fn packet_size(args: &Args) -> usize {
-    usize::try_from(args.packet).unwrap_or(1400)
 }
 
 fn main() -> anyhow::Result<()> {
