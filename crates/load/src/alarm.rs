@@ -19,17 +19,20 @@ use std::time::{Duration, Instant};
 
 use crate::grid;
 
-/// One shard's registered deadlines.
-#[derive(Debug, Default)]
+/// One shard's registered deadlines, on the grid of `step`s from `anchor`.
+#[derive(Debug)]
 pub(crate) struct Alarms {
-    /// By deadline, then alarm: whom to wake.
+    anchor: Instant,
+    step: Duration,
+    /// By deadline (a point of the grid), then alarm: whom to wake.
     due: RefCell<BTreeMap<(Instant, u64), Waker>>,
     next_id: Cell<u64>,
 }
 
 impl Alarms {
-    pub(crate) fn new() -> Alarms {
-        Alarms::default()
+    /// Alarms fired at the points of the grid of `step`s from `anchor`.
+    pub(crate) fn new(anchor: Instant, step: Duration) -> Alarms {
+        Alarms { anchor, step, due: RefCell::default(), next_id: Cell::new(0) }
     }
 
     /// A new alarm, registered with nothing yet.
@@ -61,10 +64,10 @@ impl Alarms {
         self.due.borrow().len()
     }
 
-    /// Fires due alarms at every `step` of the grid from `anchor` until `stop`.
-    pub(crate) async fn run(self: Rc<Self>, anchor: Instant, step: Duration, stop: Rc<Cell<bool>>) {
+    /// Fires due alarms at every point of the grid until `stop`.
+    pub(crate) async fn run(self: Rc<Self>, stop: Rc<Cell<bool>>) {
         while !stop.get() {
-            grid::sleep_until(grid::next_tick(anchor, step, Instant::now())).await;
+            grid::sleep_until(grid::next_tick(self.anchor, self.step, Instant::now())).await;
             self.fire(Instant::now());
         }
     }
@@ -88,9 +91,10 @@ pub(crate) struct Alarm {
 }
 
 impl Alarm {
-    /// Completes once `at` has come and a tick has fired it (or at once if it has passed).
-    /// For the shard's tick to fire it on time, `at` should be a point of its grid.
+    /// Completes at the first point of the grid at or after `at`, when a tick fires it (at
+    /// once if that has passed).
     pub(crate) fn wait(&mut self, at: Instant) -> AlarmWait<'_> {
+        let at = grid::round_up(self.alarms.anchor, self.alarms.step, at);
         AlarmWait { alarm: self, at }
     }
 
@@ -159,16 +163,25 @@ mod tests {
         (c.clone(), Waker::from(c))
     }
 
+    /// A deadline no test reaches, and near enough the anchor for a grid of nanoseconds to
+    /// count its steps (`grid` counts at most `u32::MAX` of them).
+    const LATER: Duration = Duration::from_secs(2);
+
+    /// Alarms on a grid of nanoseconds: every deadline is a point of it.
+    fn exact() -> Rc<Alarms> {
+        Rc::new(Alarms::new(Instant::now(), Duration::from_nanos(1)))
+    }
+
     fn poll(wait: &mut AlarmWait<'_>, waker: &Waker) -> Poll<()> {
         Pin::new(wait).poll(&mut Context::from_waker(waker))
     }
 
     #[test]
     fn a_wait_registers_once_while_its_deadline_stays_and_moves_with_it() {
-        let alarms = Rc::new(Alarms::new());
+        let alarms = exact();
         let mut alarm = alarms.alarm();
         let (count, waker) = counter();
-        let at = Instant::now() + Duration::from_secs(60);
+        let at = Instant::now() + LATER;
         for _ in 0..3 {
             assert_eq!(poll(&mut alarm.wait(at), &waker), Poll::Pending);
         }
@@ -184,8 +197,8 @@ mod tests {
 
     #[test]
     fn fire_wakes_exactly_the_alarms_due() {
-        let alarms = Rc::new(Alarms::new());
-        let t0 = Instant::now() + Duration::from_secs(60);
+        let alarms = exact();
+        let t0 = Instant::now() + LATER;
         let mut early = alarms.alarm();
         let mut same = alarms.alarm();
         let mut late = alarms.alarm();
@@ -211,12 +224,12 @@ mod tests {
 
     #[test]
     fn a_past_deadline_is_ready_at_once_and_a_dropped_alarm_leaves_nothing() {
-        let alarms = Rc::new(Alarms::new());
+        let alarms = exact();
         let (_, waker) = counter();
         let mut alarm = alarms.alarm();
         assert_eq!(poll(&mut alarm.wait(Instant::now()), &waker), Poll::Ready(()));
         assert_eq!(alarms.len(), 0);
-        let _ = poll(&mut alarm.wait(Instant::now() + Duration::from_secs(60)), &waker);
+        let _ = poll(&mut alarm.wait(Instant::now() + LATER), &waker);
         assert_eq!(alarms.len(), 1);
         drop(alarm);
         assert_eq!(alarms.len(), 0);
@@ -224,11 +237,11 @@ mod tests {
 
     #[test]
     fn another_waker_registers_again() {
-        let alarms = Rc::new(Alarms::new());
+        let alarms = exact();
         let mut alarm = alarms.alarm();
         let (first, w1) = counter();
         let (second, w2) = counter();
-        let at = Instant::now() + Duration::from_secs(60);
+        let at = Instant::now() + LATER;
         let _ = poll(&mut alarm.wait(at), &w1);
         let _ = poll(&mut alarm.wait(at), &w2);
         assert_eq!(alarms.len(), 1);
@@ -240,14 +253,14 @@ mod tests {
     fn the_shard_tick_completes_a_wait_not_before_its_deadline() {
         glommio::LocalExecutorBuilder::default()
             .spawn(|| async {
-                let alarms = Rc::new(Alarms::new());
                 let stop = Rc::new(Cell::new(false));
                 let anchor = Instant::now();
                 let step = Duration::from_millis(10);
-                let ticker = glommio::spawn_local(alarms.clone().run(anchor, step, stop.clone()));
+                let alarms = Rc::new(Alarms::new(anchor, step));
+                let ticker = glommio::spawn_local(alarms.clone().run(stop.clone()));
                 let mut alarm = alarms.alarm();
                 let at = grid::round_up(anchor, step, anchor + Duration::from_millis(35));
-                alarm.wait(at).await;
+                alarm.wait(anchor + Duration::from_millis(35)).await;
                 assert!(Instant::now() >= at);
                 assert_eq!(alarms.len(), 0);
                 stop.set(true);

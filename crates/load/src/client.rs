@@ -22,7 +22,6 @@ use manifold_rtsp::session::client::{
 use manifold_rtsp::{ChannelId, Method};
 
 use crate::alarm::Alarms;
-use crate::grid;
 use crate::guard::{MediaFault, MediaWatch, RequestLedger, SourceFilter};
 use crate::metrics::{ErrorKind, Metric, Metrics};
 use crate::progress::Live;
@@ -56,8 +55,8 @@ pub(crate) struct SessionEnv {
     pub(crate) seed: u64,
     /// The run's start: the origin of the shard's grid, on which session deadlines fall.
     pub(crate) run_start: Instant,
-    /// The shard's session deadlines, fired on the grid (one registration per deadline, not
-    /// per wait).
+    /// The shard's session deadlines, rounded up to the grid and fired on it (one
+    /// registration per deadline, not per wait).
     pub(crate) alarms: Rc<Alarms>,
     pub(crate) run_end: Instant,
     /// Past this no session is waited for: it is reported as stuck.
@@ -159,7 +158,7 @@ pub(crate) async fn run_session(env: Rc<SessionEnv>, arrival: Arrival, intended:
     // not end (it drops the session, and with it its receivers). An alarm, not a glommio
     // timer: this wait is polled at every wake-up of the session, and a timer re-registers
     // itself at every poll.
-    let backstop = grid::round_up(env.run_start, grid::TIMER_STEP, env.run_deadline + BACKSTOP);
+    let backstop = env.run_deadline + BACKSTOP;
     let mut backstop_alarm = env.alarms.alarm();
     let result = futures_lite::future::or(session_hops(&env, &arrival, intended), async {
         backstop_alarm.wait(backstop).await;
@@ -470,14 +469,14 @@ async fn session(
                 decoder.reset();
             }
         }
-        // On the shard's grid, so that one wake-up serves every session due in that step.
-        let wake_at = deadline.map(|d| grid::round_up(env.run_start, grid::TIMER_STEP, d));
         // A read that finds bytes waiting does not yield: let the shard's other sessions run
         // once this one has had its share.
         glommio::yield_if_needed().await;
         let wake =
             futures_lite::future::or(async { Some(stream.read(&mut buf[end..]).await) }, async {
-                match wake_at {
+                // On the shard's grid, so that one wake-up serves every session due in that
+                // step.
+                match deadline {
                     Some(at) => alarm.wait(at).await,
                     None => futures_lite::future::pending::<()>().await,
                 };

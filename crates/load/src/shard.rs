@@ -81,7 +81,7 @@ pub(crate) async fn run_shard(plan: ShardPlan, shard: usize) -> ShardOutput {
         metrics.clone(),
         plan.live.clone(),
     ));
-    let alarms = Rc::new(Alarms::new());
+    let alarms = Rc::new(Alarms::new(plan.run_start, grid::TIMER_STEP));
     let env = Rc::new(SessionEnv {
         target: plan.target.clone(),
         dialer: Rc::new(plan.dialer.clone()),
@@ -107,8 +107,7 @@ pub(crate) async fn run_shard(plan: ShardPlan, shard: usize) -> ShardOutput {
     let rotate = plan.hlog.then(|| (recorder.clone(), plan.run_start));
     let ticker = glommio::spawn_local(health_timer(env.clone(), stop.clone(), rotate));
     let udp_reader = glommio::spawn_local(read_grid(udp, stop.clone()));
-    let alarm_ticker =
-        glommio::spawn_local(alarms.run(plan.run_start, grid::TIMER_STEP, stop.clone()));
+    let alarm_ticker = glommio::spawn_local(alarms.run(stop.clone()));
 
     let mut pacer = Pacer::new(plan.behind_tolerance);
     let mut sessions = Vec::new();
