@@ -51,7 +51,10 @@ pub use gso::{
     GSO_MAX_SEGMENTS,
 };
 pub use pair::{bind_pair, PortPair, PAIR_TRIES};
-pub use recv::{set_gro, set_rxq_ovfl, set_timestamps, Datagrams, Message, RecvBatch};
+pub use recv::{
+    queued_charge, set_gro, set_recv_buffer, set_rxq_ovfl, set_timestamps, Datagrams, Message,
+    RecvBatch,
+};
 pub use recv_ring::{RecvRing, RingEvent, MAX_KEY};
 pub use send::{send_gso, send_to, BatchSent, Datagram, MmsgSender};
 pub use uring::{SendOutcome, UringSender};

@@ -52,6 +52,49 @@ pub fn set_timestamps(fd: impl AsFd, on: bool) -> io::Result<()> {
     set_int_opt(fd, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, libc::c_int::from(on))
 }
 
+/// Asks for a receive buffer of `bytes` (`SO_RCVBUF`); where `net.core.rmem_max` caps it
+/// lower, tries `SO_RCVBUFFORCE`, which root (`CAP_NET_ADMIN`) may use past the cap. Returns
+/// the buffer the kernel set, as it counts it: twice what was asked, for its own overhead.
+pub fn set_recv_buffer(fd: impl AsFd, bytes: usize) -> io::Result<usize> {
+    let fd = fd.as_fd();
+    let sock = socket2::SockRef::from(&fd);
+    sock.set_recv_buffer_size(bytes)?;
+    let set = sock.recv_buffer_size()?;
+    if set / 2 >= bytes {
+        return Ok(set);
+    }
+    let asked = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    match set_int_opt(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, asked) {
+        Ok(()) => sock.recv_buffer_size(),
+        // Not privileged: the capped buffer is what there is.
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => Ok(set),
+        Err(e) => Err(e),
+    }
+}
+
+/// What the datagrams queued on `fd` now take of its receive buffer, bytes (`SO_MEMINFO`):
+/// the kernel's own count, against which [`Message::buffer_charge`] is checked. A system call;
+/// not for every read.
+pub fn queued_charge(fd: impl AsFd) -> io::Result<usize> {
+    // SK_MEMINFO_VARS: the kernel fills this many u32 counters.
+    let mut info = [0u32; 9];
+    let mut len = mem::size_of_val(&info) as libc::socklen_t;
+    // SAFETY: `info` is writable for `len` bytes, and the kernel writes at most `len`.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_fd().as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_MEMINFO,
+            info.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(info[libc::SK_MEMINFO_RMEM_ALLOC as usize] as usize)
+}
+
 /// Control-message space per message: room for UDP_GRO (int), SO_RXQ_OVFL (u32) and
 /// SO_TIMESTAMPNS (timespec) and then some, aligned for cmsghdr.
 #[derive(Clone, Copy)]
@@ -271,6 +314,16 @@ impl<'a> Message<'a> {
             rest: Some(self.data),
             size: self.segment_size.unwrap_or(self.data.len()).max(1),
         }
+    }
+
+    /// At most what this message took of its socket's receive buffer (`SO_RCVBUF`) while it
+    /// was queued: the kernel charges a buffer's whole allocation and its `sk_buff`, not the
+    /// bytes, so a 200-byte datagram costs 1,280 bytes of buffer and a 1,426-byte one 2,304
+    /// (Linux 6.18, `SO_MEMINFO`). Twice the bytes plus 1 KiB bounds every size from 1 byte
+    /// to a 64 KiB coalesced message (`tests/loopback.rs` checks it against the kernel's own
+    /// count), so a reader can tell how near its buffer came to full.
+    pub fn buffer_charge(&self) -> usize {
+        2 * self.data.len() + 1024
     }
 
     /// How many datagrams this message holds (an empty datagram counts as one).

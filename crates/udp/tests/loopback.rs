@@ -9,8 +9,8 @@ use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use manifold_udp::{
-    send_gso, send_to, set_gro, set_rxq_ovfl, Datagram, MmsgSender, RawAddr, RecvBatch,
-    SendOutcome, UringSender,
+    queued_charge, send_gso, send_to, set_gro, set_recv_buffer, set_rxq_ovfl, Datagram, MmsgSender,
+    RawAddr, RecvBatch, SendOutcome, UringSender,
 };
 
 fn socket() -> UdpSocket {
@@ -282,6 +282,90 @@ fn rxq_ovfl_counts_drops_when_a_tiny_rcvbuf_overflows() {
         }
     };
     assert_eq!(drops, Some(64 - received as u32));
+}
+
+/// Whether this process may pass `net.core.rmem_max` (`CAP_NET_ADMIN` in its effective set).
+fn may_force_buffers() -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let caps = status.lines().find_map(|l| l.strip_prefix("CapEff:")).unwrap();
+    u64::from_str_radix(caps.trim(), 16).unwrap() & (1 << 12) != 0
+}
+
+#[test]
+fn a_receive_buffer_past_the_cap_is_forced_where_allowed() {
+    let rmem_max: usize =
+        std::fs::read_to_string("/proc/sys/net/core/rmem_max").unwrap().trim().parse().unwrap();
+    let rx = socket();
+    // Under the cap: exactly what was asked, doubled as the kernel counts it.
+    assert_eq!(set_recv_buffer(&rx, 64 * 1024).unwrap(), 128 * 1024);
+    let past = rmem_max * 2;
+    let set = set_recv_buffer(&rx, past).unwrap();
+    if may_force_buffers() {
+        assert_eq!(set, 2 * past, "forced past net.core.rmem_max ({rmem_max})");
+    } else {
+        assert_eq!(set, 2 * rmem_max, "capped at net.core.rmem_max");
+    }
+}
+
+#[test]
+fn buffer_charge_bounds_what_the_kernel_charges() {
+    // (datagram bytes, datagrams per GSO send: 1 is a plain send, messages sent)
+    let cases = [
+        (1, 1, 20),
+        (20, 1, 20),
+        (200, 1, 20),
+        (722, 1, 20),
+        (1000, 1, 20),
+        (1426, 1, 20),
+        (1472, 1, 20),
+        (1426, 3, 10),
+        (1200, 45, 3),
+    ];
+    for (bytes, segments, messages) in cases {
+        let (tx, rx) = (socket(), socket());
+        set_gro(&rx, true).unwrap();
+        socket2::SockRef::from(&rx).set_recv_buffer_size(4 << 20).unwrap();
+        let parts: Vec<Vec<u8>> = (0..segments).map(|t| packet(t as u8, bytes)).collect();
+        for _ in 0..messages {
+            if segments == 1 {
+                send_to(&tx, &parts[0], &dest(&rx)).unwrap();
+            } else {
+                let iov: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
+                send_gso(&tx, &dest(&rx), &iov).unwrap();
+            }
+        }
+        // Loopback queues within the send; wait for the count to settle all the same.
+        let mut charged = queued_charge(&rx).unwrap();
+        for _ in 0..100 {
+            std::thread::sleep(Duration::from_millis(5));
+            let again = queued_charge(&rx).unwrap();
+            if again == charged && charged > 0 {
+                break;
+            }
+            charged = again;
+        }
+        let mut batch = RecvBatch::new(64, 65_535);
+        let (mut estimate, mut datagrams) = (0, 0);
+        while datagrams < segments * messages {
+            match batch.recv(&rx) {
+                Ok(_) => {
+                    for m in batch.messages() {
+                        estimate += m.buffer_charge();
+                        datagrams += m.datagram_count();
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => panic!("datagrams missing"),
+                Err(e) => panic!("{e}"),
+            }
+        }
+        let charged = charged as usize;
+        assert!(
+            estimate >= charged,
+            "{messages} x {segments} x {bytes} bytes: estimated {estimate}, kernel charged {charged}"
+        );
+        // An upper bound, not a guess: at most a few times what was charged.
+        assert!(estimate <= 4 * charged, "{bytes} x {segments}: {estimate} against {charged}");
+    }
 }
 
 /// io_uring may be disabled (sysctl, seccomp); say so instead of failing.
