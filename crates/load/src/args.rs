@@ -128,8 +128,12 @@ pub struct LoadArgs {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
 
-    /// Receive buffer of each UDP RTP socket, bytes.
-    #[arg(long, default_value_t = 256 * 1024)]
+    /// Receive buffer of each UDP RTP socket, bytes: the most it holds between two reads.
+    /// The default holds a 4 Mbit/s stream's 2 s GOP replayed at once by a server's cache, or
+    /// 0.8 s of a 20 Mbit/s one. A limit, not an allocation: the kernel charges only what is
+    /// queued. Past `net.core.rmem_max` only as root (`SO_RCVBUFFORCE`); else the generator
+    /// warns that the kernel capped it.
+    #[arg(long, default_value_t = 2 * 1024 * 1024)]
     pub udp_rcvbuf: usize,
 
     /// How often each UDP RTP socket is read: every datagram keeps the time the kernel
@@ -235,7 +239,7 @@ impl LoadArgs {
             media_timeout: Duration::from_secs(5),
             behind_tolerance: Duration::from_millis(10),
             seed: 1,
-            udp_rcvbuf: 256 * 1024,
+            udp_rcvbuf: 2 * 1024 * 1024,
             udp_read_interval: Duration::from_millis(50),
             udp_receive: UdpReceive::Batch,
             io_memory: 1 << 20,
