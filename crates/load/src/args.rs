@@ -139,10 +139,15 @@ pub struct LoadArgs {
     /// How often each UDP RTP socket is read: every datagram keeps the time the kernel
     /// received it (`SO_TIMESTAMPNS`), so reading in batches costs no accuracy, and one read
     /// per interval takes every frame that came meanwhile (instead of a wake-up and three
-    /// system calls per frame). `0`: read as soon as anything arrives. The receive buffer
-    /// (`--udp-rcvbuf`) must hold one interval of the stream.
-    #[arg(long, default_value = "50ms", value_parser = parse_duration)]
-    pub udp_read_interval: Duration,
+    /// system calls per frame); the receive buffer (`--udp-rcvbuf`) must hold one interval of
+    /// the stream. `0`: read as soon as anything arrives. `auto`: every 50 ms, then 100 and
+    /// 200 ms while the fullest receive buffer stays under an eighth of its size for 4 s, and
+    /// back as soon as one passes half or the kernel drops a datagram. `auto` costs the
+    /// generator less at thousands of readers, but on the server's own host the server then
+    /// pays more per packet (its datagrams wait longer in the generator's sockets); see
+    /// perf/RESULTS.md, "Reading less often".
+    #[arg(long, default_value = "50ms", value_parser = UdpReadInterval::parse)]
+    pub udp_read_interval: UdpReadInterval,
 
     /// How a shard reads its UDP sockets every `--udp-read-interval`. `batch`: one `recvmmsg`
     /// per socket, with GRO handing over a frame's datagrams as one message (the cheaper of
@@ -240,7 +245,7 @@ impl LoadArgs {
             behind_tolerance: Duration::from_millis(10),
             seed: 1,
             udp_rcvbuf: 2 * 1024 * 1024,
-            udp_read_interval: Duration::from_millis(50),
+            udp_read_interval: UdpReadInterval::Every(Duration::from_millis(50)),
             udp_receive: UdpReceive::Batch,
             io_memory: 1 << 20,
             json: None,
@@ -370,6 +375,25 @@ impl fmt::Display for CpuList {
     }
 }
 
+/// How often a shard reads its UDP sockets (`--udp-read-interval`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UdpReadInterval {
+    /// As seldom as the receive buffers allow, from 50 to 200 ms.
+    Auto,
+    /// This interval throughout (zero: as soon as anything arrives).
+    Every(Duration),
+}
+
+impl UdpReadInterval {
+    /// `auto`, or a duration (`50ms`, `0`).
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s.trim().eq_ignore_ascii_case("auto") {
+            return Ok(UdpReadInterval::Auto);
+        }
+        parse_duration(s).map(UdpReadInterval::Every).map_err(|e| format!("{e}, or auto"))
+    }
+}
+
 /// How a shard reads its UDP sockets (`--udp-receive`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum UdpReceive {
@@ -439,6 +463,19 @@ mod tests {
         assert_eq!("http".parse::<TransportChoice>().unwrap(), TransportChoice::Http);
         assert_eq!(TransportChoice::Http.to_string(), "http");
         assert!("mix:170".parse::<TransportChoice>().is_err());
+    }
+
+    #[test]
+    fn udp_read_intervals() {
+        let parse = UdpReadInterval::parse;
+        assert_eq!(parse("auto"), Ok(UdpReadInterval::Auto));
+        assert_eq!(parse("AUTO"), Ok(UdpReadInterval::Auto));
+        assert_eq!(parse("200ms"), Ok(UdpReadInterval::Every(Duration::from_millis(200))));
+        assert_eq!(parse("0"), Ok(UdpReadInterval::Every(Duration::ZERO)));
+        let err = parse("soon").unwrap_err();
+        assert!(err.contains("or auto"), "{err}");
+        let default = LoadArgs::new("rtsp://h/x").udp_read_interval;
+        assert_eq!(default, UdpReadInterval::Every(Duration::from_millis(50)));
     }
 
     #[test]

@@ -37,6 +37,7 @@ pub mod metrics;
 pub mod plot;
 pub mod progress;
 pub mod quantity;
+mod read_pace;
 pub mod receiver;
 pub mod redirect;
 pub mod report;
@@ -64,7 +65,7 @@ use glommio::{CpuSet, LocalExecutorPoolBuilder, PoolPlacement};
 use manifold_rtsp::auth::Credentials;
 use manifold_rtsp::session::client::ClientConfig;
 
-pub use args::{CpuList, LoadArgs, TransportChoice, UdpReceive};
+pub use args::{CpuList, LoadArgs, TransportChoice, UdpReadInterval, UdpReceive};
 pub use report::Report;
 pub use source::{SourceArgs, SourceError, SourceStats, SourceTransport};
 

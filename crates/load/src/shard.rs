@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use manifold_rtsp::session::client::ClientConfig;
 
 use crate::alarm::Alarms;
-use crate::args::CpuList;
+use crate::args::{CpuList, UdpReadInterval};
 use crate::client::{run_session, SessionEnv};
 use crate::grid;
 use crate::hlog::{IntervalBlob, IntervalRecorder, INTERVAL};
@@ -40,7 +40,7 @@ pub(crate) struct ShardPlan {
     pub(crate) connect_timeout: Duration,
     pub(crate) behind_tolerance: Duration,
     pub(crate) udp_rcvbuf: usize,
-    pub(crate) udp_read_interval: Duration,
+    pub(crate) udp_read_interval: UdpReadInterval,
     /// `--udp-receive ring`.
     pub(crate) udp_ring: bool,
     pub(crate) seed: u64,

@@ -1,5 +1,7 @@
 //! UDP media for a shard's sessions: every RTP socket read on one grid of `--udp-read-interval`
-//! from the run's start, each datagram timed by the kernel's receive stamp.
+//! from the run's start, each datagram timed by the kernel's receive stamp. With `auto` the
+//! grid's step is 50 ms and each socket is read on one tick in one, two or four, as its buffer
+//! allows ([`ReadPace`]).
 //!
 //! Two ways to read on the grid (`--udp-receive`), measured against each other in
 //! perf/RESULTS.md ("Generator cost beside the relay's"):
@@ -30,10 +32,12 @@ use glommio::Task;
 use manifold_rtp::ntp::NtpTime;
 use manifold_udp::{Message, RecvBatch, RecvRing, RingEvent};
 
+use crate::args::UdpReadInterval;
 use crate::grid::{next_tick, sleep_until};
 use crate::guard::SourceFilter;
 use crate::metrics::Metrics;
 use crate::progress::Live;
+use crate::read_pace::{ReadPace, TickReading};
 use crate::receiver::TrackReceiver;
 
 /// Per-session track receivers, shared with the session's UDP readers.
@@ -49,6 +53,11 @@ const RECV_BUF: usize = 65535;
 /// thousands of re-arms cost more than the reads (measured: 8,192 buffers at 5,000 readers
 /// cost 18% more CPU than 32,768).
 const RING_BUFFERS: u16 = 32768;
+/// The grid's step with `--udp-read-interval auto`, and the longest a socket then goes unread:
+/// four steps.
+const AUTO_STEP: Duration = Duration::from_millis(50);
+const AUTO_MOST_STEPS: u32 = 4;
+
 /// Bytes per ring buffer: one datagram (up to 1,940 bytes, an Ethernet MTU's worth and more)
 /// after the kernel's header, the source address and the control messages. 64 MiB per shard.
 const RING_BUF: usize = 2048;
@@ -105,8 +114,10 @@ impl UdpSink {
 
 /// A shard's UDP reading: the grid, and the ring or the `recvmmsg` batch.
 pub(crate) struct UdpReading {
-    /// `--udp-read-interval` (zero: every socket read on readiness by its own task).
+    /// The grid's step (zero: every socket read on readiness by its own task).
     interval: Duration,
+    /// On which ticks each socket is read (every tick unless `--udp-read-interval auto`).
+    pace: RefCell<ReadPace>,
     /// The grid's origin: the run's start.
     anchor: Instant,
     batch: RefCell<RecvBatch>,
@@ -123,20 +134,27 @@ pub(crate) struct UdpReading {
 /// A socket read on the shard's grid.
 struct OnGrid {
     sink: UdpSink,
-    /// Read with `recvmmsg` at every tick; `None` when the socket is armed on the ring.
+    /// Read with `recvmmsg` on its ticks; `None` when the socket is armed on the ring.
     socket: Option<socket2::Socket>,
+    /// The socket's receive buffer, bytes (`SO_RCVBUF` as the kernel set it).
+    rcvbuf: usize,
 }
 
 impl UdpReading {
     /// With `ring` and a non-zero interval, tries to set up the shard's receive ring; without
-    /// one (or where io_uring cannot do it), sockets are read with `recvmmsg`.
+    /// one (or where io_uring cannot do it), sockets are read with `recvmmsg`. The ring's
+    /// buffers are shared by all sockets, so with it `auto` reads every socket at every step.
     pub(crate) fn new(
-        interval: Duration,
+        interval: UdpReadInterval,
         ring: bool,
         anchor: Instant,
         metrics: Rc<RefCell<Metrics>>,
         live: Arc<Live>,
     ) -> Self {
+        let (interval, most) = match interval {
+            UdpReadInterval::Auto => (AUTO_STEP, AUTO_MOST_STEPS),
+            UdpReadInterval::Every(d) => (d, 1),
+        };
         let ring = if interval.is_zero() || !ring {
             None
         } else {
@@ -151,8 +169,10 @@ impl UdpReading {
                 }
             }
         };
+        let most = if ring.is_some() { 1 } else { most };
         UdpReading {
             interval,
+            pace: RefCell::new(ReadPace::new(most)),
             anchor,
             batch: RefCell::new(RecvBatch::new(RECV_BATCH, RECV_BUF)),
             ring,
@@ -186,13 +206,33 @@ pub(crate) struct GridEntry {
 }
 
 impl UdpRead {
-    /// Stops reading; datagrams not yet read are not accounted.
+    /// Stops reading. A socket on the grid is read one last time first: it may hold up to an
+    /// interval of the stream (200 ms with `auto`), which the session did receive.
     pub(crate) async fn stop(self) {
         match self {
             UdpRead::Task(t) => {
                 t.cancel().await;
             }
-            UdpRead::Grid(entry) => drop(entry),
+            UdpRead::Grid(entry) => entry.read_last(),
+        }
+    }
+}
+
+impl GridEntry {
+    /// Takes what the socket still holds, then takes it off the grid (on the ring, receives
+    /// not yet completed are cancelled unread).
+    fn read_last(self) {
+        let reading = &self.reading;
+        if let Some(on) = reading.grid.borrow_mut().get_mut(&self.key) {
+            if let Some(socket) = on.socket.as_ref() {
+                let (packets, _) = drain(
+                    &mut reading.batch.borrow_mut(),
+                    socket,
+                    &mut on.sink,
+                    &mut reading.metrics.borrow_mut(),
+                );
+                reading.live.packets.fetch_add(packets, Ordering::Relaxed);
+            }
         }
     }
 }
@@ -223,6 +263,7 @@ pub(crate) fn start(
     }
     let key = reading.next_key.get();
     reading.next_key.set(key + 1);
+    let rcvbuf = socket.recv_buffer_size().unwrap_or(0);
     let socket = match &reading.ring {
         Some(ring) => {
             if let Err(e) = ring.borrow_mut().arm(OwnedFd::from(socket), key) {
@@ -233,12 +274,12 @@ pub(crate) fn start(
         }
         None => Some(socket),
     };
-    reading.grid.borrow_mut().insert(key, OnGrid { sink, socket });
+    reading.grid.borrow_mut().insert(key, OnGrid { sink, socket, rcvbuf });
     Some(UdpRead::Grid(GridEntry { reading: reading.clone(), key }))
 }
 
-/// Reads every socket of the shard on the grid until `stop`: at each tick, one
-/// `io_uring_enter` for all of them (the ring), or a `recvmmsg` per socket. One task and one
+/// Reads the shard's sockets on the grid until `stop`: at each tick, one `io_uring_enter`
+/// for all of them (the ring), or a `recvmmsg` per socket whose turn it is. One task and one
 /// timer for the shard, however many sockets (a task and a timer per socket cost about a
 /// sixth of the generator's CPU at 5,000 readers).
 pub(crate) async fn read_grid(reading: Rc<UdpReading>, stop: Rc<Cell<bool>>) {
@@ -246,13 +287,17 @@ pub(crate) async fn read_grid(reading: Rc<UdpReading>, stop: Rc<Cell<bool>>) {
         return;
     }
     while !stop.get() {
-        sleep_until(next_tick(reading.anchor, reading.interval, Instant::now())).await;
+        let at = next_tick(reading.anchor, reading.interval, Instant::now());
+        sleep_until(at).await;
         let packets = match &reading.ring {
             Some(ring) => match poll_ring(&reading, ring) {
                 Some(packets) => packets,
                 None => return,
             },
-            None => drain_all(&reading),
+            None => {
+                let tick = (at - reading.anchor).as_nanos() / reading.interval.as_nanos();
+                read_tick(&reading, tick as u64, Instant::now())
+            }
         };
         reading.live.packets.fetch_add(packets, Ordering::Relaxed);
     }
@@ -288,34 +333,58 @@ fn poll_ring(reading: &UdpReading, ring: &RefCell<RecvRing>) -> Option<u64> {
     }
 }
 
-/// One tick without the ring: drains every session's socket with `recvmmsg`; the datagrams
-/// taken.
-fn drain_all(reading: &UdpReading) -> u64 {
+/// Grid tick number `tick` without the ring, at `now`: drains with `recvmmsg` the sockets
+/// whose turn it is, and tells the pace how full their buffers were; the datagrams taken.
+fn read_tick(reading: &UdpReading, tick: u64, now: Instant) -> u64 {
     let mut batch = reading.batch.borrow_mut();
     let mut m = reading.metrics.borrow_mut();
-    reading
-        .grid
-        .borrow_mut()
-        .values_mut()
-        .filter_map(|on| Some((on.socket.as_ref()?, &mut on.sink)))
-        .map(|(socket, sink)| drain(&mut batch, socket, sink, &mut m))
-        .sum()
+    let mut pace = reading.pace.borrow_mut();
+    let drops_before = m.counts.rxq_drops;
+    let (mut packets, mut found) = (0, TickReading::default());
+    for (key, on) in reading.grid.borrow_mut().iter_mut() {
+        let Some(socket) = on.socket.as_ref() else { continue };
+        if !pace.reads(*key, tick) {
+            continue;
+        }
+        let (taken, charge) = drain(&mut batch, socket, &mut on.sink, &mut m);
+        packets += taken;
+        if charge > 0 {
+            found.any_data = true;
+            found.fullest = found.fullest.max(charge as f64 / on.rcvbuf.max(1) as f64);
+        }
+    }
+    found.dropped = m.counts.rxq_drops > drops_before;
+    if pace.handle_tick(now, found) {
+        tracing::debug!(
+            "UDP sockets now read every {} ms (fullest buffer {:.0}%{})",
+            reading.interval.as_millis() * u128::from(pace.every()),
+            found.fullest * 100.0,
+            if found.dropped { ", datagrams dropped" } else { "" }
+        );
+    }
+    packets
 }
 
 /// Reads what `socket` holds with `recvmmsg` batches until it is empty; returns the datagrams
-/// handed to the sink.
-fn drain(batch: &mut RecvBatch, socket: impl AsFd, sink: &mut UdpSink, m: &mut Metrics) -> u64 {
-    let mut packets = 0;
+/// handed to the sink, and at most what they took of the socket's receive buffer.
+fn drain(
+    batch: &mut RecvBatch,
+    socket: impl AsFd,
+    sink: &mut UdpSink,
+    m: &mut Metrics,
+) -> (u64, usize) {
+    let (mut packets, mut charge) = (0, 0);
     while let Ok(got) = batch.recv(socket.as_fd()) {
         let (now, wall) = (Instant::now(), SystemTime::now());
         for msg in batch.messages() {
             packets += sink.take(&msg, now, wall, m);
+            charge += msg.buffer_charge();
         }
         if got < RECV_BATCH {
             break;
         }
     }
-    packets
+    (packets, charge)
 }
 
 /// Reads one RTP socket whenever it becomes readable (a zero `--udp-read-interval`).
@@ -327,12 +396,118 @@ async fn read_on_readiness(reading: Rc<UdpReading>, socket: UdpSocket, mut sink:
             glommio::timer::sleep(Duration::from_millis(1)).await;
             continue;
         }
-        let packets = drain(
+        let (packets, _) = drain(
             &mut reading.batch.borrow_mut(),
             manifold_sys::fd_of(&socket),
             &mut sink,
             &mut reading.metrics.borrow_mut(),
         );
         reading.live.packets.fetch_add(packets, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr, UdpSocket as StdUdpSocket};
+
+    use super::*;
+    use crate::read_pace::GROW_AFTER;
+
+    /// A shard's reading with `auto` and `n` sockets on its grid, and a socket that sends to
+    /// them.
+    fn shard(n: usize) -> (Rc<UdpReading>, Vec<GridEntry>, Vec<StdUdpSocket>, StdUdpSocket) {
+        let anchor = Instant::now();
+        let metrics = Rc::new(RefCell::new(Metrics::new()));
+        let reading = Rc::new(UdpReading::new(
+            UdpReadInterval::Auto,
+            false,
+            anchor,
+            metrics,
+            Arc::new(Live::default()),
+        ));
+        let (mut entries, mut peers) = (Vec::new(), Vec::new());
+        let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        for _ in 0..n {
+            let socket = StdUdpSocket::bind((localhost, 0)).expect("bind");
+            socket.set_nonblocking(true).expect("nonblocking");
+            let socket = socket2::Socket::from(socket);
+            socket.set_recv_buffer_size(64 * 1024).expect("rcvbuf");
+            let peer = socket.try_clone().expect("clone");
+            let sink = UdpSink::new(
+                0,
+                SourceFilter::new(localhost, None),
+                Rc::new(RefCell::new(Vec::new())),
+            );
+            match start(&reading, socket, sink) {
+                Some(UdpRead::Grid(entry)) => entries.push(entry),
+                _ => panic!("not on the grid"),
+            }
+            peers.push(StdUdpSocket::from(peer));
+        }
+        let sender = StdUdpSocket::bind((localhost, 0)).expect("bind");
+        (reading, entries, peers, sender)
+    }
+
+    fn send_to_all(sender: &StdUdpSocket, peers: &[StdUdpSocket], bytes: usize) {
+        for p in peers {
+            sender.send_to(&vec![0x80; bytes], p.local_addr().expect("addr")).expect("send");
+        }
+    }
+
+    fn queued(p: &StdUdpSocket) -> usize {
+        manifold_udp::queued_charge(p).expect("SO_MEMINFO")
+    }
+
+    #[test]
+    fn auto_reads_calm_sockets_in_turn_and_every_tick_again_once_one_fills() {
+        let (reading, entries, peers, sender) = shard(8);
+        let step = reading.interval;
+        assert_eq!(step, AUTO_STEP);
+        let at = |tick: u64| reading.anchor + step * tick as u32;
+        // A small datagram a tick: a few percent of each buffer. Until a calm spell is over,
+        // every socket is read at every tick.
+        let mut tick = 0;
+        while reading.pace.borrow().every() == 1 {
+            tick += 1;
+            assert!(at(tick) <= reading.anchor + GROW_AFTER + step * 2, "never read less often");
+            send_to_all(&sender, &peers, 200);
+            read_tick(&reading, tick, at(tick));
+            assert!(peers.iter().all(|p| queued(p) == 0), "tick {tick}: a socket was not read");
+        }
+        assert_eq!(reading.pace.borrow().every(), 2);
+        // Now half the sockets a tick, in turn: the other half keep theirs until next tick.
+        for _ in 0..4 {
+            tick += 1;
+            send_to_all(&sender, &peers, 200);
+            read_tick(&reading, tick, at(tick));
+            for (e, p) in entries.iter().zip(&peers) {
+                let read = e.key % 2 == tick % 2;
+                assert_eq!(queued(p) == 0, read, "tick {tick}, socket {}", e.key);
+            }
+        }
+        // One socket fills past half its buffer: at its turn, every socket every tick again.
+        let full = &peers[(tick as usize + 1) % 2];
+        while queued(full) < 70 * 1024 {
+            sender.send_to(&[0x80; 1200], full.local_addr().expect("addr")).expect("send");
+        }
+        tick += 1;
+        read_tick(&reading, tick, at(tick));
+        assert_eq!(queued(full), 0);
+        assert_eq!(reading.pace.borrow().every(), 1);
+        drop(entries);
+        assert!(reading.grid.borrow().is_empty());
+    }
+
+    #[test]
+    fn a_socket_taken_off_the_grid_is_read_one_last_time() {
+        let (reading, mut entries, peers, sender) = shard(2);
+        send_to_all(&sender, &peers, 200);
+        let entry = entries.remove(0);
+        let key = entry.key;
+        entry.read_last();
+        assert_eq!(queued(&peers[0]), 0, "the last datagram was left unread");
+        assert!(queued(&peers[1]) > 0, "another session's socket was read");
+        assert!(!reading.grid.borrow().contains_key(&key));
+        assert_eq!(reading.grid.borrow().len(), 1);
     }
 }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 use manifold_load::metrics::{Metric, Metrics};
 use manifold_load::receiver::TrackReceiver;
 use manifold_load::threshold::{stat_of, Stat};
-use manifold_load::{LoadArgs, TransportChoice, UdpReceive};
+use manifold_load::{LoadArgs, TransportChoice, UdpReadInterval, UdpReceive};
 use manifold_rtp::codec::Codec;
 use manifold_rtp::packet::RtpBuilder;
 use manifold_rtp::{RtpTime, Ssrc};
@@ -300,9 +300,31 @@ fn real_sockets_stall_and_one_percent_drop() {
     }
 }
 
+#[test]
+fn reading_on_the_auto_pace_sees_the_same_truth() {
+    // Six seconds: long enough for the pace to read each socket half as often (after 4 s of
+    // calm buffers) partway through the run.
+    stall_and_one_percent_drop_reading(
+        UdpReceive::Batch,
+        UdpReadInterval::Auto,
+        Duration::from_secs(6),
+    );
+}
+
 fn stall_and_one_percent_drop(receive: UdpReceive) {
+    let every_50ms = UdpReadInterval::Every(Duration::from_millis(50));
+    stall_and_one_percent_drop_reading(receive, every_50ms, Duration::from_secs(4));
+}
+
+fn stall_and_one_percent_drop_reading(
+    receive: UdpReceive,
+    interval: UdpReadInterval,
+    duration: Duration,
+) {
     let faults = Faults { drop_one_percent: true, stall: true, bitrate: Some(2_000_000) };
-    let outcome = udp_run(faults, receive, 4, Duration::from_secs(4), |_| {});
+    let outcome = udp_run(faults, receive, 4, duration, |args| {
+        args.udp_read_interval = interval;
+    });
     let r = &outcome.report;
     println!("{}", r.table());
 
@@ -336,7 +358,7 @@ fn read_every_200ms(receive: UdpReceive) {
     // look up to 200 ms late (e2e p50 near 100 ms, gaps of 200 ms between batches).
     let faults = Faults { drop_one_percent: false, stall: false, bitrate: Some(1_000_000) };
     let outcome = udp_run(faults, receive, 2, Duration::from_secs(2), |args| {
-        args.udp_read_interval = Duration::from_millis(200);
+        args.udp_read_interval = UdpReadInterval::Every(Duration::from_millis(200));
     });
     let r = &outcome.report;
     assert_eq!(r.sessions.ok, 2, "{:?}", r.errors.samples);
