@@ -53,9 +53,10 @@ const RECV_BUF: usize = 65535;
 /// thousands of re-arms cost more than the reads (measured: 8,192 buffers at 5,000 readers
 /// cost 18% more CPU than 32,768).
 const RING_BUFFERS: u16 = 32768;
-/// The grid's step with `--udp-read-interval auto`, and the longest a socket then goes unread:
-/// four steps.
+/// The grid's step with `--udp-read-interval auto`.
 const AUTO_STEP: Duration = Duration::from_millis(50);
+/// With `auto`, the most steps a socket goes unread (200 ms): the longer datagrams wait, the
+/// more a server on the same host pays per packet (perf/RESULTS.md, "Reading less often").
 const AUTO_MOST_STEPS: u32 = 4;
 
 /// Bytes per ring buffer: one datagram (up to 1,940 bytes, an Ethernet MTU's worth and more)
