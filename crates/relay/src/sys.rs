@@ -25,15 +25,31 @@ pub(crate) fn shutdown_socket(fd: BorrowedFd<'_>) {
     let _ = socket2::SockRef::from(&fd).shutdown(std::net::Shutdown::Both);
 }
 
-/// Receive buffer of the sockets an upstream's RTP arrives on: 4 MiB (where `rmem_max`
-/// allows; the kernel caps it silently otherwise) holds ~3 s of a 10 Mbit/s stream, so a
-/// burst from the sender or a shard busy for a moment loses nothing upstream of every reader.
+/// Receive buffer of the sockets an upstream's RTP arrives on: 4 MiB holds ~3 s of a
+/// 10 Mbit/s stream, so a burst from the sender or a shard busy for a moment loses nothing
+/// upstream of every reader. Past `net.core.rmem_max` only as root; else the relay warns.
 pub(crate) const INGEST_RCVBUF: usize = 4 << 20;
 
-/// Sets `SO_RCVBUF` of a socket glommio owns (best effort: a refusal only leaves the default).
+/// Sets `SO_RCVBUF` of a socket glommio owns, past `net.core.rmem_max` where the relay may
+/// (`SO_RCVBUFFORCE`); best effort: a refusal leaves a smaller buffer, said once per process,
+/// since what it drops is lost to every reader of the stream.
 pub(crate) fn set_recv_buffer(fd: BorrowedFd<'_>, bytes: usize) {
-    if let Err(e) = socket2::SockRef::from(&fd).set_recv_buffer_size(bytes) {
-        tracing::debug!(error = %e, "SO_RCVBUF not raised");
+    match manifold_udp::set_recv_buffer(fd, bytes) {
+        // The kernel counts twice what was asked.
+        Ok(set) if set / 2 < bytes => {
+            static ONCE: std::sync::Once = std::sync::Once::new();
+            ONCE.call_once(|| {
+                tracing::warn!(
+                    got_kib = set / 2 / 1024,
+                    wanted_kib = bytes / 1024,
+                    "upstream RTP receive buffers capped by net.core.rmem_max: a burst larger \
+                     than that is lost to every reader (run as root, or sysctl -w \
+                     net.core.rmem_max={bytes})"
+                );
+            });
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "SO_RCVBUF of an upstream RTP socket not set"),
     }
 }
 
