@@ -35,6 +35,9 @@ impl ServerPorts {
         send.set_nonblocking(true)?;
         // Readers on slow links: a larger send buffer absorbs a keyframe's burst.
         let _ = send.set_send_buffer_size(4 << 20);
+        // Publishers' RTP over UDP lands here, as an upstream's does on its own sockets: what
+        // a full buffer drops is lost to every reader.
+        crate::sys::set_recv_buffer(std::os::fd::AsFd::as_fd(&rtp), crate::sys::INGEST_RCVBUF);
         Ok(ServerPorts {
             rtp: crate::sys::glommio_udp(rtp),
             rtcp: crate::sys::glommio_udp(rtcp),
