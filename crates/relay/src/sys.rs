@@ -7,6 +7,7 @@
 
 use std::io;
 use std::os::fd::{AsRawFd as _, BorrowedFd};
+use std::sync::Once;
 
 // Shared with the generator and the perf tools; re-exported so the relay's modules keep one
 // path to every syscall.
@@ -34,22 +35,45 @@ pub(crate) const INGEST_RCVBUF: usize = 4 << 20;
 /// (`SO_RCVBUFFORCE`); best effort: a refusal leaves a smaller buffer, said once per process,
 /// since what it drops is lost to every reader of the stream.
 pub(crate) fn set_recv_buffer(fd: BorrowedFd<'_>, bytes: usize) {
-    match manifold_udp::set_recv_buffer(fd, bytes) {
+    static CAPPED: Once = Once::new();
+    let set = manifold_udp::set_recv_buffer(fd, bytes);
+    said_if_short(set, bytes, &CAPPED, "upstream RTP receive", "rmem_max", "lost to every reader");
+}
+
+/// Send buffer of a shard's UDP egress socket: a keyframe's burst to many readers waits here
+/// while a link (or a qdisc) drains.
+pub(crate) const EGRESS_SNDBUF: usize = 4 << 20;
+
+/// Sets `SO_SNDBUF`, past `net.core.wmem_max` where the relay may (`SO_SNDBUFFORCE`); a
+/// smaller buffer is said once per process.
+pub(crate) fn set_send_buffer(fd: BorrowedFd<'_>, bytes: usize) {
+    static CAPPED: Once = Once::new();
+    let set = manifold_udp::set_send_buffer(fd, bytes);
+    let lost = "dropped (manifold_shard_udp_send_drops_total)";
+    said_if_short(set, bytes, &CAPPED, "UDP egress send", "wmem_max", lost);
+}
+
+/// Warns (once per `once`) when the kernel set a smaller buffer than `wanted`, or none.
+fn said_if_short(
+    set: io::Result<usize>,
+    wanted: usize,
+    once: &'static Once,
+    what: &str,
+    sysctl: &str,
+    lost: &str,
+) {
+    match set {
         // The kernel counts twice what was asked.
-        Ok(set) if set / 2 < bytes => {
-            static ONCE: std::sync::Once = std::sync::Once::new();
-            ONCE.call_once(|| {
-                tracing::warn!(
-                    got_kib = set / 2 / 1024,
-                    wanted_kib = bytes / 1024,
-                    "upstream RTP receive buffers capped by net.core.rmem_max: a burst larger \
-                     than that is lost to every reader (run as root, or sysctl -w \
-                     net.core.rmem_max={bytes})"
-                );
-            });
-        }
+        Ok(set) if set / 2 < wanted => once.call_once(|| {
+            tracing::warn!(
+                got_kib = set / 2 / 1024,
+                wanted_kib = wanted / 1024,
+                "{what} buffers capped by net.core.{sysctl}: a burst larger than that is {lost} \
+                 (run as root, or sysctl -w net.core.{sysctl}={wanted})"
+            );
+        }),
         Ok(_) => {}
-        Err(e) => tracing::warn!(error = %e, "SO_RCVBUF of an upstream RTP socket not set"),
+        Err(e) => tracing::warn!(error = %e, "{what} buffer not set"),
     }
 }
 

@@ -34,7 +34,7 @@ impl ServerPorts {
         let send = rtp.try_clone()?;
         send.set_nonblocking(true)?;
         // Readers on slow links: a larger send buffer absorbs a keyframe's burst.
-        let _ = send.set_send_buffer_size(4 << 20);
+        crate::sys::set_send_buffer(std::os::fd::AsFd::as_fd(&send), crate::sys::EGRESS_SNDBUF);
         // Publishers' RTP over UDP lands here, as an upstream's does on its own sockets: what
         // a full buffer drops is lost to every reader.
         crate::sys::set_recv_buffer(std::os::fd::AsFd::as_fd(&rtp), crate::sys::INGEST_RCVBUF);

@@ -38,6 +38,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod addr;
+mod buffer;
 mod gso;
 mod pair;
 mod recv;
@@ -46,15 +47,13 @@ mod send;
 mod uring;
 
 pub use addr::RawAddr;
+pub use buffer::{queued_charge, set_recv_buffer, set_send_buffer};
 pub use gso::{
     gso_runs, gso_segment_size, gso_supported, GsoRun, GsoRuns, GSO_MAX_BYTES_V4, GSO_MAX_BYTES_V6,
     GSO_MAX_SEGMENTS,
 };
 pub use pair::{bind_pair, PortPair, PAIR_TRIES};
-pub use recv::{
-    queued_charge, set_gro, set_recv_buffer, set_rxq_ovfl, set_timestamps, Datagrams, Message,
-    RecvBatch,
-};
+pub use recv::{set_gro, set_rxq_ovfl, set_timestamps, Datagrams, Message, RecvBatch};
 pub use recv_ring::{RecvRing, RingEvent, MAX_KEY};
 pub use send::{send_gso, send_to, BatchSent, Datagram, MmsgSender};
 pub use uring::{SendOutcome, UringSender};

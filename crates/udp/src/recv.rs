@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::addr::decode_storage;
 
-fn set_int_opt(
+pub(crate) fn set_int_opt(
     fd: impl AsFd,
     level: libc::c_int,
     name: libc::c_int,
@@ -50,49 +50,6 @@ pub fn set_rxq_ovfl(fd: impl AsFd, on: bool) -> io::Result<()> {
 /// still knows when each datagram arrived.
 pub fn set_timestamps(fd: impl AsFd, on: bool) -> io::Result<()> {
     set_int_opt(fd, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, libc::c_int::from(on))
-}
-
-/// Asks for a receive buffer of `bytes` (`SO_RCVBUF`); where `net.core.rmem_max` caps it
-/// lower, tries `SO_RCVBUFFORCE`, which root (`CAP_NET_ADMIN`) may use past the cap. Returns
-/// the buffer the kernel set, as it counts it: twice what was asked, for its own overhead.
-pub fn set_recv_buffer(fd: impl AsFd, bytes: usize) -> io::Result<usize> {
-    let fd = fd.as_fd();
-    let sock = socket2::SockRef::from(&fd);
-    sock.set_recv_buffer_size(bytes)?;
-    let set = sock.recv_buffer_size()?;
-    if set / 2 >= bytes {
-        return Ok(set);
-    }
-    let asked = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
-    match set_int_opt(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, asked) {
-        Ok(()) => sock.recv_buffer_size(),
-        // Not privileged: the capped buffer is what there is.
-        Err(e) if e.raw_os_error() == Some(libc::EPERM) => Ok(set),
-        Err(e) => Err(e),
-    }
-}
-
-/// What the datagrams queued on `fd` now take of its receive buffer, bytes (`SO_MEMINFO`):
-/// the kernel's own count, against which [`Message::buffer_charge`] is checked. A system call;
-/// not for every read.
-pub fn queued_charge(fd: impl AsFd) -> io::Result<usize> {
-    // SK_MEMINFO_VARS: the kernel fills this many u32 counters.
-    let mut info = [0u32; 9];
-    let mut len = mem::size_of_val(&info) as libc::socklen_t;
-    // SAFETY: `info` is writable for `len` bytes, and the kernel writes at most `len`.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd.as_fd().as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_MEMINFO,
-            info.as_mut_ptr().cast(),
-            &mut len,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(info[libc::SK_MEMINFO_RMEM_ALLOC as usize] as usize)
 }
 
 /// Control-message space per message: room for UDP_GRO (int), SO_RXQ_OVFL (u32) and

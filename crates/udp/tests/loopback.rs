@@ -9,8 +9,8 @@ use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use manifold_udp::{
-    queued_charge, send_gso, send_to, set_gro, set_recv_buffer, set_rxq_ovfl, Datagram, MmsgSender,
-    RawAddr, RecvBatch, SendOutcome, UringSender,
+    queued_charge, send_gso, send_to, set_gro, set_recv_buffer, set_rxq_ovfl, set_send_buffer,
+    Datagram, MmsgSender, RawAddr, RecvBatch, SendOutcome, UringSender,
 };
 
 fn socket() -> UdpSocket {
@@ -292,18 +292,25 @@ fn may_force_buffers() -> bool {
 }
 
 #[test]
-fn a_receive_buffer_past_the_cap_is_forced_where_allowed() {
-    let rmem_max: usize =
-        std::fs::read_to_string("/proc/sys/net/core/rmem_max").unwrap().trim().parse().unwrap();
-    let rx = socket();
-    // Under the cap: exactly what was asked, doubled as the kernel counts it.
-    assert_eq!(set_recv_buffer(&rx, 64 * 1024).unwrap(), 128 * 1024);
-    let past = rmem_max * 2;
-    let set = set_recv_buffer(&rx, past).unwrap();
-    if may_force_buffers() {
-        assert_eq!(set, 2 * past, "forced past net.core.rmem_max ({rmem_max})");
-    } else {
-        assert_eq!(set, 2 * rmem_max, "capped at net.core.rmem_max");
+fn buffers_past_the_cap_are_forced_where_allowed() {
+    let cap = |name: &str| -> usize {
+        let path = format!("/proc/sys/net/core/{name}");
+        std::fs::read_to_string(path).unwrap().trim().parse().unwrap()
+    };
+    let sides: [(&str, fn(&UdpSocket, usize) -> io::Result<usize>); 2] =
+        [("rmem_max", |s, b| set_recv_buffer(s, b)), ("wmem_max", |s, b| set_send_buffer(s, b))];
+    for (sysctl, set) in sides {
+        let max = cap(sysctl);
+        let s = socket();
+        // Under the cap: exactly what was asked, doubled as the kernel counts it.
+        assert_eq!(set(&s, 16 * 1024).unwrap(), 32 * 1024, "{sysctl}");
+        let past = max * 2;
+        let got = set(&s, past).unwrap();
+        if may_force_buffers() {
+            assert_eq!(got, 2 * past, "forced past net.core.{sysctl} ({max})");
+        } else {
+            assert_eq!(got, 2 * max, "capped at net.core.{sysctl}");
+        }
     }
 }
 
