@@ -291,13 +291,16 @@ fn may_force_buffers() -> bool {
     u64::from_str_radix(caps.trim(), 16).unwrap() & (1 << 12) != 0
 }
 
+/// `set_recv_buffer` or `set_send_buffer`.
+type SetBuffer = fn(&UdpSocket, usize) -> io::Result<usize>;
+
 #[test]
 fn buffers_past_the_cap_are_forced_where_allowed() {
     let cap = |name: &str| -> usize {
         let path = format!("/proc/sys/net/core/{name}");
         std::fs::read_to_string(path).unwrap().trim().parse().unwrap()
     };
-    let sides: [(&str, fn(&UdpSocket, usize) -> io::Result<usize>); 2] =
+    let sides: [(&str, SetBuffer); 2] =
         [("rmem_max", |s, b| set_recv_buffer(s, b)), ("wmem_max", |s, b| set_send_buffer(s, b))];
     for (sysctl, set) in sides {
         let max = cap(sysctl);
