@@ -32,9 +32,8 @@ pub(crate) const SHRINK_ABOVE: f64 = 0.5;
 pub(crate) struct TickReading {
     /// The most any socket read this tick held, as a share of its receive buffer (at most: the
     /// kernel's charge is estimated from above, [`manifold_udp::Message::buffer_charge`]).
+    /// Zero when no socket read had datagrams: a datagram is never charged nothing.
     pub(crate) fullest: f64,
-    /// Whether any socket read this tick had datagrams at all.
-    pub(crate) any_data: bool,
     /// Whether the kernel dropped a datagram for want of buffer since the last tick.
     pub(crate) dropped: bool,
 }
@@ -52,7 +51,7 @@ impl ReadPace {
     /// Reads every socket at every tick, and at most one tick in `most` (1: never less often;
     /// rounded down to a power of two).
     pub(crate) fn new(most: u32) -> Self {
-        let most = if most <= 1 { 1 } else { 1 << (31 - most.leading_zeros()) };
+        let most = if most <= 1 { 1 } else { 1 << most.ilog2() };
         ReadPace { every: 1, most, calm_since: None }
     }
 
@@ -75,7 +74,7 @@ impl ReadPace {
             self.calm_since = None;
         } else if found.fullest >= GROW_BELOW {
             self.calm_since = None;
-        } else if found.any_data {
+        } else if found.fullest > 0.0 {
             // Ticks without data neither start nor end a calm spell: they tell nothing.
             let since = *self.calm_since.get_or_insert(now);
             if self.every < self.most && now.saturating_duration_since(since) >= GROW_AFTER {
@@ -97,7 +96,7 @@ mod tests {
     }
 
     fn calm() -> TickReading {
-        TickReading { fullest: 0.05, any_data: true, dropped: false }
+        TickReading { fullest: 0.05, dropped: false }
     }
 
     /// Ticks every 50 ms from `*now` for `span` with `found`; returns the pace after.

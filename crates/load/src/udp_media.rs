@@ -349,10 +349,7 @@ fn read_tick(reading: &UdpReading, tick: u64, now: Instant) -> u64 {
         }
         let (taken, charge) = drain(&mut batch, socket, &mut on.sink, &mut m);
         packets += taken;
-        if charge > 0 {
-            found.any_data = true;
-            found.fullest = found.fullest.max(charge as f64 / on.rcvbuf.max(1) as f64);
-        }
+        found.fullest = found.fullest.max(charge as f64 / on.rcvbuf.max(1) as f64);
     }
     found.dropped = m.counts.rxq_drops > drops_before;
     if pace.handle_tick(now, found) {
