@@ -282,6 +282,7 @@ fn metrics_and_streams_api_while_readers_play() {
     assert_eq!(stream["path"], "/demo");
     assert_eq!(stream["upstream"]["kind"], "synthetic");
     assert!(stream["upstream"]["packets_in"].as_u64().unwrap() > 0);
+    assert_eq!(stream["upstream"]["lost"], 0, "the built-in source loses nothing");
     let readers = stream["readers"].as_array().unwrap();
     let udp = readers.iter().find(|r| r["transport"] == "udp").expect("the ffmpeg reader");
     let tcp_reader = readers.iter().find(|r| r["transport"] == "tcp").expect("the TCP reader");
@@ -306,6 +307,7 @@ fn metrics_and_streams_api_while_readers_play() {
     check_exposition(&text);
     assert_eq!(sample(&text, "manifold_stream_readers{path=\"/demo\"}"), 2.0);
     assert!(sample(&text, "manifold_stream_packets_in_total{path=\"/demo\"}") > 0.0);
+    assert_eq!(sample(&text, "manifold_stream_upstream_lost_total{path=\"/demo\"}"), 0.0);
     assert!(sample(&text, "manifold_stream_bytes_out_total{path=\"/demo\"}") > 0.0);
     let max_loss = "manifold_stream_rtcp_fraction_lost{path=\"/demo\",stat=\"max\"}";
     assert_eq!(sample(&text, max_loss), 0.25);

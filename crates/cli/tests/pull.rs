@@ -1,8 +1,9 @@
 //! End-to-end tests of the relay's other ingests with real peers: pulling from GStreamer's
 //! RTSP server (`crates/load/tests/gst_rtsp_server.py`, Python gi), over TCP and UDP, always-on
 //! and on demand, with the upstream killed and restarted under a reader; and raw RTP sent by
-//! `ffmpeg -f rtp`, with the sender restarted under a reader. Readers are ffmpeg (decoding)
-//! and a minimal RTSP client of our own that checks the sequence stays continuous. Edges
+//! `ffmpeg -f rtp`, with the sender restarted under a reader, and through a forwarder that
+//! drops one packet in ten (the relay counts the upstream's loss exactly). Readers are ffmpeg
+//! (decoding) and a minimal RTSP client of our own that checks the sequence stays continuous. Edges
 //! pull from an origin, which redirects readers to them: ffmpeg, GStreamer and the generator
 //! follow (the generator gives up on a redirect loop). Traffic stays on 127.0.0.1. A missing peer fails under `CI=true`, else prints "skipped: ...".
 
@@ -543,6 +544,80 @@ fn raw_rtp_from_ffmpeg_is_relayed_and_a_restarted_sender_continues_the_stream() 
     let after = seen.after(back + Duration::from_secs(1));
     assert!(after > 50, "only {after} packets after the sender restarted");
     assert!(frames >= 50, "only {frames} frames after the sender restarted; {stderr}");
+}
+
+/// A UDP forwarder between ffmpeg and the relay that drops one packet in every 10 once told
+/// to; told to stop, it forwards up to the end of a run of 10 (every packet it dropped has a
+/// later one that arrived) and returns how many it dropped.
+fn lossy_forwarder(
+    listen: u16,
+    to: u16,
+    dropping: std::sync::Arc<std::sync::atomic::AtomicU8>,
+) -> std::thread::JoinHandle<u64> {
+    use std::sync::atomic::Ordering;
+    let socket = std::net::UdpSocket::bind(("127.0.0.1", listen)).expect("bind the forwarder");
+    socket.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
+    std::thread::spawn(move || {
+        let (mut buf, mut n, mut dropped) = ([0u8; 2048], 0u64, 0u64);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            let Ok(len) = socket.recv(&mut buf) else { continue };
+            // 0: forward all; 1: drop one in 10; 2: stop at the end of this run of 10.
+            let mode = dropping.load(Ordering::Relaxed);
+            if mode == 2 && n % 10 == 0 {
+                break;
+            }
+            if mode >= 1 && n % 10 == 5 {
+                dropped += 1;
+            } else {
+                let _ = socket.send_to(&buf[..len], ("127.0.0.1", to));
+            }
+            n += 1;
+        }
+        dropped
+    })
+}
+
+#[test]
+fn the_relay_counts_what_a_raw_rtp_upstream_lost_on_the_way_in() {
+    use std::sync::atomic::{AtomicU8, Ordering};
+    if !have("ffmpeg", "-version") {
+        return;
+    }
+    // ffmpeg sends to the forwarder, which passes all but one packet in 10 to the relay.
+    let (relay_port, forwarder_port) = (free_port_pair(), free_port_pair());
+    let mode = std::sync::Arc::new(AtomicU8::new(0));
+    let forwarder = lossy_forwarder(forwarder_port, relay_port, mode.clone());
+    let sdp = clip().with_file_name(format!("rtp-lossy-{relay_port}.sdp"));
+    let mut ffmpeg = rtp_sender(forwarder_port, Some(&sdp));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(&sdp).is_ok_and(|s| s.contains("m=video")) {
+        assert!(Instant::now() < deadline, "ffmpeg wrote no SDP");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let rtp = format!("/lossy=127.0.0.1:{relay_port}");
+    let sdp_arg = sdp.to_str().expect("utf-8 path");
+    let relay = Relay::start(&["--rtp", &rtp, "--rtp-sdp", sdp_arg, "--metrics", &metrics]);
+    wait_published(&relay, "/lossy");
+    mode.store(1, Ordering::Relaxed);
+    std::thread::sleep(Duration::from_secs(4));
+    mode.store(2, Ordering::Relaxed);
+    let dropped = forwarder.join().expect("the forwarder");
+    let _ = ffmpeg.kill();
+    let _ = ffmpeg.wait();
+    assert!(dropped >= 5, "only {dropped} packets dropped in 4 s");
+
+    // Metrics are read from the shards once a second.
+    std::thread::sleep(Duration::from_millis(2500));
+    let body = streams_json(&metrics);
+    let json = body.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {body}"));
+    let upstream = &v["streams"][0]["upstream"];
+    assert_eq!(upstream["lost"], dropped, "{upstream}");
+    assert!(upstream["jitter_ms"].as_f64().is_some(), "{upstream}");
+    let _ = std::fs::remove_file(&sdp);
 }
 
 /// An ffmpeg publisher looping the clip to `url` over TCP.

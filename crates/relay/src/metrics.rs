@@ -219,6 +219,12 @@ pub(crate) struct UpstreamSnapshot {
     pub(crate) malformed: u64,
     /// Packets not handed to another shard (its queue was full, or it was resyncing).
     pub(crate) shard_queue_drops: u64,
+    /// Packets the upstream sent that never reached the stream's hub: gaps in its RTP
+    /// sequence numbers (the network, the relay's socket buffers, a full queue to the
+    /// owning shard).
+    pub(crate) lost: u64,
+    /// The upstream's interarrival jitter (RFC 3550), its worst track's, in ms.
+    pub(crate) jitter_ms: f64,
     /// RTP packets sent to the stream's multicast group (once each, for all its multicast
     /// readers), while it has some.
     pub(crate) multicast_packets: Option<u64>,
@@ -482,6 +488,26 @@ pub(crate) fn render_prometheus(snapshots: &[ShardSnapshot], process: Process) -
         let shard_drops = v.upstream.as_ref().map_or(0, |u| u.shard_queue_drops);
         e.sample(name, &[("path", &v.path), ("where", "shard_queue")], shard_drops as f64);
     }
+    let name = "manifold_stream_upstream_lost_total";
+    e.family(
+        name,
+        "counter",
+        "Packets the upstream sent that never reached the relay's hub (RTP sequence gaps).",
+    );
+    for v in &views {
+        let lost = v.upstream.as_ref().map_or(0, |u| u.lost);
+        e.sample(name, &[("path", &v.path)], lost as f64);
+    }
+    let name = "manifold_stream_upstream_jitter_ms";
+    e.family(
+        name,
+        "gauge",
+        "The upstream's interarrival jitter (RFC 3550), its worst track's, ms.",
+    );
+    for v in &views {
+        let jitter = v.upstream.as_ref().map_or(0.0, |u| u.jitter_ms);
+        e.sample(name, &[("path", &v.path)], jitter);
+    }
     let name = "manifold_stream_multicast_packets_total";
     e.family(name, "counter", "RTP packets sent to the stream's multicast group, once each.");
     for v in &views {
@@ -699,6 +725,8 @@ mod tests {
                         kind: "synthetic".into(),
                         packets_in: 100,
                         bytes_in: 12345,
+                        lost: 4,
+                        jitter_ms: 1.5,
                         ..UpstreamSnapshot::default()
                     }),
                     readers: vec![reader(0, 0.5, 4.0)],
@@ -785,6 +813,8 @@ mod tests {
         let path = r#"path="/cam \"a\"\\b\nc""#;
         assert!(text.contains(&format!("manifold_stream_readers{{{path}}} 2\n")), "{text}");
         assert!(text.contains(&format!("manifold_stream_packets_in_total{{{path}}} 100\n")));
+        assert!(text.contains(&format!("manifold_stream_upstream_lost_total{{{path}}} 4\n")));
+        assert!(text.contains(&format!("manifold_stream_upstream_jitter_ms{{{path}}} 1.5\n")));
         assert!(text.contains(&format!("manifold_stream_packets_out_total{{{path}}} 25\n")));
         assert!(text
             .contains(&format!("manifold_stream_rtcp_fraction_lost{{{path},stat=\"max\"}} 0.5\n")));

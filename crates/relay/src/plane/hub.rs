@@ -6,7 +6,7 @@
 //! shard hands it to its own fan-out and to the other shards' queues.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use manifold_rtp::codec::GopStart;
 use manifold_rtp::packet::RtpPacket;
@@ -16,6 +16,7 @@ use manifold_rtp::{RtpTime, Ssrc};
 use crate::plane::forward::Forwarding;
 use crate::plane::gop::GopCache;
 use crate::plane::packet::{Packet, SharedPacket};
+use crate::plane::upstream_loss::UpstreamLoss;
 use crate::registry::StreamInfo;
 
 /// Most packets the GOP cache holds.
@@ -36,6 +37,10 @@ pub(crate) struct HubStats {
     pub(crate) malformed: u64,
     /// Packets another shard's full queue did not take.
     pub(crate) remote_drops: u64,
+    /// Packets the upstream numbered that never reached the hub (sequence gaps).
+    pub(crate) lost: u64,
+    /// The upstream's interarrival jitter, its worst track's.
+    pub(crate) jitter: Duration,
 }
 
 impl HubStats {
@@ -63,6 +68,8 @@ pub(crate) struct Hub {
     /// Per track: the upstream's latest sender report (as readers get it).
     last_sr: Vec<Option<SharedPacket>>,
     stats: HubStats,
+    /// The upstream's sequence and jitter statistics.
+    upstream_loss: UpstreamLoss,
     gop_enabled: bool,
     /// Set for streams whose upstream may come and go (pull, raw RTP, publishers with a
     /// grace): one outgoing stream per track, continuous across upstreams.
@@ -90,6 +97,7 @@ impl Hub {
             forwarding: Forwarding::new(shards),
             last_sr: Vec::new(),
             stats: HubStats::default(),
+            upstream_loss: UpstreamLoss::new(info.tracks.iter().map(|t| t.clock_rate)),
             gop_enabled: gop_cache,
             continuity: None,
             info,
@@ -125,6 +133,7 @@ impl Hub {
             c.ts_offsets.iter_mut().for_each(|o| *o = None);
         }
         self.gop_starts.iter_mut().for_each(|g| *g = GopStart::default());
+        self.upstream_loss.upstream_restarted();
         self.gop = GopCache::new(self.gop_enabled, GOP_MAX_PACKETS, GOP_MAX_BYTES);
         self.last_sr.clear();
     }
@@ -136,7 +145,11 @@ impl Hub {
 
     /// The upstream's counters.
     pub(crate) fn stats(&self) -> HubStats {
-        self.stats
+        HubStats {
+            lost: self.upstream_loss.lost(),
+            jitter: self.upstream_loss.jitter(),
+            ..self.stats
+        }
     }
 
     /// Takes in one RTP packet of `track` from the upstream at `now`; returns the shared
@@ -155,6 +168,7 @@ impl Hub {
             self.stats.malformed += 1;
             return None;
         };
+        self.upstream_loss.handle_packet(now, track, &parsed);
         let (sync, gop_start) = match track_info.codec {
             Some(codec) => {
                 let starts = codec.starts_keyframe(parsed.payload()).unwrap_or(false);

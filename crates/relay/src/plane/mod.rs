@@ -7,7 +7,8 @@
 //!
 //! - [`hub::Hub`] (one per stream, on the shard that owns its upstream): RTP header parsed
 //!   once, keyframes, the GOP cache ([`gop`]), continuity rewriting, sender-report mapping;
-//!   and which other shards get each packet ([`forward::Forwarding`], cross-shard lag).
+//!   and which other shards get each packet ([`forward::Forwarding`], cross-shard lag);
+//!   the upstream's own loss and jitter ([`upstream_loss`]).
 //! - [`fanout::Fanout`] (one per stream on each shard with readers): UDP frames for the live
 //!   UDP readers, bounded queues ([`queue`]) for the others, a reader going live.
 //! - [`reader::Reader`]: one playing session, its tracks, queue, stall clock and counters;
@@ -36,6 +37,7 @@ pub(crate) mod reader;
 pub(crate) mod rtcp_feedback;
 #[cfg(test)]
 mod tests;
+pub(crate) mod upstream_loss;
 
 use std::net::SocketAddr;
 use std::rc::Rc;

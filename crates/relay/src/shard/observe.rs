@@ -25,6 +25,8 @@ impl Shard {
                 bytes_in: stats.bytes_in,
                 malformed: stats.malformed,
                 shard_queue_drops: stats.remote_drops,
+                lost: stats.lost,
+                jitter_ms: stats.jitter.as_secs_f64() * 1000.0,
                 multicast_packets: self.groups.borrow().packets(info.id),
             });
         }
