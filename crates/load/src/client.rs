@@ -12,14 +12,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use manifold_rtp::ntp::NtpTime;
+use manifold_rtp::random::SplitMix;
+use manifold_rtp::report::{receiver_report, ReportClock, MIN_INTERVAL};
 use manifold_rtp::Ssrc;
 use manifold_rtsp::codec::{write_interleaved, write_request, write_response, Decoder, Item};
 use manifold_rtsp::header::RtpInfo;
 use manifold_rtsp::header::{LowerTransport, PortRange};
 use manifold_rtsp::session::client::{
-    ClientConfig, ClientError, ClientEvent, ClientSession, ClientTrack, MediaTransport,
+    ClientConfig, ClientError, ClientEvent, ClientSession, ClientTrack, MediaTransport, RtcpRoute,
 };
-use manifold_rtsp::{ChannelId, Method};
+use manifold_rtsp::Method;
 
 use crate::alarm::Alarms;
 use crate::guard::{MediaFault, MediaWatch, RequestLedger, SourceFilter};
@@ -27,8 +29,7 @@ use crate::metrics::{ErrorKind, Metric, Metrics};
 use crate::progress::Live;
 use crate::receiver::TrackReceiver;
 use crate::redirect;
-use crate::rtcp::{receiver_report, ReportClock, MIN_INTERVAL};
-use crate::schedule::{Arrival, SplitMix};
+use crate::schedule::Arrival;
 use crate::target::{Target, TrackInfo};
 use crate::udp_media::{self, Receivers, UdpRead, UdpReading, UdpSink};
 use manifold_dial::{Conn, Dialer, OpenError};
@@ -331,7 +332,7 @@ async fn session(
     let mut channels: Vec<(u8, usize)> = Vec::new();
     // Receiver reports: when (started once PLAY is answered), where, and as whom.
     let mut reports: Option<ReportClock> = None;
-    let mut report_routes: Vec<(usize, ReportRoute)> = Vec::new();
+    let mut report_routes: Vec<(usize, RtcpRoute)> = Vec::new();
     let reporter = Reporter {
         ssrc: Ssrc(rng.next_u64() as u32),
         cname: format!(
@@ -388,6 +389,7 @@ async fn session(
                 let sent = send_reports(
                     &mut stream,
                     &reporter,
+                    peer.ip(),
                     &report_routes,
                     &rtcp_sockets,
                     &receivers,
@@ -415,7 +417,7 @@ async fn session(
                     // Set up even without PLAY: a server that sends media anyway shows in
                     // the counts.
                     for (i, track) in tracks.iter().enumerate() {
-                        if let Some(route) = report_route(peer.ip(), track) {
+                        if let Some(route) = track.rtcp_route() {
                             report_routes.push((i, route));
                         }
                         start_track(
@@ -651,44 +653,14 @@ struct Reporter {
     cname: String,
 }
 
-/// Where one track's receiver reports go.
-enum ReportRoute {
-    /// From the track's RTCP socket (its client port + 1) to the server's RTCP port.
-    Udp { to: SocketAddr },
-    /// On the track's RTCP channel: its RTP channel + 1.
-    Interleaved { channel: ChannelId },
-}
-
-/// The route of `track`'s reports, from the transport the server answered (none when it named
-/// no RTCP port or channel).
-fn report_route(server: IpAddr, track: &ClientTrack) -> Option<ReportRoute> {
-    let spec = track.transport.as_ref().unwrap_or(&track.offer);
-    match spec.lower_transport() {
-        LowerTransport::Tcp => {
-            let range = spec.interleaved.or(track.offer.interleaved)?;
-            let channel = if range.last != range.first {
-                range.last
-            } else {
-                ChannelId(range.first.0.checked_add(1)?)
-            };
-            Some(ReportRoute::Interleaved { channel })
-        }
-        LowerTransport::Udp => {
-            let ports = track.transport.as_ref()?.server_port?;
-            let port =
-                if ports.last != ports.first { ports.last } else { ports.first.checked_add(1)? };
-            Some(ReportRoute::Udp { to: SocketAddr::new(server, port) })
-        }
-    }
-}
-
 /// Sends one receiver report per routed track, each with that track's report block (RFC 3550:
 /// every track is an RTP session of its own, reported on its own RTCP port or channel).
 #[allow(clippy::too_many_arguments)] // The session's parts it reads; no state of its own.
 async fn send_reports(
     stream: &mut Conn,
     reporter: &Reporter,
-    routes: &[(usize, ReportRoute)],
+    server: IpAddr,
+    routes: &[(usize, RtcpRoute)],
     rtcp_sockets: &[socket2::Socket],
     receivers: &Receivers,
     now: Instant,
@@ -702,13 +674,13 @@ async fn send_reports(
             .map_err(|e| io::Error::other(e.to_string()))?;
         let compound = &buf[..len];
         match route {
-            ReportRoute::Udp { to } => {
+            RtcpRoute::Udp { port } => {
                 if let Some(socket) = rtcp_sockets.get(*track) {
                     // Best effort, as for any datagram: a full send buffer loses one report.
-                    let _ = socket.send_to(compound, &(*to).into());
+                    let _ = socket.send_to(compound, &SocketAddr::new(server, *port).into());
                 }
             }
-            ReportRoute::Interleaved { channel } => {
+            RtcpRoute::Interleaved { channel } => {
                 write_interleaved(*channel, compound, &mut frames)
                     .map_err(|e| io::Error::other(e.to_string()))?;
             }

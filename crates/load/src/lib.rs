@@ -41,7 +41,6 @@ mod read_pace;
 pub mod receiver;
 pub mod redirect;
 pub mod report;
-pub mod rtcp;
 mod sampler;
 pub mod schedule;
 pub mod segment;

@@ -25,6 +25,8 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use manifold_rtp::random::SplitMix;
+
 use crate::quantity::parse_duration;
 
 /// A hold-time distribution.
@@ -115,31 +117,6 @@ impl fmt::Display for ArrivalProcess {
 
 /// Mixed into the seed for the Poisson gaps, so they do not repeat the hold draws.
 const POISSON_STREAM: u64 = 0x5851_F42D_4C95_7F2D;
-
-/// SplitMix64: a small, good, seedable generator (no RNG crate needed for draws like these).
-#[derive(Debug, Clone)]
-pub struct SplitMix(u64);
-
-impl SplitMix {
-    /// A generator from `seed`.
-    pub fn new(seed: u64) -> SplitMix {
-        SplitMix(seed)
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    pub fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
 
 /// What the schedule is made from.
 #[derive(Debug, Clone, PartialEq)]

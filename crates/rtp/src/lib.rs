@@ -1,5 +1,5 @@
 //! RTP and RTCP for manifold, sans-IO: packet views and builders, RFC 8285 header extensions,
-//! RFC 3550 receiver statistics, NTP time, H.264/H.265 inspection, the continuity rewriter, and
+//! RFC 3550 receiver statistics and report timing, NTP time, H.264/H.265 inspection, the continuity rewriter, and
 //! the one rule that reads an SDP media section as an RTP format (`track`).
 //!
 //! Nothing here does I/O or reads a clock: bytes come in as slices, output goes into buffers
@@ -11,6 +11,8 @@ pub mod ext;
 pub mod ntp;
 pub mod packet;
 pub mod packetize;
+pub mod random;
+pub mod report;
 pub mod rewrite;
 pub mod rtcp;
 pub mod stats;

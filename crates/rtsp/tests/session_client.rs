@@ -9,7 +9,8 @@ use manifold_rtsp::auth::{Algorithm, Authorization, Challenge, DigestChallenge, 
 use manifold_rtsp::codec::{decode, write_request, write_response, Item, Limits};
 use manifold_rtsp::header::{ChannelRange, PortRange, Public, RtpInfo, Transport, TypedHeader};
 use manifold_rtsp::session::client::{
-    ClientConfig, ClientError, ClientEvent, ClientSession, ClientState, MediaTransport,
+    ClientConfig, ClientError, ClientEvent, ClientSession, ClientState, ClientTrack,
+    MediaTransport, RtcpRoute,
 };
 use manifold_rtsp::session::server::{
     Action, CloseReason, Decision, ServerConfig, ServerEvent, ServerSessions,
@@ -926,4 +927,34 @@ proptest! {
             prop_assert!(terminal <= 1);
         }
     }
+}
+
+/// A track set up with `offer` and the server's `answer` (Transport header values).
+fn track(offer: &str, answer: Option<&str>) -> ClientTrack {
+    let spec = |s: &str| Transport::parse(s).unwrap().specs.remove(0);
+    ClientTrack {
+        url: format!("{URL}/stream=0"),
+        kind: "video".into(),
+        offer: spec(offer),
+        transport: answer.map(spec),
+    }
+}
+
+#[test]
+fn rtcp_goes_to_the_port_or_channel_the_answer_names() {
+    let udp = "RTP/AVP;unicast;client_port=5000-5001";
+    let route = |offer, answer| track(offer, answer).rtcp_route();
+    let answered = format!("{udp};server_port=6970-6971");
+    assert_eq!(route(udp, Some(answered.as_str())), Some(RtcpRoute::Udp { port: 6971 }));
+    let one_port = format!("{udp};server_port=6970");
+    assert_eq!(route(udp, Some(one_port.as_str())), Some(RtcpRoute::Udp { port: 6971 }));
+    assert_eq!(route(udp, Some(udp)), None, "no server_port: nowhere to send");
+    assert_eq!(route(udp, None), None);
+
+    let tcp = "RTP/AVP/TCP;unicast;interleaved=0-1";
+    let channel = |c| Some(RtcpRoute::Interleaved { channel: ChannelId(c) });
+    assert_eq!(route(tcp, Some("RTP/AVP/TCP;unicast;interleaved=4-5")), channel(5));
+    assert_eq!(route(tcp, Some("RTP/AVP/TCP;unicast;interleaved=6")), channel(7));
+    assert_eq!(route(tcp, Some("RTP/AVP/TCP;unicast")), channel(1), "the offer's channels");
+    assert_eq!(route(tcp, None), channel(1));
 }

@@ -16,8 +16,8 @@ use manifold_sdp::Sdp;
 
 use crate::auth::{Challenge, ClientAuth, Credentials};
 use crate::header::{
-    ChannelRange, HeaderError, PortRange, Public, RtpInfo, Session, Transport, TransportMode,
-    TransportSpec, TypedHeader,
+    ChannelRange, HeaderError, LowerTransport, PortRange, Public, RtpInfo, Session, Transport,
+    TransportMode, TransportSpec, TypedHeader,
 };
 use crate::{ChannelId, Method, Request, Response, SessionId, StatusCode};
 
@@ -115,6 +115,50 @@ pub struct ClientTrack {
     pub offer: TransportSpec,
     /// The transport in the server's answer (`None` until set up, or if it sent none).
     pub transport: Option<TransportSpec>,
+}
+
+/// Where a track's RTCP goes (receiver reports, for a client that plays).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RtcpRoute {
+    /// From the track's RTCP socket (its client port + 1) to this port of the server.
+    Udp {
+        /// The server's RTCP port.
+        port: u16,
+    },
+    /// On the RTSP connection, on this channel (the track's RTP channel + 1).
+    Interleaved {
+        /// The RTCP channel.
+        channel: ChannelId,
+    },
+}
+
+impl ClientTrack {
+    /// Where the track's RTCP goes, from the transport the server answered: its second
+    /// `server_port` (or its first + 1) over UDP, its second interleaved channel (or its first
+    /// + 1) over TCP. `None` when the answer names no port (UDP) and the offer no channel.
+    pub fn rtcp_route(&self) -> Option<RtcpRoute> {
+        let spec = self.transport.as_ref().unwrap_or(&self.offer);
+        match spec.lower_transport() {
+            LowerTransport::Tcp => {
+                let range = spec.interleaved.or(self.offer.interleaved)?;
+                let channel = if range.last != range.first {
+                    range.last
+                } else {
+                    ChannelId(range.first.0.checked_add(1)?)
+                };
+                Some(RtcpRoute::Interleaved { channel })
+            }
+            LowerTransport::Udp => {
+                let ports = self.transport.as_ref()?.server_port?;
+                let port = if ports.last != ports.first {
+                    ports.last
+                } else {
+                    ports.first.checked_add(1)?
+                };
+                Some(RtcpRoute::Udp { port })
+            }
+        }
+    }
 }
 
 /// Where the client is.

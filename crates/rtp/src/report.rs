@@ -1,7 +1,7 @@
-//! The simulated client's RTCP receiver reports, sans-IO: when the next one is due
-//! ([`ReportClock`]) and what it holds ([`receiver_report`]). `client.rs` sends them, on each
-//! track's RTCP port or interleaved channel, as ffmpeg and VLC do, so the server sees the
-//! feedback real players give it.
+//! A receiver's RTCP receiver reports, sans-IO: when the next one is due ([`ReportClock`]) and
+//! what it holds ([`receiver_report`]). The load generator's clients send them, as ffmpeg and
+//! VLC do, so a server sees the feedback real players give it; the relay sends them to the
+//! upstreams it pulls from, some of which stop streaming to a client that sends none.
 //!
 //! Intervals follow RFC 3550 §6.3.1 for a receiver in a small session: the deterministic
 //! interval is the 5 s minimum (halved before the first report, §6.2), randomised by a factor
@@ -10,10 +10,9 @@
 
 use std::time::{Duration, Instant};
 
-use manifold_rtp::rtcp::{BuildError, ReportBlock, SdesItem, SdesKind, Writer};
-use manifold_rtp::Ssrc;
-
-use crate::schedule::SplitMix;
+use crate::random::SplitMix;
+use crate::rtcp::{BuildError, ReportBlock, SdesItem, SdesKind, Writer};
+use crate::Ssrc;
 
 /// RFC 3550 §6.2: the minimum deterministic interval between RTCP reports.
 pub const MIN_INTERVAL: Duration = Duration::from_secs(5);
@@ -87,9 +86,9 @@ pub fn receiver_report(
 
 #[cfg(test)]
 mod tests {
-    use manifold_rtp::ntp::CompactNtp;
-    use manifold_rtp::rtcp::{packets, validate_compound, Packet};
-    use manifold_rtp::SeqNo;
+    use crate::ntp::CompactNtp;
+    use crate::rtcp::{packets, validate_compound, Packet};
+    use crate::SeqNo;
 
     use super::*;
 
