@@ -1,6 +1,7 @@
 //! End-to-end tests of the relay's other ingests with real peers: pulling from GStreamer's
 //! RTSP server (`crates/load/tests/gst_rtsp_server.py`, Python gi), over TCP and UDP, always-on
-//! and on demand, with the upstream killed and restarted under a reader; and raw RTP sent by
+//! and on demand, with the upstream killed and restarted under a reader, and the receiver
+//! reports the pull sends it (captured with tshark); and raw RTP sent by
 //! `ffmpeg -f rtp`, with the sender restarted under a reader, and through a forwarder that
 //! drops one packet in ten (the relay counts the upstream's loss exactly). Readers are ffmpeg
 //! (decoding) and a minimal RTSP client of our own that checks the sequence stays continuous. Edges
@@ -474,6 +475,85 @@ fn pulls_over_udp_on_demand() {
     assert!(frames >= 50, "only {frames} frames after an on-demand restart; {stderr}");
     // An unknown path is still 404.
     assert_eq!(describe(&relay, "/nothing").0, 404);
+}
+
+#[test]
+fn a_pull_sends_receiver_reports_to_its_upstream_over_udp_and_tcp() {
+    if !have_gst_server() || !have("tshark", "--version") {
+        return;
+    }
+    // One server per pull: two clients setting up one shared media at once can trip an
+    // assertion in GStreamer's server (gst_rtsp_media_get_rates).
+    let (over_udp, over_tcp) = (GstServer::start(0), GstServer::start(0));
+    let ports = [over_udp.port, over_tcp.port];
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("manifold-pull-rr-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let pcap = dir.join("pull.pcapng");
+    // Everything on loopback while the relay pulls twice: over UDP and interleaved.
+    let mut tshark = Command::new("tshark")
+        .args([
+            "-i",
+            "lo",
+            "-q",
+            "-f",
+            &format!("udp or tcp port {} or tcp port {}", ports[0], ports[1]),
+        ])
+        .arg("-w")
+        .arg(&pcap)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tshark");
+    let mut err = std::io::BufReader::new(tshark.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    while std::io::BufRead::read_line(&mut err, &mut line).is_ok_and(|n| n > 0)
+        && !line.contains("Capturing on")
+    {
+        line.clear();
+    }
+    assert!(line.contains("Capturing on"), "tshark did not start capturing: {line}");
+    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    let relay = Relay::start(&[
+        "--pull",
+        &format!("/u={}#udp", over_udp.url()),
+        "--pull",
+        &format!("/t={}", over_tcp.url()),
+    ]);
+    wait_published(&relay, "/u");
+    wait_published(&relay, "/t");
+    // The first report comes 1 to 3 s into PLAY, the next 2 to 6 s later (RFC 3550).
+    std::thread::sleep(Duration::from_secs(10));
+    let _ = Command::new("kill").args(["-INT", &tshark.id().to_string()]).status();
+    assert!(common::wait_timeout(&mut tshark, Duration::from_secs(10)).is_some(), "tshark stopped");
+    drop(relay);
+    drop((over_udp, over_tcp));
+
+    // RTCP on any UDP port (the heuristic), and on the RTSP connection's interleaved channels.
+    let fields = |display: &str| -> Vec<String> {
+        let out = Command::new("tshark")
+            .arg("-r")
+            .arg(&pcap)
+            .args(["--enable-heuristic", "rtcp_udp", "-d", &format!("tcp.port=={},rtsp", ports[1])])
+            .args(["-Y", display, "-T", "fields", "-e", "rtcp.ssrc.identifier"])
+            .args(["-e", "rtcp.ssrc.high_seq", "-e", "rtcp.ssrc.cum_nr"])
+            .output()
+            .expect("tshark -r");
+        assert!(out.status.success(), "tshark -r: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect()
+    };
+    let ours = "rtcp.pt == 201 && rtcp.sdes.text contains \"manifold@\"";
+    for transport in ["udp", "tcp"] {
+        let reports = fields(&format!("{transport} && {ours}"));
+        assert!(reports.len() >= 2, "{transport}: {} receiver reports: {reports:?}", reports.len());
+        // After the first, each has a report block about GStreamer's source: nothing lost.
+        let last: Vec<&str> = reports.last().unwrap().split('\t').collect();
+        assert!(!last[0].is_empty() && last[1].parse::<u64>().is_ok(), "{transport}: {last:?}");
+        assert_eq!(last[2], "0", "{transport}: cumulative lost on loopback: {last:?}");
+    }
+    let malformed = fields(&format!("({ours}) && (_ws.malformed || _ws.expert.severity == error)"));
+    assert!(malformed.is_empty(), "malformed reports: {malformed:?}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A free even UDP port whose next port is free too (for RTP and RTCP).

@@ -46,6 +46,7 @@ mod outbox;
 mod plane;
 mod publish;
 mod pull;
+mod pull_reports;
 mod ratelog;
 mod redirect;
 mod registry;

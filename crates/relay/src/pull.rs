@@ -6,6 +6,8 @@
 //!   by the relay (`#udp` after the URL, or `transport = "udp"` in `[[pull]]`). The
 //!   connection is `manifold_dial`'s: TLS for `rtsps://` (`#ca=FILE`, `#insecure`, else the
 //!   system's roots), an HTTP tunnel with `#http` (`http_tunnel = true`).
+//! * Like a player, it sends the upstream RTCP receiver reports ([`crate::pull_reports`]),
+//!   besides the client session's RTSP keep-alives.
 //! * Reconnects with exponential backoff (0.5 s doubling to 30 s, back to 0.5 s once a
 //!   session has delivered media), each attempt logged with the upstream URL. A session that
 //!   stops delivering media for [`MEDIA_SILENCE`] is dropped and reconnected.
@@ -40,6 +42,7 @@ use manifold_tls::client::{TlsClientError, Trust};
 use crate::config::{redact, PullConfig, PullTransport};
 use crate::error::chain;
 use crate::plane::hub::Hub;
+use crate::pull_reports::PullReports;
 use crate::registry::{PathBusy, StreamInfo, TrackInfo};
 use crate::shard::{Media, Shard};
 
@@ -180,6 +183,9 @@ enum PullError {
     /// Answering the upstream's request failed.
     #[error("answering the upstream")]
     Answer(#[source] io::Error),
+    /// Sending a receiver report on the connection failed.
+    #[error("sending a receiver report")]
+    Report(#[source] io::Error),
     /// Reading from the upstream failed.
     #[error("reading")]
     Read(#[source] io::Error),
@@ -325,7 +331,7 @@ fn bind_pairs(ip: std::net::IpAddr) -> std::io::Result<Vec<(UdpSocket, UdpSocket
 async fn udp_track(
     shard: Rc<Shard>,
     stream: Arc<StreamInfo>,
-    (socket, upstream): (UdpSocket, IpAddr),
+    (socket, upstream): (Rc<UdpSocket>, IpAddr),
     track: usize,
     rtcp: bool,
     media: Rc<Cell<u64>>,
@@ -479,6 +485,9 @@ async fn session(
     let mut last_media = Instant::now();
     let mut last_count = 0u64;
     let mut last_read = Instant::now();
+    // Per track, its RTCP socket (UDP pulls), which also sends the receiver reports.
+    let mut rtcp_sockets: Vec<Rc<UdpSocket>> = Vec::new();
+    let mut reports: Option<PullReports> = None;
     let result: Result<Outcome, PullError> = 'run: loop {
         let now = Instant::now();
         while let Some(req) = client.poll_transmit(now) {
@@ -506,10 +515,12 @@ async fn session(
                                 break;
                             }
                             let from = addr.ip();
+                            let rtcp = Rc::new(rtcp);
+                            rtcp_sockets.push(rtcp.clone());
                             let t = spawn_local(udp_track(
                                 shard.clone(),
                                 info.clone(),
-                                (rtp, from),
+                                (Rc::new(rtp), from),
                                 i,
                                 false,
                                 media.clone(),
@@ -534,10 +545,29 @@ async fn session(
                         "pulling");
                     playing_since = Some(Instant::now());
                     last_media = Instant::now();
+                    reports = Some(PullReports::start(
+                        now,
+                        &tracks,
+                        rtcp_sockets.clone(),
+                        addr.ip(),
+                        stream.local_addr().ok().map(|a| a.ip()),
+                        crate::sys::random_u32(),
+                    ));
                 }
                 ClientEvent::Failed(e) => break 'run Err(e.into()),
                 ClientEvent::Closed => break 'run Err(PullError::SessionClosed),
                 _ => {}
+            }
+        }
+        if let (Some(r), Some(info)) = (reports.as_mut(), &stream_info) {
+            let frames = match r.send_if_due(now, shard, info.id).await {
+                Ok(frames) => frames,
+                Err(e) => break 'run Err(PullError::Report(e)),
+            };
+            if !frames.is_empty() {
+                if let Err(e) = write_bounded(&mut stream, frames).await {
+                    break 'run Err(PullError::Report(e));
+                }
             }
         }
         // Liveness, shutdown and on-demand idleness.
@@ -575,6 +605,7 @@ async fn session(
         // A read that finds bytes waiting does not yield (ARCHITECTURE.md, Connections).
         glommio::yield_if_needed().await;
         let deadline = client.poll_timeout().map_or(now + TICK, |d| d.min(now + TICK));
+        let deadline = reports.as_ref().map_or(deadline, |r| deadline.min(r.poll_timeout()));
         let len = buf.len();
         buf.resize(len + READ_CHUNK, 0);
         let read =

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use manifold_rtp::codec::GopStart;
 use manifold_rtp::packet::RtpPacket;
 use manifold_rtp::rewrite::Rewriter;
+use manifold_rtp::rtcp::ReportBlock;
 use manifold_rtp::{RtpTime, Ssrc};
 
 use crate::plane::forward::Forwarding;
@@ -138,6 +139,12 @@ impl Hub {
         self.last_sr.clear();
     }
 
+    /// The report blocks of a receiver report to the upstream at `now`, by track (see
+    /// [`UpstreamLoss::report_blocks`]).
+    pub(crate) fn upstream_report_blocks(&mut self, now: Instant) -> Vec<(usize, ReportBlock)> {
+        self.upstream_loss.report_blocks(now)
+    }
+
     /// The stream.
     pub(crate) fn info(&self) -> &Arc<StreamInfo> {
         &self.info
@@ -218,17 +225,25 @@ impl Hub {
         Some(packet)
     }
 
-    /// Takes in an RTCP compound packet of `track` from the upstream: a sender report is
-    /// passed on to readers (mapped onto the outgoing stream under continuity) and kept for
-    /// new readers; anything else is dropped.
-    pub(crate) fn handle_rtcp(&mut self, track: usize, rtcp: &[u8]) -> Option<SharedPacket> {
-        let is_sr = matches!(
-            manifold_rtp::rtcp::packets(rtcp).next(),
-            Some(Ok(manifold_rtp::rtcp::Packet::SenderReport(_)))
-        );
-        if !is_sr || track >= self.info.tracks.len() {
+    /// Takes in an RTCP compound packet of `track` from the upstream at `now`: a sender report
+    /// is passed on to readers (mapped onto the outgoing stream under continuity) and kept for
+    /// new readers, and noted for the receiver reports to the upstream; anything else is
+    /// dropped.
+    pub(crate) fn handle_rtcp(
+        &mut self,
+        now: Instant,
+        track: usize,
+        rtcp: &[u8],
+    ) -> Option<SharedPacket> {
+        let Some(Ok(manifold_rtp::rtcp::Packet::SenderReport(sr))) =
+            manifold_rtp::rtcp::packets(rtcp).next()
+        else {
+            return None;
+        };
+        if track >= self.info.tracks.len() {
             return None;
         }
+        self.upstream_loss.handle_sender_report(now, track, sr.ssrc(), sr.sender_info().ntp);
         let packet = match &self.continuity {
             None => Packet::rtcp(track, rtcp),
             Some(c) => {

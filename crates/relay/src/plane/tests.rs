@@ -291,7 +291,7 @@ fn a_republish_continues_sequence_numbers_timestamps_and_ssrc() {
     sr.extend_from_slice(&[1, 3, b'c', b'a', b'm', 0, 0, 0]);
     sr.extend_from_slice(&9u32.to_be_bytes());
     sr.extend_from_slice(&[0, 0, 0, 0]);
-    let mapped = hub.handle_rtcp(0, &sr).unwrap();
+    let mapped = hub.handle_rtcp(clock.at(2000), 0, &sr).unwrap();
     assert!(mapped.is_rtcp());
     assert_eq!(mapped.ssrc(), 0xABCD_0001);
     assert_eq!(&mapped.rtp()[16..20], &second_b.rtptime().to_be_bytes());

@@ -5,12 +5,19 @@
 //!
 //! A new SSRC, a sequence restart (RFC 3550 A.1: two in order after a jump) or a new upstream
 //! starts new statistics; what the old ones counted is kept, so the count only grows.
+//!
+//! The same statistics make the report blocks of the receiver reports the relay sends to an
+//! upstream it pulls from ([`UpstreamLoss::report_blocks`]), with the upstream's sender reports
+//! taken in for their round-trip fields.
 
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
+use manifold_rtp::ntp::NtpTime;
 use manifold_rtp::packet::RtpPacket;
+use manifold_rtp::rtcp::ReportBlock;
 use manifold_rtp::stats::{Arrival, ReceiverStats};
+use manifold_rtp::Ssrc;
 
 /// Per track: the upstream source's statistics.
 #[derive(Debug)]
@@ -53,6 +60,32 @@ impl UpstreamLoss {
         {
             self.retired += before;
         }
+    }
+
+    /// Takes a sender report of `track`'s source `ssrc` (RFC 3550: the next report block says
+    /// when it came, for the sender's round-trip time). A report of another source is ignored.
+    pub(crate) fn handle_sender_report(
+        &mut self,
+        now: Instant,
+        track: usize,
+        ssrc: Ssrc,
+        ntp: NtpTime,
+    ) {
+        let stats = self.tracks.get_mut(track).and_then(|t| t.stats.as_mut());
+        if let Some(stats) = stats.filter(|s| s.ssrc() == ssrc) {
+            stats.handle_sender_report(now, ntp);
+        }
+    }
+
+    /// Each track's report block at `now`, for a receiver report to the upstream (none for a
+    /// track whose source is unknown or still on probation). Starts a new interval for each
+    /// block's fraction lost.
+    pub(crate) fn report_blocks(&mut self, now: Instant) -> Vec<(usize, ReportBlock)> {
+        self.tracks
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, t)| Some((i, t.stats.as_mut()?.report_block(now)?)))
+            .collect()
     }
 
     /// The upstream changed (a reconnect, a new publisher): its numbering starts afresh.
@@ -161,6 +194,32 @@ mod tests {
         loss.upstream_restarted();
         feed(&mut loss, t0, 8, (0..30).filter(|&s| s != 15), at);
         assert_eq!(loss.lost(), 4);
+    }
+
+    #[test]
+    fn report_blocks_say_what_was_lost_and_when_the_last_sender_report_came() {
+        let t0 = Instant::now();
+        let mut loss = UpstreamLoss::new([90_000, 48_000]);
+        assert!(loss.report_blocks(t0).is_empty(), "nothing known yet");
+        let at = feed(&mut loss, t0, 7, (0..100).filter(|s| s % 10 != 5), 0);
+        let sr_at = t0 + Duration::from_millis(at);
+        let ntp = NtpTime(0x0001_2345_6789_0000);
+        loss.handle_sender_report(sr_at, 0, Ssrc(99), NtpTime(1));
+        loss.handle_sender_report(sr_at, 0, Ssrc(7), ntp);
+        let now = sr_at + Duration::from_millis(500);
+        let blocks = loss.report_blocks(now);
+        assert_eq!(blocks.len(), 1, "track 1 has had no packet: {blocks:?}");
+        let (track, block) = blocks[0];
+        assert_eq!(track, 0);
+        assert_eq!(block.ssrc, Ssrc(7));
+        assert_eq!(block.cumulative_lost, 10, "seq 5 to 95 in steps of ten");
+        assert_eq!(block.last_sr, ntp.compact(), "the source's own report, not another's");
+        assert_eq!(block.delay_since_last_sr.0, 0x8000, "half a second in 1/65536 s");
+        // A new interval: nothing lost since the last block.
+        let at = feed(&mut loss, t0, 7, 100..120, at);
+        let blocks = loss.report_blocks(t0 + Duration::from_millis(at));
+        assert_eq!(blocks[0].1.fraction_lost, 0);
+        assert_eq!(blocks[0].1.cumulative_lost, 10);
     }
 
     #[test]

@@ -305,7 +305,7 @@ impl Shard {
             let Some(hub) = hubs.get_mut(&stream) else { return false };
             let packet = match media {
                 Media::Rtp => hub.handle_rtp(now, track, bytes),
-                Media::Rtcp => hub.handle_rtcp(track, bytes),
+                Media::Rtcp => hub.handle_rtcp(now, track, bytes),
             };
             let Some(packet) = packet else { return true };
             let mut targets = self.targets.borrow_mut();
@@ -412,6 +412,19 @@ impl Shard {
     /// The upstream counters of `stream`'s hub, if this shard owns it.
     pub(crate) fn hub_stats(&self, stream: u64) -> Option<HubStats> {
         self.hubs.borrow().get(&stream).map(Hub::stats)
+    }
+
+    /// The report blocks of a receiver report to `stream`'s upstream at `now`, by track (none
+    /// when this shard does not own the stream's hub).
+    pub(crate) fn upstream_report_blocks(
+        &self,
+        stream: u64,
+        now: Instant,
+    ) -> Vec<(usize, manifold_rtp::rtcp::ReportBlock)> {
+        self.hubs
+            .borrow_mut()
+            .get_mut(&stream)
+            .map_or_else(Vec::new, |h| h.upstream_report_blocks(now))
     }
 
     /// The upstream of `stream` reconnected (or was republished): its hub rebases the
