@@ -594,14 +594,8 @@ fn raw_rtp_from_ffmpeg_is_relayed_and_a_restarted_sender_continues_the_stream() 
     }
     let port = free_port_pair();
     let sdp = clip().with_file_name(format!("rtp-{port}.sdp"));
-    // ffmpeg writes the SDP as it starts sending; the relay reads it at start-up.
     let mut first = rtp_sender(port, Some(&sdp));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !std::fs::read_to_string(&sdp).is_ok_and(|s| s.contains("m=video")) {
-        assert!(Instant::now() < deadline, "ffmpeg wrote no SDP");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    std::thread::sleep(Duration::from_millis(200));
+    wait_for_sdp(&sdp);
     let rtp = format!("/raw=127.0.0.1:{port}");
     let relay = Relay::start(&["--rtp", &rtp, "--rtp-sdp", sdp.to_str().expect("utf-8 path")]);
     wait_published(&relay, "/raw");
@@ -624,6 +618,17 @@ fn raw_rtp_from_ffmpeg_is_relayed_and_a_restarted_sender_continues_the_stream() 
     let after = seen.after(back + Duration::from_secs(1));
     assert!(after > 50, "only {after} packets after the sender restarted");
     assert!(frames >= 50, "only {frames} frames after the sender restarted; {stderr}");
+}
+
+/// Waits (bounded) until `ffmpeg -f rtp` has written its SDP file, which it does as it starts
+/// sending; the relay reads it at start-up.
+fn wait_for_sdp(sdp: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(sdp).is_ok_and(|s| s.contains("m=video")) {
+        assert!(Instant::now() < deadline, "ffmpeg wrote no SDP");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(200));
 }
 
 /// A UDP forwarder between ffmpeg and the relay that drops one packet in every 10 once told
@@ -670,12 +675,7 @@ fn the_relay_counts_what_a_raw_rtp_upstream_lost_on_the_way_in() {
     let forwarder = lossy_forwarder(forwarder_port, relay_port, mode.clone());
     let sdp = clip().with_file_name(format!("rtp-lossy-{relay_port}.sdp"));
     let mut ffmpeg = rtp_sender(forwarder_port, Some(&sdp));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !std::fs::read_to_string(&sdp).is_ok_and(|s| s.contains("m=video")) {
-        assert!(Instant::now() < deadline, "ffmpeg wrote no SDP");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    std::thread::sleep(Duration::from_millis(200));
+    wait_for_sdp(&sdp);
     let metrics = format!("127.0.0.1:{}", free_port());
     let rtp = format!("/lossy=127.0.0.1:{relay_port}");
     let sdp_arg = sdp.to_str().expect("utf-8 path");

@@ -446,7 +446,7 @@ pub(crate) fn render_prometheus(snapshots: &[ShardSnapshot], process: Process) -
     let mut e = Exposition::default();
     let views = streams(snapshots);
     type Stat = fn(&StreamView) -> f64;
-    let per_stream: [(&str, &str, &str, Stat); 7] = [
+    let per_stream: [(&str, &str, &str, Stat); 9] = [
         ("manifold_stream_readers", "gauge", "Readers playing the stream.", |v| {
             v.readers.len() as f64
         }),
@@ -474,6 +474,18 @@ pub(crate) fn render_prometheus(snapshots: &[ShardSnapshot], process: Process) -
             "Upstream packets that were not valid RTP.",
             |v| v.upstream.as_ref().map_or(0, |u| u.malformed) as f64,
         ),
+        (
+            "manifold_stream_upstream_lost_total",
+            "counter",
+            "Packets the upstream sent that never reached the relay's hub (RTP sequence gaps).",
+            |v| v.upstream.as_ref().map_or(0, |u| u.lost) as f64,
+        ),
+        (
+            "manifold_stream_upstream_jitter_ms",
+            "gauge",
+            "The upstream's interarrival jitter (RFC 3550), its worst track's, ms.",
+            |v| v.upstream.as_ref().map_or(0.0, |u| u.jitter_ms),
+        ),
     ];
     for (name, kind, help, stat) in per_stream {
         e.family(name, kind, help);
@@ -487,26 +499,6 @@ pub(crate) fn render_prometheus(snapshots: &[ShardSnapshot], process: Process) -
         e.sample(name, &[("path", &v.path), ("where", "reader_queue")], v.out.dropped as f64);
         let shard_drops = v.upstream.as_ref().map_or(0, |u| u.shard_queue_drops);
         e.sample(name, &[("path", &v.path), ("where", "shard_queue")], shard_drops as f64);
-    }
-    let name = "manifold_stream_upstream_lost_total";
-    e.family(
-        name,
-        "counter",
-        "Packets the upstream sent that never reached the relay's hub (RTP sequence gaps).",
-    );
-    for v in &views {
-        let lost = v.upstream.as_ref().map_or(0, |u| u.lost);
-        e.sample(name, &[("path", &v.path)], lost as f64);
-    }
-    let name = "manifold_stream_upstream_jitter_ms";
-    e.family(
-        name,
-        "gauge",
-        "The upstream's interarrival jitter (RFC 3550), its worst track's, ms.",
-    );
-    for v in &views {
-        let jitter = v.upstream.as_ref().map_or(0.0, |u| u.jitter_ms);
-        e.sample(name, &[("path", &v.path)], jitter);
     }
     let name = "manifold_stream_multicast_packets_total";
     e.family(name, "counter", "RTP packets sent to the stream's multicast group, once each.");
