@@ -202,13 +202,14 @@ fn an_edge_pulls_what_its_readers_ask_for_from_the_origin_and_lets_go() {
     if !have("ffmpeg", "-version") {
         return;
     }
-    let origin = Relay::start(&["--synthetic", "/demo"]);
+    let origin_metrics = format!("127.0.0.1:{}", free_port());
+    let origin = Relay::start(&["--synthetic", "/demo", "--metrics", &origin_metrics]);
     let metrics = format!("127.0.0.1:{}", free_port());
     let edge = Relay::start(&[
         "--origin",
         &format!("rtsp://{}", origin.addr),
         "--pull-grace-secs",
-        "2",
+        "6",
         "--metrics",
         &metrics,
     ]);
@@ -216,6 +217,19 @@ fn an_edge_pulls_what_its_readers_ask_for_from_the_origin_and_lets_go() {
     // A reader of the edge gets the origin's stream.
     let (frames, said) = ffmpeg_frames(&edge.url("/demo"), "tcp", 2);
     assert!(frames >= 25, "decoded {frames} frames through the edge: {said}");
+    // The edge's pull reports to the origin as a player does: the origin shows its reader's
+    // RTCP feedback (the first report comes 1 to 3 s into PLAY; the pull lingers 6 s more).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let v = streams(&origin_metrics);
+        let readers = v["streams"][0]["readers"].as_array().cloned().unwrap_or_default();
+        if readers.iter().any(|r| r["rtcp"][0]["reports"].as_u64().unwrap_or(0) > 0) {
+            assert_eq!(readers[0]["rtcp"][0]["fraction_lost"], 0.0, "{readers:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no receiver report from the edge: {readers:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     // A path the origin does not have: 404 at once, not after the pull's full wait.
     let asked = Instant::now();
     assert_eq!(describe(&edge, "/nothing").0, 404);
@@ -620,6 +634,13 @@ fn raw_rtp_from_ffmpeg_is_relayed_and_a_restarted_sender_continues_the_stream() 
     assert!(frames >= 50, "only {frames} frames after the sender restarted; {stderr}");
 }
 
+/// A relay's `/api/v1/streams` from its metrics endpoint at `metrics`, parsed.
+fn streams(metrics: &str) -> serde_json::Value {
+    let body = streams_json(metrics);
+    let json = body.split("\r\n\r\n").nth(1).unwrap_or_default();
+    serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
 /// Waits (bounded) until `ffmpeg -f rtp` has written its SDP file, which it does as it starts
 /// sending; the relay reads it at start-up.
 fn wait_for_sdp(sdp: &Path) {
@@ -691,9 +712,7 @@ fn the_relay_counts_what_a_raw_rtp_upstream_lost_on_the_way_in() {
 
     // Metrics are read from the shards once a second.
     std::thread::sleep(Duration::from_millis(2500));
-    let body = streams_json(&metrics);
-    let json = body.split("\r\n\r\n").nth(1).unwrap_or_default();
-    let v: serde_json::Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {body}"));
+    let v = streams(&metrics);
     let upstream = &v["streams"][0]["upstream"];
     assert_eq!(upstream["lost"], dropped, "{upstream}");
     assert!(upstream["jitter_ms"].as_f64().is_some(), "{upstream}");
