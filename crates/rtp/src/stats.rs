@@ -119,6 +119,12 @@ impl Sequence {
     fn expected(&self) -> u64 {
         self.max.0.wrapping_sub(self.base.0).wrapping_add(1)
     }
+
+    /// Expected packets never received, given the `duplicates` among those counted received
+    /// (RFC 3550 counts a duplicate as received; it does not make up for a loss).
+    fn never_received(&self, duplicates: u64) -> u64 {
+        self.expected().saturating_sub(self.received.saturating_sub(duplicates))
+    }
 }
 
 /// Receiver statistics for one RTP source, per RFC 3550 appendix A.
@@ -134,6 +140,10 @@ pub struct ReceiverStats {
     seq: Option<Sequence>,
     duplicates: u64,
     reordered: u64,
+    /// What the numberings before the last restart lost (RFC 3550 A.1 forgets it).
+    lost_before_restart: u64,
+    /// `duplicates` when the current numbering began.
+    duplicates_at_restart: u64,
     /// Arrival times are measured in media ticks from this instant (the first arrival).
     epoch: Option<Instant>,
     /// Relative transit time (arrival - timestamp, in ticks) of the previous packet.
@@ -153,6 +163,8 @@ impl ReceiverStats {
             seq: None,
             duplicates: 0,
             reordered: 0,
+            lost_before_restart: 0,
+            duplicates_at_restart: 0,
             epoch: None,
             transit: None,
             jitter16: 0,
@@ -217,6 +229,9 @@ impl ReceiverStats {
         if udelta <= u16::MAX - MAX_MISORDER + 1 {
             // 2^16 - MAX_MISORDER, as in RFC 3550 A.1.
             if s.bad_seq == Some(seq) {
+                self.lost_before_restart +=
+                    s.never_received(self.duplicates - self.duplicates_at_restart);
+                self.duplicates_at_restart = self.duplicates;
                 *s = Sequence::valid(seq);
                 s.received += 1;
                 return Arrival::Restarted(s.max);
@@ -280,6 +295,16 @@ impl ReceiverStats {
     /// Expected minus received: negative when duplicates outnumber losses (RFC 3550 A.3).
     pub fn cumulative_lost(&self) -> i64 {
         self.expected() as i64 - self.received() as i64
+    }
+
+    /// Packets of this source never received, over every numbering it has had: unlike
+    /// [`cumulative_lost`](Self::cumulative_lost), a restart keeps what was lost before it,
+    /// and a duplicate does not make up for a loss.
+    pub fn lost(&self) -> u64 {
+        let current = self
+            .valid_seq()
+            .map_or(0, |s| s.never_received(self.duplicates - self.duplicates_at_restart));
+        self.lost_before_restart + current
     }
 
     /// Packets received more than once (within the last 1024 sequence numbers).
@@ -466,6 +491,20 @@ mod tests {
         assert_eq!((f.stats.received(), f.stats.expected()), (1, 1));
         assert_eq!(f.packet(40_002, 0, Duration::ZERO), Arrival::InOrder(SeqNo(40_002)));
         assert_eq!(f.stats.cumulative_lost(), 0);
+    }
+
+    #[test]
+    fn lost_keeps_what_a_numbering_lost_before_its_restart() {
+        let mut f = Feed::new();
+        // 1 to 10 without 5, and 7 twice: one lost (the duplicate makes up for nothing).
+        f.steady((1..=10).filter(|&s| s != 5));
+        assert_eq!(f.packet(7, 0, Duration::ZERO), Arrival::Duplicate(SeqNo(7)));
+        assert_eq!((f.stats.cumulative_lost(), f.stats.lost()), (0, 1));
+        f.packet(40_000, 0, Duration::ZERO);
+        assert_eq!(f.packet(40_001, 0, Duration::ZERO), Arrival::Restarted(SeqNo(40_001)));
+        assert_eq!(f.stats.lost(), 1, "the restart keeps it");
+        f.packet(40_003, 0, Duration::ZERO);
+        assert_eq!((f.stats.cumulative_lost(), f.stats.lost()), (1, 2), "RFC 3550 forgets");
     }
 
     #[test]

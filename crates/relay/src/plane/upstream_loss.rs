@@ -3,8 +3,9 @@
 //! them an operator can tell loss on the way in (network, the relay's socket buffers, a full
 //! queue to the owning shard) from loss on the way out, which only readers' reports show.
 //!
-//! A new SSRC, a sequence restart (RFC 3550 A.1: two in order after a jump) or a new upstream
-//! starts new statistics; what the old ones counted is kept, so the count only grows.
+//! A new SSRC or a new upstream starts new statistics, and what the old ones counted is kept;
+//! so does a sequence restart (RFC 3550 A.1: two in order after a jump), inside
+//! [`ReceiverStats::lost`]. So the count only grows.
 //!
 //! The same statistics make the report blocks of the receiver reports the relay sends to an
 //! upstream it pulls from ([`UpstreamLoss::report_blocks`]), with the upstream's sender reports
@@ -16,14 +17,14 @@ use std::time::{Duration, Instant};
 use manifold_rtp::ntp::NtpTime;
 use manifold_rtp::packet::RtpPacket;
 use manifold_rtp::rtcp::ReportBlock;
-use manifold_rtp::stats::{Arrival, ReceiverStats};
+use manifold_rtp::stats::ReceiverStats;
 use manifold_rtp::Ssrc;
 
 /// Per track: the upstream source's statistics.
 #[derive(Debug)]
 pub(crate) struct UpstreamLoss {
     tracks: Vec<Track>,
-    /// Losses counted by statistics since replaced.
+    /// Losses counted by statistics since replaced (a new source or upstream).
     retired: u64,
     /// The highest count reported: a packet that arrives late, after its loss was reported,
     /// does not take the count back down (it is a counter).
@@ -51,15 +52,10 @@ impl UpstreamLoss {
         if let Some(old) = t.stats.take_if(|s| s.ssrc() != ssrc) {
             // A late packet of the source before would start over again here: it can only
             // make the count smaller (a new source is on probation), never larger.
-            self.retired += lost(&old);
+            self.retired += old.lost();
         }
         let stats = t.stats.get_or_insert_with(|| ReceiverStats::new(ssrc, t.clock_rate));
-        let before = lost(stats);
-        if let Arrival::Restarted(_) =
-            stats.handle_packet(now, packet.sequence(), packet.timestamp())
-        {
-            self.retired += before;
-        }
+        stats.handle_packet(now, packet.sequence(), packet.timestamp());
     }
 
     /// Takes a sender report of `track`'s source `ssrc` (RFC 3550: the next report block says
@@ -92,7 +88,7 @@ impl UpstreamLoss {
     pub(crate) fn upstream_restarted(&mut self) {
         for t in &mut self.tracks {
             if let Some(old) = t.stats.take() {
-                self.retired += lost(&old);
+                self.retired += old.lost();
             }
         }
     }
@@ -100,7 +96,12 @@ impl UpstreamLoss {
     /// Packets the upstream sent that never reached the hub, over every source so far.
     pub(crate) fn lost(&self) -> u64 {
         let now = self.retired
-            + self.tracks.iter().filter_map(|t| t.stats.as_ref()).map(lost).sum::<u64>();
+            + self
+                .tracks
+                .iter()
+                .filter_map(|t| t.stats.as_ref())
+                .map(ReceiverStats::lost)
+                .sum::<u64>();
         let count = self.reported.get().max(now);
         self.reported.set(count);
         count
@@ -117,12 +118,6 @@ impl UpstreamLoss {
             .max()
             .unwrap_or_default()
     }
-}
-
-/// A source's losses: expected minus received, where RFC 3550 counts a duplicate as received
-/// (a duplicate does not make up for a loss).
-fn lost(s: &ReceiverStats) -> u64 {
-    u64::try_from(s.cumulative_lost().saturating_add_unsigned(s.duplicates())).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -194,6 +189,18 @@ mod tests {
         loss.upstream_restarted();
         feed(&mut loss, t0, 8, (0..30).filter(|&s| s != 15), at);
         assert_eq!(loss.lost(), 4);
+    }
+
+    #[test]
+    fn a_duplicate_before_a_restart_is_no_loss_twice() {
+        let t0 = Instant::now();
+        let mut loss = UpstreamLoss::new([90_000]);
+        let at = feed(&mut loss, t0, 7, (0..30).filter(|&s| s != 20), 0);
+        let at = feed(&mut loss, t0, 7, [10], at);
+        assert_eq!(loss.lost(), 1, "a duplicate makes up for no loss");
+        // The same SSRC restarts its numbering, and loses one more.
+        feed(&mut loss, t0, 7, (20_000..20_030).filter(|&s| s != 20_020), at);
+        assert_eq!(loss.lost(), 2);
     }
 
     #[test]
