@@ -389,9 +389,9 @@ struct SequenceTotals {
 
 impl SequenceTotals {
     fn add(&mut self, s: &ReceiverStats) {
-        // RFC 3550 counts duplicates as received; a duplicate does not make up for a loss.
-        let lost = s.cumulative_lost().saturating_add_unsigned(s.duplicates());
-        self.lost += u64::try_from(lost).unwrap_or(0);
+        // Not RFC 3550's cumulative lost: a duplicate does not make up for a loss, and a
+        // sequence restart does not forget one.
+        self.lost += s.lost();
         self.duplicates += s.duplicates();
         self.reordered += s.reordered();
     }
@@ -451,5 +451,22 @@ mod tests {
         assert_eq!(next.fraction_lost, 0);
         assert_eq!(next.cumulative_lost, 10);
         assert_eq!(next.highest_seq.0, 149);
+    }
+
+    #[test]
+    fn a_sequence_restart_keeps_the_loss_before_it() {
+        let t0 = Instant::now();
+        let ntp = NtpTime::from_unix(Duration::from_secs(1_700_000_000));
+        let mut rx = TrackReceiver::new(90_000, None, ExtensionIds::default());
+        let mut m = Metrics::new();
+        let mut at = t0;
+        // 0 to 49 without 25; then the same source jumps and numbers from 30,000 (RFC 3550
+        // A.1: two in order after a jump restart the statistics), without 30,010.
+        let seqs = (0u16..50).filter(|&s| s != 25).chain((30_000..30_050).filter(|&s| s != 30_010));
+        for seq in seqs {
+            at += Duration::from_millis(10);
+            rx.handle_packet(at, ntp, &packet(seq, 900 * u32::from(seq)), &mut m);
+        }
+        assert_eq!(rx.lost(), 2, "one lost before the restart, one after");
     }
 }
