@@ -159,7 +159,8 @@ pub struct LoadArgs {
     #[arg(long, value_enum, default_value_t = UdpReceive::Batch)]
     pub udp_receive: UdpReceive,
 
-    /// glommio io_memory per shard, bytes (locked memory is capped at 8 MiB per user here).
+    /// glommio's io_memory per shard, bytes: the slab of its file-I/O buffers, which the
+    /// generator does not use; not registered with io_uring, so no locked memory.
     #[arg(long, default_value_t = 1 << 20)]
     pub io_memory: usize,
 

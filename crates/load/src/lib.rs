@@ -449,6 +449,8 @@ fn execute_raw(args: &LoadArgs) -> Result<(Outcome, Raw), LoadError> {
         let next_shard = Arc::new(AtomicUsize::new(0));
         let handles = LocalExecutorPoolBuilder::new(placement)
             .io_memory(args.io_memory)
+            // No file I/O here either: see the relay's executor.
+            .register_io_memory(false)
             .ring_depth(RING_DEPTH)
             .coop_taskrun(coop_taskrun_supported())
             .on_all_shards(move || {

@@ -292,7 +292,8 @@ pub struct ServeConfig {
     pub reader_stall_secs: u64,
     /// Capacity of each cross-shard queue, in messages (packets).
     pub shard_queue: usize,
-    /// Bytes of io_uring memory per shard (locked memory is scarce: 8 MiB per process here).
+    /// Bytes of glommio's io_memory per shard: the slab of its file-I/O buffers, which the relay
+    /// does not use; not registered with io_uring, so it takes no locked memory.
     pub io_memory: usize,
     /// Where to serve Prometheus metrics (`/metrics`) and JSON (`/api/v1/streams`) over HTTP;
     /// `None`: no metrics endpoint.

@@ -221,6 +221,9 @@ pub fn serve(config: ServeConfig, on_listening: impl FnOnce(SocketAddr)) -> Resu
     let handles = LocalExecutorPoolBuilder::new(placement)
         .name("manifold-shard")
         .io_memory(config.io_memory)
+        // Only glommio's file I/O uses registered buffers, and the relay does none: registering
+        // would pin the memory (per user, past an 8 MiB RLIMIT_MEMLOCK without root) for nothing.
+        .register_io_memory(false)
         // How long one task queue runs before the others get their turn: RTSP request
         // handling yields to media within this.
         .preempt_timer(std::time::Duration::from_millis(10))

@@ -181,6 +181,7 @@ impl Reactor {
         io_memory: usize,
         ring_depth: usize,
         coop_taskrun: bool,
+        register_io_memory: bool,
         record_io_latencies: bool,
         blocking_thread: BlockingThreadPool,
     ) -> io::Result<Reactor> {
@@ -189,6 +190,7 @@ impl Reactor {
             io_memory,
             ring_depth,
             coop_taskrun,
+            register_io_memory,
             blocking_thread,
         )?;
         let (preempt_ptr_head, preempt_ptr_tail) = sys.preempt_pointers();

@@ -470,6 +470,8 @@ pub struct LocalExecutorBuilder {
     ring_depth: usize,
     /// Whether the main ring is set up with `IORING_SETUP_COOP_TASKRUN` (manifold patch)
     coop_taskrun: bool,
+    /// Whether `io_memory` is registered with the rings as fixed buffers (manifold patch)
+    register_io_memory: bool,
     /// How often to yield to other task queues
     preempt_timer_duration: Duration,
     /// Whether to record the latencies of individual IO requests
@@ -498,6 +500,7 @@ impl LocalExecutorBuilder {
             io_memory: DEFAULT_IO_MEMORY,
             ring_depth: DEFAULT_RING_SUBMISSION_DEPTH,
             coop_taskrun: false,
+            register_io_memory: true,
             preempt_timer_duration: DEFAULT_PREEMPT_TIMER,
             record_io_latencies: false,
             blocking_thread_pool_placement: PoolPlacement::from(placement),
@@ -553,6 +556,18 @@ impl LocalExecutorBuilder {
     /// task to yield.
     pub fn coop_taskrun(mut self, enabled: bool) -> LocalExecutorBuilder {
         self.coop_taskrun = enabled;
+        self
+    }
+
+    /// Registers `io_memory` with the executor's three rings as fixed buffers (the default,
+    /// as upstream), or not (manifold patch). Only file I/O through `DmaFile` uses the
+    /// registered buffers; a program without it pins the memory for nothing. Without
+    /// `CAP_IPC_LOCK` pinned pages count against `RLIMIT_MEMLOCK`, per user, and memory in a
+    /// transparent huge page counts as the whole 2 MiB page, once per ring: the three rings
+    /// of one executor can pass a limit of 8 MiB, and registration then fails with a warning.
+    /// Unregistered, `io_memory` is still the `DmaBuffer` slab.
+    pub fn register_io_memory(mut self, enabled: bool) -> LocalExecutorBuilder {
+        self.register_io_memory = enabled;
         self
     }
 
@@ -634,6 +649,7 @@ impl LocalExecutorBuilder {
                 io_memory: self.io_memory,
                 ring_depth: self.ring_depth,
                 coop_taskrun: self.coop_taskrun,
+                register_io_memory: self.register_io_memory,
                 preempt_timer: self.preempt_timer_duration,
                 record_io_latencies: self.record_io_latencies,
                 spin_before_park: self.spin_before_park,
@@ -701,6 +717,7 @@ impl LocalExecutorBuilder {
         let io_memory = self.io_memory;
         let ring_depth = self.ring_depth;
         let coop_taskrun = self.coop_taskrun;
+        let register_io_memory = self.register_io_memory;
         let preempt_timer_duration = self.preempt_timer_duration;
         let spin_before_park = self.spin_before_park;
         let detect_stalls = self.detect_stalls;
@@ -717,6 +734,7 @@ impl LocalExecutorBuilder {
                         io_memory,
                         ring_depth,
                         coop_taskrun,
+                        register_io_memory,
                         preempt_timer: preempt_timer_duration,
                         record_io_latencies,
                         spin_before_park,
@@ -778,6 +796,8 @@ pub struct LocalExecutorPoolBuilder {
     ring_depth: usize,
     /// Whether the main ring is set up with `IORING_SETUP_COOP_TASKRUN` (manifold patch)
     coop_taskrun: bool,
+    /// Whether `io_memory` is registered with the rings as fixed buffers (manifold patch)
+    register_io_memory: bool,
     /// How often to yield to other task queues
     preempt_timer_duration: Duration,
     /// Indicates a policy by which [`LocalExecutor`]s are bound to CPUs.
@@ -824,6 +844,7 @@ impl LocalExecutorPoolBuilder {
             io_memory: DEFAULT_IO_MEMORY,
             ring_depth: DEFAULT_RING_SUBMISSION_DEPTH,
             coop_taskrun: false,
+            register_io_memory: true,
             preempt_timer_duration: DEFAULT_PREEMPT_TIMER,
             placement: placement.clone(),
             record_io_latencies: false,
@@ -877,6 +898,13 @@ impl LocalExecutorPoolBuilder {
     /// task to yield.
     pub fn coop_taskrun(mut self, enabled: bool) -> Self {
         self.coop_taskrun = enabled;
+        self
+    }
+
+    /// Please see documentation under [`LocalExecutorBuilder::register_io_memory`] for
+    /// details. The setting is applied to all executors in the pool.
+    pub fn register_io_memory(mut self, enabled: bool) -> Self {
+        self.register_io_memory = enabled;
         self
     }
 
@@ -998,6 +1026,7 @@ impl LocalExecutorPoolBuilder {
             let io_memory = self.io_memory;
             let ring_depth = self.ring_depth;
             let coop_taskrun = self.coop_taskrun;
+            let register_io_memory = self.register_io_memory;
             let preempt_timer_duration = self.preempt_timer_duration;
             let spin_before_park = self.spin_before_park;
             let record_io_latencies = self.record_io_latencies;
@@ -1016,6 +1045,7 @@ impl LocalExecutorPoolBuilder {
                             io_memory,
                             ring_depth,
                             coop_taskrun,
+                            register_io_memory,
                             preempt_timer: preempt_timer_duration,
                             record_io_latencies,
                             spin_before_park,
@@ -1112,6 +1142,7 @@ pub struct LocalExecutorConfig {
     pub io_memory: usize,
     pub ring_depth: usize,
     pub coop_taskrun: bool,
+    pub register_io_memory: bool,
     pub preempt_timer: Duration,
     pub record_io_latencies: bool,
     pub spin_before_park: Option<Duration>,
@@ -1203,6 +1234,7 @@ impl LocalExecutor {
                 config.io_memory,
                 config.ring_depth,
                 config.coop_taskrun,
+                config.register_io_memory,
                 config.record_io_latencies,
                 blocking_thread,
             )?),

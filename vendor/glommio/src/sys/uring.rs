@@ -1294,6 +1294,7 @@ impl Reactor {
         mut io_memory: usize,
         ring_depth: usize,
         coop_taskrun: bool,
+        register_io_memory: bool,
         blocking_thread: BlockingThreadPool,
     ) -> crate::Result<Reactor, ()> {
         const MIN_MEMLOCK_LIMIT: u64 = 512 * 1024;
@@ -1332,26 +1333,29 @@ impl Reactor {
             source_map.clone(),
         )?;
 
-        match main_ring.registrar().register_buffers_by_ref(&registry) {
-            Err(x) => warn!("Error: registering buffers in the main ring. Skipping{x:#?}"),
-            Ok(_) => match poll_ring.registrar().register_buffers_by_ref(&registry) {
-                Err(x) => {
-                    warn!("Error: registering buffers in the poll ring. Skipping{x:#?}");
-                    main_ring.registrar().unregister_buffers().unwrap();
-                }
-                Ok(_) => {
-                    match latency_ring.registrar().register_buffers_by_ref(&registry) {
-                        Err(x) => {
-                            warn!("Error: registering buffers in the poll ring. Skipping{x:#?}");
-                            poll_ring.registrar().unregister_buffers().unwrap();
-                            main_ring.registrar().unregister_buffers().unwrap();
-                        }
-                        Ok(_) => {
-                            allocator.activate_registered_buffers(0);
-                        }
-                    };
-                }
-            },
+        // manifold patch: `register_io_memory(false)` leaves the slab unregistered.
+        if register_io_memory {
+            match main_ring.registrar().register_buffers_by_ref(&registry) {
+                Err(x) => warn!("Error: registering buffers in the main ring. Skipping{x:#?}"),
+                Ok(_) => match poll_ring.registrar().register_buffers_by_ref(&registry) {
+                    Err(x) => {
+                        warn!("Error: registering buffers in the poll ring. Skipping{x:#?}");
+                        main_ring.registrar().unregister_buffers().unwrap();
+                    }
+                    Ok(_) => {
+                        match latency_ring.registrar().register_buffers_by_ref(&registry) {
+                            Err(x) => {
+                                warn!("Error: registering buffers in the poll ring. Skipping{x:#?}");
+                                poll_ring.registrar().unregister_buffers().unwrap();
+                                main_ring.registrar().unregister_buffers().unwrap();
+                            }
+                            Ok(_) => {
+                                allocator.activate_registered_buffers(0);
+                            }
+                        };
+                    }
+                },
+            }
         }
 
         let link_fd = latency_ring.ring_fd();
@@ -2059,7 +2063,7 @@ mod tests {
     fn timeout_smoke_test() {
         let notifier = sys::new_sleep_notifier().unwrap();
         let pool = BlockingThreadPool::new(PoolPlacement::Unbound(1), notifier.clone()).unwrap();
-        let reactor = Reactor::new(notifier, 0, 128, false, pool).unwrap();
+        let reactor = Reactor::new(notifier, 0, 128, false, true, pool).unwrap();
 
         fn timeout_source(millis: u64) -> (Source, UringOpDescriptor) {
             let source = Source::new(
