@@ -139,15 +139,16 @@ struct UdpPair {
 /// Says once per run that the kernel capped the receive buffers: a burst (a server's GOP
 /// cache replayed at PLAY, a keyframe) larger than the buffer between two reads is dropped,
 /// and the report then counts it as loss the generator caused (`rxq_drops`).
-fn warn_short_buffer(got: usize, asked: usize) {
+fn warn_short_buffer(size: manifold_udp::BufferSize) {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         tracing::warn!(
             "UDP receive buffers are {} KiB, not the {} KiB of --udp-rcvbuf: net.core.rmem_max \
-             caps them (run as root, or raise it: sysctl -w net.core.rmem_max={asked}); \
+             caps them (run as root, or raise it: sysctl -w net.core.rmem_max={}); \
              bursts beyond that are dropped and show as rxq drops",
-            got / 1024,
-            asked / 1024
+            size.granted / 1024,
+            size.asked / 1024,
+            size.asked
         );
     });
 }
@@ -157,7 +158,7 @@ fn warn_short_buffer(got: usize, asked: usize) {
 fn bind_pair(ip: IpAddr, rcvbuf: usize, gro: bool) -> io::Result<UdpPair> {
     let manifold_udp::PortPair { rtp, rtcp, port } = manifold_udp::bind_pair(ip)?;
     match manifold_udp::set_recv_buffer(&rtp, rcvbuf) {
-        Ok(set) if set / 2 < rcvbuf => warn_short_buffer(set / 2, rcvbuf),
+        Ok(size) if size.capped() => warn_short_buffer(size),
         Ok(_) => {}
         Err(e) => tracing::warn!("UDP receive buffer of {rcvbuf} bytes not set: {e}"),
     }

@@ -37,7 +37,7 @@ pub(crate) const INGEST_RCVBUF: usize = 4 << 20;
 pub(crate) fn set_recv_buffer(fd: BorrowedFd<'_>, bytes: usize) {
     static CAPPED: Once = Once::new();
     let set = manifold_udp::set_recv_buffer(fd, bytes);
-    said_if_short(set, bytes, &CAPPED, "upstream RTP receive", "rmem_max", "lost to every reader");
+    said_if_short(set, &CAPPED, "upstream RTP receive", "rmem_max", "lost to every reader");
 }
 
 /// Send buffer of a shard's UDP egress socket: a keyframe's burst to many readers waits here
@@ -50,26 +50,25 @@ pub(crate) fn set_send_buffer(fd: BorrowedFd<'_>, bytes: usize) {
     static CAPPED: Once = Once::new();
     let set = manifold_udp::set_send_buffer(fd, bytes);
     let lost = "dropped (manifold_shard_udp_send_drops_total)";
-    said_if_short(set, bytes, &CAPPED, "UDP egress send", "wmem_max", lost);
+    said_if_short(set, &CAPPED, "UDP egress send", "wmem_max", lost);
 }
 
-/// Warns (once per `once`) when the kernel set a smaller buffer than `wanted`, or none.
+/// Warns (once per `once`) when the kernel set a smaller buffer than asked, or none.
 fn said_if_short(
-    set: io::Result<usize>,
-    wanted: usize,
+    set: io::Result<manifold_udp::BufferSize>,
     once: &'static Once,
     what: &str,
     sysctl: &str,
     lost: &str,
 ) {
     match set {
-        // The kernel counts twice what was asked.
-        Ok(set) if set / 2 < wanted => once.call_once(|| {
+        Ok(size) if size.capped() => once.call_once(|| {
             tracing::warn!(
-                got_kib = set / 2 / 1024,
-                wanted_kib = wanted / 1024,
+                got_kib = size.granted / 1024,
+                wanted_kib = size.asked / 1024,
                 "{what} buffers capped by net.core.{sysctl}: a burst larger than that is {lost} \
-                 (run as root, or sysctl -w net.core.{sysctl}={wanted})"
+                 (run as root, or sysctl -w net.core.{sysctl}={})",
+                size.asked
             );
         }),
         Ok(_) => {}

@@ -38,31 +38,49 @@ impl Side {
     }
 }
 
+/// A socket buffer that was asked for, and what the kernel granted, both in the bytes the
+/// caller asked in (the kernel reports twice that, for its own overhead; halved here).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BufferSize {
+    /// The bytes asked for.
+    pub asked: usize,
+    /// The bytes granted.
+    pub granted: usize,
+}
+
+impl BufferSize {
+    /// Whether the kernel granted less than was asked: `net.core.rmem_max` or `wmem_max`
+    /// capped it, and the process may not pass the cap.
+    pub fn capped(&self) -> bool {
+        self.granted < self.asked
+    }
+}
+
 /// Asks for a receive buffer of `bytes` (`SO_RCVBUF`); where `net.core.rmem_max` caps it
-/// lower, tries `SO_RCVBUFFORCE`, which root (`CAP_NET_ADMIN`) may use past the cap. Returns
-/// the buffer the kernel set, as it counts it: twice what was asked, for its own overhead.
-pub fn set_recv_buffer(fd: impl AsFd, bytes: usize) -> io::Result<usize> {
+/// lower, tries `SO_RCVBUFFORCE`, which root (`CAP_NET_ADMIN`) may use past the cap.
+pub fn set_recv_buffer(fd: impl AsFd, bytes: usize) -> io::Result<BufferSize> {
     set_buffer(fd.as_fd(), Side::Receive, bytes)
 }
 
 /// [`set_recv_buffer`] for the send buffer: `SO_SNDBUF`, then `SO_SNDBUFFORCE` past
 /// `net.core.wmem_max`.
-pub fn set_send_buffer(fd: impl AsFd, bytes: usize) -> io::Result<usize> {
+pub fn set_send_buffer(fd: impl AsFd, bytes: usize) -> io::Result<BufferSize> {
     set_buffer(fd.as_fd(), Side::Send, bytes)
 }
 
-fn set_buffer(fd: BorrowedFd<'_>, side: Side, bytes: usize) -> io::Result<usize> {
+fn set_buffer(fd: BorrowedFd<'_>, side: Side, bytes: usize) -> io::Result<BufferSize> {
     let sock = socket2::SockRef::from(&fd);
     side.set(&sock, bytes)?;
     let got = side.get(&sock)?;
-    if got / 2 >= bytes {
-        return Ok(got);
+    let size = |kernel: usize| BufferSize { asked: bytes, granted: kernel / 2 };
+    if !size(got).capped() {
+        return Ok(size(got));
     }
     let asked = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
     match set_int_opt(fd, libc::SOL_SOCKET, side.force(), asked) {
-        Ok(()) => side.get(&sock),
+        Ok(()) => side.get(&sock).map(size),
         // Not privileged: the capped buffer is what there is.
-        Err(e) if e.raw_os_error() == Some(libc::EPERM) => Ok(got),
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => Ok(size(got)),
         Err(e) => Err(e),
     }
 }

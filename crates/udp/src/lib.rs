@@ -47,7 +47,7 @@ mod send;
 mod uring;
 
 pub use addr::RawAddr;
-pub use buffer::{queued_charge, set_recv_buffer, set_send_buffer};
+pub use buffer::{queued_charge, set_recv_buffer, set_send_buffer, BufferSize};
 pub use gso::{
     gso_runs, gso_segment_size, gso_supported, GsoRun, GsoRuns, GSO_MAX_BYTES_V4, GSO_MAX_BYTES_V6,
     GSO_MAX_SEGMENTS,

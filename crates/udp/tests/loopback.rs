@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use manifold_udp::{
     queued_charge, send_gso, send_to, set_gro, set_recv_buffer, set_rxq_ovfl, set_send_buffer,
-    Datagram, MmsgSender, RawAddr, RecvBatch, SendOutcome, UringSender,
+    BufferSize, Datagram, MmsgSender, RawAddr, RecvBatch, SendOutcome, UringSender,
 };
 
 fn socket() -> UdpSocket {
@@ -292,7 +292,7 @@ fn may_force_buffers() -> bool {
 }
 
 /// `set_recv_buffer` or `set_send_buffer`.
-type SetBuffer = fn(&UdpSocket, usize) -> io::Result<usize>;
+type SetBuffer = fn(&UdpSocket, usize) -> io::Result<BufferSize>;
 
 #[test]
 fn buffers_past_the_cap_are_forced_where_allowed() {
@@ -305,14 +305,18 @@ fn buffers_past_the_cap_are_forced_where_allowed() {
     for (sysctl, set) in sides {
         let max = cap(sysctl);
         let s = socket();
-        // Under the cap: exactly what was asked, doubled as the kernel counts it.
-        assert_eq!(set(&s, 16 * 1024).unwrap(), 32 * 1024, "{sysctl}");
+        // Under the cap: exactly what was asked (the kernel's doubled count, halved).
+        let small = set(&s, 16 * 1024).unwrap();
+        assert_eq!(small, BufferSize { asked: 16 * 1024, granted: 16 * 1024 }, "{sysctl}");
+        assert!(!small.capped());
         let past = max * 2;
         let got = set(&s, past).unwrap();
         if may_force_buffers() {
-            assert_eq!(got, 2 * past, "forced past net.core.{sysctl} ({max})");
+            assert_eq!(got.granted, past, "forced past net.core.{sysctl} ({max})");
+            assert!(!got.capped());
         } else {
-            assert_eq!(got, 2 * max, "capped at net.core.{sysctl}");
+            assert_eq!(got.granted, max, "capped at net.core.{sysctl}");
+            assert!(got.capped());
         }
     }
 }
