@@ -75,11 +75,7 @@ fn check(manifest: &str, role: &str) {
     assert_eq!(config.metrics_token, None, "{manifest}: the probes send no bearer token");
 
     // The relay takes it: same file, loopback addresses instead of the pod's.
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("manifold-deploy-{}-{role}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("relay.toml");
-    std::fs::write(&file, &toml_text).unwrap();
+    let file = common::config_file(&format!("deploy-{role}"), &toml_text);
     let metrics = free_port();
     let (metrics_arg, rtmp_arg) = (metrics.to_string(), free_port().to_string());
     let mut args = vec!["--config", file.to_str().unwrap(), "--cores", "1"];

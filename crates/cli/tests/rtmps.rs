@@ -28,7 +28,7 @@ fn setup(name: &str) -> PathBuf {
         dir.join("cert.pem"),
         dir.join("key.pem"),
     );
-    std::fs::write(dir.join("relay.toml"), config).unwrap();
+    common::config_in(&dir, &config);
     dir
 }
 

@@ -34,8 +34,7 @@ fn relay_with_tls(dir: &Path, extra: &str) -> (Relay, u16) {
         dir.join("cert.pem"),
         dir.join("key.pem"),
     );
-    let path = dir.join("relay.toml");
-    std::fs::write(&path, config).unwrap();
+    let path = common::config_in(dir, &config);
     let relay = Relay::start(&["--config", path.to_str().unwrap()]);
     // The synthetic source's first GOP.
     std::thread::sleep(Duration::from_millis(1200));

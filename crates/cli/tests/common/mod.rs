@@ -248,7 +248,13 @@ pub(crate) fn test_dir(name: &str) -> std::path::PathBuf {
 
 /// `toml` written as `relay.toml` in [`test_dir`]`(name)`: the file, for `--config`.
 pub(crate) fn config_file(name: &str, toml: &str) -> std::path::PathBuf {
-    let config = test_dir(name).join("relay.toml");
+    config_in(&test_dir(name), toml)
+}
+
+/// `toml` written as `relay.toml` in `dir` (which may hold its certificate): the file, for
+/// `--config`.
+pub(crate) fn config_in(dir: &std::path::Path, toml: &str) -> std::path::PathBuf {
+    let config = dir.join("relay.toml");
     std::fs::write(&config, toml).expect("write config");
     config
 }
