@@ -68,6 +68,8 @@ pub struct Health {
     pub timer_lag_max_us: u64,
     /// Packets the generator's sockets dropped for want of buffer (`SO_RXQ_OVFL`).
     pub rxq_drops: u64,
+    /// The longest its UDP sockets went between reads, milliseconds (0: none read on a grid).
+    pub udp_read_interval_max_ms: u64,
     /// The open-file budget.
     pub fd: FdBudget,
     /// Sessions not started because they would not fit.
@@ -133,6 +135,7 @@ impl Health {
             timer_lag_p99_us: lag_p99,
             timer_lag_max_us: lag_max,
             rxq_drops: c.rxq_drops,
+            udp_read_interval_max_ms: c.udp_read_interval_max_ms,
             fd,
             clipped: c.clipped,
             behind_schedule: c.behind_schedule,

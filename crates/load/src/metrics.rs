@@ -241,6 +241,11 @@ pub struct Counts {
     /// Absent from older hlogs.
     #[serde(default)]
     pub ssrc_changes: u64,
+    /// The longest a shard's UDP sockets went between two reads, milliseconds: the grid's
+    /// interval, or what `--udp-read-interval auto` reached. 0 when no socket was read on a
+    /// grid. The most over the shards, not a sum. Absent from older hlogs.
+    #[serde(default)]
+    pub udp_read_interval_max_ms: u64,
 }
 
 impl Counts {
@@ -263,6 +268,8 @@ impl Counts {
         self.counted_by_counter += o.counted_by_counter;
         self.foreign += o.foreign;
         self.ssrc_changes += o.ssrc_changes;
+        self.udp_read_interval_max_ms =
+            self.udp_read_interval_max_ms.max(o.udp_read_interval_max_ms);
     }
 }
 

@@ -576,13 +576,17 @@ impl Report {
         let _ = writeln!(
             out,
             "\ngenerator: {} cores, CPU {:.1}s ({:.0}% of its cores), timer lag p99 {:.2} ms max \
-             {:.2} ms, rxq drops {}, open files {} (fits {} sessions)",
+             {:.2} ms, rxq drops {}{}, open files {} (fits {} sessions)",
             h.shards,
             h.cpu_seconds,
             h.cpu_share * 100.0,
             h.timer_lag_p99_us as f64 / 1e3,
             h.timer_lag_max_us as f64 / 1e3,
             h.rxq_drops,
+            match h.udp_read_interval_max_ms {
+                0 => String::new(),
+                ms => format!(" (UDP reads up to {ms} ms apart)"),
+            },
             h.fd.soft,
             h.fd.fits
         );
@@ -644,9 +648,12 @@ mod tests {
     use crate::health::FdBudget;
 
     fn report(sources: Vec<String>) -> Report {
-        let m = Metrics::new();
+        report_of(&Metrics::new(), sources)
+    }
+
+    fn report_of(m: &Metrics, sources: Vec<String>) -> Report {
         let health = Health::assess(
-            &m,
+            m,
             1,
             Duration::ZERO,
             Duration::from_secs(1),
@@ -667,7 +674,23 @@ mod tests {
             tracks: 1,
             seed: 1,
         };
-        Report::build_with_counts_missing(config, &m, 1.0, health, &[], sources)
+        Report::build_with_counts_missing(config, m, 1.0, health, &[], sources)
+    }
+
+    #[test]
+    fn the_slowest_udp_read_interval_of_any_shard_is_reported() {
+        let generator_line = |r: &Report| {
+            r.table().lines().find(|l| l.starts_with("generator:")).unwrap().to_owned()
+        };
+        assert!(!generator_line(&report(Vec::new())).contains("UDP reads"), "none on a grid");
+        let (mut merged, mut slow) = (Metrics::new(), Metrics::new());
+        merged.counts.udp_read_interval_max_ms = 50;
+        slow.counts.udp_read_interval_max_ms = 200;
+        merged.merge(&slow);
+        merged.merge(&Metrics::new());
+        let r = report_of(&merged, Vec::new());
+        assert_eq!(r.health.udp_read_interval_max_ms, 200, "the most, not a sum");
+        assert!(generator_line(&r).contains("(UDP reads up to 200 ms apart)"), "{r:?}");
     }
 
     #[test]

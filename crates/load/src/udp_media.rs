@@ -184,6 +184,15 @@ impl UdpReading {
         }
     }
 
+    /// Takes in that sockets are now read on one tick in `every`, for the report's slowest
+    /// interval.
+    fn note_interval(&self, every: u32) {
+        let ms = u64::try_from(self.interval.as_millis()).unwrap_or(u64::MAX);
+        let counts = &mut self.metrics.borrow_mut().counts;
+        let slowest = ms.saturating_mul(u64::from(every));
+        counts.udp_read_interval_max_ms = counts.udp_read_interval_max_ms.max(slowest);
+    }
+
     /// Whether sockets go on the ring: they must then not coalesce (`UDP_GRO` off), as ring
     /// buffers hold one datagram.
     pub(crate) fn uses_ring(&self) -> bool {
@@ -307,6 +316,9 @@ pub(crate) async fn read_grid(reading: Rc<UdpReading>, stop: Rc<Cell<bool>>) {
 /// One tick with the ring: hands every completed receive to its session's sink; the
 /// datagrams taken, or `None` when the ring itself failed (no more media for this shard).
 fn poll_ring(reading: &UdpReading, ring: &RefCell<RecvRing>) -> Option<u64> {
+    if !reading.grid.borrow().is_empty() {
+        reading.note_interval(1);
+    }
     let mut grid = reading.grid.borrow_mut();
     let mut m = reading.metrics.borrow_mut();
     let (now, wall) = (Instant::now(), SystemTime::now());
@@ -341,17 +353,22 @@ fn read_tick(reading: &UdpReading, tick: u64, now: Instant) -> u64 {
     let mut m = reading.metrics.borrow_mut();
     let mut pace = reading.pace.borrow_mut();
     let drops_before = m.counts.rxq_drops;
-    let (mut packets, mut found) = (0, TickReading::default());
+    let (mut packets, mut found, mut read_any) = (0, TickReading::default(), false);
     for (key, on) in reading.grid.borrow_mut().iter_mut() {
         let Some(socket) = on.socket.as_ref() else { continue };
         if !pace.reads(*key, tick) {
             continue;
         }
+        read_any = true;
         let (taken, charge) = drain(&mut batch, socket, &mut on.sink, &mut m);
         packets += taken;
         found.fullest = found.fullest.max(charge as f64 / on.rcvbuf.max(1) as f64);
     }
     found.dropped = m.counts.rxq_drops > drops_before;
+    drop(m);
+    if read_any {
+        reading.note_interval(pace.every());
+    }
     if pace.handle_tick(now, found) {
         tracing::debug!(
             "UDP sockets now read every {} ms (fullest buffer {:.0}%{})",
@@ -473,6 +490,8 @@ mod tests {
             assert!(peers.iter().all(|p| queued(p) == 0), "tick {tick}: a socket was not read");
         }
         assert_eq!(reading.pace.borrow().every(), 2);
+        let slowest = || reading.metrics.borrow().counts.udp_read_interval_max_ms;
+        assert_eq!(slowest(), AUTO_STEP.as_millis() as u64, "no socket read at the new pace yet");
         // Now half the sockets a tick, in turn: the other half keep theirs until next tick.
         for _ in 0..4 {
             tick += 1;
@@ -483,6 +502,7 @@ mod tests {
                 assert_eq!(queued(p) == 0, read, "tick {tick}, socket {}", e.key);
             }
         }
+        assert_eq!(slowest(), 2 * AUTO_STEP.as_millis() as u64, "the report sees the pace");
         // One socket fills past half its buffer: at its turn, every socket every tick again.
         let full = &peers[(tick as usize + 1) % 2];
         while queued(full) < 70 * 1024 {
@@ -492,6 +512,7 @@ mod tests {
         read_tick(&reading, tick, at(tick));
         assert_eq!(queued(full), 0);
         assert_eq!(reading.pace.borrow().every(), 1);
+        assert_eq!(slowest(), 2 * AUTO_STEP.as_millis() as u64, "the slowest it reached");
         drop(entries);
         assert!(reading.grid.borrow().is_empty());
     }
