@@ -115,8 +115,9 @@ pub struct LoadArgs {
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub response_timeout: Duration,
 
-    /// A playing session that receives no media for this long (none at all after PLAY was
-    /// answered: `no_media`; none since the last packet: `stalled`) fails.
+    /// A playing session that receives no media for this long on any of its audio or video
+    /// tracks (none at all after PLAY was answered: `no_media`; none since the last packet:
+    /// `stalled`) fails.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub media_timeout: Duration,
 

@@ -351,7 +351,7 @@ async fn session(
     let mut decoder = Decoder::default();
     let mut out = Vec::with_capacity(1024);
     let mut ledger = RequestLedger::new();
-    let mut watch = MediaWatch::new(env.media_timeout);
+    let mut watch = MediaWatch::new(env.media_timeout, env.tracks.iter().map(|t| t.kind.as_str()));
     let mut alarm = env.alarms.alarm();
     let write_limit = env.config.response_timeout;
     let mut play_sent: Option<Instant> = None;
@@ -521,16 +521,16 @@ async fn session(
                     ));
                 }
                 if !closing {
-                    let latest =
-                        receivers.borrow().iter().filter_map(TrackReceiver::last_packet).max();
-                    if let Some(at) = latest {
-                        watch.media(at);
+                    for (track, rx) in receivers.borrow().iter().enumerate() {
+                        if let Some(at) = rx.last_packet() {
+                            watch.media(track, at);
+                        }
                     }
                     if let Some(fault) = watch.handle_timeout(now) {
                         for rx in receivers.borrow_mut().iter_mut() {
                             rx.deadline_missed();
                         }
-                        break 'run Err(media_failure(who, fault, env.media_timeout));
+                        break 'run Err(media_failure(who, fault, &env.tracks, env.media_timeout));
                     }
                 }
                 if !closing && now >= end_at {
@@ -693,19 +693,29 @@ async fn send_reports(
     Ok(())
 }
 
-fn media_failure(who: &Who<'_>, fault: MediaFault, timeout: Duration) -> Failure {
+fn media_failure(
+    who: &Who<'_>,
+    fault: MediaFault,
+    tracks: &[TrackInfo],
+    timeout: Duration,
+) -> Failure {
+    // Which track, when there is more than one to tell apart.
+    let on = |track: usize| match tracks.get(track) {
+        Some(t) if tracks.len() > 1 => format!(" on track {track} ({})", t.kind),
+        _ => String::new(),
+    };
     match fault {
-        MediaFault::NoMedia => who.fail(
+        MediaFault::NoMedia { track } => who.fail(
             ErrorKind::NoMedia,
             None,
             "server",
-            format!("no media within {:.1}s of PLAY's answer", timeout.as_secs_f64()),
+            format!("no media{} within {:.1}s of PLAY's answer", on(track), timeout.as_secs_f64()),
         ),
-        MediaFault::Stalled { silent_for } => who.fail(
+        MediaFault::Stalled { track, silent_for } => who.fail(
             ErrorKind::Stalled,
             None,
             "server",
-            format!("media stopped for {:.1}s", silent_for.as_secs_f64()),
+            format!("media{} stopped for {:.1}s", on(track), silent_for.as_secs_f64()),
         ),
     }
 }

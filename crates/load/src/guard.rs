@@ -12,37 +12,53 @@ use manifold_rtsp::Method;
 /// Why a playing session's media is not good enough.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MediaFault {
-    /// Nothing arrived within the deadline after PLAY was answered.
-    NoMedia,
-    /// Media arrived, then none for longer than the deadline.
+    /// Nothing arrived on `track` within the deadline after PLAY was answered.
+    NoMedia {
+        /// The silent track (its index in the SDP).
+        track: usize,
+    },
+    /// Media arrived on `track`, then none for longer than the deadline.
     Stalled {
+        /// The track (its index in the SDP).
+        track: usize,
         /// How long it had been silent when the deadline passed.
         silent_for: Duration,
     },
 }
 
-/// The media deadline of one session.
+/// The media deadline of one session, per track: a server that sends a presentation's audio
+/// but not its video is as broken as one that sends nothing.
+///
+/// Only audio and video tracks are held to the deadline when there are any: other tracks
+/// (ONVIF metadata, text) may send only on events. A presentation of none of those kinds has
+/// every track held to it.
 ///
 /// # Drain contract
 ///
 /// * Call [`play_answered`](Self::play_answered) once PLAY is answered, and
-///   [`media`](Self::media) with the latest arrival whenever it is known (it need not be told
-///   of every packet: the latest arrival is enough).
-/// * Wake at [`poll_timeout`](Self::poll_timeout); first tell it the latest arrival, then call
-///   [`handle_timeout`](Self::handle_timeout): a fault ends the session.
+///   [`media`](Self::media) with a track's latest arrival whenever it is known (it need not
+///   be told of every packet: the latest arrival is enough).
+/// * Wake at [`poll_timeout`](Self::poll_timeout); first tell it the latest arrivals, then
+///   call [`handle_timeout`](Self::handle_timeout): a fault ends the session.
 /// * [`stop`](Self::stop) when the session starts closing: no deadline applies after it.
 #[derive(Debug, Clone)]
 pub struct MediaWatch {
     timeout: Duration,
     play_answered: Option<Instant>,
-    last_media: Option<Instant>,
+    /// Per track, in SDP order: whether the deadline applies to it, and its latest arrival.
+    tracks: Vec<(bool, Option<Instant>)>,
     stopped: bool,
 }
 
 impl MediaWatch {
-    /// A watch whose deadline is `timeout` without media.
-    pub fn new(timeout: Duration) -> MediaWatch {
-        MediaWatch { timeout, play_answered: None, last_media: None, stopped: false }
+    /// A watch whose deadline is `timeout` without media, for tracks of these SDP media
+    /// kinds (`video`, `audio`, `application`, ...), in SDP order.
+    pub fn new<'a>(timeout: Duration, kinds: impl IntoIterator<Item = &'a str>) -> MediaWatch {
+        let kinds: Vec<&str> = kinds.into_iter().collect();
+        let av = |k: &str| k.eq_ignore_ascii_case("video") || k.eq_ignore_ascii_case("audio");
+        let any_av = kinds.iter().any(|k| av(k));
+        let tracks = kinds.iter().map(|k| (!any_av || av(k), None)).collect();
+        MediaWatch { timeout, play_answered: None, tracks, stopped: false }
     }
 
     /// PLAY was answered at `now` (later calls keep the first).
@@ -50,9 +66,12 @@ impl MediaWatch {
         self.play_answered.get_or_insert(now);
     }
 
-    /// Media arrived at `at` (earlier times than one already known are ignored).
-    pub fn media(&mut self, at: Instant) {
-        self.last_media = Some(self.last_media.map_or(at, |l| l.max(at)));
+    /// Media arrived on `track` at `at` (earlier times than one already known, and tracks
+    /// the SDP did not have, are ignored).
+    pub fn media(&mut self, track: usize, at: Instant) {
+        if let Some((_, last)) = self.tracks.get_mut(track) {
+            *last = Some(last.map_or(at, |l| l.max(at)));
+        }
     }
 
     /// No deadline from now on (the session is closing).
@@ -60,28 +79,41 @@ impl MediaWatch {
         self.stopped = true;
     }
 
-    /// When the deadline passes if no more media arrives; `None` before PLAY is answered or
-    /// once stopped.
+    /// When the first deadline passes if no more media arrives; `None` before PLAY is
+    /// answered, once stopped, or with no track held to it.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        self.due().map(|(_, due, _)| due)
+    }
+
+    /// The fault, if a track's deadline has passed at `now` (the first track's that did).
+    pub fn handle_timeout(&self, now: Instant) -> Option<MediaFault> {
+        let (track, due, last) = self.due()?;
+        if now < due {
+            return None;
+        }
+        Some(match last {
+            None => MediaFault::NoMedia { track },
+            Some(last) => {
+                MediaFault::Stalled { track, silent_for: now.saturating_duration_since(last) }
+            }
+        })
+    }
+
+    /// The held track whose deadline comes first: its index, the deadline and its latest
+    /// arrival.
+    fn due(&self) -> Option<(usize, Instant, Option<Instant>)> {
         if self.stopped {
             return None;
         }
         let play = self.play_answered?;
-        // Media that came before PLAY's answer (allowed by RFC 2326) does not move the
-        // deadline earlier than PLAY plus the timeout.
-        Some(self.last_media.map_or(play, |m| m.max(play)) + self.timeout)
-    }
-
-    /// The fault, if the deadline has passed at `now`.
-    pub fn handle_timeout(&self, now: Instant) -> Option<MediaFault> {
-        let due = self.poll_timeout()?;
-        if now < due {
-            return None;
-        }
-        Some(match self.last_media {
-            None => MediaFault::NoMedia,
-            Some(last) => MediaFault::Stalled { silent_for: now.saturating_duration_since(last) },
-        })
+        self.tracks
+            .iter()
+            .enumerate()
+            .filter(|(_, (held, _))| *held)
+            // Media that came before PLAY's answer (allowed by RFC 2326) does not move the
+            // deadline earlier than PLAY plus the timeout.
+            .map(|(i, &(_, last))| (i, last.map_or(play, |m| m.max(play)) + self.timeout, last))
+            .min_by_key(|&(i, due, _)| (due, i))
     }
 }
 
@@ -190,41 +222,87 @@ mod tests {
     #[test]
     fn silence_after_play_is_no_media_at_the_deadline() {
         let t0 = Instant::now();
-        let mut w = MediaWatch::new(5 * S);
+        let mut w = MediaWatch::new(5 * S, ["video"]);
         assert_eq!(w.poll_timeout(), None, "no deadline before PLAY");
         w.play_answered(t0);
         assert_eq!(w.poll_timeout(), Some(t0 + 5 * S));
         assert_eq!(w.handle_timeout(t0 + 4 * S), None);
-        assert_eq!(w.handle_timeout(t0 + 5 * S), Some(MediaFault::NoMedia));
+        assert_eq!(w.handle_timeout(t0 + 5 * S), Some(MediaFault::NoMedia { track: 0 }));
     }
 
     #[test]
     fn media_that_stops_is_stalled_and_steady_media_never_is() {
         let t0 = Instant::now();
-        let mut w = MediaWatch::new(2 * S);
+        let mut w = MediaWatch::new(2 * S, ["video"]);
         w.play_answered(t0);
         for ms in (10..10_000).step_by(40) {
             let at = t0 + Duration::from_millis(ms);
-            w.media(at);
+            w.media(0, at);
             assert_eq!(w.handle_timeout(at), None);
         }
         let last = t0 + Duration::from_millis(9_970);
         assert_eq!(w.poll_timeout(), Some(last + 2 * S));
         assert_eq!(w.handle_timeout(last + S), None);
-        assert_eq!(w.handle_timeout(last + 2 * S), Some(MediaFault::Stalled { silent_for: 2 * S }));
+        let stalled = MediaFault::Stalled { track: 0, silent_for: 2 * S };
+        assert_eq!(w.handle_timeout(last + 2 * S), Some(stalled));
     }
 
     #[test]
     fn media_before_the_play_answer_counts_and_closing_stops_the_watch() {
         let t0 = Instant::now();
-        let mut w = MediaWatch::new(S);
-        w.media(t0);
+        let mut w = MediaWatch::new(S, ["video"]);
+        w.media(0, t0);
         w.play_answered(t0 + S / 2);
         assert_eq!(w.poll_timeout(), Some(t0 + S / 2 + S));
         assert!(matches!(w.handle_timeout(t0 + 2 * S), Some(MediaFault::Stalled { .. })));
         w.stop();
         assert_eq!(w.poll_timeout(), None);
         assert_eq!(w.handle_timeout(t0 + 10 * S), None);
+    }
+
+    #[test]
+    fn every_audio_and_video_track_is_held_to_the_deadline_on_its_own() {
+        let t0 = Instant::now();
+        // Audio keeps coming, video never does: the session is no better than a silent one.
+        let mut w = MediaWatch::new(5 * S, ["video", "audio"]);
+        w.play_answered(t0);
+        for ms in (20..6_000).step_by(20) {
+            w.media(1, t0 + Duration::from_millis(ms));
+        }
+        assert_eq!(w.poll_timeout(), Some(t0 + 5 * S));
+        assert_eq!(w.handle_timeout(t0 + 5 * S), Some(MediaFault::NoMedia { track: 0 }));
+        // Both came, then the audio stopped while the video went on.
+        let mut w = MediaWatch::new(2 * S, ["video", "audio"]);
+        w.play_answered(t0);
+        w.media(1, t0 + S);
+        for ms in (40..8_000).step_by(40) {
+            w.media(0, t0 + Duration::from_millis(ms));
+        }
+        assert_eq!(w.poll_timeout(), Some(t0 + 3 * S), "the audio's deadline comes first");
+        let stalled = MediaFault::Stalled { track: 1, silent_for: 2 * S };
+        assert_eq!(w.handle_timeout(t0 + 3 * S), Some(stalled));
+        // A track the SDP did not have changes nothing.
+        w.media(7, t0 + 10 * S);
+        assert_eq!(w.poll_timeout(), Some(t0 + 3 * S));
+    }
+
+    #[test]
+    fn event_tracks_beside_audio_or_video_are_not_held_and_alone_they_are() {
+        let t0 = Instant::now();
+        // ONVIF metadata beside video sends only on events.
+        let mut w = MediaWatch::new(S, ["video", "application"]);
+        w.play_answered(t0);
+        for ms in (40..5_000).step_by(40) {
+            w.media(0, t0 + Duration::from_millis(ms));
+            assert_eq!(w.handle_timeout(t0 + Duration::from_millis(ms)), None);
+        }
+        // A presentation with no audio or video: its tracks are what there is to wait for.
+        let mut w = MediaWatch::new(S, ["application"]);
+        w.play_answered(t0);
+        assert_eq!(w.handle_timeout(t0 + S), Some(MediaFault::NoMedia { track: 0 }));
+        let mut w = MediaWatch::new(S, []);
+        w.play_answered(t0);
+        assert_eq!(w.poll_timeout(), None, "no track, no deadline");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! A wrong "pass" is the worst bug a load tester can have: small RTSP servers on 127.0.0.1,
 //! each misbehaving in one way (silent after PLAY, stalling mid-stream, answering with wrong
-//! CSeqs, sending from a foreign port, never answering TEARDOWN, switching SSRC), and the
+//! CSeqs, sending from a foreign port, never answering TEARDOWN, switching SSRC, sending one
+//! track of two), and the
 //! counts and exit code (99) the generator must give against each. Every run is a few seconds.
 // Tests may unwrap: a panic here is a failed test, not a crashed generator.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -39,7 +40,21 @@ enum Fault {
     NoTeardownAnswer,
     /// Switches to a new SSRC (and sequence numbers far away) after this long.
     SwitchSsrcAfter(Duration),
+    /// Describes video and audio, and sends nothing on this track (0 video, 1 audio).
+    SilentTrack(usize),
 }
+
+impl Fault {
+    /// Whether the presentation has an audio track beside the video.
+    fn with_audio(self) -> bool {
+        matches!(self, Fault::SilentTrack(_))
+    }
+}
+
+/// The audio track's SDP section: AAC, 48 kHz.
+const AUDIO_SECTION: &str = "m=audio 0 RTP/AVP 97\r\na=rtpmap:97 MPEG4-GENERIC/48000/2\r\n\
+    a=fmtp:97 streamtype=5;profile-level-id=1;mode=AAC-hbr;sizelength=13;indexlength=3;\
+    indexdeltalength=3;config=1190\r\na=control:stream=1\r\n";
 
 /// The first sequence number of every session's stream, announced in RTP-Info.
 const FIRST_SEQ: u16 = 1000;
@@ -53,8 +68,14 @@ enum Sink {
     Interleaved(Arc<Mutex<TcpStream>>, u8),
 }
 
-/// Sends the session's stream until `stop`, misbehaving as `fault` says.
-fn send_media(sink: Sink, fault: Fault, stop: Arc<AtomicBool>, media: Arc<UdpSocket>) {
+/// Sends track `track`'s stream until `stop`, misbehaving as `fault` says.
+fn send_media(
+    track: usize,
+    sink: Sink,
+    fault: Fault,
+    stop: Arc<AtomicBool>,
+    media: Arc<UdpSocket>,
+) {
     let foreign = UdpSocket::bind("127.0.0.1:0").unwrap();
     let t0 = Instant::now();
     let mut buf = Vec::new();
@@ -70,6 +91,7 @@ fn send_media(sink: Sink, fault: Fault, stop: Arc<AtomicBool>, media: Arc<UdpSoc
         }
         match fault {
             Fault::Silent | Fault::WrongCseq => continue,
+            Fault::SilentTrack(silent) if silent == track => continue,
             Fault::StallAfter(d) if t0.elapsed() >= d => continue,
             Fault::SwitchSsrcAfter(d) if !switched && t0.elapsed() >= d => {
                 switched = true;
@@ -80,8 +102,13 @@ fn send_media(sink: Sink, fault: Fault, stop: Arc<AtomicBool>, media: Arc<UdpSoc
         }
         buf.clear();
         let ts = RtpTime((n * 90_000 / RATE) as u32);
-        RtpBuilder::new(96, seq, ts, ssrc)
-            .payload(&[0x41, 1, 2, 3])
+        let (pt, payload): (u8, &[u8]) = match track {
+            0 => (96, &[0x41, 1, 2, 3]),
+            // One AU header (16 bits: size 4, index 0), then the AU.
+            _ => (97, &[0, 16, 0, 4 << 3, 1, 2, 3, 4]),
+        };
+        RtpBuilder::new(pt, seq, ts, Ssrc(ssrc.0 + track as u32))
+            .payload(payload)
             .write_to_vec(&mut buf)
             .unwrap();
         seq = seq.wrapping_add(1);
@@ -116,7 +143,8 @@ fn serve_connection(conn: TcpStream, sdp: String, fault: Fault) {
     let writer = Arc::new(Mutex::new(conn.try_clone().unwrap()));
     let peer_ip = conn.peer_addr().unwrap().ip();
     let mut conn = conn;
-    let mut sink = None;
+    // One per track set up, in SETUP order (the SDP's).
+    let mut sinks = Vec::new();
     let stop = Arc::new(AtomicBool::new(false));
     let mut requests = common::Requests::default();
     while let Some(req) = requests.next(&mut conn) {
@@ -132,9 +160,9 @@ fn serve_connection(conn: TcpStream, sdp: String, fault: Fault) {
                         if let Some(p) = spec.client_port {
                             spec.server_port =
                                 Some(PortRange { first: media_port, last: media_port + 1 });
-                            sink = Some(Sink::Udp(SocketAddr::new(peer_ip, p.first)));
+                            sinks.push(Sink::Udp(SocketAddr::new(peer_ip, p.first)));
                         } else if let Some(ch) = spec.interleaved {
-                            sink = Some(Sink::Interleaved(writer.clone(), ch.first.0));
+                            sinks.push(Sink::Interleaved(writer.clone(), ch.first.0));
                         }
                         Transport::single(spec).set_in(&mut resp.headers);
                         resp.headers.append("Session", "4711;timeout=60");
@@ -144,14 +172,16 @@ fn serve_connection(conn: TcpStream, sdp: String, fault: Fault) {
             }
             Method::Play => {
                 resp.headers.append("Session", "4711");
-                resp.headers
-                    .append("RTP-Info", format!("url={}/stream=0;seq={FIRST_SEQ}", req.uri));
+                let info: Vec<String> = (0..sinks.len())
+                    .map(|t| format!("url={}/stream={t};seq={FIRST_SEQ}", req.uri))
+                    .collect();
+                resp.headers.append("RTP-Info", info.join(","));
                 if fault == Fault::WrongCseq {
                     cseq += 100;
                 }
-                if let Some(sink) = sink.clone() {
+                for (track, sink) in sinks.iter().cloned().enumerate() {
                     let (stop, media) = (stop.clone(), media.clone());
-                    std::thread::spawn(move || send_media(sink, fault, stop, media));
+                    std::thread::spawn(move || send_media(track, sink, fault, stop, media));
                 }
             }
             Method::Teardown if fault == Fault::NoTeardownAnswer => continue,
@@ -174,7 +204,10 @@ fn serve_connection(conn: TcpStream, sdp: String, fault: Fault) {
 /// Starts a server with `fault`; returns its port.
 fn start_server(fault: Fault) -> u16 {
     let s = SyntheticStream::new(StreamConfig::default()).unwrap();
-    let media = s.sdp().media_section(0, Some("stream=0"));
+    let mut media = s.sdp().media_section(0, Some("stream=0"));
+    if fault.with_audio() {
+        media.push_str(AUDIO_SECTION);
+    }
     let sdp = format!(
         "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=misbehaving\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n{media}"
     );
@@ -326,4 +359,28 @@ fn an_ssrc_switch_is_reported_and_not_taken_for_loss() {
     let passed: Vec<bool> = r.thresholds.iter().map(|v| v.passed).collect();
     assert_eq!(passed, [false, true], "the switch shows; loss does not");
     assert_eq!(outcome.exit_code(), 99);
+}
+
+#[test]
+fn a_track_without_media_fails_its_session_though_the_other_track_flows() {
+    // Video silent while audio flows, and the other way round: a player would show a black
+    // picture, or play no sound.
+    for (silent, kind) in [(0, "video"), (1, "audio")] {
+        let outcome = run(
+            Fault::SilentTrack(silent),
+            TransportChoice::Mix(50.0),
+            &["errors.no_media<1", "loss.ratio<0.001"],
+        );
+        let r = &outcome.report;
+        assert_eq!(r.config.tracks, 2);
+        assert_eq!(r.sessions.played, 4, "{kind}: {:?}", r.errors.samples);
+        assert_eq!(r.errors.by_kind.get("no_media"), Some(&4), "{kind}: {:?}", r.errors);
+        assert_eq!(r.errors.total, 4);
+        let said = format!("no media on track {silent} ({kind}) within 1.0s");
+        assert!(r.errors.samples.iter().all(|s| s.contains(&said)), "{:?}", r.errors.samples);
+        assert!(r.media.packets >= 4 * 50, "the other track's packets {}", r.media.packets);
+        assert!(r.media.lost >= 4, "{kind}: the silent track's announced packet, per session");
+        assert!(r.thresholds.iter().all(|v| v.judged && !v.passed), "{:?}", r.thresholds);
+        assert_eq!(outcome.exit_code(), 99);
+    }
 }
