@@ -320,7 +320,13 @@ async fn session(
     let mut session = ClientSession::new(config);
 
     let receivers: Receivers = Rc::new(RefCell::new(
-        env.tracks.iter().map(|t| TrackReceiver::new(t.clock_rate, t.codec, t.stamp_ids)).collect(),
+        env.tracks
+            .iter()
+            .map(|t| {
+                TrackReceiver::new(t.clock_rate, t.codec, t.stamp_ids)
+                    .with_payload_types(t.payload_types)
+            })
+            .collect(),
     ));
     // RTCP sockets stay bound (the ports are ours) until the session ends.
     let mut rtcp_sockets = Vec::with_capacity(pairs.len());

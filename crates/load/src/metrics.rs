@@ -241,6 +241,10 @@ pub struct Counts {
     /// Absent from older hlogs.
     #[serde(default)]
     pub ssrc_changes: u64,
+    /// RTP packets of a payload type the SDP did not give their track: players drop them, so
+    /// they are not counted as packets nor fed to the statistics. Absent from older hlogs.
+    #[serde(default)]
+    pub wrong_payload_type: u64,
     /// The longest a shard's UDP sockets went between two reads, milliseconds: the grid's
     /// interval, or what `--udp-read-interval auto` reached. 0 when no socket was read on a
     /// grid. The most over the shards, not a sum. Absent from older hlogs.
@@ -268,6 +272,7 @@ impl Counts {
         self.counted_by_counter += o.counted_by_counter;
         self.foreign += o.foreign;
         self.ssrc_changes += o.ssrc_changes;
+        self.wrong_payload_type += o.wrong_payload_type;
         self.udp_read_interval_max_ms =
             self.udp_read_interval_max_ms.max(o.udp_read_interval_max_ms);
     }

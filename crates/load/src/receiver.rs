@@ -19,6 +19,7 @@ use manifold_rtp::ntp::NtpTime;
 use manifold_rtp::packet::RtpPacket;
 use manifold_rtp::rtcp::ReportBlock;
 use manifold_rtp::stats::{ReceiverStats, MAX_DROPOUT, MAX_MISORDER};
+use manifold_rtp::track::PayloadTypes;
 use manifold_rtp::Ssrc;
 use manifold_synth::{ExtensionIds, Stamps};
 
@@ -114,6 +115,8 @@ impl CounterTrack {
 pub struct TrackReceiver {
     clock_rate: u32,
     codec: Option<Codec>,
+    /// The payload types the SDP gave the track; packets of others are dropped, as players do.
+    payload_types: PayloadTypes,
     ids: ExtensionIds,
     /// The current source's sequence statistics.
     stats: Option<ReceiverStats>,
@@ -148,6 +151,7 @@ impl TrackReceiver {
         TrackReceiver {
             clock_rate: clock_rate.max(1),
             codec,
+            payload_types: PayloadTypes::ANY,
             ids,
             stats: None,
             previous: None,
@@ -167,6 +171,14 @@ impl TrackReceiver {
         }
     }
 
+    /// Takes only packets of these payload types (by default any): players drop the others
+    /// (ffmpeg, live555 and GStreamer alike), so they are counted as `wrong_payload_type`
+    /// and are not media.
+    pub fn with_payload_types(mut self, payload_types: PayloadTypes) -> TrackReceiver {
+        self.payload_types = payload_types;
+        self
+    }
+
     /// Records the wall time PLAY was sent. End-to-end latency of packets captured before it
     /// (a server's GOP cache replaying the latest keyframe) goes to `e2e_cached`, not `e2e`.
     pub fn play_sent(&mut self, at: NtpTime) {
@@ -175,7 +187,8 @@ impl TrackReceiver {
 
     /// Takes one datagram (or interleaved payload) that arrived at `arrival` (monotonic) and
     /// `arrival_ntp` (wall clock, for end-to-end latency against the capture-time stamp).
-    /// Returns `false` when it is not an RTP packet (counted as malformed).
+    /// Returns `false` when it is not an RTP packet (counted as malformed) or not of the
+    /// track's payload types (counted as `wrong_payload_type`).
     pub fn handle_packet(
         &mut self,
         arrival: Instant,
@@ -187,6 +200,10 @@ impl TrackReceiver {
             metrics.counts.malformed += 1;
             return false;
         };
+        if !self.payload_types.contains(packet.payload_type()) {
+            metrics.counts.wrong_payload_type += 1;
+            return false;
+        }
         metrics.counts.packets += 1;
         metrics.counts.bytes += datagram.len() as u64;
         self.packets += 1;

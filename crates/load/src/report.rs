@@ -114,6 +114,9 @@ pub struct Media {
     pub foreign: u64,
     /// Times a track's SSRC changed mid-session.
     pub ssrc_changes: u64,
+    /// RTP packets of a payload type the SDP did not give their track (players drop them):
+    /// not counted as packets.
+    pub wrong_payload_type: u64,
     /// Packets whose loss accounting used the packet-counter extension (the rest used RTP
     /// sequence numbers).
     pub counted_by_counter: u64,
@@ -333,6 +336,7 @@ impl Report {
             malformed: c.malformed,
             foreign: c.foreign,
             ssrc_changes: c.ssrc_changes,
+            wrong_payload_type: c.wrong_payload_type,
             counted_by_counter: c.counted_by_counter,
             packets_per_s: c.packets as f64 / secs,
             bits_per_s: c.bytes as f64 * 8.0 / secs,
@@ -389,7 +393,8 @@ impl Report {
 
     /// A plain value by name, for thresholds: `errors`, `errors.<kind>`, `errors.<status>`,
     /// `sessions.{scheduled,started,ok,failed,played,cut_by_hold}`, `behind_schedule`, `clipped`,
-    /// `loss` (count), `loss.ratio`, `duplicates`, `reordered`, `foreign`, `ssrc_changes`, `packets`, `bytes`,
+    /// `loss` (count), `loss.ratio`, `duplicates`, `reordered`, `foreign`, `ssrc_changes`,
+    /// `wrong_payload_type`, `packets`, `bytes`,
     /// `packets_per_s`, `bits_per_s`, `setups_per_s`, `rxq_drops`, `generator_limited` (0/1),
     /// `cpu` (share of the shards' cores); with `--server-pid`, the `server.*` figures (see
     /// [`SERVER_VALUE_NAMES`]; `None` without it, or when a process went away mid-run). `None`
@@ -428,6 +433,7 @@ impl Report {
             "reordered" => m.reordered as f64,
             "foreign" => m.foreign as f64,
             "ssrc_changes" => m.ssrc_changes as f64,
+            "wrong_payload_type" => m.wrong_payload_type as f64,
             "packets" => m.packets as f64,
             "bytes" => m.bytes as f64,
             "packets_per_s" => m.packets_per_s,
@@ -515,7 +521,7 @@ impl Report {
             let _ = writeln!(
                 out,
                 "media: {} packets, {} bytes ({:.0} pkt/s, {:.2} Mbit/s), lost {} ({:.4}%), \
-                 duplicates {}, reordered {}, malformed {}, foreign {}, SSRC changes {}",
+                 duplicates {}, reordered {}, malformed {}, foreign {}, SSRC changes {}{}",
                 m.packets,
                 m.bytes,
                 m.packets_per_s,
@@ -526,7 +532,11 @@ impl Report {
                 m.reordered,
                 m.malformed,
                 m.foreign,
-                m.ssrc_changes
+                m.ssrc_changes,
+                match m.wrong_payload_type {
+                    0 => String::new(),
+                    n => format!(", wrong payload type {n}"),
+                }
             );
         } else {
             let _ = writeln!(

@@ -6,7 +6,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use manifold_rtp::codec::Codec;
-use manifold_rtp::track::TrackFormat;
+use manifold_rtp::track::{PayloadTypes, TrackFormat};
 use manifold_rtsp::auth::Credentials;
 use manifold_rtsp::codec::{write_request, Decoder, Item};
 use manifold_rtsp::session::client::{ClientConfig, ClientError, ClientEvent, ClientSession};
@@ -101,6 +101,8 @@ pub struct TrackInfo {
     pub clock_rate: u32,
     /// The codec, when it is one whose keyframes we can see ([`TrackFormat`]'s rule).
     pub codec: Option<Codec>,
+    /// The payload types the track may carry ([`TrackFormat`]'s): players drop others.
+    pub payload_types: PayloadTypes,
     /// Header extension ids of the capture-time and packet-counter stamps, from the SDP's
     /// `a=extmap` (the synthetic source's defaults when it has none).
     pub stamp_ids: ExtensionIds,
@@ -125,6 +127,7 @@ pub fn tracks_of(sdp: &Sdp) -> Vec<TrackInfo> {
                 kind: m.kind().to_owned(),
                 clock_rate: format.clock_rate,
                 codec: format.codec,
+                payload_types: format.payload_types,
                 stamp_ids,
             }
         })

@@ -17,7 +17,7 @@ use crate::quantity::parse_duration;
 
 /// The plain values thresholds can name (see `Report::value`); besides these,
 /// `errors.<kind>` and `errors.<status code>`.
-pub const VALUE_NAMES: [&str; 24] = [
+pub const VALUE_NAMES: [&str; 25] = [
     "errors",
     "sessions.scheduled",
     "sessions.started",
@@ -34,6 +34,7 @@ pub const VALUE_NAMES: [&str; 24] = [
     "reordered",
     "foreign",
     "ssrc_changes",
+    "wrong_payload_type",
     "packets",
     "bytes",
     "packets_per_s",

@@ -1,7 +1,7 @@
 //! A wrong "pass" is the worst bug a load tester can have: small RTSP servers on 127.0.0.1,
 //! each misbehaving in one way (silent after PLAY, stalling mid-stream, answering with wrong
 //! CSeqs, sending from a foreign port, never answering TEARDOWN, switching SSRC, sending one
-//! track of two), and the
+//! track of two, sending a payload type the SDP did not give), and the
 //! counts and exit code (99) the generator must give against each. Every run is a few seconds.
 // Tests may unwrap: a panic here is a failed test, not a crashed generator.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -42,6 +42,8 @@ enum Fault {
     SwitchSsrcAfter(Duration),
     /// Describes video and audio, and sends nothing on this track (0 video, 1 audio).
     SilentTrack(usize),
+    /// Sends its video with payload type 99 where the SDP says 96.
+    WrongPayloadType,
 }
 
 impl Fault {
@@ -103,6 +105,7 @@ fn send_media(
         buf.clear();
         let ts = RtpTime((n * 90_000 / RATE) as u32);
         let (pt, payload): (u8, &[u8]) = match track {
+            0 if fault == Fault::WrongPayloadType => (99, &[0x41, 1, 2, 3]),
             0 => (96, &[0x41, 1, 2, 3]),
             // One AU header (16 bits: size 4, index 0), then the AU.
             _ => (97, &[0, 16, 0, 4 << 3, 1, 2, 3, 4]),
@@ -383,4 +386,20 @@ fn a_track_without_media_fails_its_session_though_the_other_track_flows() {
         assert!(r.thresholds.iter().all(|v| v.judged && !v.passed), "{:?}", r.thresholds);
         assert_eq!(outcome.exit_code(), 99);
     }
+}
+
+#[test]
+fn packets_of_a_payload_type_the_sdp_did_not_give_are_not_media() {
+    // ffmpeg, live555 and GStreamer drop them: their viewers would see nothing.
+    let outcome =
+        run(Fault::WrongPayloadType, TransportChoice::Mix(50.0), &["wrong_payload_type<1"]);
+    let r = &outcome.report;
+    assert_eq!(r.errors.by_kind.get("no_media"), Some(&4), "{:?}", r.errors);
+    assert_eq!(r.media.packets, 0);
+    assert!(r.media.wrong_payload_type >= 4 * 50, "{:?}", r.media);
+    assert!(r.table().contains(&format!("wrong payload type {}", r.media.wrong_payload_type)));
+    let json: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+    assert_eq!(json["media"]["wrong_payload_type"], r.media.wrong_payload_type);
+    assert!(r.thresholds.iter().all(|v| v.judged && !v.passed), "{:?}", r.thresholds);
+    assert_eq!(outcome.exit_code(), 99);
 }

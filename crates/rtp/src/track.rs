@@ -1,5 +1,6 @@
-//! What an SDP media section says about the RTP stream it describes: its payload type,
-//! encoding, clock rate and, for H.264/H.265, the [`Codec`] whose keyframes can be found.
+//! What an SDP media section says about the RTP stream it describes: its payload type (and
+//! every one it may carry), encoding, clock rate and, for H.264/H.265, the [`Codec`] whose
+//! keyframes can be found.
 //!
 //! The relay (publishers, pulls, raw RTP ingest) and the load generator all turn a described
 //! presentation into tracks; they read each media section here, so that the relay's GOP cache
@@ -36,6 +37,41 @@ pub struct TrackFormat {
     pub clock_rate: u32,
     /// The codec whose keyframes [`crate::codec`] can find, if the encoding is one.
     pub codec: Option<Codec>,
+    /// Every payload type the section lists: its `m=` line's and its `a=rtpmap`s' (a sender
+    /// may switch among them). Players drop packets of any other (ffmpeg, live555 and
+    /// GStreamer alike); any is allowed when the section names none.
+    pub payload_types: PayloadTypes,
+}
+
+/// A set of RTP payload types (0–127).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PayloadTypes(u128);
+
+impl PayloadTypes {
+    /// Every payload type.
+    pub const ANY: PayloadTypes = PayloadTypes(u128::MAX);
+
+    /// These payload types (values of 128 and above are not payload types and are left out);
+    /// [`PayloadTypes::ANY`] when there are none.
+    pub fn of(types: impl IntoIterator<Item = u8>) -> PayloadTypes {
+        let bits = types.into_iter().filter(|pt| *pt < 128).fold(0u128, |b, pt| b | 1 << pt);
+        if bits == 0 {
+            PayloadTypes::ANY
+        } else {
+            PayloadTypes(bits)
+        }
+    }
+
+    /// Whether `payload_type` is in the set.
+    pub fn contains(self, payload_type: u8) -> bool {
+        payload_type < 128 && self.0 & 1 << payload_type != 0
+    }
+}
+
+impl Default for PayloadTypes {
+    fn default() -> PayloadTypes {
+        PayloadTypes::ANY
+    }
 }
 
 impl TrackFormat {
@@ -58,7 +94,15 @@ impl TrackFormat {
             None => (None, DEFAULT_CLOCK_RATE),
         };
         let codec = encoding.as_deref().and_then(Codec::from_encoding_name);
-        TrackFormat { payload_type, encoding, clock_rate, codec }
+        let listed =
+            media.media_line().payload_types().chain(media.rtpmaps().map(|r| r.payload_type));
+        TrackFormat {
+            payload_type,
+            encoding,
+            clock_rate,
+            codec,
+            payload_types: PayloadTypes::of(listed),
+        }
     }
 
     /// The formats of every media section of `sdp`, in order.
@@ -160,10 +204,32 @@ mod tests {
         let f = formats("m=video 0 RTP/AVP 96\r\nm=application 0 TCP/WSS *\r\n");
         assert_eq!(
             f[0],
-            TrackFormat { payload_type: Some(96), encoding: None, clock_rate: 90_000, codec: None }
+            TrackFormat {
+                payload_type: Some(96),
+                encoding: None,
+                clock_rate: 90_000,
+                codec: None,
+                payload_types: PayloadTypes::of([96]),
+            }
         );
         assert_eq!(f[1].payload_type, None);
         assert_eq!(f[1].clock_rate, 90_000);
+    }
+
+    #[test]
+    fn the_payload_types_a_section_may_carry_are_its_m_lines_and_rtpmaps() {
+        let f = formats(
+            "m=audio 0 RTP/AVP 97 101\r\na=rtpmap:97 opus/48000/2\r\n\
+             a=rtpmap:101 telephone-event/48000\r\nm=video 0 RTP/AVP\r\na=rtpmap:96 H264/90000\r\n\
+             m=video 0 RTP/AVP\r\n",
+        );
+        let pts = f[0].payload_types;
+        assert!(pts.contains(97) && pts.contains(101));
+        assert!(!pts.contains(96) && !pts.contains(0) && !pts.contains(127) && !pts.contains(200));
+        assert_eq!(f[1].payload_types, PayloadTypes::of([96]), "the rtpmap's, without an m= list");
+        assert_eq!(f[2].payload_types, PayloadTypes::ANY, "a section naming none allows any");
+        assert!((0..128).all(|pt| PayloadTypes::ANY.contains(pt)));
+        assert_eq!(PayloadTypes::of([200]), PayloadTypes::ANY, "not a payload type");
     }
 
     #[test]
