@@ -610,8 +610,9 @@ async fn session(
                             {
                                 let mut m = env.metrics.borrow_mut();
                                 if let Some(rx) = receivers.borrow_mut().get_mut(track) {
-                                    rx.handle_packet(now, arrival_ntp, payload, &mut m);
-                                    packets += 1;
+                                    if rx.handle_packet(now, arrival_ntp, payload, &mut m) {
+                                        packets += 1;
+                                    }
                                 }
                             }
                         }

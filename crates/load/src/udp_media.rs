@@ -78,7 +78,7 @@ impl UdpSink {
     }
 
     /// Accounts one received message: `now`/`wall` stand for its arrival when the kernel gave
-    /// no receive time. Returns the datagrams handed to the track's receiver.
+    /// no receive time. Returns the datagrams the track's receiver took as RTP of the track.
     fn take(&mut self, msg: &Message<'_>, now: Instant, wall: SystemTime, m: &mut Metrics) -> u64 {
         if let Some(d) = msg.drops {
             m.counts.rxq_drops += u64::from(d.wrapping_sub(self.drops_seen));
@@ -106,8 +106,7 @@ impl UdpSink {
         let Some(rx) = rxs.get_mut(self.track) else { return 0 };
         let mut n = 0;
         for datagram in msg.datagrams() {
-            rx.handle_packet(arrival, arrival_ntp, datagram, m);
-            n += 1;
+            n += u64::from(rx.handle_packet(arrival, arrival_ntp, datagram, m));
         }
         n
     }
