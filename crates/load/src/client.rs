@@ -645,8 +645,13 @@ async fn session(
         if let Some(first) = rxs.iter().filter_map(TrackReceiver::first_packet).min() {
             m.record(Metric::FirstRtp, first.saturating_duration_since(play));
         }
-        if let Some(first) = rxs.iter().filter_map(TrackReceiver::first_keyframe).min() {
-            m.record(Metric::FirstKeyframe, first.saturating_duration_since(play));
+        match rxs.iter().filter_map(TrackReceiver::first_keyframe).min() {
+            Some(first) => m.record(Metric::FirstKeyframe, first.saturating_duration_since(play)),
+            // Video came and no keyframe: `first_keyframe` cannot say so, the count does.
+            None if rxs.iter().any(|r| r.sees_keyframes() && r.first_packet().is_some()) => {
+                m.counts.no_keyframe += 1;
+            }
+            None => {}
         }
     }
     for rx in rxs.iter_mut() {

@@ -217,6 +217,12 @@ pub struct Counts {
     /// Absent from hlogs written before it existed.
     #[serde(default)]
     pub cut_by_hold: u64,
+    /// Sessions that received media on a track whose keyframes can be seen (H.264, H.265)
+    /// and not one keyframe: no player could have shown a picture. Not an error (a stream
+    /// coded with intra refresh has none, and a hold shorter than the GOP may see none), and
+    /// left out of `first_keyframe`, which is why it is counted. Absent from older hlogs.
+    #[serde(default)]
+    pub no_keyframe: u64,
     /// RTP packets received.
     pub packets: u64,
     /// RTP bytes received (datagram or interleaved payload sizes).
@@ -262,6 +268,7 @@ impl Counts {
         self.behind_schedule += o.behind_schedule;
         self.clipped += o.clipped;
         self.cut_by_hold += o.cut_by_hold;
+        self.no_keyframe += o.no_keyframe;
         self.packets += o.packets;
         self.bytes += o.bytes;
         self.lost += o.lost;

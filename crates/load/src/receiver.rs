@@ -313,6 +313,11 @@ impl TrackReceiver {
         self.first_packet
     }
 
+    /// Whether keyframes of this track's codec can be seen (H.264, H.265).
+    pub fn sees_keyframes(&self) -> bool {
+        self.codec.is_some()
+    }
+
     /// When the first packet starting a keyframe arrived.
     pub fn first_keyframe(&self) -> Option<Instant> {
         self.first_keyframe

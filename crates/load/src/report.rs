@@ -90,6 +90,9 @@ pub struct Sessions {
     pub clipped: u64,
     /// Sessions whose own hold ended before PLAY, the server answering in time (not errors).
     pub cut_by_hold: u64,
+    /// Sessions that received video and not one keyframe (not errors; not in
+    /// `first_keyframe`).
+    pub no_keyframe: u64,
 }
 
 /// Media totals and rates.
@@ -366,6 +369,7 @@ impl Report {
                 behind_schedule: c.behind_schedule,
                 clipped: c.clipped,
                 cut_by_hold: c.cut_by_hold,
+                no_keyframe: c.no_keyframe,
             },
             // Setups are counted where they are timed (PLAY answered; the last SETUP with
             // `--no-play`), so merged interval logs have them too.
@@ -392,7 +396,8 @@ impl Report {
     }
 
     /// A plain value by name, for thresholds: `errors`, `errors.<kind>`, `errors.<status>`,
-    /// `sessions.{scheduled,started,ok,failed,played,cut_by_hold}`, `behind_schedule`, `clipped`,
+    /// `sessions.{scheduled,started,ok,failed,played,cut_by_hold,no_keyframe}`,
+    /// `behind_schedule`, `clipped`,
     /// `loss` (count), `loss.ratio`, `duplicates`, `reordered`, `foreign`, `ssrc_changes`,
     /// `wrong_payload_type`, `packets`, `bytes`,
     /// `packets_per_s`, `bits_per_s`, `setups_per_s`, `rxq_drops`, `generator_limited` (0/1),
@@ -427,6 +432,7 @@ impl Report {
             "behind_schedule" => s.behind_schedule as f64,
             "clipped" => s.clipped as f64,
             "sessions.cut_by_hold" => s.cut_by_hold as f64,
+            "sessions.no_keyframe" => s.no_keyframe as f64,
             "loss" | "lost" => m.lost as f64,
             "loss.ratio" => m.loss_ratio,
             "duplicates" => m.duplicates as f64,
@@ -504,7 +510,7 @@ impl Report {
             let _ = writeln!(
                 out,
                 "sessions: {} scheduled, {} started, {} played, {} ok, {} failed, {} behind \
-                 schedule, {} clipped, {} cut by their hold before PLAY; {:.1} setups/s over \
+                 schedule, {} clipped, {} cut by their hold before PLAY{}; {:.1} setups/s over \
                  {:.1}s",
                 s.scheduled,
                 s.started,
@@ -514,6 +520,10 @@ impl Report {
                 s.behind_schedule,
                 s.clipped,
                 s.cut_by_hold,
+                match s.no_keyframe {
+                    0 => String::new(),
+                    n => format!(", {n} received video without a keyframe"),
+                },
                 self.setups_per_s,
                 self.elapsed_s
             );

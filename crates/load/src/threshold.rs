@@ -17,7 +17,7 @@ use crate::quantity::parse_duration;
 
 /// The plain values thresholds can name (see `Report::value`); besides these,
 /// `errors.<kind>` and `errors.<status code>`.
-pub const VALUE_NAMES: [&str; 25] = [
+pub const VALUE_NAMES: [&str; 26] = [
     "errors",
     "sessions.scheduled",
     "sessions.started",
@@ -25,6 +25,7 @@ pub const VALUE_NAMES: [&str; 25] = [
     "sessions.failed",
     "sessions.played",
     "sessions.cut_by_hold",
+    "sessions.no_keyframe",
     "behind_schedule",
     "clipped",
     "loss",

@@ -1,7 +1,8 @@
 //! A wrong "pass" is the worst bug a load tester can have: small RTSP servers on 127.0.0.1,
 //! each misbehaving in one way (silent after PLAY, stalling mid-stream, answering with wrong
 //! CSeqs, sending from a foreign port, never answering TEARDOWN, switching SSRC, sending one
-//! track of two, sending a payload type the SDP did not give), and the
+//! track of two, sending a payload type the SDP did not give, sending video without
+//! keyframes), and the
 //! counts and exit code (99) the generator must give against each. Every run is a few seconds.
 // Tests may unwrap: a panic here is a failed test, not a crashed generator.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -44,6 +45,8 @@ enum Fault {
     SilentTrack(usize),
     /// Sends its video with payload type 99 where the SDP says 96.
     WrongPayloadType,
+    /// Sends video slices, never an IDR (the others send one a second).
+    NoKeyframe,
 }
 
 impl Fault {
@@ -106,6 +109,8 @@ fn send_media(
         let ts = RtpTime((n * 90_000 / RATE) as u32);
         let (pt, payload): (u8, &[u8]) = match track {
             0 if fault == Fault::WrongPayloadType => (99, &[0x41, 1, 2, 3]),
+            // An IDR slice a second.
+            0 if n % RATE == 0 && fault != Fault::NoKeyframe => (96, &[0x65, 1, 2, 3]),
             0 => (96, &[0x41, 1, 2, 3]),
             // One AU header (16 bits: size 4, index 0), then the AU.
             _ => (97, &[0, 16, 0, 4 << 3, 1, 2, 3, 4]),
@@ -359,6 +364,8 @@ fn an_ssrc_switch_is_reported_and_not_taken_for_loss() {
     assert_eq!(r.media.duplicates + r.media.reordered, 0);
     assert!(r.media.packets >= 4 * 200, "packets {}", r.media.packets);
     assert_eq!(r.metrics["jitter"].count, 8, "one jitter per source per session");
+    assert_eq!(r.metrics["first_keyframe"].count, 4);
+    assert_eq!(r.sessions.no_keyframe, 0);
     let passed: Vec<bool> = r.thresholds.iter().map(|v| v.passed).collect();
     assert_eq!(passed, [false, true], "the switch shows; loss does not");
     assert_eq!(outcome.exit_code(), 99);
@@ -401,5 +408,23 @@ fn packets_of_a_payload_type_the_sdp_did_not_give_are_not_media() {
     let json: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
     assert_eq!(json["media"]["wrong_payload_type"], r.media.wrong_payload_type);
     assert!(r.thresholds.iter().all(|v| v.judged && !v.passed), "{:?}", r.thresholds);
+    assert_eq!(outcome.exit_code(), 99);
+}
+
+#[test]
+fn video_without_a_keyframe_is_counted_and_can_fail_a_threshold() {
+    // No player could show a picture; the sessions themselves are not errors (intra refresh
+    // has no keyframes), and `first_keyframe` alone cannot say what it lacks.
+    let outcome = run(Fault::NoKeyframe, TransportChoice::Mix(50.0), &["sessions.no_keyframe<1"]);
+    let r = &outcome.report;
+    assert_eq!(r.errors.total, 0, "{:?}", r.errors.samples);
+    assert_eq!(r.sessions.ok, 4);
+    assert_eq!(r.sessions.no_keyframe, 4);
+    assert!(r.media.packets >= 4 * 200, "packets {}", r.media.packets);
+    assert!(!r.metrics.contains_key("first_keyframe"));
+    assert!(r.table().contains(", 4 received video without a keyframe;"), "{}", r.table());
+    let json: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+    assert_eq!(json["sessions"]["no_keyframe"], 4);
+    assert!(!r.thresholds[0].passed);
     assert_eq!(outcome.exit_code(), 99);
 }
