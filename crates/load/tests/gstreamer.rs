@@ -116,6 +116,34 @@ fn twenty_mixed_clients_against_gstreamer() {
 }
 
 #[test]
+fn video_and_audio_against_gstreamer_both_arrive_on_every_session() {
+    // A real server's two tracks: each is held to the media deadline on its own, and its
+    // packets carry the payload types its SDP gives (96 and 97), so nothing is dropped. The
+    // server runs a pipeline per client, so no sequence number is skipped: nothing is lost.
+    let _one = ONE_RUN.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(server) = server_or_skip(None) else { return };
+    let mut args = LoadArgs::new(format!("rtsp://127.0.0.1:{}/av", server.port));
+    args.clients = 10;
+    args.transport = TransportChoice::Mix(50.0);
+    args.duration = Duration::from_secs(5);
+    args.ramp = Duration::from_secs(2);
+    args.quiet = true;
+    args.thresholds = vec!["errors<1".into(), "wrong_payload_type<1".into()];
+    let outcome = manifold_load::execute(&args).expect("the run completes");
+    let r = &outcome.report;
+    println!("{}", r.table());
+    assert_eq!(r.config.tracks, 2);
+    assert_eq!(r.sessions.ok, 10, "{:?}", r.errors.samples);
+    assert_eq!((r.media.wrong_payload_type, r.media.foreign, r.media.malformed), (0, 0, 0));
+    assert_eq!((r.media.lost, r.media.duplicates), (0, 0));
+    assert_eq!(r.sessions.no_keyframe, 0);
+    assert_eq!(r.metrics["jitter"].count, 20, "one jitter per track per session");
+    // Opus at 20 ms a packet and 25 video frames a second, for at least 3 s of each session.
+    assert!(r.media.packets > 10 * 3 * (50 + 25), "packets {}", r.media.packets);
+    assert_eq!(outcome.exit_code(), 0);
+}
+
+#[test]
 fn digest_credentials_from_the_url() {
     let _one = ONE_RUN.lock().unwrap_or_else(|e| e.into_inner());
     let Some(server) = server_or_skip(Some("alice:s3cret")) else { return };
