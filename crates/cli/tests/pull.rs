@@ -716,6 +716,7 @@ fn the_relay_counts_what_a_raw_rtp_upstream_lost_on_the_way_in() {
     let upstream = &v["streams"][0]["upstream"];
     assert_eq!(upstream["lost"], dropped, "{upstream}");
     assert!(upstream["jitter_ms"].as_f64().is_some(), "{upstream}");
+    assert_eq!(upstream["wrong_payload_type"], 0, "ffmpeg sends its SDP's payload type");
     let _ = std::fs::remove_file(&sdp);
 }
 

@@ -225,6 +225,9 @@ pub(crate) struct UpstreamSnapshot {
     pub(crate) lost: u64,
     /// The upstream's interarrival jitter (RFC 3550), its worst track's, in ms.
     pub(crate) jitter_ms: f64,
+    /// Packets of a payload type the SDP did not give their track (forwarded; players drop
+    /// them).
+    pub(crate) wrong_payload_type: u64,
     /// RTP packets sent to the stream's multicast group (once each, for all its multicast
     /// readers), while it has some.
     pub(crate) multicast_packets: Option<u64>,
@@ -446,7 +449,7 @@ pub(crate) fn render_prometheus(snapshots: &[ShardSnapshot], process: Process) -
     let mut e = Exposition::default();
     let views = streams(snapshots);
     type Stat = fn(&StreamView) -> f64;
-    let per_stream: [(&str, &str, &str, Stat); 9] = [
+    let per_stream: [(&str, &str, &str, Stat); 10] = [
         ("manifold_stream_readers", "gauge", "Readers playing the stream.", |v| {
             v.readers.len() as f64
         }),
@@ -485,6 +488,13 @@ pub(crate) fn render_prometheus(snapshots: &[ShardSnapshot], process: Process) -
             "gauge",
             "The upstream's interarrival jitter (RFC 3550), its worst track's, ms.",
             |v| v.upstream.as_ref().map_or(0.0, |u| u.jitter_ms),
+        ),
+        (
+            "manifold_stream_upstream_wrong_payload_type_total",
+            "counter",
+            "Upstream packets of a payload type the SDP does not give their track (readers drop \
+             them).",
+            |v| v.upstream.as_ref().map_or(0, |u| u.wrong_payload_type) as f64,
         ),
     ];
     for (name, kind, help, stat) in per_stream {
@@ -719,6 +729,7 @@ mod tests {
                         bytes_in: 12345,
                         lost: 4,
                         jitter_ms: 1.5,
+                        wrong_payload_type: 3,
                         ..UpstreamSnapshot::default()
                     }),
                     readers: vec![reader(0, 0.5, 4.0)],
@@ -807,6 +818,8 @@ mod tests {
         assert!(text.contains(&format!("manifold_stream_packets_in_total{{{path}}} 100\n")));
         assert!(text.contains(&format!("manifold_stream_upstream_lost_total{{{path}}} 4\n")));
         assert!(text.contains(&format!("manifold_stream_upstream_jitter_ms{{{path}}} 1.5\n")));
+        let wrong_pt = "manifold_stream_upstream_wrong_payload_type_total";
+        assert!(text.contains(&format!("{wrong_pt}{{{path}}} 3\n")));
         assert!(text.contains(&format!("manifold_stream_packets_out_total{{{path}}} 25\n")));
         assert!(text
             .contains(&format!("manifold_stream_rtcp_fraction_lost{{{path},stat=\"max\"}} 0.5\n")));
@@ -834,6 +847,7 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         let s = &v["streams"][0];
         assert_eq!(s["upstream"]["kind"], "synthetic");
+        assert_eq!(s["upstream"]["wrong_payload_type"], 3);
         assert_eq!(s["readers"].as_array().unwrap().len(), 2);
         assert_eq!(s["readers"][0]["rtcp"][0]["fraction_lost"], 0.5);
         assert_eq!(s["packets"], 25);

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use manifold_rtp::codec::Codec;
-use manifold_rtp::track::TrackFormat;
+use manifold_rtp::track::{PayloadTypes, TrackFormat};
 use manifold_sdp::Sdp;
 
 /// The SDP readers get: the upstream's, with the aggregate control `*` and each media's
@@ -136,6 +136,8 @@ pub(crate) struct TrackInfo {
     pub(crate) codec: Option<Codec>,
     /// The RTP clock rate (90000 when the SDP does not say).
     pub(crate) clock_rate: u32,
+    /// The payload types the SDP gives the track; readers drop packets of others.
+    pub(crate) payload_types: PayloadTypes,
 }
 
 impl TrackInfo {
@@ -144,7 +146,11 @@ impl TrackInfo {
     pub(crate) fn all_of(sdp: &manifold_sdp::Sdp) -> Vec<TrackInfo> {
         TrackFormat::all_of(sdp)
             .into_iter()
-            .map(|f| TrackInfo { codec: f.codec, clock_rate: f.clock_rate })
+            .map(|f| TrackInfo {
+                codec: f.codec,
+                clock_rate: f.clock_rate,
+                payload_types: f.payload_types,
+            })
             .collect()
     }
 }

@@ -7,6 +7,7 @@ use std::time::{Instant, SystemTime};
 use glommio::{spawn_local, timer};
 use manifold_rtp::codec::Codec;
 use manifold_rtp::rtcp::{SenderInfo, Writer};
+use manifold_rtp::track::PayloadTypes;
 use manifold_synth::{NtpTime, StreamConfig, SyntheticStream};
 
 use crate::plane::hub::Hub;
@@ -40,8 +41,12 @@ pub(crate) fn start(shard: &Rc<Shard>, path: &str) -> Result<(), SyntheticError>
          a=tool:manifold\r\na=control:*\r\n{}",
         media.media_section(0, Some("trackID=0"))
     );
-    let tracks =
-        vec![TrackInfo { codec: Some(Codec::H264), clock_rate: manifold_synth::CLOCK_RATE }];
+    let tracks = vec![TrackInfo {
+        codec: Some(Codec::H264),
+        clock_rate: manifold_synth::CLOCK_RATE,
+        // Its own packets, of its own SDP's type.
+        payload_types: PayloadTypes::ANY,
+    }];
     let info = shard.registry().publish(&path, shard.id(), sdp, tracks)?;
     let id = info.id;
     shard.add_hub(Hub::new(info, shard.shards(), shard.config().gop_cache));

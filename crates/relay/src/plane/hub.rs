@@ -42,6 +42,9 @@ pub(crate) struct HubStats {
     pub(crate) lost: u64,
     /// The upstream's interarrival jitter, its worst track's.
     pub(crate) jitter: Duration,
+    /// Packets of a payload type the SDP did not give their track: forwarded as they are,
+    /// but ffmpeg, live555 and GStreamer readers drop them.
+    pub(crate) wrong_payload_type: u64,
 }
 
 impl HubStats {
@@ -176,6 +179,15 @@ impl Hub {
             return None;
         };
         self.upstream_loss.handle_packet(now, track, &parsed);
+        if !track_info.payload_types.contains(parsed.payload_type()) {
+            self.stats.wrong_payload_type += 1;
+            if self.stats.wrong_payload_type == 1 {
+                tracing::warn!(path = %self.info.path, track, payload_type = parsed.payload_type(),
+                    side = "upstream", "the upstream sends a payload type its SDP does not give \
+                    the track: readers such as ffmpeg, live555 and GStreamer drop these packets \
+                    (manifold_stream_upstream_wrong_payload_type_total)");
+            }
+        }
         let (sync, gop_start) = match track_info.codec {
             Some(codec) => {
                 let starts = codec.starts_keyframe(parsed.payload()).unwrap_or(false);

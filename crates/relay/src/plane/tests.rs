@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use manifold_rtp::codec::Codec;
+use manifold_rtp::track::PayloadTypes;
 use manifold_rtsp::SessionId;
 use manifold_udp::RawAddr;
 use proptest::prelude::*;
@@ -40,7 +41,10 @@ fn info(tracks: usize, codec: Option<Codec>) -> Arc<StreamInfo> {
         path: "/cam".into(),
         owner: 0,
         sdp: String::new(),
-        tracks: vec![TrackInfo { codec, clock_rate: 90_000 }; tracks],
+        tracks: vec![
+            TrackInfo { codec, clock_rate: 90_000, payload_types: PayloadTypes::of([96]) };
+            tracks
+        ],
     })
 }
 
@@ -160,6 +164,23 @@ fn a_reader_joins_at_the_cached_keyframe_with_rtp_info_matching_its_first_packet
     assert_eq!(Some((got[0].seq(), got[0].rtptime())), rtp_info);
     assert!(got[0].is_sync_point());
     assert!(out.is_empty(), "no UDP reader, nothing to send");
+}
+
+#[test]
+fn packets_of_a_payload_type_the_sdp_did_not_give_are_counted_and_still_forwarded() {
+    // The SDP gives 96; readers such as ffmpeg drop 97, and the operator should see why.
+    let clock = Clock::new();
+    let mut hub = Hub::new(info(1, Some(Codec::H264)), 1, false);
+    for (i, &(seq, ts, key, marker)) in frames(4, 2, 2).iter().enumerate() {
+        let mut packet = rtp(1, seq, ts, key, marker);
+        if seq > 4 {
+            packet[1] = (packet[1] & 0x80) | 97;
+        }
+        let forwarded = hub.handle_rtp(clock.at(i as u64 * 20), 0, &packet);
+        assert!(forwarded.is_some(), "seq {seq}: the relay stays transparent");
+    }
+    let stats = hub.stats();
+    assert_eq!((stats.packets_in, stats.wrong_payload_type, stats.malformed), (8, 4, 0));
 }
 
 #[test]

@@ -27,6 +27,7 @@ impl Shard {
                 shard_queue_drops: stats.remote_drops,
                 lost: stats.lost,
                 jitter_ms: stats.jitter.as_secs_f64() * 1000.0,
+                wrong_payload_type: stats.wrong_payload_type,
                 multicast_packets: self.groups.borrow().packets(info.id),
             });
         }
