@@ -35,7 +35,7 @@ use manifold_udp::{Message, RecvBatch, RecvRing, RingEvent};
 use crate::args::UdpReadInterval;
 use crate::grid::{next_tick, sleep_until};
 use crate::guard::SourceFilter;
-use crate::metrics::Metrics;
+use crate::metrics::{Counts, Metrics};
 use crate::progress::Live;
 use crate::read_pace::{ReadPace, TickReading};
 use crate::receiver::TrackReceiver;
@@ -183,11 +183,10 @@ impl UdpReading {
         }
     }
 
-    /// Takes in that sockets are now read on one tick in `every`, for the report's slowest
-    /// interval.
-    fn note_interval(&self, every: u32) {
+    /// Takes into `counts` that sockets were read on one tick in `every`, for the report's
+    /// slowest interval.
+    fn note_interval(&self, counts: &mut Counts, every: u32) {
         let ms = u64::try_from(self.interval.as_millis()).unwrap_or(u64::MAX);
-        let counts = &mut self.metrics.borrow_mut().counts;
         let slowest = ms.saturating_mul(u64::from(every));
         counts.udp_read_interval_max_ms = counts.udp_read_interval_max_ms.max(slowest);
     }
@@ -315,11 +314,11 @@ pub(crate) async fn read_grid(reading: Rc<UdpReading>, stop: Rc<Cell<bool>>) {
 /// One tick with the ring: hands every completed receive to its session's sink; the
 /// datagrams taken, or `None` when the ring itself failed (no more media for this shard).
 fn poll_ring(reading: &UdpReading, ring: &RefCell<RecvRing>) -> Option<u64> {
-    if !reading.grid.borrow().is_empty() {
-        reading.note_interval(1);
-    }
     let mut grid = reading.grid.borrow_mut();
     let mut m = reading.metrics.borrow_mut();
+    if !grid.is_empty() {
+        reading.note_interval(&mut m.counts, 1);
+    }
     let (now, wall) = (Instant::now(), SystemTime::now());
     let mut packets = 0u64;
     let polled = ring.borrow_mut().poll(|key, event| match event {
@@ -364,9 +363,8 @@ fn read_tick(reading: &UdpReading, tick: u64, now: Instant) -> u64 {
         found.fullest = found.fullest.max(charge as f64 / on.rcvbuf.max(1) as f64);
     }
     found.dropped = m.counts.rxq_drops > drops_before;
-    drop(m);
     if read_any {
-        reading.note_interval(pace.every());
+        reading.note_interval(&mut m.counts, pace.every());
     }
     if pace.handle_tick(now, found) {
         tracing::debug!(
