@@ -24,7 +24,7 @@ use manifold_rtsp::session::client::{
 use manifold_rtsp::Method;
 
 use crate::alarm::Alarms;
-use crate::guard::{MediaFault, MediaWatch, RequestLedger, SourceFilter};
+use crate::guard::{is_audio_or_video, MediaFault, MediaWatch, RequestLedger, SourceFilter};
 use crate::metrics::{ErrorKind, Metric, Metrics};
 use crate::progress::Live;
 use crate::receiver::TrackReceiver;
@@ -168,6 +168,9 @@ fn bind_pair(ip: IpAddr, rcvbuf: usize, gro: bool) -> io::Result<UdpPair> {
     let _ = manifold_udp::set_timestamps(&rtp, true);
     // Reports are sent from a shard's thread: never wait on a full send buffer.
     rtcp.set_nonblocking(true)?;
+    // The server's sender reports are read on the report clock: the kernel's time of each
+    // gives an exact DLSR however late it is read.
+    let _ = manifold_udp::set_timestamps(&rtcp, true);
     Ok(UdpPair { rtp, rtcp, port })
 }
 
@@ -336,7 +339,7 @@ async fn session(
         rtcp_sockets.push(p.rtcp);
     }
     let mut udp_reads: Vec<UdpRead> = Vec::new();
-    let mut channels: Vec<(u8, usize)> = Vec::new();
+    let mut routes = MediaRoutes::default();
     // Receiver reports: when (started once PLAY is answered), where, and as whom.
     let mut reports: Option<ReportClock> = None;
     let mut report_routes: Vec<(usize, RtcpRoute)> = Vec::new();
@@ -392,7 +395,11 @@ async fn session(
             }
         }
         if let Some(clock) = reports.as_mut().filter(|_| !closing) {
-            if clock.handle_timeout(now) {
+            let due = clock.handle_timeout(now);
+            if due {
+                routes.read_sender_reports(&env.udp, &rtcp_sockets, &receivers);
+            }
+            if due && !env.no_rtcp {
                 let sent = send_reports(
                     &mut stream,
                     &reporter,
@@ -435,16 +442,16 @@ async fn session(
                             &mut udp_sockets,
                             &receivers,
                             &mut udp_reads,
-                            &mut channels,
+                            &mut routes,
                         );
                     }
                 }
                 ClientEvent::Playing { rtp_info } => {
                     reached = true;
                     watch.play_answered(now);
-                    if !env.no_rtcp {
-                        reports = Some(ReportClock::start(now, MIN_INTERVAL, report_seed));
-                    }
+                    // On this clock the server's sender reports are read, and with RTCP on
+                    // the receiver reports sent.
+                    reports = Some(ReportClock::start(now, MIN_INTERVAL, report_seed));
                     if let Some(info) = rtp_info {
                         announce_first_sequences(&info, session.tracks(), &receivers);
                     }
@@ -605,13 +612,20 @@ async fn session(
                             // Answered after this batch of bytes (no await while parsing).
                         }
                         Item::Interleaved { channel, payload } => {
-                            if let Some(&(_, track)) =
-                                channels.iter().find(|(c, _)| *c == channel.0)
+                            if let Some(&(_, track, carries)) =
+                                routes.channels.iter().find(|(c, ..)| *c == channel.0)
                             {
                                 let mut m = env.metrics.borrow_mut();
                                 if let Some(rx) = receivers.borrow_mut().get_mut(track) {
-                                    if rx.handle_packet(now, arrival_ntp, payload, &mut m) {
-                                        packets += 1;
+                                    match carries {
+                                        Carries::Rtp => {
+                                            if rx.handle_packet(now, arrival_ntp, payload, &mut m) {
+                                                packets += 1;
+                                            }
+                                        }
+                                        Carries::Rtcp => {
+                                            rx.handle_rtcp(now, payload, &mut m);
+                                        }
                                     }
                                 }
                             }
@@ -638,6 +652,7 @@ async fn session(
     for r in udp_reads {
         r.stop().await;
     }
+    routes.read_sender_reports(&env.udp, &rtcp_sockets, &receivers);
     drop(rtcp_sockets);
     let mut m = env.metrics.borrow_mut();
     let mut rxs = receivers.borrow_mut();
@@ -654,10 +669,47 @@ async fn session(
             None => {}
         }
     }
+    // Audio or video that played long enough for several reports and had none.
+    let held = env.tracks.iter().map(|t| is_audio_or_video(&t.kind));
+    if rxs.iter().zip(held).any(|(rx, av)| av && rx.lacks_sender_reports()) {
+        m.counts.no_sender_report += 1;
+    }
     for rx in rxs.iter_mut() {
         rx.finish(&mut m);
     }
     result.map(|()| if cut_by_hold { Ended::CutByHold } else { Ended::Held })
+}
+
+/// What an interleaved channel carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Carries {
+    Rtp,
+    Rtcp,
+}
+
+/// Where a session's tracks come from, once set up: interleaved channels (RTP and RTCP, by
+/// track), and for UDP tracks which source their RTCP sockets take.
+#[derive(Default)]
+struct MediaRoutes {
+    channels: Vec<(u8, usize, Carries)>,
+    rtcp: Vec<(usize, SourceFilter)>,
+}
+
+impl MediaRoutes {
+    /// Reads the server's RTCP (its sender reports) waiting on the UDP tracks' sockets.
+    fn read_sender_reports(
+        &self,
+        reading: &UdpReading,
+        rtcp_sockets: &[socket2::Socket],
+        receivers: &Receivers,
+    ) {
+        let mut rxs = receivers.borrow_mut();
+        for &(track, filter) in &self.rtcp {
+            if let (Some(socket), Some(rx)) = (rtcp_sockets.get(track), rxs.get_mut(track)) {
+                udp_media::read_rtcp(reading, socket, filter, rx);
+            }
+        }
+    }
 }
 
 /// Who a session's receiver reports come from.
@@ -775,14 +827,17 @@ fn start_track(
     udp_sockets: &mut [Option<socket2::Socket>],
     receivers: &Receivers,
     udp_reads: &mut Vec<UdpRead>,
-    channels: &mut Vec<(u8, usize)>,
+    routes: &mut MediaRoutes,
 ) {
     let spec = track.transport.as_ref().unwrap_or(&track.offer);
     match spec.lower_transport() {
         LowerTransport::Tcp => {
             let range = spec.interleaved.or(track.offer.interleaved);
             if let Some(r) = range {
-                channels.push((r.first.0, i));
+                routes.channels.push((r.first.0, i, Carries::Rtp));
+                if r.last.0 != r.first.0 {
+                    routes.channels.push((r.last.0, i, Carries::Rtcp));
+                }
             }
         }
         LowerTransport::Udp => {
@@ -792,7 +847,9 @@ fn start_track(
                 let ip =
                     spec.source.as_deref().and_then(|s| s.parse::<IpAddr>().ok()).unwrap_or(server);
                 let ports = track.transport.as_ref().and_then(|t| t.server_port);
-                let sink = UdpSink::new(i, SourceFilter::new(ip, ports), receivers.clone());
+                let filter = SourceFilter::new(ip, ports);
+                routes.rtcp.push((i, filter));
+                let sink = UdpSink::new(i, filter, receivers.clone());
                 udp_reads.extend(udp_media::start(&env.udp, sock, sink));
             }
         }

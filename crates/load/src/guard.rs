@@ -26,6 +26,12 @@ pub enum MediaFault {
     },
 }
 
+/// Whether an SDP media kind is audio or video: what a viewer sees and hears, and what the
+/// media deadline and the sender report count hold a server to.
+pub fn is_audio_or_video(kind: &str) -> bool {
+    kind.eq_ignore_ascii_case("video") || kind.eq_ignore_ascii_case("audio")
+}
+
 /// The media deadline of one session, per track: a server that sends a presentation's audio
 /// but not its video is as broken as one that sends nothing.
 ///
@@ -55,9 +61,8 @@ impl MediaWatch {
     /// kinds (`video`, `audio`, `application`, ...), in SDP order.
     pub fn new<'a>(timeout: Duration, kinds: impl IntoIterator<Item = &'a str>) -> MediaWatch {
         let kinds: Vec<&str> = kinds.into_iter().collect();
-        let av = |k: &str| k.eq_ignore_ascii_case("video") || k.eq_ignore_ascii_case("audio");
-        let any_av = kinds.iter().any(|k| av(k));
-        let tracks = kinds.iter().map(|k| (!any_av || av(k), None)).collect();
+        let any_av = kinds.iter().any(|k| is_audio_or_video(k));
+        let tracks = kinds.iter().map(|k| (!any_av || is_audio_or_video(k), None)).collect();
         MediaWatch { timeout, play_answered: None, tracks, stopped: false }
     }
 

@@ -223,6 +223,13 @@ pub struct Counts {
     /// left out of `first_keyframe`, which is why it is counted. Absent from older hlogs.
     #[serde(default)]
     pub no_keyframe: u64,
+    /// Sessions with an audio or video track that received media for
+    /// [`SENDER_REPORT_WINDOW`](crate::receiver::SENDER_REPORT_WINDOW) or longer and not one
+    /// RTCP sender report: players cannot place such a stream on the wall clock, nor line
+    /// its audio up with its video. Not an error (shorter sessions are not judged). Absent
+    /// from older hlogs.
+    #[serde(default)]
+    pub no_sender_report: u64,
     /// RTP packets received.
     pub packets: u64,
     /// RTP bytes received (datagram or interleaved payload sizes).
@@ -233,7 +240,8 @@ pub struct Counts {
     pub duplicates: u64,
     /// Packets received after a later one.
     pub reordered: u64,
-    /// Packets that did not parse as RTP.
+    /// Packets that did not parse as RTP (or, from the server's RTCP port or channel, as
+    /// RTCP).
     pub malformed: u64,
     /// Packets the kernel dropped for want of receive buffer (`SO_RXQ_OVFL`).
     pub rxq_drops: u64,
@@ -251,6 +259,10 @@ pub struct Counts {
     /// they are not counted as packets nor fed to the statistics. Absent from older hlogs.
     #[serde(default)]
     pub wrong_payload_type: u64,
+    /// RTCP sender reports received from the server (UDP and interleaved). Absent from
+    /// older hlogs.
+    #[serde(default)]
+    pub sender_reports: u64,
     /// The longest a shard's UDP sockets went between two reads, milliseconds: the grid's
     /// interval, or what `--udp-read-interval auto` reached. 0 when no socket was read on a
     /// grid. The most over the shards, not a sum. Absent from older hlogs.
@@ -269,6 +281,7 @@ impl Counts {
         self.clipped += o.clipped;
         self.cut_by_hold += o.cut_by_hold;
         self.no_keyframe += o.no_keyframe;
+        self.no_sender_report += o.no_sender_report;
         self.packets += o.packets;
         self.bytes += o.bytes;
         self.lost += o.lost;
@@ -280,6 +293,7 @@ impl Counts {
         self.foreign += o.foreign;
         self.ssrc_changes += o.ssrc_changes;
         self.wrong_payload_type += o.wrong_payload_type;
+        self.sender_reports += o.sender_reports;
         self.udp_read_interval_max_ms =
             self.udp_read_interval_max_ms.max(o.udp_read_interval_max_ms);
     }

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use manifold_rtp::codec::Codec;
 use manifold_rtp::ntp::NtpTime;
 use manifold_rtp::packet::RtpPacket;
-use manifold_rtp::rtcp::ReportBlock;
+use manifold_rtp::rtcp::{Packet as RtcpPacket, ReportBlock};
 use manifold_rtp::stats::{ReceiverStats, MAX_DROPOUT, MAX_MISORDER};
 use manifold_rtp::track::PayloadTypes;
 use manifold_rtp::Ssrc;
@@ -27,6 +27,11 @@ use crate::metrics::{Metric, Metrics};
 
 /// Counter values remembered below the highest, for duplicate detection.
 const WINDOW: u64 = 4096;
+
+/// How long a track's media may come without a sender report before a session counts as
+/// having none (`sessions.no_sender_report`): RFC 3550's 5 s minimum interval randomised up
+/// to 7.5 s, and servers that send one every 10 s, with room to spare.
+pub const SENDER_REPORT_WINDOW: Duration = Duration::from_secs(15);
 
 /// Loss, duplicate and reordering accounting on the packet-counter extension.
 #[derive(Debug, Clone)]
@@ -139,6 +144,8 @@ pub struct TrackReceiver {
     first_keyframe: Option<Instant>,
     longest_gap: Duration,
     packets: u64,
+    /// RTCP sender reports received about the track.
+    sender_reports: u64,
     finished: bool,
     /// Wall time PLAY was sent: packets captured earlier are replayed history.
     play_sent: Option<NtpTime>,
@@ -166,6 +173,7 @@ impl TrackReceiver {
             first_keyframe: None,
             longest_gap: Duration::ZERO,
             packets: 0,
+            sender_reports: 0,
             finished: false,
             play_sent: None,
         }
@@ -249,6 +257,55 @@ impl TrackReceiver {
             }
         }
         true
+    }
+
+    /// Takes one RTCP compound packet from the server's RTCP port or channel of this track,
+    /// arrived at `arrival`. Its sender reports are counted, and each goes to the statistics
+    /// of the source it describes, so that the next receiver report gives LSR and DLSR as
+    /// players' do (and the server can tell its round-trip time). Returns `false` when it
+    /// does not parse as RTCP (counted as malformed).
+    pub fn handle_rtcp(
+        &mut self,
+        arrival: Instant,
+        compound: &[u8],
+        metrics: &mut Metrics,
+    ) -> bool {
+        for packet in manifold_rtp::rtcp::packets(compound) {
+            match packet {
+                Err(_) => {
+                    metrics.counts.malformed += 1;
+                    return false;
+                }
+                Ok(RtcpPacket::SenderReport(sr)) => {
+                    self.sender_reports += 1;
+                    metrics.counts.sender_reports += 1;
+                    let ntp = sr.sender_info().ntp;
+                    // A report about a source not seen yet (it came before the media) is
+                    // counted, and the next one will be of use.
+                    for s in self.stats.iter_mut().chain(self.previous.iter_mut()) {
+                        if s.ssrc() == sr.ssrc() {
+                            s.handle_sender_report(arrival, ntp);
+                        }
+                    }
+                }
+                Ok(_) => {}
+            }
+        }
+        true
+    }
+
+    /// RTCP sender reports received about the track.
+    pub fn sender_reports(&self) -> u64 {
+        self.sender_reports
+    }
+
+    /// Whether media came for [`SENDER_REPORT_WINDOW`] or longer without one sender report.
+    pub fn lacks_sender_reports(&self) -> bool {
+        let span = match (self.first_packet, self.last_arrival) {
+            (Some(first), Some(last)) => last.saturating_duration_since(first),
+            _ => Duration::ZERO,
+        };
+        self.sender_reports == 0 && span >= SENDER_REPORT_WINDOW
     }
 
     /// The statistics of source `ssrc`: the current one, the one before it (a late packet), or
@@ -441,6 +498,73 @@ mod tests {
             .write_to_vec(&mut buf);
         assert!(written.is_ok());
         buf
+    }
+
+    /// A sender report of source 0x1234 at wall time `ntp`.
+    fn sender_report(ntp: NtpTime) -> Vec<u8> {
+        let mut buf = [0u8; 64];
+        let mut w = manifold_rtp::rtcp::Writer::new(&mut buf);
+        let info = manifold_rtp::rtcp::SenderInfo {
+            ntp,
+            rtp: RtpTime(0),
+            packet_count: 0,
+            octet_count: 0,
+        };
+        assert!(w.sender_report(Ssrc(0x1234), &info, &[]).is_ok());
+        w.written().to_vec()
+    }
+
+    #[test]
+    fn a_sender_report_gives_the_next_report_block_its_lsr_and_dlsr() {
+        let t0 = Instant::now();
+        let ntp = NtpTime::from_unix(Duration::from_secs(1_700_000_000));
+        let mut rx = TrackReceiver::new(90_000, None, ExtensionIds::default());
+        let mut m = Metrics::new();
+        for seq in 0u16..10 {
+            rx.handle_packet(t0, ntp, &packet(seq, 900 * u32::from(seq)), &mut m);
+        }
+        let before = rx.report_block(t0).unwrap();
+        assert_eq!((before.last_sr.0, before.delay_since_last_sr.0), (0, 0), "no SR yet");
+        let sr_ntp = NtpTime::from_unix(Duration::from_millis(1_700_000_000_250));
+        assert!(rx.handle_rtcp(t0 + Duration::from_secs(1), &sender_report(sr_ntp), &mut m));
+        assert_eq!((rx.sender_reports(), m.counts.sender_reports), (1, 1));
+        // Reported 1.5 s after it arrived: DLSR is 1.5 s in 1/65536 s units.
+        let block = rx.report_block(t0 + Duration::from_millis(2_500)).unwrap();
+        assert_eq!(block.last_sr, sr_ntp.compact());
+        assert_eq!(block.delay_since_last_sr.0, 3 * 65_536 / 2);
+    }
+
+    #[test]
+    fn rtcp_that_does_not_parse_is_malformed_and_gives_no_report() {
+        let t0 = Instant::now();
+        let mut rx = TrackReceiver::new(90_000, None, ExtensionIds::default());
+        let mut m = Metrics::new();
+        assert!(!rx.handle_rtcp(t0, &[0x80, 200, 0, 40, 1, 2], &mut m));
+        assert_eq!((rx.sender_reports(), m.counts.malformed), (0, 1));
+    }
+
+    #[test]
+    fn media_for_the_window_without_a_sender_report_lacks_them() {
+        let t0 = Instant::now();
+        let ntp = NtpTime::from_unix(Duration::from_secs(1_700_000_000));
+        // One packet a second: 15 of them span 14 s, 16 span the window.
+        let play = |seconds: u16, with_report: bool| {
+            let mut rx = TrackReceiver::new(90_000, None, ExtensionIds::default());
+            let mut m = Metrics::new();
+            for s in 0..seconds {
+                let at = t0 + Duration::from_secs(u64::from(s));
+                rx.handle_packet(at, ntp, &packet(s, 90_000 * u32::from(s)), &mut m);
+                if with_report && s == 10 {
+                    rx.handle_rtcp(at, &sender_report(ntp), &mut m);
+                }
+            }
+            rx.lacks_sender_reports()
+        };
+        assert!(!play(15, false), "14 s of media is not judged");
+        assert!(play(16, false), "15 s of media and no report");
+        assert!(!play(16, true), "one report is enough");
+        let silent = TrackReceiver::new(90_000, None, ExtensionIds::default());
+        assert!(!silent.lacks_sender_reports(), "no media, nothing to judge");
     }
 
     #[test]

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::health::Health;
 use crate::metrics::{Metric, Metrics};
+use crate::receiver::SENDER_REPORT_WINDOW;
 use crate::server::{ServerProcess, ServerUsage};
 pub use crate::threshold::{is_value_name, SERVER_VALUE_NAMES, VALUE_NAMES};
 use crate::threshold::{Threshold, Verdict};
@@ -93,6 +94,9 @@ pub struct Sessions {
     /// Sessions that received video and not one keyframe (not errors; not in
     /// `first_keyframe`).
     pub no_keyframe: u64,
+    /// Sessions with audio or video for [`SENDER_REPORT_WINDOW`] or longer and not one RTCP
+    /// sender report (not errors).
+    pub no_sender_report: u64,
 }
 
 /// Media totals and rates.
@@ -120,6 +124,8 @@ pub struct Media {
     /// RTP packets of a payload type the SDP did not give their track (players drop them):
     /// not counted as packets.
     pub wrong_payload_type: u64,
+    /// RTCP sender reports received from the server.
+    pub sender_reports: u64,
     /// Packets whose loss accounting used the packet-counter extension (the rest used RTP
     /// sequence numbers).
     pub counted_by_counter: u64,
@@ -340,6 +346,7 @@ impl Report {
             foreign: c.foreign,
             ssrc_changes: c.ssrc_changes,
             wrong_payload_type: c.wrong_payload_type,
+            sender_reports: c.sender_reports,
             counted_by_counter: c.counted_by_counter,
             packets_per_s: c.packets as f64 / secs,
             bits_per_s: c.bytes as f64 * 8.0 / secs,
@@ -370,6 +377,7 @@ impl Report {
                 clipped: c.clipped,
                 cut_by_hold: c.cut_by_hold,
                 no_keyframe: c.no_keyframe,
+                no_sender_report: c.no_sender_report,
             },
             // Setups are counted where they are timed (PLAY answered; the last SETUP with
             // `--no-play`), so merged interval logs have them too.
@@ -396,10 +404,10 @@ impl Report {
     }
 
     /// A plain value by name, for thresholds: `errors`, `errors.<kind>`, `errors.<status>`,
-    /// `sessions.{scheduled,started,ok,failed,played,cut_by_hold,no_keyframe}`,
+    /// `sessions.{scheduled,started,ok,failed,played,cut_by_hold,no_keyframe,no_sender_report}`,
     /// `behind_schedule`, `clipped`,
     /// `loss` (count), `loss.ratio`, `duplicates`, `reordered`, `foreign`, `ssrc_changes`,
-    /// `wrong_payload_type`, `packets`, `bytes`,
+    /// `wrong_payload_type`, `sender_reports`, `packets`, `bytes`,
     /// `packets_per_s`, `bits_per_s`, `setups_per_s`, `rxq_drops`, `generator_limited` (0/1),
     /// `cpu` (share of the shards' cores); with `--server-pid`, the `server.*` figures (see
     /// [`SERVER_VALUE_NAMES`]; `None` without it, or when a process went away mid-run). `None`
@@ -433,6 +441,7 @@ impl Report {
             "clipped" => s.clipped as f64,
             "sessions.cut_by_hold" => s.cut_by_hold as f64,
             "sessions.no_keyframe" => s.no_keyframe as f64,
+            "sessions.no_sender_report" => s.no_sender_report as f64,
             "loss" | "lost" => m.lost as f64,
             "loss.ratio" => m.loss_ratio,
             "duplicates" => m.duplicates as f64,
@@ -440,6 +449,7 @@ impl Report {
             "foreign" => m.foreign as f64,
             "ssrc_changes" => m.ssrc_changes as f64,
             "wrong_payload_type" => m.wrong_payload_type as f64,
+            "sender_reports" => m.sender_reports as f64,
             "packets" => m.packets as f64,
             "bytes" => m.bytes as f64,
             "packets_per_s" => m.packets_per_s,
@@ -510,8 +520,8 @@ impl Report {
             let _ = writeln!(
                 out,
                 "sessions: {} scheduled, {} started, {} played, {} ok, {} failed, {} behind \
-                 schedule, {} clipped, {} cut by their hold before PLAY{}; {:.1} setups/s over \
-                 {:.1}s",
+                 schedule, {} clipped, {} cut by their hold before PLAY{}{}; {:.1} setups/s \
+                 over {:.1}s",
                 s.scheduled,
                 s.started,
                 s.played,
@@ -524,6 +534,13 @@ impl Report {
                     0 => String::new(),
                     n => format!(", {n} received video without a keyframe"),
                 },
+                match s.no_sender_report {
+                    0 => String::new(),
+                    n => format!(
+                        ", {n} received media {} s or longer without a sender report",
+                        SENDER_REPORT_WINDOW.as_secs()
+                    ),
+                },
                 self.setups_per_s,
                 self.elapsed_s
             );
@@ -531,7 +548,8 @@ impl Report {
             let _ = writeln!(
                 out,
                 "media: {} packets, {} bytes ({:.0} pkt/s, {:.2} Mbit/s), lost {} ({:.4}%), \
-                 duplicates {}, reordered {}, malformed {}, foreign {}, SSRC changes {}{}",
+                 duplicates {}, reordered {}, malformed {}, foreign {}, SSRC changes {}, sender \
+                 reports {}{}",
                 m.packets,
                 m.bytes,
                 m.packets_per_s,
@@ -543,6 +561,7 @@ impl Report {
                 m.malformed,
                 m.foreign,
                 m.ssrc_changes,
+                m.sender_reports,
                 match m.wrong_payload_type {
                     0 => String::new(),
                     n => format!(", wrong payload type {n}"),

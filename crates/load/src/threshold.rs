@@ -17,7 +17,7 @@ use crate::quantity::parse_duration;
 
 /// The plain values thresholds can name (see `Report::value`); besides these,
 /// `errors.<kind>` and `errors.<status code>`.
-pub const VALUE_NAMES: [&str; 26] = [
+pub const VALUE_NAMES: [&str; 28] = [
     "errors",
     "sessions.scheduled",
     "sessions.started",
@@ -26,6 +26,7 @@ pub const VALUE_NAMES: [&str; 26] = [
     "sessions.played",
     "sessions.cut_by_hold",
     "sessions.no_keyframe",
+    "sessions.no_sender_report",
     "behind_schedule",
     "clipped",
     "loss",
@@ -36,6 +37,7 @@ pub const VALUE_NAMES: [&str; 26] = [
     "foreign",
     "ssrc_changes",
     "wrong_payload_type",
+    "sender_reports",
     "packets",
     "bytes",
     "packets_per_s",

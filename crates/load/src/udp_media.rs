@@ -93,15 +93,7 @@ impl UdpSink {
             m.counts.malformed += msg.datagram_count() as u64;
             return 0;
         }
-        let (arrival, arrival_ntp) = match msg.received {
-            Some(at) => {
-                let at = UNIX_EPOCH + at;
-                // A stamp after `wall` (a clock step) counts as now.
-                let ago = wall.duration_since(at).unwrap_or_default();
-                (now.checked_sub(ago).unwrap_or(now), NtpTime::from_system_time(at))
-            }
-            None => (now, NtpTime::from_system_time(wall)),
-        };
+        let (arrival, arrival_ntp) = arrival_of(msg, now, wall);
         let mut rxs = self.receivers.borrow_mut();
         let Some(rx) = rxs.get_mut(self.track) else { return 0 };
         let mut n = 0;
@@ -110,6 +102,54 @@ impl UdpSink {
         }
         n
     }
+}
+
+/// When a message arrived, monotonic and wall clock: the kernel's receive stamp, or
+/// `now`/`wall` when it gave none.
+fn arrival_of(msg: &Message<'_>, now: Instant, wall: SystemTime) -> (Instant, NtpTime) {
+    match msg.received {
+        Some(at) => {
+            let at = UNIX_EPOCH + at;
+            // A stamp after `wall` (a clock step) counts as now.
+            let ago = wall.duration_since(at).unwrap_or_default();
+            (now.checked_sub(ago).unwrap_or(now), NtpTime::from_system_time(at))
+        }
+        None => (now, NtpTime::from_system_time(wall)),
+    }
+}
+
+/// Reads what a session's RTCP socket of `track` holds (the server's sender reports, on the
+/// session's own report clock: one read in seconds, not a grid's) and hands each compound
+/// from `filter`'s address to the track's receiver, at the time the kernel received it, so
+/// that a report read late still gives an exact DLSR. Returns the compounds taken.
+pub(crate) fn read_rtcp(
+    reading: &UdpReading,
+    socket: impl AsFd,
+    filter: SourceFilter,
+    receiver: &mut TrackReceiver,
+) -> u64 {
+    let mut batch = reading.batch.borrow_mut();
+    let mut m = reading.metrics.borrow_mut();
+    let mut taken = 0;
+    while let Ok(got) = batch.recv(socket.as_fd()) {
+        let (now, wall) = (Instant::now(), SystemTime::now());
+        for msg in batch.messages() {
+            if !filter.accepts(msg.source) {
+                m.counts.foreign += 1;
+                continue;
+            }
+            if msg.truncated {
+                m.counts.malformed += 1;
+                continue;
+            }
+            let (arrival, _) = arrival_of(&msg, now, wall);
+            taken += u64::from(receiver.handle_rtcp(arrival, msg.data, &mut m));
+        }
+        if got < RECV_BATCH {
+            break;
+        }
+    }
+    taken
 }
 
 /// A shard's UDP reading: the grid, and the ring or the `recvmmsg` batch.

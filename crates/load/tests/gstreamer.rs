@@ -137,6 +137,9 @@ fn video_and_audio_against_gstreamer_both_arrive_on_every_session() {
     assert_eq!((r.media.wrong_payload_type, r.media.foreign, r.media.malformed), (0, 0, 0));
     assert_eq!((r.media.lost, r.media.duplicates), (0, 0));
     assert_eq!(r.sessions.no_keyframe, 0);
+    // Its RTCP (sender reports with source descriptions) is read, over UDP and interleaved,
+    // and parses: `malformed` is 0 above.
+    assert!(r.media.sender_reports > 0, "{:?}", r.media);
     assert_eq!(r.metrics["jitter"].count, 20, "one jitter per track per session");
     // Opus at 20 ms a packet and 25 video frames a second, for at least 3 s of each session.
     assert!(r.media.packets > 10 * 3 * (50 + 25), "packets {}", r.media.packets);

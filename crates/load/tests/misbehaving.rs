@@ -2,8 +2,9 @@
 //! each misbehaving in one way (silent after PLAY, stalling mid-stream, answering with wrong
 //! CSeqs, sending from a foreign port, never answering TEARDOWN, switching SSRC, sending one
 //! track of two, sending a payload type the SDP did not give, sending video without
-//! keyframes), and the
-//! counts and exit code (99) the generator must give against each. Every run is a few seconds.
+//! keyframes, sending no sender reports for its video), and the counts and exit code (99)
+//! the generator must give against each. Every run is a few seconds but the last, which
+//! must outlast the generator's sender report window.
 // Tests may unwrap: a panic here is a failed test, not a crashed generator.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -13,14 +14,16 @@ use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use manifold_load::{LoadArgs, Outcome, TransportChoice, UdpReceive};
+use manifold_rtp::ntp::NtpTime;
 use manifold_rtp::packet::RtpBuilder;
+use manifold_rtp::rtcp::{SenderInfo, Writer};
 use manifold_rtp::{RtpTime, Ssrc};
-use manifold_rtsp::codec::write_response;
+use manifold_rtsp::codec::{write_interleaved, write_response};
 use manifold_rtsp::header::{PortRange, Transport, TypedHeader};
-use manifold_rtsp::{Method, Response, StatusCode};
+use manifold_rtsp::{ChannelId, Method, Response, StatusCode};
 use manifold_synth::{StreamConfig, SyntheticStream};
 
 /// One glommio pool at a time in this process (locked memory is capped at 8 MiB).
@@ -47,12 +50,15 @@ enum Fault {
     WrongPayloadType,
     /// Sends video slices, never an IDR (the others send one a second).
     NoKeyframe,
+    /// Describes video and audio, sends both, and RTCP sender reports for its audio only
+    /// (the others send one a second for every track).
+    NoVideoSenderReports,
 }
 
 impl Fault {
     /// Whether the presentation has an audio track beside the video.
     fn with_audio(self) -> bool {
-        matches!(self, Fault::SilentTrack(_))
+        matches!(self, Fault::SilentTrack(_) | Fault::NoVideoSenderReports)
     }
 }
 
@@ -120,9 +126,15 @@ fn send_media(
             .write_to_vec(&mut buf)
             .unwrap();
         seq = seq.wrapping_add(1);
+        // A sender report a second, mapping this packet's time to the wall clock.
+        let report = n % RATE == 0 && !(fault == Fault::NoVideoSenderReports && track == 0);
+        let sr = report.then(|| sender_report(Ssrc(ssrc.0 + track as u32), ts));
         match &sink {
             Sink::Udp(to) => {
                 let _ = media.send_to(&buf, to);
+                if let Some(sr) = &sr {
+                    let _ = media.send_to(sr, SocketAddr::new(to.ip(), to.port() + 1));
+                }
                 if fault == Fault::ForeignPort {
                     // Same source and sequence numbers far ahead: fed to the statistics,
                     // these would show as loss.
@@ -132,15 +144,31 @@ fn send_media(
                 }
             }
             Sink::Interleaved(conn, channel) => {
-                let mut frame = vec![b'$', *channel];
-                frame.extend_from_slice(&(buf.len() as u16).to_be_bytes());
-                frame.extend_from_slice(&buf);
+                let mut frame = Vec::new();
+                write_interleaved(ChannelId(*channel), &buf, &mut frame).unwrap();
+                if let Some(sr) = &sr {
+                    write_interleaved(ChannelId(*channel + 1), sr, &mut frame).unwrap();
+                }
                 if conn.lock().unwrap().write_all(&frame).is_err() {
                     break;
                 }
             }
         }
     }
+}
+
+/// An RTCP sender report of `ssrc` saying that media time `ts` is now.
+fn sender_report(ssrc: Ssrc, ts: RtpTime) -> Vec<u8> {
+    let info = SenderInfo {
+        ntp: NtpTime::from_system_time(SystemTime::now()),
+        rtp: ts,
+        packet_count: 0,
+        octet_count: 0,
+    };
+    let mut buf = [0u8; 64];
+    let mut w = Writer::new(&mut buf);
+    w.sender_report(ssrc, &info, &[]).unwrap();
+    w.written().to_vec()
 }
 
 /// Answers one connection: OPTIONS, DESCRIBE, SETUP (UDP announcing the port media comes
@@ -243,12 +271,23 @@ fn run_reading(
     thresholds: &[&str],
     receive: UdpReceive,
 ) -> Outcome {
+    run_for(Duration::from_secs(3), fault, transport, thresholds, receive)
+}
+
+/// As [`run`], for `duration`.
+fn run_for(
+    duration: Duration,
+    fault: Fault,
+    transport: TransportChoice,
+    thresholds: &[&str],
+    receive: UdpReceive,
+) -> Outcome {
     let _one = ONE_RUN.lock().unwrap_or_else(|e| e.into_inner());
     let port = start_server(fault);
     let mut args = LoadArgs::new(format!("rtsp://127.0.0.1:{port}/misbehaving"));
     args.clients = 4;
     args.transport = transport;
-    args.duration = Duration::from_secs(3);
+    args.duration = duration;
     args.ramp = Duration::from_millis(200);
     args.media_timeout = Duration::from_secs(1);
     args.response_timeout = Duration::from_secs(1);
@@ -259,7 +298,8 @@ fn run_reading(
     let started = Instant::now();
     let outcome = manifold_load::execute(&args).expect("the run completes");
     // The run's deadline: duration + response timeout + 1 s of grace, plus start-up.
-    assert!(started.elapsed() < Duration::from_secs(7), "the run took {:?}", started.elapsed());
+    let took = started.elapsed();
+    assert!(took < duration + Duration::from_secs(4), "the run took {took:?}");
     println!("{}", outcome.report.table());
     outcome
 }
@@ -425,6 +465,32 @@ fn video_without_a_keyframe_is_counted_and_can_fail_a_threshold() {
     assert!(r.table().contains(", 4 received video without a keyframe;"), "{}", r.table());
     let json: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
     assert_eq!(json["sessions"]["no_keyframe"], 4);
+    assert!(!r.thresholds[0].passed);
+    assert_eq!(outcome.exit_code(), 99);
+}
+
+#[test]
+fn video_without_sender_reports_is_counted_and_can_fail_a_threshold() {
+    // Players cannot place the video on the wall clock, so cannot line it up with the audio.
+    // The window is 15 s of media: the sessions play for about 16.
+    let outcome = run_for(
+        Duration::from_secs(17),
+        Fault::NoVideoSenderReports,
+        TransportChoice::Mix(50.0),
+        &["sessions.no_sender_report<1"],
+        UdpReceive::Batch,
+    );
+    let r = &outcome.report;
+    assert_eq!(r.errors.total, 0, "{:?}", r.errors.samples);
+    assert_eq!(r.sessions.ok, 4);
+    assert_eq!(r.sessions.no_sender_report, 4, "{}", r.table());
+    // The audio's, one a second, over UDP and interleaved alike.
+    assert!(r.media.sender_reports >= 4 * 14, "{:?}", r.media);
+    assert!(r.table().contains(&format!("sender reports {}", r.media.sender_reports)));
+    assert!(r.table().contains(", 4 received media 15 s or longer without a sender report;"));
+    let json: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+    assert_eq!(json["sessions"]["no_sender_report"], 4);
+    assert_eq!(json["media"]["sender_reports"], r.media.sender_reports);
     assert!(!r.thresholds[0].passed);
     assert_eq!(outcome.exit_code(), 99);
 }
