@@ -238,6 +238,16 @@ fn source_through_relay(transport: &str) {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(700));
+    // Beside ffmpeg, the generator: the source's sender reports (about one a second) reach
+    // readers through the relay over UDP and interleaved, as ffmpeg's own reports would.
+    let load = Command::new(BIN)
+        .args(["load", &url, "--clients", "2", "--duration", "3s", "--transport", "mix:50"])
+        .args(["--quiet", "--threshold", "errors<1", "--threshold", "sender_reports>=4"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let read = run_bounded(
         Command::new("ffmpeg").args([
             "-hide_banner",
@@ -254,10 +264,12 @@ fn source_through_relay(transport: &str) {
         Duration::from_secs(20),
     )
     .expect("ffmpeg finished");
+    let loaded = load.wait_with_output().unwrap();
     let _ = source.kill();
     let published = source.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&read.stderr);
     assert!(read.status.success(), "ffmpeg: {err}\nsource: {}", text(&published));
+    assert_eq!(loaded.status.code(), Some(0), "{}", text(&loaded));
     assert!(err.contains("h264"), "{err}");
     let frames: u64 = err
         .rsplit("frame=")

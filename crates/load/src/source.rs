@@ -9,7 +9,7 @@
 //! (responses, its requests, interleaved RTCP) and hands it to the publishing thread, which
 //! owns the session, writes requests and media, and sleeps until the next frame or timer.
 
-use std::io::{Read, Write as _};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::sync::mpsc;
@@ -21,7 +21,7 @@ use manifold_rtsp::session::client::{
     ClientConfig, ClientEvent, ClientSession, ClientState, MediaTransport,
 };
 use manifold_rtsp::{ChannelId, Request, Response};
-use manifold_synth::{NtpTime, StreamConfig, SyntheticStream};
+use manifold_synth::{NtpTime, SenderReports, StreamConfig, SyntheticStream, SENDER_REPORT_MAX};
 
 use crate::quantity::parse_duration;
 use crate::target::Target;
@@ -181,15 +181,47 @@ enum FromServer {
     Closed(String),
 }
 
-/// Where the media goes once recording.
+/// Where the media and its sender reports go once recording.
 enum MediaOut {
-    Interleaved(ChannelId),
+    Interleaved {
+        rtp: ChannelId,
+        rtcp: ChannelId,
+    },
     Udp {
         socket: UdpSocket,
-        /// Kept bound so our RTCP port stays ours; the server's reports are not read.
-        _rtcp: UdpSocket,
+        /// Sends the sender reports (the server's receiver reports to it are not read).
+        rtcp: UdpSocket,
         to: SocketAddr,
+        rtcp_to: SocketAddr,
     },
+}
+
+impl MediaOut {
+    /// Sends an RTP packet, or (`report`) an RTCP compound, the way SETUP's answer said;
+    /// `out` is scratch for the interleaved frame.
+    fn send(
+        &self,
+        writer: &mut impl Write,
+        out: &mut Vec<u8>,
+        bytes: &[u8],
+        report: bool,
+    ) -> std::io::Result<()> {
+        match self {
+            MediaOut::Interleaved { rtp, rtcp } => {
+                out.clear();
+                if write_interleaved(if report { *rtcp } else { *rtp }, bytes, out).is_ok() {
+                    writer.write_all(out)?;
+                }
+                Ok(())
+            }
+            MediaOut::Udp { socket, to, .. } if !report => socket.send_to(bytes, to).map(drop),
+            MediaOut::Udp { rtcp, rtcp_to, .. } => {
+                // Best effort, as any datagram: a full send buffer loses one report.
+                let _ = rtcp.send_to(bytes, rtcp_to);
+                Ok(())
+            }
+        }
+    }
 }
 
 /// Publishes to an RTSP server (ANNOUNCE, RECORD) until the duration ends (then TEARDOWN) or
@@ -242,6 +274,8 @@ pub(crate) fn run_rtsp(args: &SourceArgs) -> Result<SourceStats, SourceError> {
     let mut out = Vec::new();
     let mut packet = Vec::new();
     let mut stats = SourceStats::default();
+    let mut reports = SenderReports::new(stream.config().ssrc, args.fps, Some(cname()));
+    let mut report = [0u8; SENDER_REPORT_MAX];
     let mut media: Option<MediaOut> = None;
     let mut udp = udp;
     let mut end: Option<Instant> = None;
@@ -292,23 +326,22 @@ pub(crate) fn run_rtsp(args: &SourceArgs) -> Result<SourceStats, SourceError> {
         if let Some(m) = &media {
             let since = clock.elapsed();
             let wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-            while let Some(info) = stream.poll_packet(since, NtpTime::from_unix(wall), &mut packet)
-            {
+            let capture = NtpTime::from_unix(wall);
+            let mut last = None;
+            while let Some(info) = stream.poll_packet(since, capture, &mut packet) {
                 let bytes = &packet[..info.len];
-                match m {
-                    MediaOut::Interleaved(channel) => {
-                        out.clear();
-                        if write_interleaved(*channel, bytes, &mut out).is_ok() {
-                            writer.write_all(&out).map_err(io("sending media"))?;
-                        }
-                    }
-                    MediaOut::Udp { socket, to, .. } => {
-                        socket.send_to(bytes, to).map_err(io("sending media"))?;
-                    }
-                }
+                m.send(&mut writer, &mut out, bytes, false).map_err(io("sending media"))?;
+                reports.sent(bytes);
                 stats.packets += 1;
                 stats.bytes += info.len as u64;
                 stats.frames += u64::from(info.marker);
+                last = Some(info);
+            }
+            // As ffmpeg and live555 publish: a sender report about once a second, which the
+            // server passes on so that its readers can place the stream on the wall clock.
+            if let Some(len) = last.and_then(|l| reports.after_frame(&l, capture, &mut report)) {
+                m.send(&mut writer, &mut out, &report[..len], true)
+                    .map_err(io("sending a sender report"))?;
             }
         }
 
@@ -370,20 +403,32 @@ fn media_out(
     let answer = session.tracks().first().and_then(|t| t.transport.clone());
     match udp.take() {
         None => {
-            let channel = answer
-                .and_then(|t| t.interleaved)
-                .map_or(ChannelId(0), |range: manifold_rtsp::header::ChannelRange| range.first);
-            Ok(MediaOut::Interleaved(channel))
+            let (rtp, rtcp) = answer.and_then(|t| t.interleaved).map_or(
+                (ChannelId(0), ChannelId(1)),
+                |range: manifold_rtsp::header::ChannelRange| {
+                    // A range of one channel: RTCP on the next, as RFC 2326 pairs them.
+                    let rtcp = if range.last == range.first {
+                        ChannelId(range.first.0.wrapping_add(1))
+                    } else {
+                        range.last
+                    };
+                    (range.first, rtcp)
+                },
+            );
+            Ok(MediaOut::Interleaved { rtp, rtcp })
         }
         Some((rtp, rtcp)) => {
             let port = answer.and_then(|t| t.server_port).ok_or_else(|| SourceError::Session {
                 peer,
                 reason: "SETUP answer has no server_port for UDP".into(),
             })?;
+            let rtcp_port =
+                if port.last == port.first { port.first.saturating_add(1) } else { port.last };
             Ok(MediaOut::Udp {
                 socket: rtp,
-                _rtcp: rtcp,
+                rtcp,
                 to: SocketAddr::new(peer.ip(), port.first),
+                rtcp_to: SocketAddr::new(peer.ip(), rtcp_port),
             })
         }
     }
@@ -437,6 +482,11 @@ fn read_server(mut tcp: Box<dyn Read + Send>, tx: &mpsc::Sender<FromServer>) {
 pub(crate) fn udp_pair(ip: std::net::IpAddr) -> std::io::Result<(UdpSocket, UdpSocket)> {
     let pair = manifold_udp::bind_pair(ip)?;
     Ok((pair.rtp.into(), pair.rtcp.into()))
+}
+
+/// The CNAME of a source's sender reports: unique to the run, as RFC 3550 asks.
+pub(crate) fn cname() -> String {
+    format!("manifold-source-{:08x}@{}", seed32(), std::process::id())
 }
 
 /// A value that differs from run to run (SSRC, first sequence number, cnonce); not secret.

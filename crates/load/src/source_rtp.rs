@@ -15,11 +15,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs as _, UdpSo
 use std::path::Path;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use manifold_rtp::packet::RtpPacket;
-use manifold_rtp::rtcp::{SdesItem, SdesKind, SenderInfo, Writer};
-use manifold_synth::{NtpTime, SyntheticStream};
+use manifold_synth::{NtpTime, SenderReports, SyntheticStream, SENDER_REPORT_MAX};
 
-use crate::source::{seed32, stream_config, udp_pair, SourceArgs, SourceError, SourceStats};
+use crate::source::{cname, stream_config, udp_pair, SourceArgs, SourceError, SourceStats};
 use crate::LoadError;
 
 /// The URL scheme this module serves.
@@ -137,13 +135,10 @@ pub(crate) fn run(args: &SourceArgs) -> Result<SourceStats, SourceError> {
         );
     }
 
-    let ssrc = stream.config().ssrc;
-    let cname = format!("manifold-source-{:08x}@{}", seed32(), std::process::id());
+    let mut reports = SenderReports::new(stream.config().ssrc, args.fps, Some(cname()));
     let mut stats = SourceStats::default();
     let mut packet = Vec::with_capacity(args.mtu);
-    let mut report = [0u8; 256];
-    let mut octets: u32 = 0;
-    let mut next_report = 0u64;
+    let mut report = [0u8; SENDER_REPORT_MAX];
     let clock = Instant::now();
     let end = args.duration.map(|d| clock + d);
     let send =
@@ -166,28 +161,13 @@ pub(crate) fn run(args: &SourceArgs) -> Result<SourceStats, SourceError> {
             if send(&rtp, bytes, to, &mut stats)? {
                 stats.packets += 1;
                 stats.bytes += info.len as u64;
-                let payload = RtpPacket::parse(bytes).map_or(0, |p| p.payload().len());
-                // RFC 3550's octet count wraps like its packet count.
-                octets = octets.wrapping_add(payload as u32);
+                reports.sent(bytes);
             }
             stats.frames += u64::from(info.marker);
             last = Some(info);
         }
-        // A sender report (with the CNAME a compound packet needs) after the first frame and
-        // then about once a second, mapping the frame just sent to its capture time.
-        if let Some(info) = last.filter(|i| i.frame >= next_report) {
-            next_report = info.frame + u64::from(args.fps);
-            let sender = SenderInfo {
-                ntp: capture,
-                rtp: info.rtp_time,
-                packet_count: stats.packets as u32,
-                octet_count: octets,
-            };
-            let mut w = Writer::new(&mut report);
-            let items = [SdesItem { kind: SdesKind::CNAME, value: cname.as_bytes() }];
-            if w.sender_report(ssrc, &sender, &[]).is_ok() && w.sdes(&[(ssrc, &items)]).is_ok() {
-                send(&rtcp, w.written(), rtcp_to, &mut stats)?;
-            }
+        if let Some(len) = last.and_then(|l| reports.after_frame(&l, capture, &mut report)) {
+            send(&rtcp, &report[..len], rtcp_to, &mut stats)?;
         }
         let mut wake = clock + stream.next_frame_due();
         if let Some(end) = end {

@@ -6,9 +6,8 @@ use std::time::{Instant, SystemTime};
 
 use glommio::{spawn_local, timer};
 use manifold_rtp::codec::Codec;
-use manifold_rtp::rtcp::{SenderInfo, Writer};
 use manifold_rtp::track::PayloadTypes;
-use manifold_synth::{NtpTime, StreamConfig, SyntheticStream};
+use manifold_synth::{NtpTime, SenderReports, StreamConfig, SyntheticStream, SENDER_REPORT_MAX};
 
 use crate::plane::hub::Hub;
 use crate::registry::{PathBusy, TrackInfo};
@@ -57,9 +56,8 @@ pub(crate) fn start(shard: &Rc<Shard>, path: &str) -> Result<(), SyntheticError>
     spawn_local(async move {
         let start = Instant::now();
         let mut buf = Vec::with_capacity(manifold_synth::DEFAULT_MTU);
-        let ssrc = stream.config().ssrc;
-        let mut octets: u32 = 0;
-        let mut next_report = 0u64;
+        let mut reports = SenderReports::new(stream.config().ssrc, stream.config().fps, None);
+        let mut report = [0u8; SENDER_REPORT_MAX];
         loop {
             let due = stream.next_frame_due();
             let now = start.elapsed();
@@ -78,28 +76,17 @@ pub(crate) fn start(shard: &Rc<Shard>, path: &str) -> Result<(), SyntheticError>
                         // The stream was ended (its path taken over): stop.
                         return;
                     }
-                    octets = octets.wrapping_add(info.len as u32);
+                    reports.sent(bytes);
                 }
                 last = Some(info);
                 if info.marker {
                     break;
                 }
             }
-            // A sender report about once a second, mapping the frame just sent to its
-            // capture time, so players can place the stream on the wall clock.
-            if let Some(info) = last.filter(|i| i.frame >= next_report) {
-                next_report = info.frame + u64::from(stream.config().fps);
-                let sender = SenderInfo {
-                    ntp: capture,
-                    rtp: info.rtp_time,
-                    packet_count: stream.packets_sent() as u32,
-                    octet_count: octets,
-                };
-                let mut report = [0u8; 64];
-                let mut w = Writer::new(&mut report);
-                if w.sender_report(ssrc, &sender, &[]).is_ok() {
-                    shard.ingest(Instant::now(), id, 0, w.written(), Media::Rtcp);
-                }
+            // A sender report about once a second, so players can place the stream on the
+            // wall clock.
+            if let Some(len) = last.and_then(|l| reports.after_frame(&l, capture, &mut report)) {
+                shard.ingest(Instant::now(), id, 0, &report[..len], Media::Rtcp);
             }
             // Behind: the next frame is due already. Let the shard's other tasks run once
             // this task has had its share of the shard's time.

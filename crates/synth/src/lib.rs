@@ -48,6 +48,7 @@
 
 mod clip;
 mod error;
+mod report;
 mod sdp;
 pub mod stamps;
 mod stream;
@@ -57,6 +58,7 @@ pub use clip::{Clip, EMBEDDED_CLIP};
 pub use error::SynthError;
 pub use manifold_rtp::ntp::NtpTime;
 pub use manifold_rtp::packetize::h264::{Packetizer, FU_A, MIN_PAYLOAD, STAP_A};
+pub use report::{SenderReports, SENDER_REPORT_MAX};
 pub use sdp::MediaSdp;
 pub use stamps::{ExtensionIds, Stamps, ABS_CAPTURE_TIME_URI, PACKET_COUNTER_URI};
 pub use stream::{
