@@ -329,3 +329,43 @@ fn a_high_bitrate_udp_publisher_loses_nothing_on_its_way_into_the_relay() {
     let published = source.wait_with_output().unwrap();
     assert_eq!(read.status.code(), Some(0), "{}\nsource: {}", text(&read), text(&published));
 }
+
+#[test]
+fn a_republished_source_reads_as_one_stream_through_our_relay() {
+    // A publisher replaced within the relay's grace: the readers' stream goes on (same SSRC,
+    // sequence numbers and RTP times continued, sender reports mapped alike). The second
+    // source's packet counters are its own (a random base), so the generator counts them as
+    // a new source's, not as 500 duplicates of the first one's; and the relayed sender
+    // reports still place the media where its capture times say.
+    let relay = Relay::start_with(&["--publish-grace-secs", "10"]);
+    let url = relay.url("/republished");
+    let source = |duration: &str, transport: &str| {
+        Command::new(BIN)
+            .args(["source", &url, "--quiet", "--duration", duration, "--transport", transport])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let first = source("3s", "tcp");
+    std::thread::sleep(Duration::from_millis(700));
+    let load = Command::new(BIN)
+        .args(["load", &url, "--clients", "2", "--duration", "6s", "--transport", "mix:50"])
+        .args(["--quiet", "--threshold", "errors<1", "--threshold", "duplicates<1"])
+        .args(["--threshold", "reordered<1", "--threshold", "sr_offset.max<50ms"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let first = first.wait_with_output().unwrap();
+    assert!(first.status.success(), "first source: {}", text(&first));
+    let second = source("4s", "udp");
+    let loaded = load.wait_with_output().unwrap();
+    let second = second.wait_with_output().unwrap();
+    assert!(second.status.success(), "second source: {}", text(&second));
+    let out = text(&loaded);
+    assert_eq!(loaded.status.code(), Some(0), "{out}");
+    assert!(out.contains("sessions: 2 scheduled, 2 started, 2 played, 2 ok"), "{out}");
+}

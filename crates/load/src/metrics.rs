@@ -47,6 +47,13 @@ pub enum Metric {
     /// The same for packets captured before PLAY was sent: history the server replayed (a GOP
     /// cache), whose age is not delivery delay and would otherwise inflate `e2e`'s tail.
     E2eCached,
+    /// Per sender report: how far its wall-clock mapping places the latest packet of its
+    /// source that carries a capture-time stamp from that stamp. The synthetic source maps
+    /// each frame to its capture time, so a server that passes its reports on, or makes its
+    /// own from when the media came, keeps this within its delivery delay; one that rewrites
+    /// RTP times and not its reports (or the other way round) puts players' audio and video
+    /// out of step by this much.
+    SrOffset,
     /// RFC 3550 interarrival jitter, per track at the end of its session.
     Jitter,
     /// Time between consecutive packets of a track, per packet.
@@ -59,7 +66,7 @@ pub enum Metric {
 
 impl Metric {
     /// Every metric, in report order.
-    pub const ALL: [Metric; 18] = [
+    pub const ALL: [Metric; 19] = [
         Metric::Connect,
         Metric::Tls,
         Metric::Tunnel,
@@ -74,6 +81,7 @@ impl Metric {
         Metric::FirstKeyframe,
         Metric::E2e,
         Metric::E2eCached,
+        Metric::SrOffset,
         Metric::Jitter,
         Metric::Gap,
         Metric::StartLag,
@@ -97,6 +105,7 @@ impl Metric {
             Metric::FirstKeyframe => "first_keyframe",
             Metric::E2e => "e2e",
             Metric::E2eCached => "e2e_cached",
+            Metric::SrOffset => "sr_offset",
             Metric::Jitter => "jitter",
             Metric::Gap => "gap",
             Metric::StartLag => "start_lag",

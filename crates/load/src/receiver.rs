@@ -15,18 +15,23 @@
 use std::time::{Duration, Instant};
 
 use manifold_rtp::codec::Codec;
-use manifold_rtp::ntp::NtpTime;
+use manifold_rtp::ntp::{NtpTime, SrMapping};
 use manifold_rtp::packet::RtpPacket;
 use manifold_rtp::rtcp::{Packet as RtcpPacket, ReportBlock};
 use manifold_rtp::stats::{ReceiverStats, MAX_DROPOUT, MAX_MISORDER};
 use manifold_rtp::track::PayloadTypes;
-use manifold_rtp::Ssrc;
+use manifold_rtp::{RtpTime, Ssrc};
 use manifold_synth::{ExtensionIds, Stamps};
 
 use crate::metrics::{Metric, Metrics};
 
 /// Counter values remembered below the highest, for duplicate detection.
 const WINDOW: u64 = 4096;
+
+/// A packet counter this far from the highest seen, either way, is a new source's (a
+/// republished stream: `manifold source` starts its counter at a random multiple of 2^30),
+/// never a loss run or a late duplicate: 2^28 packets are 7 hours at 10,000 a second.
+const COUNTER_RESTART: u64 = 1 << 28;
 
 /// How long a track's media may come without a sender report before a session counts as
 /// having none (`sessions.no_sender_report`): RFC 3550's 5 s minimum interval randomised up
@@ -112,6 +117,11 @@ impl CounterTrack {
     fn lost(&self) -> u64 {
         (self.highest - self.base + 1).saturating_sub(self.unique)
     }
+
+    /// Whether counter `c` belongs to another source than the one counted so far.
+    fn is_another_source(&self, c: u64) -> bool {
+        c.abs_diff(self.highest) >= COUNTER_RESTART
+    }
 }
 
 /// One track's receiver: feed it every RTP packet with [`handle_packet`](Self::handle_packet),
@@ -139,6 +149,8 @@ pub struct TrackReceiver {
     /// The session's media deadline passed with nothing from this track.
     deadline_missed: bool,
     counter: Option<CounterTrack>,
+    /// Loss, duplicates and reordering of the counters of sources no longer current.
+    counter_retired: SequenceTotals,
     last_arrival: Option<Instant>,
     first_packet: Option<Instant>,
     first_keyframe: Option<Instant>,
@@ -146,6 +158,8 @@ pub struct TrackReceiver {
     packets: u64,
     /// RTCP sender reports received about the track.
     sender_reports: u64,
+    /// The latest packet with a capture-time stamp: its source, RTP time and capture time.
+    last_stamped: Option<(Ssrc, RtpTime, NtpTime)>,
     finished: bool,
     /// Wall time PLAY was sent: packets captured earlier are replayed history.
     play_sent: Option<NtpTime>,
@@ -168,12 +182,14 @@ impl TrackReceiver {
             first_source_lowest: None,
             deadline_missed: false,
             counter: None,
+            counter_retired: SequenceTotals::default(),
             last_arrival: None,
             first_packet: None,
             first_keyframe: None,
             longest_gap: Duration::ZERO,
             packets: 0,
             sender_reports: 0,
+            last_stamped: None,
             finished: false,
             play_sent: None,
         }
@@ -239,6 +255,7 @@ impl TrackReceiver {
             let live = self.play_sent.is_none_or(|play| capture.0 >= play.0);
             let metric = if live { Metric::E2e } else { Metric::E2eCached };
             metrics.record_us(metric, u64::try_from(us).unwrap_or(u64::MAX));
+            self.last_stamped = Some((packet.ssrc(), packet.timestamp(), capture));
         }
         let stats = self.stats_for(packet.ssrc(), metrics);
         stats.handle_packet(arrival, packet.sequence(), packet.timestamp());
@@ -252,6 +269,12 @@ impl TrackReceiver {
         if let Some(c) = stamps.counter {
             metrics.counts.counted_by_counter += 1;
             match &mut self.counter {
+                Some(t) if t.is_another_source(c) => {
+                    // Restarted behind a relay that kept the stream going: the new source's
+                    // counters are its own, not duplicates of the old one's.
+                    self.counter_retired.add_counter(t);
+                    *t = CounterTrack::new(c);
+                }
                 Some(t) => t.handle(c),
                 None => self.counter = Some(CounterTrack::new(c)),
             }
@@ -279,13 +302,23 @@ impl TrackReceiver {
                 Ok(RtcpPacket::SenderReport(sr)) => {
                     self.sender_reports += 1;
                     metrics.counts.sender_reports += 1;
-                    let ntp = sr.sender_info().ntp;
+                    let info = sr.sender_info();
                     // A report about a source not seen yet (it came before the media) is
                     // counted, and the next one will be of use.
                     for s in self.stats.iter_mut().chain(self.previous.iter_mut()) {
                         if s.ssrc() == sr.ssrc() {
-                            s.handle_sender_report(arrival, ntp);
+                            s.handle_sender_report(arrival, info.ntp);
                         }
+                    }
+                    if let Some((_, rtp, capture)) =
+                        self.last_stamped.filter(|(ssrc, ..)| *ssrc == sr.ssrc())
+                    {
+                        // Where the report puts the packet on the wall clock, against when
+                        // the source says it was captured (Q32.32 seconds, either side).
+                        let placed = SrMapping::from_sender_info(&info, self.clock_rate);
+                        let apart = placed.rtp_to_ntp(rtp).0.wrapping_sub(capture.0) as i64;
+                        let us = (u128::from(apart.unsigned_abs()) * 1_000_000) >> 32;
+                        metrics.record_us(Metric::SrOffset, u64::try_from(us).unwrap_or(u64::MAX));
                     }
                 }
                 Ok(_) => {}
@@ -403,7 +436,7 @@ impl TrackReceiver {
     /// says were sent before the first one received.
     pub fn lost(&self) -> u64 {
         let after_first = match &self.counter {
-            Some(c) => c.lost(),
+            Some(c) => c.lost() + self.counter_retired.lost,
             None => self.sequence_totals().lost,
         };
         after_first + self.lost_before_first()
@@ -412,7 +445,7 @@ impl TrackReceiver {
     /// Duplicates so far.
     pub fn duplicates(&self) -> u64 {
         match &self.counter {
-            Some(c) => c.duplicates,
+            Some(c) => c.duplicates + self.counter_retired.duplicates,
             None => self.sequence_totals().duplicates,
         }
     }
@@ -420,7 +453,7 @@ impl TrackReceiver {
     /// Reordered packets so far.
     pub fn reordered(&self) -> u64 {
         match &self.counter {
-            Some(c) => c.reordered,
+            Some(c) => c.reordered + self.counter_retired.reordered,
             None => self.sequence_totals().reordered,
         }
     }
@@ -475,6 +508,12 @@ impl SequenceTotals {
         self.reordered += s.reordered();
     }
 
+    fn add_counter(&mut self, c: &CounterTrack) {
+        self.lost += c.lost();
+        self.duplicates += c.duplicates;
+        self.reordered += c.reordered;
+    }
+
     /// Adds a source that will not come back, and records its jitter.
     fn retire(&mut self, s: &ReceiverStats, clock_rate: u32, metrics: &mut Metrics) {
         self.add(s);
@@ -487,7 +526,7 @@ impl SequenceTotals {
 #[cfg(test)]
 mod tests {
     use manifold_rtp::packet::RtpBuilder;
-    use manifold_rtp::RtpTime;
+    use manifold_synth::{StreamConfig, SyntheticStream};
 
     use super::*;
 
@@ -532,6 +571,82 @@ mod tests {
         let block = rx.report_block(t0 + Duration::from_millis(2_500)).unwrap();
         assert_eq!(block.last_sr, sr_ntp.compact());
         assert_eq!(block.delay_since_last_sr.0, 3 * 65_536 / 2);
+    }
+
+    #[test]
+    fn a_sender_report_is_held_to_the_capture_times_of_its_source() {
+        // The synthetic stream's packets, stamped with their frame's capture time.
+        let config = StreamConfig::default();
+        let ssrc = config.ssrc;
+        let mut stream = SyntheticStream::new(config).unwrap();
+        let t0 = Instant::now();
+        let capture = NtpTime::from_unix(Duration::from_secs(1_700_000_000));
+        let (mut rx, mut m) =
+            (TrackReceiver::new(90_000, None, ExtensionIds::default()), Metrics::new());
+        let mut buf = Vec::new();
+        let mut rtp = None;
+        while let Some(info) = stream.poll_packet(Duration::ZERO, capture, &mut buf) {
+            rx.handle_packet(t0, capture, &buf[..info.len], &mut m);
+            rtp = Some(info.rtp_time);
+        }
+        let rtp = rtp.unwrap();
+        let report = |ssrc: Ssrc, rtp: RtpTime| {
+            let mut out = [0u8; 64];
+            let mut w = manifold_rtp::rtcp::Writer::new(&mut out);
+            let info = manifold_rtp::rtcp::SenderInfo {
+                ntp: capture,
+                rtp,
+                packet_count: 0,
+                octet_count: 0,
+            };
+            w.sender_report(ssrc, &info, &[]).unwrap();
+            w.written().to_vec()
+        };
+        // Mapping the frame to its capture time: no offset. Mapping a time 100 ms (9,000
+        // ticks) later to it, or earlier: 100 ms either way. Another source's: not judged.
+        rx.handle_rtcp(t0, &report(ssrc, rtp), &mut m);
+        rx.handle_rtcp(t0, &report(ssrc, RtpTime(rtp.0.wrapping_add(9_000))), &mut m);
+        rx.handle_rtcp(t0, &report(ssrc, RtpTime(rtp.0.wrapping_sub(9_000))), &mut m);
+        rx.handle_rtcp(t0, &report(Ssrc(ssrc.0 ^ 1), rtp), &mut m);
+        let h = m.histogram(Metric::SrOffset);
+        assert_eq!(h.len(), 3);
+        assert_eq!(h.min(), 0);
+        assert!(h.equivalent(h.max(), 100_000), "max {} us", h.max());
+        assert!(h.equivalent(h.value_at_quantile(0.5), 100_000));
+        assert_eq!(m.counts.sender_reports, 4);
+    }
+
+    #[test]
+    fn a_restarted_source_behind_a_relay_is_counted_on_its_own_counters() {
+        // A relay that keeps the readers' stream going across a republish: same SSRC, the
+        // sequence numbers and RTP times continued, but the new source's packet counters
+        // start from its own random base. Before, they were taken for duplicates.
+        let (mut rx, mut m) =
+            (TrackReceiver::new(90_000, None, ExtensionIds::default()), Metrics::new());
+        let t0 = Instant::now();
+        let capture = NtpTime::from_unix(Duration::from_secs(1_700_000_000));
+        let mut seq = 0u16;
+        for (base, skip) in [(5u64 << 30, 37u64), (2 << 30, 55), (9 << 30, u64::MAX)] {
+            let config = StreamConfig { initial_counter: base, ..StreamConfig::default() };
+            let mut stream = SyntheticStream::new(config).unwrap();
+            let (mut buf, mut n, mut frame) = (Vec::new(), 0u64, 0u64);
+            while n < 200 {
+                let now = Duration::from_millis(40 * frame);
+                while let Some(info) = stream.poll_packet(now, capture, &mut buf) {
+                    assert_eq!(info.counter, base + n);
+                    // The relay's continued numbering.
+                    buf[2..4].copy_from_slice(&seq.to_be_bytes());
+                    seq = seq.wrapping_add(1);
+                    if n != skip {
+                        rx.handle_packet(t0, capture, &buf[..info.len], &mut m);
+                    }
+                    n += 1;
+                }
+                frame += 1;
+            }
+        }
+        assert_eq!((rx.lost(), rx.duplicates(), rx.reordered()), (2, 0, 0));
+        assert_eq!(rx.ssrc_changes(), 0);
     }
 
     #[test]

@@ -390,6 +390,10 @@ pub(crate) fn stream_config(args: &SourceArgs) -> StreamConfig {
         mtu: args.mtu,
         ssrc: manifold_rtp::Ssrc(seed32()),
         initial_seq: seed32() as u16,
+        // 2^30 apart at the least from another run's (unless equal, one time in 2^32), and
+        // 2^62 packets from wrapping: a republished stream's counters never pass for the
+        // first publisher's (the generator takes a jump of 2^28 for a new source).
+        initial_counter: u64::from(seed32()) << 30,
         ..StreamConfig::default()
     }
 }

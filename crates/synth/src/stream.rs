@@ -50,6 +50,11 @@ pub struct StreamConfig {
     pub initial_seq: u16,
     /// RTP timestamp of the first frame.
     pub initial_rtp_time: RtpTime,
+    /// The packet counter of the first packet (0 by default). A source that may be restarted
+    /// within one stream (a republish into a relay that keeps its readers' stream going)
+    /// should pick a random one far from any other's, so that a receiver can tell the two
+    /// sources' counters apart instead of taking the second's for duplicates.
+    pub initial_counter: u64,
     /// extmap ids of abs-capture-time and the packet counter (1 and 2 by default).
     pub extension_ids: ExtensionIds,
     /// Send SPS and PPS together in one STAP-A rather than one packet each.
@@ -71,6 +76,7 @@ impl Default for StreamConfig {
             payload_type: 96,
             initial_seq: 0,
             initial_rtp_time: RtpTime(0),
+            initial_counter: 0,
             extension_ids: ExtensionIds::default(),
             aggregate_parameter_sets: false,
             gop: None,
@@ -94,7 +100,7 @@ pub struct PacketInfo {
     pub keyframe: bool,
     /// Index of the frame since the stream started, across loops.
     pub frame: u64,
-    /// The packet counter carried in the extension (0 for the first packet).
+    /// The packet counter carried in the extension (`initial_counter` for the first packet).
     pub counter: u64,
     /// The packet carries filler data, not picture data.
     pub filler: bool,
@@ -342,7 +348,7 @@ impl SyntheticStream {
             ssrc: self.config.ssrc,
             ids: self.config.extension_ids,
             capture_time,
-            counter: self.counter,
+            counter: self.config.initial_counter.wrapping_add(self.counter),
         };
         let filler = cursor.next == cursor.end;
         if filler {
@@ -369,7 +375,7 @@ impl SyntheticStream {
             marker: header.marker,
             keyframe: self.clip.is_keyframe(clip_frame),
             frame: self.frame,
-            counter: self.counter,
+            counter: header.counter,
             filler,
         };
         self.seq = SeqNo(self.seq.0.wrapping_add(1));

@@ -133,7 +133,7 @@ fn check_run(stream: &SyntheticStream, sent: &[Sent], frames: u64) {
         // Sequence numbers: wire value wraps, the extended one counts on.
         assert_eq!(s.info.seq, SeqNo(initial_seq.0 + i as u64));
         assert_eq!(packet.sequence(), config.initial_seq.wrapping_add(i as u16));
-        assert_eq!(s.info.counter, i as u64);
+        assert_eq!(s.info.counter, stream.config().initial_counter + i as u64);
         // RTP time: `step` per frame from the initial value, wrapping, never going back.
         let expected = RtpTime(
             config.initial_rtp_time.0.wrapping_add((s.info.frame as u32).wrapping_mul(step)),
@@ -150,7 +150,7 @@ fn check_run(stream: &SyntheticStream, sent: &[Sent], frames: u64) {
         }
         let stamps = Stamps::from_packet(&packet, config.extension_ids);
         assert_eq!(stamps.capture_time, Some(capture_at(s.now)));
-        assert_eq!(stamps.counter, Some(i as u64));
+        assert_eq!(stamps.counter, Some(stream.config().initial_counter + i as u64));
     }
     let frames_back = frames_of(sent);
     assert_eq!(frames_back.len() as u64, frames);
@@ -204,6 +204,7 @@ fn stap_a_small_mtu_filler_and_odd_fps() {
         extension_ids: ExtensionIds { capture_time: 9, counter: 3 },
         initial_seq: 65_500,
         initial_rtp_time: RtpTime(u32::MAX - 50_000),
+        initial_counter: 7 << 30,
         gop: None,
     };
     let mut stream = SyntheticStream::new(config).unwrap();
