@@ -136,6 +136,47 @@ fn sigint_stops_the_relay_with_exit_0() {
 }
 
 #[test]
+fn a_second_relay_on_a_port_in_use_is_refused_and_a_restart_is_not() {
+    // SO_REUSEPORT lets every shard bind the port; it let a second relay of the same user
+    // bind it too, and the kernel then split new clients between the two. It is refused
+    // now, with the address it found, and the first one keeps every client.
+    let mut relay = Relay::start(&["--synthetic", "/demo"]);
+    let port = relay.addr.port();
+    for listen in [format!("127.0.0.1:{port}"), format!("0.0.0.0:{port}")] {
+        let second = run_bounded(
+            Command::new(env!("CARGO_BIN_EXE_manifold"))
+                .args(["serve", "--listen", &listen, "--cores", "1"])
+                .env("RUST_BACKTRACE", "0"),
+            Duration::from_secs(10),
+        )
+        .expect("the second relay exits");
+        let err = String::from_utf8_lossy(&second.stderr);
+        assert_eq!(second.status.code(), Some(1), "{listen}: {err}");
+        assert!(err.contains(&format!("cannot bind {listen}")), "{err}");
+        assert!(err.contains(&format!("a socket listens on 127.0.0.1:{port} already")), "{err}");
+    }
+    // The connections a stopped relay closed itself wait in TIME_WAIT on its port; they do
+    // not hold it against the next one.
+    let mut reader = connect(&relay);
+    let url = relay.url("/demo");
+    setup_play_tcp(&mut reader, &url, 1);
+    let status = relay.interrupt(Duration::from_secs(10)).expect("relay exits after SIGINT");
+    assert!(status.success(), "exit status {status}");
+    // Read to the relay's close, so that ours is a clean one (unread bytes would reset).
+    reader.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = std::io::copy(&mut reader, &mut std::io::sink());
+    drop(reader);
+    let tcp = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let waiting = format!(":{port:04X} ");
+    assert!(
+        tcp.lines().any(|l| l.contains(&waiting) && l.split_whitespace().nth(3) == Some("06")),
+        "the relay's side of the reader's connection is in TIME_WAIT:\n{tcp}"
+    );
+    let again = Relay::start_on(port, &["--synthetic", "/demo"]);
+    assert_eq!(again.addr.port(), port);
+}
+
+#[test]
 fn synthetic_stream_plays_in_ffmpeg_and_gstreamer() {
     if !have("ffmpeg", "-version") || !have("gst-launch-1.0", "--version") {
         return;

@@ -320,15 +320,35 @@ fn extra_port(
 }
 
 fn reserve_port(addr: SocketAddr) -> Result<socket2::Socket, RelayError> {
-    let bind = |addr: SocketAddr| -> std::io::Result<socket2::Socket> {
-        let s = socket2::Socket::new(
+    let socket = || {
+        socket2::Socket::new(
             socket2::Domain::for_address(addr),
             socket2::Type::STREAM,
             Some(socket2::Protocol::TCP),
-        )?;
-        s.set_reuse_port(true)?;
-        s.bind(&addr.into())?;
-        Ok(s)
+        )
     };
-    bind(addr).map_err(|source| RelayError::Bind { addr, source })
+    let fail = |source| RelayError::Bind { addr, source };
+    // SO_REUSEPORT lets every shard bind the port, and would as well let another process of
+    // this user bind it, silently splitting the clients between the two relays. So a port
+    // another socket listens on already is refused first.
+    if addr.port() != 0 {
+        match manifold_sys::listeners::tcp_listeners_for(addr) {
+            Ok(held) if !held.is_empty() => {
+                let by = held.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+                return Err(fail(std::io::Error::new(
+                    std::io::ErrorKind::AddrInUse,
+                    format!(
+                        "a socket listens on {by} already (another relay would get part of \
+                         this one's clients)"
+                    ),
+                )));
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!("cannot tell who listens on {addr}: {e}"),
+        }
+    }
+    let s = socket().map_err(fail)?;
+    s.set_reuse_port(true).map_err(fail)?;
+    s.bind(&addr.into()).map_err(fail)?;
+    Ok(s)
 }

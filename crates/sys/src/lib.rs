@@ -1,7 +1,8 @@
 //! The syscalls the relay, the load generator, the `manifold` binary and the perf tools share,
 //! each wrapped once: shutdown signals taken with `sigwait` ([`signal`]), kernel randomness
 //! ([`fill_random`]), the open-file limit and CPU time ([`limits`]), CPU pinning
-//! ([`pin_to_cpu`]), another process's CPU time and memory ([`procstat`]), descriptors
+//! ([`pin_to_cpu`]), another process's CPU time and memory ([`procstat`]), the TCP sockets
+//! listening on a port ([`listeners`]), descriptors
 //! borrowed from their owner ([`fd_of`]), the perf tools' epoll set ([`epoll`]), and, with the
 //! `glommio` feature, handing a socket we bound ourselves to glommio ([`glommio_udp`]).
 //!
@@ -24,6 +25,7 @@ mod cpu;
 pub mod epoll;
 mod fd;
 pub mod limits;
+pub mod listeners;
 pub mod process;
 pub mod procstat;
 mod random;

@@ -16,8 +16,13 @@ pub(crate) struct Relay {
 
 impl Relay {
     pub(crate) fn start(extra: &[&str]) -> Relay {
+        Relay::start_on(0, extra)
+    }
+
+    /// On 127.0.0.1:`port` (0: any free one).
+    pub(crate) fn start_on(port: u16, extra: &[&str]) -> Relay {
         let mut child = Command::new(env!("CARGO_BIN_EXE_manifold"))
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .args(if extra.contains(&"--cores") { &[][..] } else { &["--cores", "2"][..] })
             .args(extra)
             .env("RUST_LOG", std::env::var("MANIFOLD_TEST_LOG").unwrap_or_else(|_| "warn".into()))
