@@ -1,6 +1,7 @@
 //! End to end: `manifold load`'s simulated clients behave like players. They send RTCP
 //! receiver reports, and the relay's per-reader RTCP figures (`/api/v1/streams`) fill in for
-//! UDP and TCP readers alike (with `--no-rtcp` they stay empty); and they keep their sessions
+//! UDP and TCP readers alike, round-trip times too (with `--no-rtcp` they stay empty); and
+//! they keep their sessions
 //! alive, so a relay with a short session timeout keeps even sessions that never PLAY. The
 //! relay plays its synthetic stream; everything stays on 127.0.0.1 and every wait is bounded.
 
@@ -37,8 +38,9 @@ fn streams(metrics: SocketAddr) -> Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {text}"))
 }
 
-/// The readers of every stream, as (transport, packets, RTCP reports summed over tracks).
-fn readers(v: &Value) -> Vec<(String, u64, u64)> {
+/// The readers of every stream, as (transport, packets, RTCP reports summed over tracks, the
+/// longest round-trip time the relay took from them, ms).
+fn readers(v: &Value) -> Vec<(String, u64, u64, Option<f64>)> {
     let streams = v["streams"].as_array().cloned().unwrap_or_default();
     streams
         .iter()
@@ -47,8 +49,11 @@ fn readers(v: &Value) -> Vec<(String, u64, u64)> {
             let reports = r["rtcp"]
                 .as_array()
                 .map_or(0, |t| t.iter().map(|f| f["reports"].as_u64().unwrap_or(0)).sum());
+            let rtt = r["rtcp"]
+                .as_array()
+                .and_then(|t| t.iter().filter_map(|f| f["max_rtt_ms"].as_f64()).reduce(f64::max));
             let transport = r["transport"].as_str().unwrap_or("").to_owned();
-            (transport, r["packets"].as_u64().unwrap_or(0), reports)
+            (transport, r["packets"].as_u64().unwrap_or(0), reports, rtt)
         })
         .collect()
 }
@@ -67,10 +72,11 @@ fn load(url: &str, transport: &str, run: &str, extra: &[&str]) -> Child {
 }
 
 /// What the relay showed while a UDP and a TCP generator ran: per transport, the most
-/// packets and the most RTCP reports any of its readers had, and how long readers were seen.
+/// packets and the most RTCP reports any of its readers had and the longest round-trip time
+/// it took from their reports (their LSR and DLSR), and how long readers were seen.
 struct Seen {
-    udp: (u64, u64),
-    tcp: (u64, u64),
+    udp: (u64, u64, Option<f64>),
+    tcp: (u64, u64, Option<f64>),
     readers_for: Duration,
 }
 
@@ -80,17 +86,21 @@ fn run_generators(extra: &[&str]) -> Seen {
     let url = relay.url("/demo");
     let mut udp = load(&url, "udp", RUN, extra);
     let mut tcp = load(&url, "tcp", RUN, extra);
-    let mut seen = Seen { udp: (0, 0), tcp: (0, 0), readers_for: Duration::ZERO };
+    let mut seen = Seen { udp: (0, 0, None), tcp: (0, 0, None), readers_for: Duration::ZERO };
     let mut first_with_readers = None;
     let deadline = Instant::now() + Duration::from_secs(30);
     while matches!(udp.try_wait(), Ok(None)) || matches!(tcp.try_wait(), Ok(None)) {
         assert!(Instant::now() < deadline, "the generators did not end in time");
-        for (transport, packets, reports) in readers(&streams(metrics)) {
+        for (transport, packets, reports, rtt) in readers(&streams(metrics)) {
             let at = Instant::now();
             let since = *first_with_readers.get_or_insert(at);
             seen.readers_for = at - since;
             let slot = if transport == "udp" { &mut seen.udp } else { &mut seen.tcp };
-            *slot = (slot.0.max(packets), slot.1.max(reports));
+            let longest = match (slot.2, rtt) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            };
+            *slot = (slot.0.max(packets), slot.1.max(reports), longest);
         }
         std::thread::sleep(Duration::from_millis(250));
     }
@@ -107,6 +117,12 @@ fn the_relay_shows_the_generators_rtcp_reports_for_udp_and_tcp_readers() {
     assert!(seen.udp.0 > 0 && seen.tcp.0 > 0, "readers of both transports played");
     assert!(seen.udp.1 > 0, "no RTCP report from a UDP reader reached the relay");
     assert!(seen.tcp.1 > 0, "no RTCP report from a TCP reader reached the relay");
+    // Their reports name the sender reports they were sent, as players' do: on loopback the
+    // round trip is well under a millisecond, but a busy machine may hold one up.
+    for (name, rtt) in [("udp", seen.udp.2), ("tcp", seen.tcp.2)] {
+        let rtt = rtt.unwrap_or_else(|| panic!("no round trip from a {name} reader's reports"));
+        assert!(rtt < 500.0, "{name}: round trip {rtt} ms");
+    }
 }
 
 #[test]
@@ -119,6 +135,7 @@ fn no_rtcp_leaves_the_relays_rtcp_figures_empty() {
         seen.readers_for
     );
     assert_eq!((seen.udp.1, seen.tcp.1), (0, 0), "reports came despite --no-rtcp");
+    assert_eq!((seen.udp.2, seen.tcp.2), (None, None));
 }
 
 #[test]

@@ -41,7 +41,7 @@ pub struct Feedback(TrackFeedback);
 impl Feedback {
     /// Folds the report blocks of one RTCP compound in; returns how many it held.
     pub fn absorb(&mut self, compound: &[u8], now: Instant) -> usize {
-        rtcp_feedback::absorb(&mut self.0, compound, now)
+        rtcp_feedback::absorb(&mut self.0, compound, now, &rtcp_feedback::SentReports::default())
     }
 
     /// Report blocks absorbed so far.

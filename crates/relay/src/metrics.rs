@@ -270,6 +270,11 @@ pub(crate) struct RtcpSnapshot {
     pub(crate) jitter_ms: f64,
     /// Highest jitter reported, in ms.
     pub(crate) max_jitter_ms: f64,
+    /// Round-trip time to the reader from the latest report whose LSR named a sender report
+    /// it was sent (RFC 3550 §6.4.1), in ms; `null` until one did.
+    pub(crate) rtt_ms: Option<f64>,
+    /// The longest such round-trip time, in ms.
+    pub(crate) max_rtt_ms: Option<f64>,
     /// Seconds since the latest report.
     pub(crate) age_secs: f64,
 }
@@ -299,6 +304,8 @@ pub(crate) fn reader_snapshot(
                 cumulative_lost: f.cumulative_lost,
                 jitter_ms: ticks_to_ms(f.jitter_ticks, rate),
                 max_jitter_ms: ticks_to_ms(f.max_jitter_ticks, rate),
+                rtt_ms: f.rtt.map(|d| d.as_secs_f64() * 1000.0),
+                max_rtt_ms: f.max_rtt.map(|d| d.as_secs_f64() * 1000.0),
                 age_secs: f.at.map_or(0.0, |at| now.saturating_duration_since(at).as_secs_f64()),
             }
         })
@@ -341,6 +348,11 @@ impl StreamView {
     /// Latest reports of every reader and track: (fraction lost, jitter ms).
     fn feedback(&self) -> impl Iterator<Item = (f64, f64)> + '_ {
         self.readers.iter().flat_map(|r| r.rtcp.iter().map(|f| (f.fraction_lost, f.jitter_ms)))
+    }
+
+    /// The latest round-trip time of every reader and track that has one, ms.
+    fn round_trips(&self) -> impl Iterator<Item = f64> + '_ {
+        self.readers.iter().flat_map(|r| r.rtcp.iter().filter_map(|f| f.rtt_ms))
     }
 }
 
@@ -530,6 +542,17 @@ pub(crate) fn render_prometheus(snapshots: &[ShardSnapshot], process: Process) -
         e.sample(name, &[("path", &v.path), ("stat", "max")], max);
         e.sample(name, &[("path", &v.path), ("stat", "avg")], avg);
     }
+    let name = "manifold_stream_rtcp_rtt_ms";
+    e.family(
+        name,
+        "gauge",
+        "Round-trip time to readers from their latest RTCP receiver reports (LSR, DLSR), ms.",
+    );
+    for v in &views {
+        let (max, avg) = summary(v.round_trips());
+        e.sample(name, &[("path", &v.path), ("stat", "max")], max);
+        e.sample(name, &[("path", &v.path), ("stat", "avg")], avg);
+    }
     let name = "manifold_stream_rtcp_reporting_readers";
     e.family(name, "gauge", "Readers that sent at least one RTCP receiver report.");
     for v in &views {
@@ -710,6 +733,8 @@ mod tests {
                 reports: 1,
                 fraction_lost: loss,
                 jitter_ms: jitter,
+                // One reader has had a round trip (10 ms), the other not yet.
+                rtt_ms: (shard == 0).then_some(10.0),
                 ..RtcpSnapshot::default()
             }],
         };
@@ -826,6 +851,10 @@ mod tests {
         assert!(
             text.contains(&format!("manifold_stream_rtcp_jitter_ms{{{path},stat=\"avg\"}} 3\n"))
         );
+        // Averaged over the readers that have a round trip, not over all of them.
+        let rtt = "manifold_stream_rtcp_rtt_ms";
+        assert!(text.contains(&format!("{rtt}{{{path},stat=\"avg\"}} 10\n")), "{text}");
+        assert!(text.contains(&format!("{rtt}{{{path},stat=\"max\"}} 10\n")));
         assert!(text.contains("manifold_shard_busy_ratio{shard=\"0\"} 0.25\n"));
         assert!(text.contains("manifold_shard_queue_depth{from=\"0\",to=\"1\"} 3\n"));
         assert!(text.contains("manifold_sessions 3\n"));

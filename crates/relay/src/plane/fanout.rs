@@ -56,6 +56,7 @@ impl Fanout {
             for r in &mut self.readers {
                 if r.live && r.is_udp() {
                     if let Some(ReaderTrack::Udp { rtcp: Some(to), .. }) = r.track(packet.track()) {
+                        r.obs.rtcp_sent(now, packet);
                         out.push(Egress::Rtcp { packet: packet.clone(), to });
                     }
                 } else {
@@ -79,7 +80,7 @@ impl Fanout {
             }
         }
         for id in ready.into_iter().flatten() {
-            self.activate(id, out);
+            self.activate(now, id, out);
         }
     }
 
@@ -125,7 +126,7 @@ impl Fanout {
     /// Moves released UDP reader `id` to the batched sends: what it queued (from its keyframe
     /// on) goes out one by one first, except the packets of the frame being collected, which
     /// reach it with that frame.
-    pub(crate) fn activate(&mut self, id: u64, out: &mut Vec<Egress>) {
+    pub(crate) fn activate(&mut self, now: Instant, id: u64, out: &mut Vec<Egress>) {
         let Some(&i) = self.index.get(&id) else { return };
         let udp_sent = self.udp_sent.clone();
         let pending = &self.pending;
@@ -139,6 +140,7 @@ impl Fanout {
             }
             match reader.track(p.track()) {
                 Some(ReaderTrack::Udp { rtcp: Some(to), .. }) if p.is_rtcp() => {
+                    reader.obs.rtcp_sent(now, &p);
                     out.push(Egress::Rtcp { packet: p, to });
                 }
                 Some(ReaderTrack::Udp { rtp, .. }) if !p.is_rtcp() => {
@@ -162,7 +164,7 @@ impl Fanout {
         if !r.is_udp() {
             r.go_live(now);
         } else if r.queue.started() {
-            self.activate(id, out);
+            self.activate(now, id, out);
         }
     }
 

@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::notify::Notify;
 use crate::plane::packet::SharedPacket;
 use crate::plane::queue::ReaderQueue;
-use crate::plane::rtcp_feedback::TrackFeedback;
+use crate::plane::rtcp_feedback::{SentReports, TrackFeedback};
 
 /// How one track reaches a reader.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -233,7 +233,9 @@ impl Reader {
                 let channel = if packet.is_rtcp() { channel.saturating_add(1) } else { channel };
                 bytes += packet.len() + 4;
                 took += 1;
-                if !packet.is_rtcp() {
+                if packet.is_rtcp() {
+                    self.obs.rtcp_sent(now, &packet);
+                } else {
                     self.obs.count(packet.len());
                 }
                 out.push(TcpFrame { packet, channel });
@@ -270,7 +272,8 @@ impl Reader {
         if feedback.len() <= track {
             feedback.resize(track + 1, TrackFeedback::default());
         }
-        crate::plane::rtcp_feedback::absorb(&mut feedback[track], compound, now) > 0
+        let sent = self.obs.sr_sent.get(track).copied().unwrap_or_default();
+        crate::plane::rtcp_feedback::absorb(&mut feedback[track], compound, now, &sent) > 0
     }
 
     /// The track whose RTCP a reader's interleaved channel carries (its RTP channel + 1).
@@ -310,6 +313,8 @@ pub(crate) struct ReaderObs {
     pub(crate) udp_base: Vec<[u64; 2]>,
     /// Per track: what the reader's RTCP reports said.
     pub(crate) feedback: Vec<TrackFeedback>,
+    /// Per track: when the latest sender reports went to the reader (for round trips).
+    sr_sent: Vec<SentReports>,
 }
 
 impl ReaderObs {
@@ -317,6 +322,16 @@ impl ReaderObs {
     pub(crate) fn count(&mut self, len: usize) {
         self.packets += 1;
         self.bytes += len as u64;
+    }
+
+    /// An RTCP packet went to the reader at `now` (handed to its writer, or to the kernel):
+    /// a sender report's time is remembered, for the round trip its receiver reports give.
+    pub(crate) fn rtcp_sent(&mut self, now: Instant, packet: &SharedPacket) {
+        let track = packet.track();
+        if self.sr_sent.len() <= track {
+            self.sr_sent.resize(track + 1, SentReports::default());
+        }
+        self.sr_sent[track].sent(now, packet.rtp());
     }
 }
 
