@@ -1,7 +1,9 @@
 //! The relay's receiver-report folding over arbitrary RTCP compounds, truncated or with
 //! lying length fields: never panics, counts exactly the report blocks it reports, keeps the
 //! loss fractions within 0–1 and the maxima at least the latest, only grows its count, and
-//! a truncated compound never yields more blocks than the whole one.
+//! a truncated compound never yields more blocks than the whole one. Every datagram is also
+//! taken as sent to the reader (a sender report is remembered), so a later one may name it:
+//! a round trip is never longer than the time since the first was sent.
 #![no_main]
 
 use std::time::{Duration, Instant};
@@ -18,6 +20,7 @@ fn check(f: &Feedback) {
     }
     assert!(f.max_fraction_lost() >= f.fraction_lost());
     assert!(f.max_jitter_ticks() >= f.jitter_ticks());
+    assert!(f.max_rtt() >= f.rtt());
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -40,6 +43,8 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(f.at(), Some(now));
         }
         check(&f);
+        assert!(f.rtt().is_none_or(|rtt| rtt <= now - t0), "{:?}", f.rtt());
+        f.sent(datagram, now);
         // A cut datagram (a lying length field, as the receiver sees it) holds no more.
         let cut = &datagram[..datagram.len() / 2];
         let mut g = Feedback::default();

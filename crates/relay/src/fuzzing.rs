@@ -34,14 +34,30 @@ pub fn split_track(uri: &str) -> Option<(&str, usize)> {
     crate::control::split_track(uri)
 }
 
-/// One reader's receiver-report feedback about one track (see `plane::rtcp_feedback`).
+/// One reader's receiver-report feedback about one track (see `plane::rtcp_feedback`), and
+/// the sender reports it was sent.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Feedback(TrackFeedback);
+pub struct Feedback(TrackFeedback, rtcp_feedback::SentReports);
 
 impl Feedback {
     /// Folds the report blocks of one RTCP compound in; returns how many it held.
     pub fn absorb(&mut self, compound: &[u8], now: Instant) -> usize {
-        rtcp_feedback::absorb(&mut self.0, compound, now, &rtcp_feedback::SentReports::default())
+        rtcp_feedback::absorb(&mut self.0, compound, now, &self.1)
+    }
+
+    /// `compound` was sent to the reader at `now` (remembered if a sender report).
+    pub fn sent(&mut self, compound: &[u8], now: Instant) {
+        self.1.sent(now, compound);
+    }
+
+    /// The latest round-trip time.
+    pub fn rtt(&self) -> Option<std::time::Duration> {
+        self.0.rtt
+    }
+
+    /// The longest round-trip time.
+    pub fn max_rtt(&self) -> Option<std::time::Duration> {
+        self.0.max_rtt
     }
 
     /// Report blocks absorbed so far.
