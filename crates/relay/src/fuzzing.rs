@@ -45,9 +45,14 @@ impl Feedback {
         rtcp_feedback::absorb(&mut self.0, compound, now, &self.1)
     }
 
-    /// `compound` was sent to the reader at `now` (remembered if a sender report).
+    /// `compound` was sent to the reader at `now` (remembered if a sender report, read as
+    /// the relay reads the ones it passes on).
     pub fn sent(&mut self, compound: &[u8], now: Instant) {
-        self.1.sent(now, compound);
+        let report =
+            crate::plane::packet::Packet::rtcp(0, compound).and_then(|p| p.sender_report());
+        if let Some(report) = report {
+            self.1.sent(now, report);
+        }
     }
 
     /// The latest round-trip time.

@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use manifold_rtp::ntp::CompactNtp;
 use manifold_rtsp::codec::interleaved_header;
 use manifold_rtsp::ChannelId;
 
@@ -25,6 +26,9 @@ pub struct Packet {
     rtptime: u32,
     sync_point: bool,
     rtcp: bool,
+    /// A sender report's time (the middle 32 bits of its NTP time, what a receiver report's
+    /// LSR gives back), read once here rather than by every reader it goes to.
+    sender_report: Option<CompactNtp>,
 }
 
 /// The shared handle every reader holds.
@@ -45,7 +49,7 @@ impl Packet {
         bytes[HEADROOM..].copy_from_slice(rtp);
         let seq = u16::from_be_bytes([rtp[2], rtp[3]]);
         let rtptime = u32::from_be_bytes([rtp[4], rtp[5], rtp[6], rtp[7]]);
-        Some(Packet { bytes, track, seq, rtptime, sync_point, rtcp: false })
+        Some(Packet { bytes, track, seq, rtptime, sync_point, rtcp: false, sender_report: None })
     }
 
     /// Wraps an RTCP compound packet of `track` (sender reports passed on to readers), with
@@ -59,7 +63,27 @@ impl Packet {
         let channel = u8::try_from(track.saturating_mul(2).saturating_add(1)).unwrap_or(u8::MAX);
         bytes[..HEADROOM].copy_from_slice(&interleaved_header(ChannelId(channel), len));
         bytes[HEADROOM..].copy_from_slice(rtcp);
-        Some(Packet { bytes, track, seq: 0, rtptime: 0, sync_point: false, rtcp: true })
+        let sender_report = match manifold_rtp::rtcp::packets(rtcp).next() {
+            Some(Ok(manifold_rtp::rtcp::Packet::SenderReport(sr))) => {
+                Some(sr.sender_info().ntp.compact())
+            }
+            _ => None,
+        };
+        Some(Packet {
+            bytes,
+            track,
+            seq: 0,
+            rtptime: 0,
+            sync_point: false,
+            rtcp: true,
+            sender_report,
+        })
+    }
+
+    /// For a compound that starts with a sender report, that report's time in the compact
+    /// form a receiver report's LSR names it by.
+    pub fn sender_report(&self) -> Option<CompactNtp> {
+        self.sender_report
     }
 
     /// Whether this is RTCP (sent on the RTCP channel or port) rather than RTP.

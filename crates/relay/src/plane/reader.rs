@@ -272,8 +272,9 @@ impl Reader {
         if feedback.len() <= track {
             feedback.resize(track + 1, TrackFeedback::default());
         }
-        let sent = self.obs.sr_sent.get(track).copied().unwrap_or_default();
-        crate::plane::rtcp_feedback::absorb(&mut feedback[track], compound, now, &sent) > 0
+        let none = SentReports::default();
+        let sent = self.obs.sr_sent.get(track).unwrap_or(&none);
+        crate::plane::rtcp_feedback::absorb(&mut feedback[track], compound, now, sent) > 0
     }
 
     /// The track whose RTCP a reader's interleaved channel carries (its RTP channel + 1).
@@ -327,11 +328,12 @@ impl ReaderObs {
     /// An RTCP packet went to the reader at `now` (handed to its writer, or to the kernel):
     /// a sender report's time is remembered, for the round trip its receiver reports give.
     pub(crate) fn rtcp_sent(&mut self, now: Instant, packet: &SharedPacket) {
+        let Some(report) = packet.sender_report() else { return };
         let track = packet.track();
         if self.sr_sent.len() <= track {
             self.sr_sent.resize(track + 1, SentReports::default());
         }
-        self.sr_sent[track].sent(now, packet.rtp());
+        self.sr_sent[track].sent(now, report);
     }
 }
 

@@ -24,13 +24,10 @@ pub(crate) struct SentReports {
 }
 
 impl SentReports {
-    /// `compound` went to the reader at `now`: remembered when it starts with a sender
-    /// report.
-    pub(crate) fn sent(&mut self, now: Instant, compound: &[u8]) {
-        if let Some(Ok(Packet::SenderReport(sr))) = packets(compound).next() {
-            self.sent[self.next] = Some((sr.sender_info().ntp.compact(), now));
-            self.next = (self.next + 1) % REMEMBERED;
-        }
+    /// The sender report of time `report` went to the reader at `now`.
+    pub(crate) fn sent(&mut self, now: Instant, report: CompactNtp) {
+        self.sent[self.next] = Some((report, now));
+        self.next = (self.next + 1) % REMEMBERED;
     }
 
     /// When the report whose time was `lsr` was sent (the latest, if sent twice).
@@ -177,6 +174,15 @@ mod tests {
         w.written().to_vec()
     }
 
+    /// `compound` sent at `at`, as a reader's packet would note it (the packet reads its
+    /// sender report's time).
+    fn remember(sent: &mut SentReports, at: Instant, compound: &[u8]) {
+        let packet = crate::plane::packet::Packet::rtcp(0, compound).unwrap();
+        if let Some(report) = packet.sender_report() {
+            sent.sent(at, report);
+        }
+    }
+
     #[test]
     fn a_report_naming_a_sender_report_we_sent_gives_the_round_trip() {
         let t0 = Instant::now();
@@ -184,9 +190,9 @@ mod tests {
         let mut sent = SentReports::default();
         // Six reports a second apart: the first two are forgotten.
         for i in 0..6u32 {
-            sent.sent(t0 + Duration::from_secs(u64::from(i)), &sr(0x1000 + i));
+            remember(&mut sent, t0 + Duration::from_secs(u64::from(i)), &sr(0x1000 + i));
         }
-        sent.sent(t0, &rr(0, 0, 0)); // not a sender report: not remembered
+        remember(&mut sent, t0, &rr(0, 0, 0)); // not a sender report: not remembered
         let mut f = TrackFeedback::default();
         // The reader had report 4 (sent at 4 s), held it 250 ms (DLSR in 1/65536 s), and its
         // report arrived at 4.3 s: 50 ms there and back.
